@@ -123,6 +123,24 @@ class CarrierConfig(_Model):
     )
 
 
+TimeText = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+DurationText = Annotated[str, StringConstraints(pattern=r"^(\d+h)?(\d+m)?(\d+s)?$", min_length=2)]
+ChannelName = Literal["sms", "loudspeaker", "van", "relay", "task"]
+
+
+class PlannerSettings(_Model):
+    """Where schedules live and how the daemon plans and catches up (see programmes.py)."""
+
+    schedules: Path = Path("schedules")  # relative to the config file's folder
+    quiet_hours: tuple[TimeText, TimeText] = ("21:00", "06:00")  # no routine SMS in between
+    horizon: DurationText = "48h"  # how far ahead the daemon plans into the scheduler
+    poll_interval: float = Field(0.5, gt=0, le=10)  # seconds between change-marker polls
+    # How late an occurrence may still go out after downtime; older ones are recorded missed.
+    grace: dict[ChannelName, DurationText] = Field(default_factory=lambda: {
+        "sms": "30m", "loudspeaker": "5m", "van": "15m", "relay": "5m", "task": "1h"})
+    task_timeout: DurationText = "5m"  # a task command or URL call longer than this fails
+
+
 class Settings(_Model):
     timezone: str = "Asia/Ho_Chi_Minh"
     data_dir: Path = Path("data")
@@ -132,6 +150,7 @@ class Settings(_Model):
     ladders: dict[str, LadderConfig] = Field(min_length=1)
     areas: AreasConfig
     carriers: dict[str, CarrierConfig] = Field(default_factory=dict)
+    planner: PlannerSettings = PlannerSettings()
 
     _path: Path = PrivateAttr(default=Path("config.toml"))
 
