@@ -99,7 +99,9 @@ class InForce:
     inherited_from: str | None  # None when set on the area itself
 
 
-def latest_changes(changes: Iterable[LevelChange], at: datetime | None = None) -> dict[str, LevelChange]:
+def latest_changes(
+    changes: Iterable[LevelChange], at: datetime | None = None
+) -> dict[str, LevelChange]:
     """The last change per area, optionally as things stood at `at`."""
     latest: dict[str, LevelChange] = {}
     for change in sorted(changes, key=lambda c: c.at):

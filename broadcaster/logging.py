@@ -48,8 +48,9 @@ def timestamper(tz: ZoneInfo) -> structlog.typing.Processor:
     return stamp
 
 
-def configure_logging(log_file: Path | None, tz: ZoneInfo, level: str = "info",
-                      console: bool = True) -> None:
+def configure_logging(
+    log_file: Path | None, tz: ZoneInfo, level: str = "info", console: bool = True
+) -> None:
     """Send structlog and stdlib records to the JSON file and, optionally, stderr."""
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -70,20 +71,32 @@ def configure_logging(log_file: Path | None, tz: ZoneInfo, level: str = "info",
     root.setLevel(level.upper())
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        _add_handler(root, logging.FileHandler(log_file, encoding="utf-8"), shared,
-                     structlog.processors.JSONRenderer(ensure_ascii=False, default=str))
+        _add_handler(
+            root,
+            logging.FileHandler(log_file, encoding="utf-8"),
+            shared,
+            structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
+        )
     if console:
-        _add_handler(root, logging.StreamHandler(sys.stderr), shared,
-                     structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(),
-                                                   timestamp_key="time"))
+        _add_handler(
+            root,
+            logging.StreamHandler(sys.stderr),
+            shared,
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(), timestamp_key="time"),
+        )
 
 
-def _add_handler(root: logging.Logger, handler: logging.Handler,
-                 shared: list[structlog.typing.Processor],
-                 renderer: structlog.typing.Processor) -> None:
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-    ))
+def _add_handler(
+    root: logging.Logger,
+    handler: logging.Handler,
+    shared: list[structlog.typing.Processor],
+    renderer: structlog.typing.Processor,
+) -> None:
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
     setattr(handler, _HANDLER_MARK, True)
     root.addHandler(handler)

@@ -25,8 +25,10 @@ def parse_since(text: str, now: datetime, tz: tzinfo) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ValueError(f"--since {text!r}: use a duration such as 2h, 30m, 1d, or a date "
-                         "such as 2026-11-22 or 2026-11-22T08:30") from None
+        raise ValueError(
+            f"--since {text!r}: use a duration such as 2h, 30m, 1d, or a date "
+            "such as 2026-11-22 or 2026-11-22T08:30"
+        ) from None
     if isinstance(parsed, date) and parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed
@@ -91,8 +93,9 @@ def read(path: Path, log_filter: LogFilter) -> Iterator[dict[str, Any]]:
         yield from (r for r in parse_lines(handle) if log_filter.matches(r))
 
 
-def follow(path: Path, log_filter: LogFilter, stop: Callable[[], bool],
-           poll: float = 0.25) -> Iterator[dict[str, Any]]:
+def follow(
+    path: Path, log_filter: LogFilter, stop: Callable[[], bool], poll: float = 0.25
+) -> Iterator[dict[str, Any]]:
     """Yield matching records as they are appended, like `tail -f`, until `stop()`."""
     with path.open(encoding="utf-8", errors="replace") as handle:
         handle.seek(0, 2)
@@ -114,7 +117,9 @@ def render(record: dict[str, Any], tz: tzinfo) -> str:
     shown = stamp.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S%z") if stamp else "?"
     skip = {"time", "severity", "event", "logger"}
     context = " ".join(f"{k}={_short(v)}" for k, v in record.items() if k not in skip)
-    return f"{shown} {record.get('severity', 'info'):<8} {record.get('event', '')}  {context}".rstrip()
+    return (
+        f"{shown} {record.get('severity', 'info'):<8} {record.get('event', '')}  {context}".rstrip()
+    )
 
 
 def _short(value: Any) -> str:

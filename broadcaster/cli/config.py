@@ -40,12 +40,16 @@ def summary(settings: Settings) -> str:
         "  areas       " + ", ".join(f"{n} {k}s" for k, n in kinds.items()),
     ]
     for name, ladder in settings.ladder_objects().items():
-        lines.append(f"  ladder      {name}: {' < '.join(ladder.names)}"
-                     + (" (case thresholds)" if ladder.has_thresholds else ""))
+        lines.append(
+            f"  ladder      {name}: {' < '.join(ladder.names)}"
+            + (" (case thresholds)" if ladder.has_thresholds else "")
+        )
     for name, carrier in settings.carriers.items():
-        lines.append(f"  carrier     {name}: {carrier.host}:{carrier.port} as {carrier.system_id}, "
-                     f"{carrier.rate:g} msg/s, window {carrier.window}, "
-                     f"{len(carrier.prefixes)} prefixes")
+        lines.append(
+            f"  carrier     {name}: {carrier.host}:{carrier.port} as {carrier.system_id}, "
+            f"{carrier.rate:g} msg/s, window {carrier.window}, "
+            f"{len(carrier.prefixes)} prefixes"
+        )
     return "\n".join(lines)
 
 

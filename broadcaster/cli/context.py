@@ -35,8 +35,9 @@ class App:
     @cached_property
     def settings(self) -> Settings:
         settings = load_settings(self.config_path)
-        configure_logging(settings.log_file, settings.tz, settings.logging.level,
-                          console=self.console_logs)
+        configure_logging(
+            settings.log_file, settings.tz, settings.logging.level, console=self.console_logs
+        )
         return settings
 
     @cached_property
@@ -75,10 +76,13 @@ class App:
 
 def config_option(func: F) -> F:
     return click.option(
-        "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-        envvar="BROADCASTER_CONFIG", default=None,
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="BROADCASTER_CONFIG",
+        default=None,
         help="Config file (default: ./config.toml, else /etc/broadcaster/config.toml; "
-             "env BROADCASTER_CONFIG).",
+        "env BROADCASTER_CONFIG).",
     )(func)
 
 
@@ -95,7 +99,11 @@ def pass_app(func: F) -> F:
 
 
 format_option = click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
     help="Table for people, JSON for scripts.",
 )
 
@@ -108,4 +116,3 @@ class DomainGroup(click.Group):
             return super().invoke(ctx)
         except DOMAIN_ERRORS as exc:
             raise click.ClickException(str(exc)) from exc
-

@@ -27,8 +27,9 @@ def upgrade_cmd(app: App) -> None:
     if before == after:
         click.echo(f"{url}: schema already current ({', '.join(sorted(after))})")
     else:
-        click.echo(f"{url}: upgraded {', '.join(sorted(before)) or 'empty'} -> "
-                   f"{', '.join(sorted(after))}")
+        click.echo(
+            f"{url}: upgraded {', '.join(sorted(before)) or 'empty'} -> {', '.join(sorted(after))}"
+        )
 
 
 @command.command("status")
@@ -38,7 +39,9 @@ def status_cmd(app: App) -> None:
     engine = app.engine_unchecked()
     current, expected = current_heads(engine), expected_heads()
     state = "current" if current == expected else "needs `broadcaster db upgrade`"
-    click.echo(f"database {', '.join(sorted(current)) or 'empty'}; "
-               f"code {', '.join(sorted(expected))}: {state}")
+    click.echo(
+        f"database {', '.join(sorted(current)) or 'empty'}; "
+        f"code {', '.join(sorted(expected))}: {state}"
+    )
     if current != expected:
         raise SystemExit(1)

@@ -12,17 +12,34 @@ from broadcaster.logquery import SEVERITIES, LogFilter, follow, parse_since, rea
 
 @click.command("logs")
 @click.option("--since", help="Only records from this long ago (2h, 30m, 1d) or this date/time.")
-@click.option("--level", "severity", type=click.Choice(SEVERITIES),
-              help="Only records at this severity or worse.")
+@click.option(
+    "--level",
+    "severity",
+    type=click.Choice(SEVERITIES),
+    help="Only records at this severity or worse.",
+)
 @click.option("--event", help="Only events matching this pattern, e.g. 'level.*'.")
 @click.option("--area", help="Only records about this area code.")
-@click.option("--follow", "-f", "keep_following", is_flag=True,
-              help="Keep printing records as they are written.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option(
+    "--follow",
+    "-f",
+    "keep_following",
+    is_flag=True,
+    help="Keep printing records as they are written.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @pass_app
-def command(app: App, since: str | None, severity: str | None, event: str | None,
-            area: str | None, keep_following: bool, fmt: str) -> None:
+def command(
+    app: App,
+    since: str | None,
+    severity: str | None,
+    event: str | None,
+    area: str | None,
+    keep_following: bool,
+    fmt: str,
+) -> None:
     """Show the log records that match every filter given."""
     settings = app.settings
     start = parse_since(since, app.now(), settings.tz) if since else None
@@ -32,8 +49,9 @@ def command(app: App, since: str | None, severity: str | None, event: str | None
         raise click.ClickException(f"no log file yet at {path} (logging.file in {settings.path})")
 
     def show(record: dict) -> None:
-        line = (json.dumps(record, ensure_ascii=False) if fmt == "json"
-                else render(record, settings.tz))
+        line = (
+            json.dumps(record, ensure_ascii=False) if fmt == "json" else render(record, settings.tz)
+        )
         click.echo(line)
 
     for record in read(path, log_filter):

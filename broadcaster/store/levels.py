@@ -51,8 +51,24 @@ def set_level(
     previous = level_in_force(area, registry, ladders, latest_changes(load_changes(engine))).level
     change = LevelChange(area, level, now, by.strip(), reason.strip(), previous)
     with session_scope(engine) as session:
-        session.add(LevelChangeRow(area=area, level=level, ladder=ladder.name, previous=previous,
-                                   at=now, by=change.by, reason=change.reason))
-    log.info("level.changed", area=area, level=level, previous=previous, by=change.by,
-             reason=change.reason, ladder=ladder.name)
+        session.add(
+            LevelChangeRow(
+                area=area,
+                level=level,
+                ladder=ladder.name,
+                previous=previous,
+                at=now,
+                by=change.by,
+                reason=change.reason,
+            )
+        )
+    log.info(
+        "level.changed",
+        area=area,
+        level=level,
+        previous=previous,
+        by=change.by,
+        reason=change.reason,
+        ladder=ladder.name,
+    )
     return change
