@@ -36,6 +36,7 @@ from broadcaster.cadence import (
     parse_time,
     spread,
 )
+from broadcaster.config import Settings
 from broadcaster.levels import Ladder
 
 
@@ -457,3 +458,20 @@ def _check_quiet_hours(
             problems.append(f'levels."{level}": routine SMS at {", ".join(bad)} falls in quiet '
                             f"hours {quiet.describe()}; move it or set priority = 'emergency'")
     return problems
+
+
+def schedule_dir(settings: Settings) -> Path:
+    """The schedules folder; a relative one is relative to the config file's folder."""
+    folder = settings.planner.schedules
+    return folder if folder.is_absolute() else settings.path.resolve().parent / folder
+
+
+def quiet_hours(settings: Settings) -> QuietHours:
+    start, end = settings.planner.quiet_hours
+    return QuietHours(parse_time(start), parse_time(end))
+
+
+def load_programmes(settings: Settings) -> tuple[Programme, ...]:
+    """Load the configured schedules against the configured areas and ladders."""
+    return load_schedules(schedule_dir(settings), settings.registry(),
+                          settings.ladder_objects(), quiet_hours(settings))

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from broadcaster.cli import areas, config, db, level, logs
+from broadcaster.cli import plan as plan_cli
 from broadcaster.cli.context import App, DomainGroup, config_option
 
 
@@ -21,3 +22,5 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 for module in (config, db, areas, level, logs):
     main.add_command(module.command)
+main.add_command(plan_cli.plan_cmd)
+main.add_command(plan_cli.schedule_cmd)
