@@ -18,16 +18,16 @@ from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 DAY = timedelta(days=1)
 
 
 def parse_time(text: str) -> time:
-    """Read a wall-clock HH:MM (24-hour) time of day."""
+    """Read a wall-clock HH:MM (24-hour) time of day; HH:MM:SS where seconds matter."""
     match = _TIME.match(text)
     if not match:
         raise ValueError(f"invalid time {text!r}; use HH:MM from 00:00 to 23:59")
-    return time(int(match[1]), int(match[2]))
+    return time(int(match[1]), int(match[2]), int(match[3] or 0))
 
 
 def parse_duration(text: str) -> timedelta:
@@ -48,8 +48,8 @@ def spread(count: int, first: time, last: time) -> tuple[time, ...]:
     One slot a day goes at the start of the window, so raising a cadence from
     1 to 2 a day keeps the slot operators already know and adds a later one.
     """
-    start = _minutes(first)
-    span = _minutes(last) - start
+    start = _seconds(first)
+    span = _seconds(last) - start
     if count == 1:
         return (first,)
     return tuple(_time_of(start + round(i * span / (count - 1))) for i in range(count))
@@ -61,20 +61,23 @@ def every(step: timedelta, anchor: time) -> tuple[time, ...]:
         raise ValueError("the step of 'every' must be more than zero and at most 24h")
     slots = []
     offset = timedelta(0)
-    base = timedelta(hours=anchor.hour, minutes=anchor.minute)
+    base = _seconds(anchor)
     while offset < DAY:
-        moment = (base + offset) % DAY
-        slots.append(time(moment.seconds // 3600, moment.seconds % 3600 // 60, moment.seconds % 60))
+        slots.append(_time_of((base + int(offset.total_seconds())) % 86400))
         offset += step
     return tuple(sorted(set(slots)))
 
 
-def _minutes(value: time) -> int:
-    return value.hour * 60 + value.minute
+def _seconds(value: time) -> int:
+    return value.hour * 3600 + value.minute * 60 + value.second
 
 
-def _time_of(minutes: int) -> time:
-    return time(minutes // 60, minutes % 60)
+def _time_of(seconds: int) -> time:
+    return time(seconds // 3600, seconds % 3600 // 60, seconds % 60)
+
+
+def _clock(value: time) -> str:
+    return value.strftime("%H:%M:%S" if value.second else "%H:%M")
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class Cadence:
 
     def describe(self) -> str:
         """Render the slots for tables and warnings: '06:00 11:00 17:00 (mon-fri)'."""
-        text = " ".join(t.strftime("%H:%M") for t in self.times)
+        text = " ".join(_clock(t) for t in self.times)
         if self.weekdays is not None:
             text += " (" + ",".join(WEEKDAYS[d] for d in sorted(self.weekdays)) + ")"
         return text
