@@ -13,7 +13,9 @@ Plugging in another channel (when merging):
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import threading
 import urllib.request
@@ -70,7 +72,7 @@ class TaskHandler:
         self._stopping.set()
         with self._lock:
             for process in self._running:
-                process.terminate()
+                _kill_group(process, signal.SIGTERM)
 
     def _run_one(self, occurrence: Occurrence) -> None:
         content = occurrence.content
@@ -84,13 +86,14 @@ class TaskHandler:
                "BROADCASTER_DATA_DIR": self._data_dir}
         os.makedirs(self._data_dir, exist_ok=True)
         process = subprocess.Popen(list(content.command), env=env, cwd=self._data_dir,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   start_new_session=True)
         with self._lock:
             self._running.add(process)
         try:
             _, err = process.communicate(timeout=self._timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _kill_group(process, signal.SIGKILL)
             process.communicate()
             raise RuntimeError(f"timed out after {self._timeout:.0f} s") from None
         finally:
@@ -99,6 +102,12 @@ class TaskHandler:
         if process.returncode != 0:
             tail = err.decode(errors="replace").strip()[-300:]
             raise RuntimeError(f"exit status {process.returncode}: {tail}")
+
+
+def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Signal the command and its children: a shell's child would keep the pipes open."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
 
 
 def default_handlers(settings: Settings) -> MutableMapping[Channel, Handler]:
