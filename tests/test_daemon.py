@@ -110,10 +110,13 @@ def test_invalid_edit_keeps_the_schedule_and_a_valid_one_applies(
 
 
 def test_sigterm_returns_in_flight_work_within_ten_seconds(
-    engine, daemon_config, daemons
+    engine, daemon_config, daemons, tmp_path: Path
 ):
-    slow = task_schedule("slow", clock_times(now() + timedelta(seconds=2), 1), "sleep 60")
-    daemon = daemons(daemon_config({"slow.toml": slow})).start()
+    later = task_schedule("slow", clock_times(now() + timedelta(hours=12), 1), "sleep 60")
+    daemon = daemons(daemon_config({"slow.toml": later})).start()
+    soon = task_schedule("slow", clock_times(now() + timedelta(seconds=1), 1), "sleep 60")
+    (tmp_path / "schedules" / "slow.toml").write_text(soon, encoding="utf-8")
+    daemon.process.send_signal(signal.SIGHUP)
     wait_for(lambda: store.rows_for(engine, "slow"), 10, "the slow task to start")
     stopping = time.monotonic()
     assert daemon.terminate() == 0
