@@ -126,6 +126,8 @@ class CarrierConfig(_Model):
 TimeText = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 DurationText = Annotated[str, StringConstraints(pattern=r"^(\d+h)?(\d+m)?(\d+s)?$", min_length=2)]
 ChannelName = Literal["sms", "loudspeaker", "van", "relay", "task"]
+DEFAULT_GRACE: dict[ChannelName, str] = {
+    "sms": "30m", "loudspeaker": "5m", "van": "15m", "relay": "5m", "task": "1h"}
 
 
 class PlannerSettings(_Model):
@@ -134,10 +136,9 @@ class PlannerSettings(_Model):
     schedules: Path = Path("schedules")  # relative to the config file's folder
     quiet_hours: tuple[TimeText, TimeText] = ("21:00", "06:00")  # no routine SMS in between
     horizon: DurationText = "48h"  # how far ahead the daemon plans into the scheduler
-    poll_interval: float = Field(0.5, gt=0, le=10)  # seconds between change-marker polls
+    poll_interval: float = Field(default=0.5, gt=0, le=10)  # seconds between change polls
     # How late an occurrence may still go out after downtime; older ones are recorded missed.
-    grace: dict[ChannelName, DurationText] = Field(default_factory=lambda: {
-        "sms": "30m", "loudspeaker": "5m", "van": "15m", "relay": "5m", "task": "1h"})
+    grace: dict[ChannelName, DurationText] = Field(default_factory=lambda: dict(DEFAULT_GRACE))
     task_timeout: DurationText = "5m"  # a task command or URL call longer than this fails
 
 

@@ -20,7 +20,7 @@ import threading
 import time as monotonic_time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -83,7 +83,7 @@ class Daemon:
         self._idle = threading.Condition()
         self._errors: deque[dict[str, str]] = deque(maxlen=10)
         self._planned_at: datetime | None = None
-        self._planned_day = None
+        self._planned_day: date | None = None
         self._levels: dict[str, str] = {}
         self._scheduler = BackgroundScheduler(
             timezone=UTC,

@@ -14,9 +14,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, Integer, String, Text, UniqueConstraint, delete, func, select, update
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -173,4 +184,4 @@ def request_reload(engine: Engine) -> bool:
         result = session.execute(update(DaemonStatusRow)
                                  .where(DaemonStatusRow.name == SCHEDULER)
                                  .values(reloads=DaemonStatusRow.reloads + 1))
-        return bool(result.rowcount)
+        return bool(cast(CursorResult[Any], result).rowcount)
