@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -51,7 +51,7 @@ class StorageSettings(_Model):
 
 
 class HttpSettings(_Model):
-    bind: str = Field("127.0.0.1:8080", pattern=r"^[^:\s]+:\d{1,5}$")
+    bind: Annotated[str, StringConstraints(pattern=r"^[^:\s]+:\d{1,5}$")] = "127.0.0.1:8080"
     public_url: str | None = None
 
 
@@ -224,7 +224,11 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     """Let BROADCASTER_<SECTION>_<KEY> (and _CARRIERS_<NAME>_<KEY>) override the file."""
-    sections = {"storage": StorageSettings, "http": HttpSettings, "logging": LoggingSettings}
+    sections: dict[str, type[_Model]] = {
+        "storage": StorageSettings,
+        "http": HttpSettings,
+        "logging": LoggingSettings,
+    }
     for section, model in sections.items():
         for key in model.model_fields:
             value = environ.get(f"{ENV_PREFIX}{section}_{key}".upper())
@@ -290,7 +294,7 @@ def _check_ladder_refs(settings: Settings) -> list[str]:
     problems: list[str] = []
     ladders = settings.ladder_objects()
     registry = settings.registry()
-    groups = {
+    groups: dict[str, Sequence[AreaConfig]] = {
         "provinces": settings.areas.provinces,
         "districts": settings.areas.districts,
         "communes": settings.areas.communes,

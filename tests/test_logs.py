@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import select
+import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -108,3 +111,36 @@ def test_logs_command_filters_the_configured_file(cli) -> None:
     out = cli("logs", "--event", "level.*", "--area", "167").output.splitlines()
     assert len(out) == 1 and "level.changed" in out[0] and "area=167" in out[0]
     assert cli("logs", "--level", "error").output == ""
+
+
+def test_follow_prints_records_as_another_process_writes_them(
+    cli, sample_config: Path, broadcaster_cmd: list[str]
+) -> None:
+    cli("db", "upgrade")
+    follower = subprocess.Popen(
+        [
+            *broadcaster_cmd,
+            "--config",
+            str(sample_config),
+            "logs",
+            "--follow",
+            "--event",
+            "level.*",
+            "--format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        line = ""
+        while not line and time.monotonic() < deadline:
+            cli("level", "set", "167", "5.3", "--reason", "r", "--by", "op")
+            ready, _, _ = select.select([follower.stdout], [], [], 1.0)
+            if ready:
+                line = follower.stdout.readline()
+        assert json.loads(line)["event"] == "level.changed"
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
