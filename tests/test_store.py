@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from alembic import command
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DatabaseError, StatementError
 
 from broadcaster.config import load_settings
-from broadcaster.store.db import SchemaOutdated, check_schema, make_engine, session_scope
+from broadcaster.store.db import (
+    SchemaOutdated,
+    alembic_config,
+    check_schema,
+    make_engine,
+    session_scope,
+)
 from broadcaster.store.levels import change_marker, load_changes, set_level
 from broadcaster.store.models import LevelChangeRow
 from tests.conftest import REPO
@@ -88,3 +95,11 @@ def test_naive_time_is_refused_by_the_column_type(engine: Engine) -> None:
     ):
         session.add(row)
     assert load_changes(engine) == []
+
+
+def test_database_behind_a_feature_branch_is_called_older(db_url: str) -> None:
+    engine = make_engine(db_url)
+    command.upgrade(alembic_config(engine), "0001")
+    with pytest.raises(SchemaOutdated, match=r"at revision 0001, older than this broadcaster"):
+        check_schema(engine)
+    engine.dispose()
