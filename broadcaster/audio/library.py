@@ -182,8 +182,9 @@ def import_clip(
     if existing and not replace:
         raise LibraryError(f"clip {clip_id!r} in {language!r} is already in the library "
                            f"({existing.file}); pass --replace to swap it")
-    clip = Clip(clip_id, language, kind, title, Path(f"{clip_id}.{language}{source.suffix.lower()}"),
-                probe_duration(source), file_sha256(source), valid_from, valid_until)
+    name = Path(f"{clip_id}.{language}{source.suffix.lower()}")
+    clip = Clip(clip_id, language, kind, title, name, probe_duration(source),
+                file_sha256(source), valid_from, valid_until)
     library.root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, library.root / clip.file)
     kept = tuple(c for c in library.clips if (c.id, c.language) != (clip_id, language))
