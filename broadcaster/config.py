@@ -141,8 +141,9 @@ class Settings(_Model):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
-                             "'Asia/Ho_Chi_Minh'") from None
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Asia/Ho_Chi_Minh'"
+            ) from None
         return value
 
     @property
@@ -246,13 +247,17 @@ def _cross_check(settings: Settings) -> list[str]:
     district_codes = [d.code for d in areas.districts]
     for i, d in enumerate(areas.districts):
         if d.province not in province_codes:
-            problems.append(f"areas.districts[{i}].province: unknown province {d.province!r}; "
-                            f"known provinces: {', '.join(province_codes)}")
+            problems.append(
+                f"areas.districts[{i}].province: unknown province {d.province!r}; "
+                f"known provinces: {', '.join(province_codes)}"
+            )
     for i, c in enumerate(areas.communes):
         if c.district not in district_codes:
-            problems.append(f"areas.communes[{i}].district: commune {c.code!r} is under no known "
-                            f"district ({c.district!r}); known districts: "
-                            f"{', '.join(district_codes) or 'none'}")
+            problems.append(
+                f"areas.communes[{i}].district: commune {c.code!r} is under no known "
+                f"district ({c.district!r}); known districts: "
+                f"{', '.join(district_codes) or 'none'}"
+            )
     for i, p in enumerate(areas.provinces):
         if p.ladder is None:
             problems.append(f"areas.provinces[{i}].ladder: required; one of: {', '.join(ladders)}")
@@ -265,19 +270,26 @@ def _check_ladder_refs(settings: Settings) -> list[str]:
     problems: list[str] = []
     ladders = settings.ladder_objects()
     registry = settings.registry()
-    groups = {"provinces": settings.areas.provinces, "districts": settings.areas.districts,
-              "communes": settings.areas.communes}
+    groups = {
+        "provinces": settings.areas.provinces,
+        "districts": settings.areas.districts,
+        "communes": settings.areas.communes,
+    }
     for group, items in groups.items():
         for i, cfg in enumerate(items):
             if cfg.ladder is not None and cfg.ladder not in ladders:
-                problems.append(f"areas.{group}[{i}].ladder: unknown ladder {cfg.ladder!r}; "
-                                f"known ladders: {', '.join(ladders)}")
+                problems.append(
+                    f"areas.{group}[{i}].ladder: unknown ladder {cfg.ladder!r}; "
+                    f"known ladders: {', '.join(ladders)}"
+                )
             elif cfg.level is not None and registry.get(cfg.code).ladder in ladders:
                 ladder = ladders[registry.get(cfg.code).ladder]
                 if cfg.level not in ladder.names:
-                    problems.append(f"areas.{group}[{i}].level: unknown level {cfg.level!r} on "
-                                    f"ladder {ladder.name!r}; valid levels: "
-                                    f"{', '.join(ladder.names)}")
+                    problems.append(
+                        f"areas.{group}[{i}].level: unknown level {cfg.level!r} on "
+                        f"ladder {ladder.name!r}; valid levels: "
+                        f"{', '.join(ladder.names)}"
+                    )
     return problems
 
 
@@ -296,9 +308,16 @@ def _build_registry(areas: AreasConfig) -> AreaRegistry:
     for c in areas.communes:
         parent = built.get(c.district)
         station = Station(c.station.code, c.station.name) if c.station else None
-        built[c.code] = Area(c.code, c.name, AreaKind.COMMUNE, c.district,
-                             c.ladder or (parent.ladder if parent else ""),
-                             tuple(c.languages), station, c.level)
+        built[c.code] = Area(
+            c.code,
+            c.name,
+            AreaKind.COMMUNE,
+            c.district,
+            c.ladder or (parent.ladder if parent else ""),
+            tuple(c.languages),
+            station,
+            c.level,
+        )
     return AreaRegistry(built)
 
 
@@ -314,10 +333,12 @@ def _resolve_paths(settings: Settings, path: Path) -> Settings:
         relative = url.removeprefix("sqlite:///")
         if relative and relative != ":memory:":
             url = f"sqlite:///{base / relative}"
-    resolved = settings.model_copy(update={
-        "data_dir": data_dir,
-        "storage": settings.storage.model_copy(update={"url": url}),
-        "logging": settings.logging.model_copy(update={"file": log_file}),
-    })
+    resolved = settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "storage": settings.storage.model_copy(update={"url": url}),
+            "logging": settings.logging.model_copy(update={"file": log_file}),
+        }
+    )
     resolved._path = path
     return resolved

@@ -99,7 +99,9 @@ class InForce:
     inherited_from: str | None  # None when set on the area itself
 
 
-def latest_changes(changes: Iterable[LevelChange], at: datetime | None = None) -> dict[str, LevelChange]:
+def latest_changes(
+    changes: Iterable[LevelChange], at: datetime | None = None
+) -> dict[str, LevelChange]:
     """The last change per area, optionally as things stood at `at`."""
     latest: dict[str, LevelChange] = {}
     for change in sorted(changes, key=lambda c: c.at):
@@ -109,10 +111,13 @@ def latest_changes(changes: Iterable[LevelChange], at: datetime | None = None) -
 
 
 def level_in_force(
-    code: str, registry: AreaRegistry, latest: Mapping[str, LevelChange]
+    code: str,
+    registry: AreaRegistry,
+    ladders: Mapping[str, Ladder],
+    latest: Mapping[str, LevelChange],
 ) -> InForce:
-    """Resolve an area's level from its own change, else its nearest ancestor's,
-    else the configured starting level, else the ladder's lowest level."""
+    """Resolve an area's level: its own latest change, else its nearest ancestor's,
+    else the configured starting level, else the lowest level of its ladder."""
     chain = [registry.get(code), *registry.ancestors(code)]
     for area in chain:
         change = latest.get(area.code)
@@ -127,22 +132,9 @@ def level_in_force(
             )
     for area in chain:
         if area.level is not None:
-            return InForce(code, area.level, None, None, None, None if area.code == code else area.code)
-    return InForce(code, "", None, None, None, None)
-
-
-def resolve_all(
-    registry: AreaRegistry, ladders: Mapping[str, Ladder], latest: Mapping[str, LevelChange]
-) -> list[InForce]:
-    """Every area's level, in tree order; an area with no level gets its ladder's lowest."""
-    result = []
-    for area in registry.all():
-        in_force = level_in_force(area.code, registry, latest)
-        if not in_force.level:
-            lowest = ladders[area.ladder].levels[0].name
-            in_force = InForce(area.code, lowest, None, None, None, None)
-        result.append(in_force)
-    return result
+            origin = None if area.code == code else area.code
+            return InForce(code, area.level, None, None, None, origin)
+    return InForce(code, ladders[chain[0].ladder].levels[0].name, None, None, None, None)
 
 
 def validate_change(
@@ -152,4 +144,3 @@ def validate_change(
     ladder = ladders[registry.get(area).ladder]
     ladder.index(level)
     return ladder
-
