@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from broadcaster.areas import Area, AreaKind, AreaRegistry, Station
+from broadcaster.audio.settings import AudioSettings
 from broadcaster.levels import Ladder, Level
 
 ENV_PREFIX = "BROADCASTER_"
@@ -132,6 +133,7 @@ class Settings(_Model):
     ladders: dict[str, LadderConfig] = Field(min_length=1)
     areas: AreasConfig
     carriers: dict[str, CarrierConfig] = Field(default_factory=dict)
+    audio: AudioSettings = AudioSettings()
 
     _path: Path = PrivateAttr(default=Path("config.toml"))
 
