@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -46,7 +46,10 @@ from broadcaster.audio.render import (
     render_sequence,
 )
 from broadcaster.audio.settings import AudioSettings
-from broadcaster.audio.tokens import Tokens
+from broadcaster.audio.tokens import Tokens, load_tokens
+
+if TYPE_CHECKING:
+    from broadcaster.config import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +82,14 @@ class Publisher:
     def url(self, station: str, path: str) -> str:
         token = self.tokens.for_station(station)
         return f"{self.public_url}/stations/{station}/{path}?token={token}"
+
+
+def publisher(settings: Settings) -> Publisher:
+    """Build the publisher the daemon, `serve` and the CLI share, from the settings."""
+    secret = settings.audio.token_secret
+    tokens = load_tokens(secret.get_secret_value() if secret else None, settings.data_dir)
+    return Publisher(settings.data_dir / "publish", settings.public_url, settings.tz, tokens,
+                     settings.audio)
 
 
 @dataclass(frozen=True)
@@ -167,8 +178,6 @@ def publish(registry: AreaRegistry, occurrences: Sequence[Occurrence], library: 
                                     chime=pub.audio.chime, gap=pub.audio.gap_seconds)
                 job.write_day(code, day, [(r.id, _round_manifest(job, code, area, day, r))
                                           for r in rounds])
-    if wanted is None:
-        save_plan(pub.root, occurrences)
     report = job.report
     for station, slot_id, dropped in report.dropped:
         log.warning("audio.item_dropped", station=station, slot=slot_id,

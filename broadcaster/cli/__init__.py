@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from broadcaster.cli import areas, config, db, level, logs
+from broadcaster.cli import areas, audio, config, db, level, logs
 from broadcaster.cli.context import App, DomainGroup, config_option
 
 
@@ -21,3 +21,5 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 for module in (config, db, areas, level, logs):
     main.add_command(module.command)
+for command in audio.commands:
+    main.add_command(command)
