@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
+import pytest
+
 from broadcaster.areas import Area, AreaKind, Station
-from broadcaster.audio.library import Clip, ClipKind, Library
+from broadcaster.audio.library import Clip, ClipKind, Library, load_library
+from broadcaster.audio.publish import Publisher, prepare_library
+from broadcaster.audio.settings import AudioSettings
+from broadcaster.audio.tokens import Tokens
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 REPO = Path(__file__).resolve().parent.parent
@@ -52,3 +64,84 @@ def small_library() -> Library:
         clip("gian-cach", "vi", 5.0), clip("gian-cach", "nut", 5.0),
         clip("khan", "vi", 6.0, ClipKind.NOTICE),
     ))
+
+
+
+# --- Real-peer helpers: a config with the sample library, a served daemon ------------
+
+
+
+
+SECRET = "test-secret-not-for-production"
+
+
+@pytest.fixture(scope="session")
+def normalised_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Normalise the sample library once per test session (real ffmpeg, ~10 s)."""
+    root = tmp_path_factory.mktemp("publish")
+    pub = Publisher(root, "http://x", TZ, Tokens(b"s"), AudioSettings())
+    prepare_library(load_library(REPO / "audio"), pub)
+    return root / "audio"
+
+
+def audio_config(config: Path, port: int, **audio: Any) -> Path:
+    """Point a copied sample config at the repo's library, a fixed secret and `port`."""
+    settings = {"library_dir": str(REPO / "audio"), "token_secret": SECRET, **audio}
+    lines = [f"{k} = {v!r}".replace("'", '"') if isinstance(v, str)
+             else f"{k} = {str(v).lower() if isinstance(v, bool) else v}"
+             for k, v in settings.items()]
+    body = config.read_text(encoding="utf-8")
+    body = body.replace('bind = "127.0.0.1:8080"', f'bind = "127.0.0.1:{port}"')
+    body = body.replace('public_url = "http://127.0.0.1:8080"',
+                        f'public_url = "http://127.0.0.1:{port}"')
+    config.write_text(body + "\n[audio]\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+def seed_store(store: Path, data_dir: Path) -> None:
+    shutil.copytree(store, data_dir / "publish" / "audio", dirs_exist_ok=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path, db_url: str, normalised_store: Path) -> Iterator[tuple[Path, str]]:
+    """`broadcaster serve` as a real process on a free port; yields (config, base URL)."""
+    from tests.conftest import write_config
+
+    port = free_port()
+    config = audio_config(write_config(tmp_path, db_url), port)
+    seed_store(normalised_store, tmp_path / "data")
+    env = {**os.environ, "BROADCASTER_CONFIG": str(config)}
+    cmd = [sys.executable, "-m", "broadcaster"]
+    subprocess.run([*cmd, "db", "upgrade"], env=env, check=True, capture_output=True)
+    proc = subprocess.Popen([*cmd, "serve"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _await_listening(base, proc)
+        yield config, base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _await_listening(base: str, proc: subprocess.Popen[bytes]) -> None:
+    """Poll /healthz until the server answers; fail with its output if it exits first."""
+    for _ in range(200):
+        try:
+            httpx.get(f"{base}/healthz", timeout=0.5)
+            return
+        except httpx.TransportError:
+            pass
+        try:
+            proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        output = proc.stdout.read().decode() if proc.stdout else ""
+        raise AssertionError(f"broadcaster serve exited {proc.returncode}: {output}")
+    raise AssertionError("broadcaster serve did not answer within 10 s")

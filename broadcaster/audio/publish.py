@@ -244,6 +244,7 @@ def _slot_manifest(job: _Job, station: str, area: Area, day: date, slot: Slot) -
         "duration": round(slot.duration, 3),
         "playlist_url": pub.url(station, f"{day.isoformat()}/{slot.id}.m3u"),
         "audio_url": pub.url(station, f"audio/{mix.name}") if mix else None,
+        "audio_duration": round(mix.duration, 3) if mix else None,
         "items": items, "dropped": [_dropped(d) for d in slot.dropped], "_dropped": slot.dropped,
     }
 
@@ -263,6 +264,7 @@ def _round_manifest(job: _Job, station: str, area: Area, day: date,
         "repeat": rnd.repeat, "route": list(rnd.route),
         "playlist_url": pub.url(station, f"{day.isoformat()}/{rnd.id}.m3u"),
         "audio_url": pub.url(station, f"audio/{mix.name}") if mix else None,
+        "audio_duration": round(mix.duration, 3) if mix else None,
         "items": [_item(job, station, rnd.start, e) for e in entries],
         "dropped": [_dropped(d) for d in rnd.dropped], "_dropped": rnd.dropped,
     }
