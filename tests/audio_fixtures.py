@@ -145,3 +145,36 @@ def _await_listening(base: str, proc: subprocess.Popen[bytes]) -> None:
         output = proc.stdout.read().decode() if proc.stdout else ""
         raise AssertionError(f"broadcaster serve exited {proc.returncode}: {output}")
     raise AssertionError("broadcaster serve did not answer within 10 s")
+
+
+def publish_plan(config: Path, occurrences: list[Any], now: datetime) -> Any:
+    """Publish `occurrences` with the config's settings, as the daemon does on a plan change."""
+    from broadcaster.audio.notice import republish
+    from broadcaster.audio.publish import publisher
+    from broadcaster.audio.settings import library_dir
+    from broadcaster.config import load_settings
+    from broadcaster.store.db import make_engine
+
+    settings = load_settings(config)
+    engine = make_engine(settings.storage_url)
+    try:
+        return republish(engine, settings.registry(), publisher(settings),
+                         load_library(library_dir(settings.audio, config)), now=now,
+                         occurrences=occurrences)
+    finally:
+        engine.dispose()
+
+
+def day_plan(start: datetime) -> list[Occ]:
+    """A district bulletin now and in an hour, a relay at noon, a van round; for 167."""
+    return [
+        Occ("ban-tin-huyen", "loudspeaker", "167", start, "normal",
+            ["ban-tin-5k", "tiem-vac-xin"]),
+        Occ("gian-cach", "loudspeaker", "167", start, "priority", ["gian-cach"]),
+        Occ("ban-tin-huyen", "loudspeaker", "167", start + timedelta(hours=1), "normal",
+            ["ban-tin-5k"]),
+        Occ("vov", "relay", "167", start + timedelta(hours=2), "normal",
+            {"source": "http://radio.example/vov1"}, timedelta(minutes=30)),
+        Occ("xe-loa", "van", "167", start + timedelta(hours=3), "normal",
+            ["gian-cach"], timedelta(minutes=5)),
+    ]

@@ -1,0 +1,133 @@
+"""Publishing files: m3u and manifests per slot, tokens in URLs, atomic and idempotent."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from broadcaster.audio.library import load_library
+from broadcaster.audio.publish import Publisher, current_and_next, prepare_library, publish
+from broadcaster.audio.settings import AudioSettings
+from broadcaster.audio.tokens import Tokens
+from broadcaster.config import load_settings
+from tests.audio_fixtures import (  # noqa: F401 - fixture
+    REPO,
+    TZ,
+    Occ,
+    day_plan,
+    local,
+    normalised_store,
+    seed_store,
+)
+
+NOW = local("05:00")
+
+
+@pytest.fixture
+def pub(tmp_path: Path, normalised_store: Path) -> Publisher:
+    seed_store(normalised_store, tmp_path)
+    return Publisher(tmp_path / "publish", "http://radio.example:8080", TZ, Tokens(b"k"),
+                     AudioSettings(render_slots=False))
+
+
+@pytest.fixture
+def registry():
+    return load_settings(REPO / "config.toml").registry()
+
+
+def _run(pub, registry, plan, **kw):
+    library, rendered = prepare_library(load_library(REPO / "audio"), pub)
+    return publish(registry, plan, library, now=NOW, pub=pub, rendered=rendered, **kw)
+
+
+def _manifest(pub, station, slot, day="2021-09-01"):
+    return json.loads((pub.station_dir(station) / day / f"{slot}.json").read_text())
+
+
+def test_each_slot_gets_an_m3u_with_absolute_urls_carrying_the_station_token(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    m3u = (pub.station_dir("linh-thong") / "2021-09-01" / "0600.m3u").read_text().splitlines()
+    urls = [line for line in m3u if not line.startswith("#")]
+    token = pub.tokens.for_station("linh-thong")
+    assert m3u[0] == "#EXTM3U"
+    assert urls and all(u.startswith("http://radio.example:8080/stations/linh-thong/audio/")
+                        and u.endswith(f"?token={token}") for u in urls)
+    manifest = _manifest(pub, "linh-thong", "0600")
+    assert [i["url"] for i in manifest["items"]] == urls
+    assert [i["priority"] for i in manifest["items"][1:3]] == ["priority", "normal"]
+    assert manifest["items"][1]["clip"] == "gian-cach"
+
+
+def test_relay_is_in_the_manifest_with_its_source_but_not_in_the_m3u(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    manifest = _manifest(pub, "cho-chu", "0800")
+    relay = manifest["items"][-1]
+    assert relay["kind"] == "relay"
+    assert relay["source"] == "http://radio.example/vov1"
+    assert relay["air_time"].startswith("2021-09-01T08:00")
+    m3u = (pub.station_dir("cho-chu") / "2021-09-01" / "0800.m3u").read_text()
+    assert "vov1" not in m3u and m3u.count("http://") == len(manifest["items"]) - 1
+
+
+def test_van_round_lists_its_route_and_loops_to_fill_the_round(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    manifest = _manifest(pub, "van-167", "0900")
+    assert manifest["route"] == [c.code for c in registry.communes_under("167")]
+    assert manifest["repeat"] >= 2
+    assert manifest["duration"] <= 300
+
+
+def test_republishing_the_same_plan_rewrites_nothing(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    path = pub.station_dir("linh-thong") / "2021-09-01" / "0600.json"
+    stamp = path.stat().st_mtime_ns
+    report = _run(pub, registry, day_plan(local("06:00")))
+    assert report.written == 0 and report.unchanged > 0
+    assert path.stat().st_mtime_ns == stamp
+    assert not [p for p in pub.root.rglob(".*") if p.is_file() and ".index" not in p.parts]
+
+
+def test_a_slot_no_longer_planned_is_removed(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    report = _run(pub, registry, day_plan(local("06:00"))[:2])
+    day = pub.station_dir("linh-thong") / "2021-09-01"
+    assert sorted(p.name for p in day.iterdir()) == ["0600.json", "0600.m3u"]
+    assert report.removed >= 4
+
+
+def test_tomorrow_is_published_too(pub, registry):
+    plan = day_plan(local("06:00")) + day_plan(local("06:00", day=2))
+    _run(pub, registry, plan)
+    assert (pub.station_dir("lam-vy") / "2021-09-02" / "0600.m3u").exists()
+
+
+def test_only_the_named_stations_are_written(pub, registry):
+    report = _run(pub, registry, day_plan(local("06:00")), only={"lam-vy"})
+    assert report.stations == 1
+    assert not pub.station_dir("linh-thong").exists()
+
+
+def test_items_dropped_for_lack_of_time_are_logged(pub, registry):
+    plan = [Occ("long", "loudspeaker", "05440", local("06:00"), "normal",
+                ["ban-tin-5k", "tiem-vac-xin", "gian-cach"]),
+            Occ("next", "loudspeaker", "05440", local("06:00") + timedelta(seconds=15),
+                "normal", ["gian-cach"])]
+    with capture_logs() as logs:
+        _run(pub, registry, plan)
+    dropped = [e for e in logs if e["event"] == "audio.item_dropped"]
+    assert dropped and all(e["station"] == "linh-thong" and e["slot"] == "0600" for e in dropped)
+    manifest = _manifest(pub, "linh-thong", "0600")
+    assert manifest["duration"] <= 15
+    assert {d["item"] for d in manifest["dropped"]} >= {"tiem-vac-xin"}
+
+
+def test_current_and_next_slot_are_found_from_the_published_files(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    current, upcoming = current_and_next(pub, "linh-thong", local("06:00") + timedelta(seconds=5))
+    assert (current.id, upcoming.id) == ("0600", "0700")
+    current, upcoming = current_and_next(pub, "linh-thong", local("06:30"))
+    assert (current, upcoming.id) == (None, "0700")
