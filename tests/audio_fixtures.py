@@ -114,7 +114,7 @@ def served(tmp_path: Path, db_url: str, normalised_store: Path) -> Iterator[tupl
     from tests.conftest import write_config
 
     port = free_port()
-    config = audio_config(write_config(tmp_path, db_url), port)
+    config = audio_config(write_config(tmp_path, db_url), port, render_slots=False)
     seed_store(normalised_store, tmp_path / "data")
     env = {**os.environ, "BROADCASTER_CONFIG": str(config)}
     cmd = [sys.executable, "-m", "broadcaster"]
