@@ -12,6 +12,7 @@ here without them.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from datetime import date, datetime
@@ -31,7 +32,9 @@ from broadcaster.audio.publish import (
     PublishedSlot,
     Publisher,
     current_and_next,
-    slot_path,
+    day_document,
+    m3u,
+    slot_manifest,
 )
 from broadcaster.store.audio import AsRun, record_asrun
 
@@ -41,7 +44,7 @@ M3U_TYPE = "audio/x-mpegurl"  # not the HLS type: VLC would hand it to its HLS m
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SLOT = re.compile(r"^\d{4}(-\d+)?$")
 AUDIO = re.compile(r"^[0-9a-f]{64}\.mp3$")
-SUFFIXES = {"m3u": (".m3u", M3U_TYPE), "json": (".json", "application/json")}
+MEDIA_TYPES = {"m3u": M3U_TYPE, "json": "application/json"}
 
 
 class Report(BaseModel):
@@ -107,44 +110,60 @@ class _Api:
         station, which, ext = (request.path_params[k] for k in ("station", "which", "ext"))
         if (refused := self._guard(request, station, "playlist")) is not None:
             return refused
-        if which not in ("current", "next") or ext not in SUFFIXES:
+        if DAY.match(which) and ext == "json":
+            return self._day(request, station, which)
+        if which not in ("current", "next") or ext not in MEDIA_TYPES:
             return self._status(404, "playlist", "use current.m3u, next.m3u, current.json, "
-                                "next.json or DATE/SLOT.m3u")
+                                "next.json, DATE.json or DATE/SLOT.m3u")
         current, upcoming = current_and_next(self.pub, station, self.clock())
         slot = current if which == "current" else upcoming
         if slot is None:
             return self._status(404, "playlist", f"no {which} slot published")
         return self._slot_file(request, slot, ext)
 
+    def _day(self, request: Request, station: str, day: str) -> Response:
+        """Serve a station's whole day, so it can air on when its link drops."""
+        try:
+            doc = day_document(self.pub, station, date.fromisoformat(day))
+        except ValueError:
+            doc = None
+        if doc is None:
+            return self._status(404, "playlist", "nothing published for that day")
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return self._conditional(request, body, "application/json")
+
     def given_slot(self, request: Request) -> Response:
         station, day, slot_id, ext = (request.path_params[k]
                                       for k in ("station", "day", "slot", "ext"))
         if (refused := self._guard(request, station, "playlist")) is not None:
             return refused
-        if not DAY.match(day) or not SLOT.match(slot_id) or ext not in SUFFIXES:
+        if not DAY.match(day) or not SLOT.match(slot_id) or ext not in MEDIA_TYPES:
             return self._status(404, "playlist", "no such slot")
         try:
             when = date.fromisoformat(day)
         except ValueError:
             return self._status(404, "playlist", "no such day")
-        slot = PublishedSlot(station, when, slot_id, self.clock(), 0.0)
-        return self._slot_file(request, slot, ext)
+        return self._slot_file(request, PublishedSlot(station, when, slot_id, self.clock(), 0.0),
+                               ext)
 
     def _slot_file(self, request: Request, slot: PublishedSlot, ext: str) -> Response:
-        suffix, media_type = SUFFIXES[ext]
-        path = slot_path(self.pub, slot, suffix)
-        try:
-            body = path.read_bytes()
-        except FileNotFoundError:
+        manifest = slot_manifest(self.pub, slot.station, slot.day, slot.id)
+        if manifest is None:
             return self._status(404, "playlist", "no such slot")
+        body = m3u(manifest) if ext == "m3u" else json.dumps(
+            manifest, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        log.info("web.slot_served", station=slot.station, day=slot.day.isoformat(), slot=slot.id,
+                 ext=ext)
+        return self._conditional(request, body, MEDIA_TYPES[ext])
+
+    def _conditional(self, request: Request, body: bytes, media_type: str) -> Response:
+        """Answer with an ETag of the bytes, or 304 when the station has them already."""
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if etag in _etags(request.headers.get("if-none-match", "")):
             self.m.polls.labels("playlist", "304").inc()
             return Response(status_code=304, headers=headers)
         self.m.polls.labels("playlist", "200").inc()
-        log.info("web.slot_served", station=slot.station, day=slot.day.isoformat(), slot=slot.id,
-                 ext=ext)
         return Response(body, media_type=media_type, headers=headers)
 
     def audio(self, request: Request) -> Response:

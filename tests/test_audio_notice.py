@@ -12,12 +12,10 @@ from pathlib import Path
 import httpx
 
 from broadcaster.audio.tokens import Tokens
-from tests.audio_fixtures import (  # noqa: F401 - fixtures
+from tests.audio_fixtures import (
     SECRET,
     day_plan,
-    normalised_store,
     publish_plan,
-    served,
 )
 
 TOKENS = Tokens(SECRET.encode())

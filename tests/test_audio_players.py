@@ -10,12 +10,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from broadcaster.cli import main
-from tests.audio_fixtures import (  # noqa: F401 - fixtures
+from tests.audio_fixtures import (
     REPO,
     day_plan,
-    normalised_store,
     publish_plan,
-    served,
 )
 
 SCRIPT = REPO / "tests" / "data" / "mpv_pcm_per_item.lua"

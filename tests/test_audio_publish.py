@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
 from broadcaster.audio.library import load_library
-from broadcaster.audio.publish import Publisher, current_and_next, prepare_library, publish
+from broadcaster.audio.publish import (
+    Publisher,
+    current_and_next,
+    m3u,
+    prepare_library,
+    publish,
+    published_slots,
+    slot_manifest,
+)
 from broadcaster.audio.settings import AudioSettings
 from broadcaster.audio.tokens import Tokens
 from broadcaster.config import load_settings
-from tests.audio_fixtures import (  # noqa: F401 - fixture
+from tests.audio_fixtures import (
     REPO,
     TZ,
     Occ,
     day_plan,
     local,
-    normalised_store,
     seed_store,
 )
 
@@ -45,12 +51,16 @@ def _run(pub, registry, plan, **kw):
 
 
 def _manifest(pub, station, slot, day="2021-09-01"):
-    return json.loads((pub.station_dir(station) / day / f"{slot}.json").read_text())
+    return slot_manifest(pub, station, date.fromisoformat(day), slot)
+
+
+def _m3u(pub, station, slot):
+    return m3u(_manifest(pub, station, slot)).decode()
 
 
 def test_each_slot_gets_an_m3u_with_absolute_urls_carrying_the_station_token(pub, registry):
     _run(pub, registry, day_plan(local("06:00")))
-    m3u = (pub.station_dir("linh-thong") / "2021-09-01" / "0600.m3u").read_text().splitlines()
+    m3u = _m3u(pub, "linh-thong", "0600").splitlines()
     urls = [line for line in m3u if not line.startswith("#")]
     token = pub.tokens.for_station("linh-thong")
     assert m3u[0] == "#EXTM3U"
@@ -69,7 +79,7 @@ def test_relay_is_in_the_manifest_with_its_source_but_not_in_the_m3u(pub, regist
     assert relay["kind"] == "relay"
     assert relay["source"] == "http://radio.example/vov1"
     assert relay["air_time"].startswith("2021-09-01T08:00")
-    m3u = (pub.station_dir("cho-chu") / "2021-09-01" / "0800.m3u").read_text()
+    m3u = _m3u(pub, "cho-chu", "0800")
     assert "vov1" not in m3u and m3u.count("http://") == len(manifest["items"]) - 1
 
 
@@ -79,11 +89,16 @@ def test_van_round_lists_its_route_and_loops_to_fill_the_round(pub, registry):
     assert manifest["route"] == [c.code for c in registry.communes_under("167")]
     assert manifest["repeat"] >= 2
     assert manifest["duration"] <= 300
+    languages = {i["language"] for i in manifest["items"]}
+    assert {"vi", "zxx"} <= languages
+    played = [line for line in _m3u(pub, "van-167", "0900").splitlines()
+              if not line.startswith("#")]
+    assert len(played) == manifest["repeat"] * len(manifest["items"])
 
 
 def test_republishing_the_same_plan_rewrites_nothing(pub, registry):
     _run(pub, registry, day_plan(local("06:00")))
-    path = pub.station_dir("linh-thong") / "2021-09-01" / "0600.json"
+    path = pub.day_file("linh-thong", date(2021, 9, 1))
     stamp = path.stat().st_mtime_ns
     report = _run(pub, registry, day_plan(local("06:00")))
     assert report.written == 0 and report.unchanged > 0
@@ -93,22 +108,21 @@ def test_republishing_the_same_plan_rewrites_nothing(pub, registry):
 
 def test_a_slot_no_longer_planned_is_removed(pub, registry):
     _run(pub, registry, day_plan(local("06:00")))
-    report = _run(pub, registry, day_plan(local("06:00"))[:2])
-    day = pub.station_dir("linh-thong") / "2021-09-01"
-    assert sorted(p.name for p in day.iterdir()) == ["0600.json", "0600.m3u"]
-    assert report.removed >= 4
+    _run(pub, registry, day_plan(local("06:00"))[:2])
+    assert [s.id for s in published_slots(pub, "linh-thong", date(2021, 9, 1))] == ["0600"]
+    assert not pub.day_file("van-167", date(2021, 9, 1)).exists()
 
 
 def test_tomorrow_is_published_too(pub, registry):
     plan = day_plan(local("06:00")) + day_plan(local("06:00", day=2))
     _run(pub, registry, plan)
-    assert (pub.station_dir("lam-vy") / "2021-09-02" / "0600.m3u").exists()
+    assert _manifest(pub, "lam-vy", "0600", day="2021-09-02")["start"].startswith("2021-09-02")
 
 
 def test_only_the_named_stations_are_written(pub, registry):
     report = _run(pub, registry, day_plan(local("06:00")), only={"lam-vy"})
     assert report.stations == 1
-    assert not pub.station_dir("linh-thong").exists()
+    assert not pub.day_file("linh-thong", date(2021, 9, 1)).exists()
 
 
 def test_items_dropped_for_lack_of_time_are_logged(pub, registry):

@@ -16,7 +16,7 @@ from broadcaster.audio.render import (
     normalise,
     render_sequence,
 )
-from tests.audio_fixtures import REPO, normalised_store  # noqa: F401 - fixture
+from tests.audio_fixtures import REPO
 
 TARGET = LoudnessTarget()
 

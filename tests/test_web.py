@@ -11,12 +11,10 @@ from click.testing import CliRunner
 
 from broadcaster.audio.tokens import Tokens
 from broadcaster.cli import main
-from tests.audio_fixtures import (  # noqa: F401 - fixtures
+from tests.audio_fixtures import (
     SECRET,
     day_plan,
-    normalised_store,
     publish_plan,
-    served,
 )
 
 TOKENS = Tokens(SECRET.encode())

@@ -1,22 +1,29 @@
 """Publish today's and tomorrow's playlists as files stations fetch over HTTP.
 
-For each station and slot: `<slot>.m3u` (absolute item URLs, the station's
-token in every one: Liquidsoap resolves no relative URL and mpv drops a
-playlist's query string for relative items) and `<slot>.json`, the manifest
-with air times, durations, priorities and relay sources. One playlist per
-slot, because Liquidsoap restarts a reloaded playlist from its first item.
-Every file is written through a temporary file and a rename, and only when
-its bytes change, so a poll never sees half a file and ETags stay stable.
+For each station and slot a manifest: air times, durations, priorities,
+relay sources and absolute item URLs with the station's token in every one
+(Liquidsoap resolves no relative URL; mpv drops a playlist's query string for
+relative items). The slot's `.m3u` is the manifest's playable items,
+produced by `m3u()` when a station asks. One playlist per slot, because
+Liquidsoap restarts a reloaded playlist from its first item.
+
+A station's manifests for one day are stored together in one file: at
+10,000 communes the number of files created is what costs (measured here:
+40,000 per-slot files took 18 s, mostly open and mkdir), and one document
+lets a station fetch its whole day before its link drops. Every file is
+written through a temporary file and a rename, and only when its bytes
+change, so a poll never sees half a file and ETags stay stable.
 
 Layout under `data_dir/publish/`:
     audio/<sha256>.mp3                         immutable, content-addressed
-    stations/<station>/<YYYY-MM-DD>/<HHMM>.m3u and .json
+    stations/<YYYY-MM-DD>/<station>.json       {"station", "date", "slots": [manifest…]}
     plan.json                                  the occurrences last published
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -76,8 +83,8 @@ class Publisher:
         return LoudnessTarget(a.loudness_lufs, a.true_peak_dbtp, a.loudness_range_lu,
                               a.bitrate_kbps)
 
-    def station_dir(self, station: str) -> Path:
-        return self.root / "stations" / station
+    def day_file(self, station: str, day: date) -> Path:
+        return self.root / "stations" / day.isoformat() / f"{station}.json"
 
     def url(self, station: str, path: str) -> str:
         token = self.tokens.for_station(station)
@@ -179,6 +186,7 @@ def publish(registry: AreaRegistry, occurrences: Sequence[Occurrence], library: 
                 job.write_day(code, day, [(r.id, _round_manifest(job, code, area, day, r))
                                           for r in rounds])
     report = job.report
+    _remove_old_days(pub, today)
     for station, slot_id, dropped in report.dropped:
         log.warning("audio.item_dropped", station=station, slot=slot_id,
                     programme=dropped.programme, item=dropped.item, language=dropped.language,
@@ -189,6 +197,14 @@ def publish(registry: AreaRegistry, occurrences: Sequence[Occurrence], library: 
     return report
 
 
+def _remove_old_days(pub: Publisher, today: date) -> None:
+    """Drop days before yesterday: a slot airing over midnight still needs yesterday."""
+    folder = pub.root / "stations"
+    for old in folder.glob("????-??-??") if folder.is_dir() else ():
+        if old.name < (today - timedelta(days=1)).isoformat():
+            shutil.rmtree(old)
+
+
 @dataclass
 class _Job:
     pub: Publisher
@@ -197,20 +213,17 @@ class _Job:
     mixes: dict[tuple[str, ...], Rendered | None]
 
     def write_day(self, station: str, day: date, slots: list[tuple[str, dict[str, Any]]]) -> None:
-        """Write a station's slots for one day and remove slots no longer planned."""
-        folder = self.pub.station_dir(station) / day.isoformat()
-        keep: set[str] = set()
+        """Write a station's slots for one day; a day with none leaves no file."""
+        path = self.pub.day_file(station, day)
         for slot_id, manifest in slots:
             self.report.slots += 1
             self.report.dropped += [(station, slot_id, d) for d in manifest.pop("_dropped")]
-            for suffix, data in ((".json", _json_bytes(manifest)), (".m3u", _m3u(manifest))):
-                keep.add(slot_id + suffix)
-                self._write(folder / (slot_id + suffix), data)
-        if folder.is_dir():
-            for stale in folder.iterdir():
-                if stale.name not in keep and not stale.name.startswith("."):
-                    stale.unlink()
-                    self.report.removed += 1
+        if slots:
+            self._write(path, _json_bytes({"station": station, "date": day.isoformat(),
+                                           "slots": [m for _, m in slots]}))
+        elif path.exists():
+            path.unlink()
+            self.report.removed += 1
 
     def _write(self, path: Path, data: bytes) -> None:
         try:
@@ -254,9 +267,8 @@ def _round_manifest(job: _Job, station: str, area: Area, day: date,
     pub = job.pub
     gap = pub.audio.gap_seconds
     length = rnd.loop_duration + gap
-    entries = [replace(e, offset=e.offset + n * length) for n in range(rnd.repeat)
-               for e in rnd.loop]
-    mix = job.mix([job.rendered[(e.clip.id, e.clip.language)] for e in entries if e.clip])
+    loop = [job.rendered[(e.clip.id, e.clip.language)] for e in rnd.loop if e.clip]
+    mix = job.mix(loop * rnd.repeat)
     return {
         "station": station, "district": area.code, "date": day.isoformat(), "slot": rnd.id,
         "start": _iso(rnd.start, pub.tz), "end": None,
@@ -265,7 +277,8 @@ def _round_manifest(job: _Job, station: str, area: Area, day: date,
         "playlist_url": pub.url(station, f"{day.isoformat()}/{rnd.id}.m3u"),
         "audio_url": pub.url(station, f"audio/{mix.name}") if mix else None,
         "audio_duration": round(mix.duration, 3) if mix else None,
-        "items": [_item(job, station, rnd.start, e) for e in entries],
+        "loop_duration": round(rnd.loop_duration, 3),
+        "items": [_item(job, station, rnd.start, e) for e in rnd.loop],
         "dropped": [_dropped(d) for d in rnd.dropped], "_dropped": rnd.dropped,
     }
 
@@ -291,19 +304,26 @@ def _dropped(d: Dropped) -> dict[str, Any]:
     return {**asdict(d), "priority": d.priority.value}
 
 
-def _m3u(manifest: dict[str, Any]) -> bytes:
-    """The slot's playable items only: a relay is live, so it stays in the manifest."""
+def m3u(manifest: dict[str, Any]) -> bytes:
+    """List a slot's playable items; a relay is live, so it stays in the manifest only.
+
+    A van round's loop is written out `repeat` times so the list stays finite
+    and a player reaches its end.
+    """
     lines = ["#EXTM3U"]
-    for item in manifest["items"]:
-        if "url" in item:
-            lines.append(f"#EXTINF:{round(item['duration'])},{item['title']} "
-                         f"({item['language']})")
-            lines.append(item["url"])
+    for _ in range(manifest.get("repeat", 1)):
+        for item in manifest["items"]:
+            if "url" in item:
+                lines.append(f"#EXTINF:{round(item['duration'])},{item['title']} "
+                             f"({item['language']})")
+                lines.append(item["url"])
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _json_bytes(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, indent=1, default=_skip).encode("utf-8")
+    """Compact JSON: the C encoder, which indent= would turn off, and smaller polls."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
+                      default=_skip).encode("utf-8")
 
 
 def _skip(value: Any) -> Any:
@@ -358,17 +378,24 @@ class PublishedSlot:
         return self.start + timedelta(seconds=self.duration)
 
 
+def day_document(pub: Publisher, station: str, day: date) -> dict[str, Any] | None:
+    """Read a station's published day, or None when nothing is published for it."""
+    try:
+        return json.loads(pub.day_file(station, day).read_bytes())  # type: ignore[no-any-return]
+    except FileNotFoundError:
+        return None
+
+
+def slot_manifest(pub: Publisher, station: str, day: date, slot_id: str) -> dict[str, Any] | None:
+    doc = day_document(pub, station, day)
+    return next((m for m in doc["slots"] if m["slot"] == slot_id), None) if doc else None
+
+
 def published_slots(pub: Publisher, station: str, day: date) -> list[PublishedSlot]:
-    """Read one station's manifests for a day, in airing order."""
-    folder = pub.station_dir(station) / day.isoformat()
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in folder.glob("*.json"):
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        found.append(PublishedSlot(station, day, manifest["slot"],
-                                   datetime.fromisoformat(manifest["start"]),
-                                   float(manifest["duration"])))
+    """List one station's slots for a day, in airing order."""
+    doc = day_document(pub, station, day)
+    found = [PublishedSlot(station, day, m["slot"], datetime.fromisoformat(m["start"]),
+                           float(m["duration"])) for m in (doc["slots"] if doc else [])]
     return sorted(found, key=lambda s: s.start)
 
 
@@ -381,10 +408,6 @@ def current_and_next(pub: Publisher, station: str, now: datetime,
     current = next((s for s in reversed(slots) if s.start <= now < s.finish), None)
     upcoming = next((s for s in slots if s.start > now), None)
     return current, upcoming
-
-
-def slot_path(pub: Publisher, slot: PublishedSlot, suffix: str) -> Path:
-    return pub.station_dir(slot.station) / slot.day.isoformat() / f"{slot.id}{suffix}"
 
 
 def playlist_url(pub: Publisher, slot: PublishedSlot, suffix: str = ".m3u") -> str:
