@@ -23,9 +23,15 @@ class Tokens:
     """Issue and check station tokens; `repr` never shows the secret."""
 
     secret: bytes = field(repr=False)
+    _issued: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def for_station(self, station: str) -> str:
-        return hmac.new(self.secret, station.encode(), hashlib.sha256).hexdigest()[:32]
+        """Return the station's token; remembered, since every item URL carries it."""
+        token = self._issued.get(station)
+        if token is None:
+            token = hmac.new(self.secret, station.encode(), hashlib.sha256).hexdigest()[:32]
+            self._issued[station] = token
+        return token
 
     def valid_for(self, station: str, token: str) -> bool:
         return hmac.compare_digest(self.for_station(station), token)
