@@ -66,31 +66,53 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.polls = Counter("broadcaster_station_polls", "Station requests by kind and status",
-                             ["kind", "status"], registry=registry)
-        self.reports = Counter("broadcaster_playback_reports",
-                               "Playback reports stored from stations", registry=registry)
+        self.polls = Counter(
+            "broadcaster_station_polls",
+            "Station requests by kind and status",
+            ["kind", "status"],
+            registry=registry,
+        )
+        self.reports = Counter(
+            "broadcaster_playback_reports",
+            "Playback reports stored from stations",
+            registry=registry,
+        )
 
 
-def make_app(pub: Publisher, stations: frozenset[str], *, engine: Engine | None,
-             clock: Callable[[], datetime], max_body: int = 65536,
-             registry: CollectorRegistry | None = None) -> Starlette:
+def make_app(
+    pub: Publisher,
+    stations: frozenset[str],
+    *,
+    engine: Engine | None,
+    clock: Callable[[], datetime],
+    max_body: int = 65536,
+    registry: CollectorRegistry | None = None,
+) -> Starlette:
     """Build the ASGI app; `clock` gives the aware current time (tests pass their own)."""
     metrics = Metrics(registry or CollectorRegistry())
     api = _Api(pub, stations, engine, clock, max_body, metrics)
-    return Starlette(routes=[
-        Route("/healthz", api.health),
-        Route("/metrics", api.metrics),
-        Route("/stations/{station}/audio/{name}", api.audio, methods=["GET", "HEAD"]),
-        Route("/stations/{station}/reports", api.reports, methods=["POST"]),
-        Route("/stations/{station}/{which}.{ext}", api.relative_slot),
-        Route("/stations/{station}/{day}/{slot}.{ext}", api.given_slot),
-    ])
+    return Starlette(
+        routes=[
+            Route("/healthz", api.health),
+            Route("/metrics", api.metrics),
+            Route("/stations/{station}/audio/{name}", api.audio, methods=["GET", "HEAD"]),
+            Route("/stations/{station}/reports", api.reports, methods=["POST"]),
+            Route("/stations/{station}/{which}.{ext}", api.relative_slot),
+            Route("/stations/{station}/{day}/{slot}.{ext}", api.given_slot),
+        ]
+    )
 
 
 class _Api:
-    def __init__(self, pub: Publisher, stations: frozenset[str], engine: Engine | None,
-                 clock: Callable[[], datetime], max_body: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        pub: Publisher,
+        stations: frozenset[str],
+        engine: Engine | None,
+        clock: Callable[[], datetime],
+        max_body: int,
+        metrics: Metrics,
+    ) -> None:
         self.pub = pub
         self.stations = stations
         self.engine = engine
@@ -100,8 +122,9 @@ class _Api:
 
     def health(self, request: Request) -> Response:
         ok = self.pub.root.is_dir()
-        return JSONResponse({"status": "ok" if ok else "nothing published yet"},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "nothing published yet"}, status_code=200 if ok else 503
+        )
 
     def metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.m.registry), media_type=CONTENT_TYPE_LATEST)
@@ -113,8 +136,11 @@ class _Api:
         if DAY.match(which) and ext == "json":
             return self._day(request, station, which)
         if which not in ("current", "next") or ext not in MEDIA_TYPES:
-            return self._status(404, "playlist", "use current.m3u, next.m3u, current.json, "
-                                "next.json, DATE.json or DATE/SLOT.m3u")
+            return self._status(
+                404,
+                "playlist",
+                "use current.m3u, next.m3u, current.json, next.json, DATE.json or DATE/SLOT.m3u",
+            )
         current, upcoming = current_and_next(self.pub, station, self.clock())
         slot = current if which == "current" else upcoming
         if slot is None:
@@ -133,8 +159,9 @@ class _Api:
         return self._conditional(request, body, "application/json")
 
     def given_slot(self, request: Request) -> Response:
-        station, day, slot_id, ext = (request.path_params[k]
-                                      for k in ("station", "day", "slot", "ext"))
+        station, day, slot_id, ext = (
+            request.path_params[k] for k in ("station", "day", "slot", "ext")
+        )
         if (refused := self._guard(request, station, "playlist")) is not None:
             return refused
         if not DAY.match(day) or not SLOT.match(slot_id) or ext not in MEDIA_TYPES:
@@ -143,17 +170,22 @@ class _Api:
             when = date.fromisoformat(day)
         except ValueError:
             return self._status(404, "playlist", "no such day")
-        return self._slot_file(request, PublishedSlot(station, when, slot_id, self.clock(), 0.0),
-                               ext)
+        return self._slot_file(
+            request, PublishedSlot(station, when, slot_id, self.clock(), 0.0), ext
+        )
 
     def _slot_file(self, request: Request, slot: PublishedSlot, ext: str) -> Response:
         manifest = slot_manifest(self.pub, slot.station, slot.day, slot.id)
         if manifest is None:
             return self._status(404, "playlist", "no such slot")
-        body = m3u(manifest) if ext == "m3u" else json.dumps(
-            manifest, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        log.info("web.slot_served", station=slot.station, day=slot.day.isoformat(), slot=slot.id,
-                 ext=ext)
+        body = (
+            m3u(manifest)
+            if ext == "m3u"
+            else json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        )
+        log.info(
+            "web.slot_served", station=slot.station, day=slot.day.isoformat(), slot=slot.id, ext=ext
+        )
         return self._conditional(request, body, MEDIA_TYPES[ext])
 
     def _conditional(self, request: Request, body: bytes, media_type: str) -> Response:
@@ -174,8 +206,11 @@ class _Api:
         if not AUDIO.match(name) or not path.is_file():
             return self._status(404, "audio", "no such audio")
         self.m.polls.labels("audio", "200").inc()
-        return FileResponse(path, media_type="audio/mpeg", headers={
-            "Cache-Control": "public, max-age=31536000, immutable"})
+        return FileResponse(
+            path,
+            media_type="audio/mpeg",
+            headers={"Cache-Control": "public, max-age=31536000, immutable"},
+        )
 
     async def reports(self, request: Request) -> Response:
         station = request.path_params["station"]
@@ -246,7 +281,7 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 def uvicorn_server(app: Starlette, bind: str) -> uvicorn.Server:
     """A uvicorn server for `app` without the access log (request lines carry tokens)."""
     host, _, port = bind.rpartition(":")
-    config = uvicorn.Config(app, host=host, port=int(port), access_log=False, log_config=None,
-                            lifespan="off")
+    config = uvicorn.Config(
+        app, host=host, port=int(port), access_log=False, log_config=None, lifespan="off"
+    )
     return uvicorn.Server(config)
-

@@ -45,31 +45,46 @@ def local(hhmm: str, day: int = 1) -> datetime:
     return datetime(2021, 9, day, hour, minute, tzinfo=TZ)
 
 
-def clip(clip_id: str, language: str, seconds: float, kind: ClipKind = ClipKind.BULLETIN,
-         **kw: Any) -> Clip:
-    return Clip(clip_id, language, kind, clip_id, Path(f"{clip_id}.{language}.ogg"), seconds,
-                "0" * 64, **kw)
+def clip(
+    clip_id: str, language: str, seconds: float, kind: ClipKind = ClipKind.BULLETIN, **kw: Any
+) -> Clip:
+    return Clip(
+        clip_id, language, kind, clip_id, Path(f"{clip_id}.{language}.ogg"), seconds, "0" * 64, **kw
+    )
 
 
-def commune(code: str = "05440", languages: tuple[str, ...] = ("vi", "tyz", "ium"),
-            station: str | None = "linh-thong") -> Area:
-    return Area(code, f"Xã {code}", AreaKind.COMMUNE, "167", "thai-nguyen", languages,
-                Station(station, station) if station else None)
+def commune(
+    code: str = "05440",
+    languages: tuple[str, ...] = ("vi", "tyz", "ium"),
+    station: str | None = "linh-thong",
+) -> Area:
+    return Area(
+        code,
+        f"Xã {code}",
+        AreaKind.COMMUNE,
+        "167",
+        "thai-nguyen",
+        languages,
+        Station(station, station) if station else None,
+    )
 
 
 def small_library() -> Library:
-    return Library(Path("/lib"), (
-        clip("chime", "zxx", 1.0, ClipKind.CHIME),
-        clip("ban-tin", "vi", 10.0), clip("ban-tin", "tyz", 8.0), clip("ban-tin", "ium", 9.0),
-        clip("gian-cach", "vi", 5.0), clip("gian-cach", "nut", 5.0),
-        clip("khan", "vi", 6.0, ClipKind.NOTICE),
-    ))
-
+    return Library(
+        Path("/lib"),
+        (
+            clip("chime", "zxx", 1.0, ClipKind.CHIME),
+            clip("ban-tin", "vi", 10.0),
+            clip("ban-tin", "tyz", 8.0),
+            clip("ban-tin", "ium", 9.0),
+            clip("gian-cach", "vi", 5.0),
+            clip("gian-cach", "nut", 5.0),
+            clip("khan", "vi", 6.0, ClipKind.NOTICE),
+        ),
+    )
 
 
 # --- Real-peer helpers: a config with the sample library, a served daemon ------------
-
-
 
 
 SECRET = "test-secret-not-for-production"
@@ -87,13 +102,17 @@ def normalised_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def audio_config(config: Path, port: int, **audio: Any) -> Path:
     """Point a copied sample config at the repo's library, a fixed secret and `port`."""
     settings = {"library_dir": str(REPO / "audio"), "token_secret": SECRET, **audio}
-    lines = [f"{k} = {v!r}".replace("'", '"') if isinstance(v, str)
-             else f"{k} = {str(v).lower() if isinstance(v, bool) else v}"
-             for k, v in settings.items()]
+    lines = [
+        f"{k} = {v!r}".replace("'", '"')
+        if isinstance(v, str)
+        else f"{k} = {str(v).lower() if isinstance(v, bool) else v}"
+        for k, v in settings.items()
+    ]
     body = config.read_text(encoding="utf-8")
     body = body.replace('bind = "127.0.0.1:8080"', f'bind = "127.0.0.1:{port}"')
-    body = body.replace('public_url = "http://127.0.0.1:8080"',
-                        f'public_url = "http://127.0.0.1:{port}"')
+    body = body.replace(
+        'public_url = "http://127.0.0.1:8080"', f'public_url = "http://127.0.0.1:{port}"'
+    )
     config.write_text(body + "\n[audio]\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return config
 
@@ -119,8 +138,9 @@ def served(tmp_path: Path, db_url: str, normalised_store: Path) -> Iterator[tupl
     env = {**os.environ, "BROADCASTER_CONFIG": str(config)}
     cmd = [sys.executable, "-m", "broadcaster"]
     subprocess.run([*cmd, "db", "upgrade"], env=env, check=True, capture_output=True)
-    proc = subprocess.Popen([*cmd, "serve"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*cmd, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _await_listening(base, proc)
@@ -158,9 +178,14 @@ def publish_plan(config: Path, occurrences: list[Any], now: datetime) -> Any:
     settings = load_settings(config)
     engine = make_engine(settings.storage_url)
     try:
-        return republish(engine, settings.registry(), publisher(settings),
-                         load_library(library_dir(settings.audio, config)), now=now,
-                         occurrences=occurrences)
+        return republish(
+            engine,
+            settings.registry(),
+            publisher(settings),
+            load_library(library_dir(settings.audio, config)),
+            now=now,
+            occurrences=occurrences,
+        )
     finally:
         engine.dispose()
 
@@ -168,13 +193,32 @@ def publish_plan(config: Path, occurrences: list[Any], now: datetime) -> Any:
 def day_plan(start: datetime) -> list[Occ]:
     """A district bulletin now and in an hour, a relay at noon, a van round; for 167."""
     return [
-        Occ("ban-tin-huyen", "loudspeaker", "167", start, "normal",
-            ["ban-tin-5k", "tiem-vac-xin"]),
+        Occ("ban-tin-huyen", "loudspeaker", "167", start, "normal", ["ban-tin-5k", "tiem-vac-xin"]),
         Occ("gian-cach", "loudspeaker", "167", start, "priority", ["gian-cach"]),
-        Occ("ban-tin-huyen", "loudspeaker", "167", start + timedelta(hours=1), "normal",
-            ["ban-tin-5k"]),
-        Occ("vov", "relay", "167", start + timedelta(hours=2), "normal",
-            {"source": "http://radio.example/vov1"}, timedelta(minutes=30)),
-        Occ("xe-loa", "van", "167", start + timedelta(hours=3), "normal",
-            ["gian-cach"], timedelta(minutes=5)),
+        Occ(
+            "ban-tin-huyen",
+            "loudspeaker",
+            "167",
+            start + timedelta(hours=1),
+            "normal",
+            ["ban-tin-5k"],
+        ),
+        Occ(
+            "vov",
+            "relay",
+            "167",
+            start + timedelta(hours=2),
+            "normal",
+            {"source": "http://radio.example/vov1"},
+            timedelta(minutes=30),
+        ),
+        Occ(
+            "xe-loa",
+            "van",
+            "167",
+            start + timedelta(hours=3),
+            "normal",
+            ["gian-cach"],
+            timedelta(minutes=5),
+        ),
     ]

@@ -24,15 +24,21 @@ TEXT = "Thông báo khẩn: mưa lũ, người dân không qua ngầm tràn."
 
 def _broadcaster(config: Path, *args: str, expect: int = 0) -> str:
     env = {**os.environ, "BROADCASTER_CONFIG": str(config)}
-    done = subprocess.run([sys.executable, "-m", "broadcaster", *args], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "broadcaster", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == expect, done.stdout + done.stderr
     return done.stdout + done.stderr
 
 
 def _current(base: str, station: str) -> dict:
-    response = httpx.get(f"{base}/stations/{station}/current.json",
-                         params={"token": TOKENS.for_station(station)})
+    response = httpx.get(
+        f"{base}/stations/{station}/current.json", params={"token": TOKENS.for_station(station)}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -47,8 +53,18 @@ def test_notice_heads_affected_current_playlists_within_5s_and_no_other(served):
     publish_plan(config, day_plan(now - timedelta(seconds=5)), now)
     before = {s: _current(base, s) for s in ("linh-thong", "lam-vy", "cho-chu")}
     started = time.monotonic()
-    _broadcaster(config, "notice", "--area", "05440", "--area", "05443", "--text", TEXT,
-                 "--by", "Nguyễn Văn A")
+    _broadcaster(
+        config,
+        "notice",
+        "--area",
+        "05440",
+        "--area",
+        "05443",
+        "--text",
+        TEXT,
+        "--by",
+        "Nguyễn Văn A",
+    )
     heads = {}
     while time.monotonic() - started < 5 and len(heads) < 2:
         for station in ("linh-thong", "lam-vy"):
@@ -83,7 +99,9 @@ def test_notice_needing_approval_airs_only_after_a_second_operator(served):
 
 def test_notice_needs_text_or_audio_and_a_known_area(served):
     config, _ = served
-    assert "exactly one of" in _broadcaster(config, "notice", "--area", "05440", "--by", "A",
-                                            expect=1)
-    assert "unknown area" in _broadcaster(config, "notice", "--area", "99999", "--text", "x",
-                                          "--by", "A", expect=1)
+    assert "exactly one of" in _broadcaster(
+        config, "notice", "--area", "05440", "--by", "A", expect=1
+    )
+    assert "unknown area" in _broadcaster(
+        config, "notice", "--area", "99999", "--text", "x", "--by", "A", expect=1
+    )

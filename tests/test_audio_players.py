@@ -25,21 +25,36 @@ def _decoded_seconds(path: Path) -> float:
     return float(out.stdout)
 
 
-def test_mpv_decodes_every_item_of_the_published_m3u_at_its_manifest_duration(served,
-                                                                               tmp_path: Path):
+def test_mpv_decodes_every_item_of_the_published_m3u_at_its_manifest_duration(
+    served, tmp_path: Path
+):
     config, base = served
     now = datetime.now(UTC)
     publish_plan(config, day_plan(now + timedelta(minutes=5)), now)
     listed = CliRunner().invoke(main, ["--config", str(config), "stations", "--format", "json"])
     row = next(r for r in json.loads(listed.output) if r["station"] == "linh-thong")
-    manifest = json.loads(subprocess.run(["curl", "-sf", row["manifest_url"]],
-                                         capture_output=True, check=True).stdout)
+    manifest = json.loads(
+        subprocess.run(["curl", "-sf", row["manifest_url"]], capture_output=True, check=True).stdout
+    )
     out = tmp_path / "pcm"
     out.mkdir()
     played = subprocess.run(
-        ["mpv", "--no-config", "--no-video", "--ao=pcm", "--gapless-audio=no", "--really-quiet",
-         f"--script={SCRIPT}", f"--script-opts=pcmdir={out}", row["playlist_url"]],
-        capture_output=True, text=True, timeout=60, check=True)
+        [
+            "mpv",
+            "--no-config",
+            "--no-video",
+            "--ao=pcm",
+            "--gapless-audio=no",
+            "--really-quiet",
+            f"--script={SCRIPT}",
+            f"--script-opts=pcmdir={out}",
+            row["playlist_url"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     reasons = [line.split()[2] for line in played.stdout.splitlines() if line.startswith("ITEM")]
     assert reasons[0] == "redirect" and set(reasons[1:]) == {"eof"}, played.stdout
     decoded = [_decoded_seconds(p) for p in sorted(out.glob("*.wav"))]

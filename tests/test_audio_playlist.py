@@ -22,8 +22,13 @@ def test_slot_opens_with_chime_then_items_by_priority_each_vietnamese_first():
         Occ("district", "loudspeaker", "05440", local("06:00"), "priority", ["ban-tin"]),
     ]
     [slot] = playlist(commune(), DAY, occs, small_library(), tz=TZ)
-    assert _ids(slot) == [("chime", "zxx"), ("ban-tin", "vi"), ("ban-tin", "tyz"),
-                          ("ban-tin", "ium"), ("gian-cach", "vi")]
+    assert _ids(slot) == [
+        ("chime", "zxx"),
+        ("ban-tin", "vi"),
+        ("ban-tin", "tyz"),
+        ("ban-tin", "ium"),
+        ("gian-cach", "vi"),
+    ]
     assert slot.id == "0600"
     assert [e.priority for e in slot.entries[1:]] == [Priority.PRIORITY] * 3 + [Priority.NORMAL]
 
@@ -37,23 +42,27 @@ def test_variants_only_in_the_communes_languages():
 def test_offsets_count_chime_items_and_gaps():
     occs = [Occ("p", "loudspeaker", "05443", local("06:00"), content="ban-tin")]
     [slot] = playlist(commune("05443", ("vi", "tyz")), DAY, occs, small_library(), tz=TZ, gap=0.5)
-    assert [(e.offset, e.duration) for e in slot.entries] == [(0.0, 1.0), (1.5, 10.0),
-                                                              (12.0, 8.0)]
+    assert [(e.offset, e.duration) for e in slot.entries] == [(0.0, 1.0), (1.5, 10.0), (12.0, 8.0)]
     assert slot.duration == 20.0
 
 
 def test_slot_never_overruns_the_next_and_reports_what_it_dropped():
     occs = [
         Occ("long", "loudspeaker", "05440", local("06:00"), "normal", ["gian-cach", "ban-tin"]),
-        Occ("next", "loudspeaker", "05440", local("06:00") + timedelta(seconds=20), "normal",
-            ["gian-cach"]),
+        Occ(
+            "next",
+            "loudspeaker",
+            "05440",
+            local("06:00") + timedelta(seconds=20),
+            "normal",
+            ["gian-cach"],
+        ),
     ]
     first, second = playlist(commune(), DAY, occs, small_library(), tz=TZ)
     assert first.end == second.start
     assert first.duration <= 20
     assert _ids(first) == [("chime", "zxx"), ("gian-cach", "vi"), ("ban-tin", "vi")]
-    assert {(d.item, d.language) for d in first.dropped} == {("ban-tin", "tyz"),
-                                                             ("ban-tin", "ium")}
+    assert {(d.item, d.language) for d in first.dropped} == {("ban-tin", "tyz"), ("ban-tin", "ium")}
     assert all(d.reason == "does not fit before the next slot" for d in first.dropped)
 
 
@@ -65,8 +74,7 @@ def test_missing_clip_is_reported_not_aired():
 
 
 def test_clip_outside_its_validity_dates_is_not_aired():
-    library = small_library().with_clips(
-        (clip("old", "vi", 3.0, valid_until=date(2021, 8, 31)),))
+    library = small_library().with_clips((clip("old", "vi", 3.0, valid_until=date(2021, 8, 31)),))
     occs = [Occ("p", "loudspeaker", "05440", local("06:00"), content=["old", "gian-cach"])]
     [slot] = playlist(commune(), DAY, occs, library, tz=TZ)
     assert ("old", "vi") not in _ids(slot)
@@ -96,12 +104,20 @@ def test_emergency_between_slots_is_a_slot_of_its_own():
 
 
 def test_relay_appears_with_its_source_and_length():
-    occs = [Occ("vov", "relay", "167", local("11:00"), "normal", {"source": "http://vov/live"},
-                timedelta(minutes=15))]
+    occs = [
+        Occ(
+            "vov",
+            "relay",
+            "167",
+            local("11:00"),
+            "normal",
+            {"source": "http://vov/live"},
+            timedelta(minutes=15),
+        )
+    ]
     [slot] = playlist(commune(), DAY, occs, small_library(), tz=TZ, covering=["167"])
     relay = slot.entries[-1]
-    assert (relay.kind, relay.source, relay.duration) == (EntryKind.RELAY, "http://vov/live",
-                                                          900.0)
+    assert (relay.kind, relay.source, relay.duration) == (EntryKind.RELAY, "http://vov/live", 900.0)
 
 
 def test_occurrences_of_other_communes_and_days_are_left_out_but_bound_the_last_slot():
@@ -125,14 +141,18 @@ def test_naive_occurrence_time_is_rejected():
 def test_van_round_loops_in_every_route_language_and_lists_the_route():
     route = [commune("05440", ("vi", "tyz")), commune("05455", ("vi", "tyz", "nut"))]
     district = commune("167", ())
-    occs = [Occ("van", "van", "167", local("08:00"), "normal", ["gian-cach"],
-                timedelta(minutes=2)),
-            Occ("van", "van", "167", local("15:00"), "normal", ["gian-cach"])]
+    occs = [
+        Occ("van", "van", "167", local("08:00"), "normal", ["gian-cach"], timedelta(minutes=2)),
+        Occ("van", "van", "167", local("15:00"), "normal", ["gian-cach"]),
+    ]
     rounds = van_rounds(district, route, DAY, occs, small_library(), tz=TZ, round_seconds=600)
     assert [r.id for r in rounds] == ["0800", "1500"]
     first = rounds[0]
     assert first.route == ("05440", "05455")
     assert [(e.clip.id, e.clip.language) for e in first.loop] == [
-        ("chime", "zxx"), ("gian-cach", "vi"), ("gian-cach", "nut")]
+        ("chime", "zxx"),
+        ("gian-cach", "vi"),
+        ("gian-cach", "nut"),
+    ]
     assert first.repeat == 120 // 11
     assert rounds[1].repeat == 600 // 11

@@ -36,8 +36,13 @@ NOW = local("05:00")
 @pytest.fixture
 def pub(tmp_path: Path, normalised_store: Path) -> Publisher:
     seed_store(normalised_store, tmp_path)
-    return Publisher(tmp_path / "publish", "http://radio.example:8080", TZ, Tokens(b"k"),
-                     AudioSettings(render_slots=False))
+    return Publisher(
+        tmp_path / "publish",
+        "http://radio.example:8080",
+        TZ,
+        Tokens(b"k"),
+        AudioSettings(render_slots=False),
+    )
 
 
 @pytest.fixture
@@ -64,8 +69,11 @@ def test_each_slot_gets_an_m3u_with_absolute_urls_carrying_the_station_token(pub
     urls = [line for line in m3u if not line.startswith("#")]
     token = pub.tokens.for_station("linh-thong")
     assert m3u[0] == "#EXTM3U"
-    assert urls and all(u.startswith("http://radio.example:8080/stations/linh-thong/audio/")
-                        and u.endswith(f"?token={token}") for u in urls)
+    assert urls and all(
+        u.startswith("http://radio.example:8080/stations/linh-thong/audio/")
+        and u.endswith(f"?token={token}")
+        for u in urls
+    )
     manifest = _manifest(pub, "linh-thong", "0600")
     assert [i["url"] for i in manifest["items"]] == urls
     assert [i["priority"] for i in manifest["items"][1:3]] == ["priority", "normal"]
@@ -91,8 +99,9 @@ def test_van_round_lists_its_route_and_loops_to_fill_the_round(pub, registry):
     assert manifest["duration"] <= 300
     languages = {i["language"] for i in manifest["items"]}
     assert {"vi", "zxx"} <= languages
-    played = [line for line in _m3u(pub, "van-167", "0900").splitlines()
-              if not line.startswith("#")]
+    played = [
+        line for line in _m3u(pub, "van-167", "0900").splitlines() if not line.startswith("#")
+    ]
     assert len(played) == manifest["repeat"] * len(manifest["items"])
 
 
@@ -126,10 +135,24 @@ def test_only_the_named_stations_are_written(pub, registry):
 
 
 def test_items_dropped_for_lack_of_time_are_logged(pub, registry):
-    plan = [Occ("long", "loudspeaker", "05440", local("06:00"), "normal",
-                ["ban-tin-5k", "tiem-vac-xin", "gian-cach"]),
-            Occ("next", "loudspeaker", "05440", local("06:00") + timedelta(seconds=15),
-                "normal", ["gian-cach"])]
+    plan = [
+        Occ(
+            "long",
+            "loudspeaker",
+            "05440",
+            local("06:00"),
+            "normal",
+            ["ban-tin-5k", "tiem-vac-xin", "gian-cach"],
+        ),
+        Occ(
+            "next",
+            "loudspeaker",
+            "05440",
+            local("06:00") + timedelta(seconds=15),
+            "normal",
+            ["gian-cach"],
+        ),
+    ]
     with capture_logs() as logs:
         _run(pub, registry, plan)
     dropped = [e for e in logs if e["event"] == "audio.item_dropped"]

@@ -33,8 +33,27 @@ def test_every_sample_clip_measures_within_one_lu_of_target(normalised_store: Pa
 
 def test_quiet_clip_is_raised_to_target_and_edge_silence_trimmed(tmp_path: Path):
     padded = tmp_path / "padded.wav"
-    subprocess.run(["sox", "-n", "-r", "44100", "-c", "1", str(padded), "synth", "3", "sine",
-                    "330", "vol", "0.05", "pad", "1", "2"], check=True)
+    subprocess.run(
+        [
+            "sox",
+            "-n",
+            "-r",
+            "44100",
+            "-c",
+            "1",
+            str(padded),
+            "synth",
+            "3",
+            "sine",
+            "330",
+            "vol",
+            "0.05",
+            "pad",
+            "1",
+            "2",
+        ],
+        check=True,
+    )
     store = AudioStore(tmp_path / "store")
     rendered = normalise(padded, file_sha256(padded), TARGET, store)
     assert probe_duration(padded) == pytest.approx(6.0, abs=0.01)
@@ -56,8 +75,10 @@ def test_normalised_clip_is_cached_by_hash_and_never_rewritten(tmp_path: Path):
 
 def test_clip_changed_since_import_is_refused(tmp_path: Path):
     source = tmp_path / "c.wav"
-    subprocess.run(["sox", "-n", "-r", "22050", "-c", "1", str(source), "synth", "1", "sine",
-                    "440"], check=True)
+    subprocess.run(
+        ["sox", "-n", "-r", "22050", "-c", "1", str(source), "synth", "1", "sine", "440"],
+        check=True,
+    )
     with pytest.raises(RenderError, match="content changed since import"):
         normalise(source, "0" * 64, TARGET, AudioStore(tmp_path / "store"))
 

@@ -40,8 +40,10 @@ def test_tokens_are_required_and_tied_to_their_station(served):
     mine = _current(base, "linh-thong", token=TOKENS.for_station("linh-thong"))
     assert mine.status_code == 200
     assert mine.headers["content-type"].startswith("audio/x-mpegurl")
-    bearer = httpx.get(f"{base}/stations/linh-thong/current.json",
-                       headers={"Authorization": f"Bearer {TOKENS.for_station('linh-thong')}"})
+    bearer = httpx.get(
+        f"{base}/stations/linh-thong/current.json",
+        headers={"Authorization": f"Bearer {TOKENS.for_station('linh-thong')}"},
+    )
     assert bearer.json()["station"] == "linh-thong"
 
 
@@ -49,12 +51,19 @@ def test_unknown_station_and_path_traversal_are_refused(served):
     config, base = served
     _publish_around_now(config)
     token = TOKENS.for_station("linh-thong")
-    assert httpx.get(f"{base}/stations/nowhere/current.m3u",
-                     params={"token": TOKENS.for_station("nowhere")}).status_code == 404
-    for path in ("/stations/linh-thong/..%2F..%2Fplan.json", "/stations/linh-thong/../x.json",
-                 "/stations/linh-thong/2021-01-01/..%2F..%2Fx.json",
-                 "/stations/linh-thong/audio/..%2F..%2Fplan.json",
-                 "/stations/linh-thong/audio/%2e%2e%2f%2e%2e%2fstation-token-secret"):
+    assert (
+        httpx.get(
+            f"{base}/stations/nowhere/current.m3u", params={"token": TOKENS.for_station("nowhere")}
+        ).status_code
+        == 404
+    )
+    for path in (
+        "/stations/linh-thong/..%2F..%2Fplan.json",
+        "/stations/linh-thong/../x.json",
+        "/stations/linh-thong/2021-01-01/..%2F..%2Fx.json",
+        "/stations/linh-thong/audio/..%2F..%2Fplan.json",
+        "/stations/linh-thong/audio/%2e%2e%2f%2e%2e%2fstation-token-secret",
+    ):
         response = httpx.get(base + path, params={"token": token})
         assert response.status_code == 404, path
         assert "test-secret" not in response.text
@@ -66,8 +75,11 @@ def test_manifest_has_etag_and_answers_304_when_unchanged(served):
     token = TOKENS.for_station("linh-thong")
     first = _current(base, "linh-thong", "json", token=token)
     etag = first.headers["etag"]
-    again = httpx.get(f"{base}/stations/linh-thong/current.json", params={"token": token},
-                      headers={"If-None-Match": etag})
+    again = httpx.get(
+        f"{base}/stations/linh-thong/current.json",
+        params={"token": token},
+        headers={"If-None-Match": etag},
+    )
     assert again.status_code == 304
     manifest = first.json()
     given = httpx.get(manifest["playlist_url"].replace(".m3u", ".json"))
@@ -102,17 +114,30 @@ def test_playback_reports_are_stored_and_shown_by_asrun(served):
     _publish_around_now(config)
     token = TOKENS.for_station("linh-thong")
     started = datetime.now(UTC).replace(microsecond=0)
-    reports = [{"item": "ban-tin-5k/vi", "slot": "0600", "started": started.isoformat(),
-                "finished": (started + timedelta(seconds=10)).isoformat()}]
+    reports = [
+        {
+            "item": "ban-tin-5k/vi",
+            "slot": "0600",
+            "started": started.isoformat(),
+            "finished": (started + timedelta(seconds=10)).isoformat(),
+        }
+    ]
     url = f"{base}/stations/linh-thong/reports"
     assert httpx.post(url, params={"token": token}, json=reports).status_code == 202
-    assert httpx.post(url, params={"token": token},
-                      json={"item": "x", "started": "2021-09-01T06:00:00"}).status_code == 422
-    assert httpx.post(url, params={"token": token},
-                      content=b"[" + b" " * 70000 + b"]").status_code == 413
+    assert (
+        httpx.post(
+            url, params={"token": token}, json={"item": "x", "started": "2021-09-01T06:00:00"}
+        ).status_code
+        == 422
+    )
+    assert (
+        httpx.post(url, params={"token": token}, content=b"[" + b" " * 70000 + b"]").status_code
+        == 413
+    )
     assert httpx.post(url, json=reports).status_code == 401
-    result = CliRunner().invoke(main, ["--config", str(config), "asrun", "--station",
-                                       "linh-thong", "--format", "json"])
+    result = CliRunner().invoke(
+        main, ["--config", str(config), "asrun", "--station", "linh-thong", "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert [r["item"] for r in rows] == ["ban-tin-5k/vi"]

@@ -119,8 +119,10 @@ def load_library(root: Path) -> Library:
         try:
             entry = _Entry.model_validate(item)
         except ValidationError as exc:
-            problems += [f"{path}: clip[{i}].{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                         for e in exc.errors()]
+            problems += [
+                f"{path}: clip[{i}].{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                for e in exc.errors()
+            ]
             continue
         clip = Clip(**{**entry.model_dump(), "file": Path(entry.file)})
         problems += _entry_problems(root, path, i, clip, seen)
@@ -131,15 +133,20 @@ def load_library(root: Path) -> Library:
     return Library(root, tuple(clips))
 
 
-def _entry_problems(root: Path, path: Path, i: int, clip: Clip,
-                    seen: set[tuple[str, str]]) -> list[str]:
+def _entry_problems(
+    root: Path, path: Path, i: int, clip: Clip, seen: set[tuple[str, str]]
+) -> list[str]:
     problems = []
     if (clip.id, clip.language) in seen:
-        problems.append(f"{path}: clip[{i}]: id {clip.id!r} in language {clip.language!r} "
-                        "appears twice; each language variant of an id appears once")
+        problems.append(
+            f"{path}: clip[{i}]: id {clip.id!r} in language {clip.language!r} "
+            "appears twice; each language variant of an id appears once"
+        )
     if clip.file.is_absolute() or ".." in clip.file.parts:
-        problems.append(f"{path}: clip[{i}].file: {str(clip.file)!r} must be a plain name "
-                        "inside the library folder")
+        problems.append(
+            f"{path}: clip[{i}].file: {str(clip.file)!r} must be a plain name "
+            "inside the library folder"
+        )
     elif not (root / clip.file).is_file():
         problems.append(f"{path}: clip[{i}].file: {str(clip.file)!r} does not exist")
     if clip.valid_from and clip.valid_until and clip.valid_until < clip.valid_from:
@@ -152,8 +159,12 @@ def save_library(library: Library) -> None:
     entries = []
     for clip in sorted(library.clips, key=lambda c: (c.id, c.language)):
         entry = {
-            "id": clip.id, "language": clip.language, "kind": clip.kind.value,
-            "title": clip.title, "file": str(clip.file), "duration": round(clip.duration, 3),
+            "id": clip.id,
+            "language": clip.language,
+            "kind": clip.kind.value,
+            "title": clip.title,
+            "file": str(clip.file),
+            "duration": round(clip.duration, 3),
             "sha256": clip.sha256,
         }
         entry |= {k: v for k in ("valid_from", "valid_until") if (v := getattr(clip, k))}
@@ -165,8 +176,15 @@ def save_library(library: Library) -> None:
 
 
 def import_clip(
-    library: Library, source: Path, *, clip_id: str | None, title: str, language: str,
-    kind: ClipKind, valid_from: date | None = None, valid_until: date | None = None,
+    library: Library,
+    source: Path,
+    *,
+    clip_id: str | None,
+    title: str,
+    language: str,
+    kind: ClipKind,
+    valid_from: date | None = None,
+    valid_until: date | None = None,
     replace: bool = False,
 ) -> tuple[Library, Clip]:
     """Copy `source` into the library and catalogue it with its duration and hash."""
@@ -179,11 +197,22 @@ def import_clip(
         raise LibraryError(f"--language {language!r}: use an ISO 639 code such as vi or tyz")
     existing = next((c for c in library.clips if (c.id, c.language) == (clip_id, language)), None)
     if existing and not replace:
-        raise LibraryError(f"clip {clip_id!r} in {language!r} is already in the library "
-                           f"({existing.file}); pass --replace to swap it")
+        raise LibraryError(
+            f"clip {clip_id!r} in {language!r} is already in the library "
+            f"({existing.file}); pass --replace to swap it"
+        )
     name = Path(f"{clip_id}.{language}{source.suffix.lower()}")
-    clip = Clip(clip_id, language, kind, title, name, probe_duration(source),
-                file_sha256(source), valid_from, valid_until)
+    clip = Clip(
+        clip_id,
+        language,
+        kind,
+        title,
+        name,
+        probe_duration(source),
+        file_sha256(source),
+        valid_from,
+        valid_until,
+    )
     library.root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, library.root / clip.file)
     kept = tuple(c for c in library.clips if (c.id, c.language) != (clip_id, language))
@@ -196,7 +225,9 @@ def probe_duration(path: Path) -> float:
     """Ask ffprobe how long the audio lasts; refuse files it cannot decode."""
     result = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     try:
         return float(json.loads(result.stdout)["format"]["duration"])

@@ -50,8 +50,11 @@ def notice_audio(data_dir: Path, *, audio: Path | None, text: str | None) -> Pat
             if not text.strip():
                 raise ValueError("--text is empty")
             source = Path(tmp) / "speech.wav"
-            subprocess.run(["espeak-ng", "-v", VOICE, "-s", "150", "-w", str(source), text],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["espeak-ng", "-v", VOICE, "-s", "150", "-w", str(source), text],
+                check=True,
+                capture_output=True,
+            )
         else:
             assert audio is not None
             if not audio.is_file():
@@ -65,9 +68,19 @@ def notice_audio(data_dir: Path, *, audio: Path | None, text: str | None) -> Pat
     return target
 
 
-def issue_notice(engine: Engine, registry: AreaRegistry, pub: Publisher, library: Library, *,
-                 areas: Sequence[str], audio: Path | None, text: str | None, by: str,
-                 now: datetime, needs_approval: bool) -> tuple[Notice, PublishReport | None]:
+def issue_notice(
+    engine: Engine,
+    registry: AreaRegistry,
+    pub: Publisher,
+    library: Library,
+    *,
+    areas: Sequence[str],
+    audio: Path | None,
+    text: str | None,
+    by: str,
+    now: datetime,
+    needs_approval: bool,
+) -> tuple[Notice, PublishReport | None]:
     """Record a notice and, unless it awaits approval, put it on the air now."""
     if not by.strip():
         raise ValueError("--by must name the operator issuing the notice")
@@ -76,20 +89,37 @@ def issue_notice(engine: Engine, registry: AreaRegistry, pub: Publisher, library
     for code in areas:
         registry.get(code)
     path = notice_audio(pub.root.parent, audio=audio, text=text)
-    notice = create_notice(engine, areas=areas, text=text, clip_file=str(path),
-                           clip_sha256=file_sha256(path), duration=probe_duration(path), by=by,
-                           now=now, needs_approval=needs_approval)
-    log.info("audio.notice_created", notice=notice.id, areas=list(areas), by=by,
-             state=notice.state.value)
+    notice = create_notice(
+        engine,
+        areas=areas,
+        text=text,
+        clip_file=str(path),
+        clip_sha256=file_sha256(path),
+        duration=probe_duration(path),
+        by=by,
+        now=now,
+        needs_approval=needs_approval,
+    )
+    log.info(
+        "audio.notice_created", notice=notice.id, areas=list(areas), by=by, state=notice.state.value
+    )
     if needs_approval:
         return notice, None
-    return notice, republish(engine, registry, pub, library, now=now,
-                             only=affected_stations(registry, [notice]))
+    return notice, republish(
+        engine, registry, pub, library, now=now, only=affected_stations(registry, [notice])
+    )
 
 
-def republish(engine: Engine, registry: AreaRegistry, pub: Publisher, library: Library, *,
-              now: datetime, occurrences: Sequence[Occurrence] | None = None,
-              only: set[str] | None = None) -> PublishReport:
+def republish(
+    engine: Engine,
+    registry: AreaRegistry,
+    pub: Publisher,
+    library: Library,
+    *,
+    now: datetime,
+    occurrences: Sequence[Occurrence] | None = None,
+    only: set[str] | None = None,
+) -> PublishReport:
     """Publish the plan (given, or the one last published) with the live notices on top.
 
     The daemon calls this with the planner's occurrences whenever the plan
@@ -106,17 +136,38 @@ def republish(engine: Engine, registry: AreaRegistry, pub: Publisher, library: L
 
 
 def affected_stations(registry: AreaRegistry, notices: Sequence[Notice]) -> set[str]:
-    return {c.station.code for n in notices for code in n.areas
-            for c in registry.communes_under(code) if c.station is not None}
+    return {
+        c.station.code
+        for n in notices
+        for code in n.areas
+        for c in registry.communes_under(code)
+        if c.station is not None
+    }
 
 
 def notice_clip(notice: Notice) -> Clip:
     path = Path(notice.clip_file)
-    return Clip(f"notice-{notice.id}", VOICE, ClipKind.NOTICE, f"Thông báo khẩn #{notice.id}",
-                path, notice.duration, notice.clip_sha256)
+    return Clip(
+        f"notice-{notice.id}",
+        VOICE,
+        ClipKind.NOTICE,
+        f"Thông báo khẩn #{notice.id}",
+        path,
+        notice.duration,
+        notice.clip_sha256,
+    )
 
 
 def notice_occurrences(notice: Notice, registry: AreaRegistry) -> list[PlannedOccurrence]:
     communes = {c.code for code in notice.areas for c in registry.communes_under(code)}
-    return [PlannedOccurrence(f"notice-{notice.id}", "loudspeaker", code, notice.airs_at,
-                              "emergency", [f"notice-{notice.id}"]) for code in sorted(communes)]
+    return [
+        PlannedOccurrence(
+            f"notice-{notice.id}",
+            "loudspeaker",
+            code,
+            notice.airs_at,
+            "emergency",
+            [f"notice-{notice.id}"],
+        )
+        for code in sorted(communes)
+    ]

@@ -127,9 +127,17 @@ class _Item:
     priority: Priority
 
 
-def playlist(commune: Area, day: date, occurrences: Iterable[Occurrence], library: Library, *,
-             tz: tzinfo, chime: str = "chime", gap: float = 0.0,
-             covering: Iterable[str] = ()) -> list[Slot]:
+def playlist(
+    commune: Area,
+    day: date,
+    occurrences: Iterable[Occurrence],
+    library: Library,
+    *,
+    tz: tzinfo,
+    chime: str = "chime",
+    gap: float = 0.0,
+    covering: Iterable[str] = (),
+) -> list[Slot]:
     """Build the commune's slots starting on `day` (local to `tz`).
 
     `occurrences` may include other days: the first slot after `day` still
@@ -137,8 +145,10 @@ def playlist(commune: Area, day: date, occurrences: Iterable[Occurrence], librar
     district, province) whose loudspeaker occurrences the commune airs too.
     """
     areas = {commune.code, *covering}
-    mine = sorted((o for o in occurrences if o.channel in SLOT_CHANNELS and o.area in areas),
-                  key=lambda o: o.at)
+    mine = sorted(
+        (o for o in occurrences if o.channel in SLOT_CHANNELS and o.area in areas),
+        key=lambda o: o.at,
+    )
     groups = _group(mine, library, day, gap, chime)
     languages = _languages(commune.languages)
     slots: list[Slot] = []
@@ -153,8 +163,9 @@ def playlist(commune: Area, day: date, occurrences: Iterable[Occurrence], librar
     return slots
 
 
-def _group(occurrences: Sequence[Occurrence], library: Library, day: date, gap: float,
-           chime: str) -> list[tuple[datetime, list[_Item]]]:
+def _group(
+    occurrences: Sequence[Occurrence], library: Library, day: date, gap: float, chime: str
+) -> list[tuple[datetime, list[_Item]]]:
     """Gather occurrences into slots; an emergency inside a running slot restarts it."""
     groups: list[tuple[datetime, list[_Item]]] = []
     for occ in occurrences:
@@ -173,22 +184,31 @@ def _group(occurrences: Sequence[Occurrence], library: Library, day: date, gap: 
     return groups
 
 
-def _planned_seconds(items: Sequence[_Item], library: Library, day: date, gap: float,
-                     chime: str) -> float:
+def _planned_seconds(
+    items: Sequence[_Item], library: Library, day: date, gap: float, chime: str
+) -> float:
     chime_clip = _first(library, chime, day)
     total = chime_clip.duration if chime_clip else 0.0
     for item in items:
         if item.occurrence.channel == "relay":
             total += gap + _relay_seconds(item.occurrence)
         for clip_id in clip_ids(item.occurrence.content):
-            total += sum(gap + c.duration for c in library.clips
-                         if c.id == clip_id and c.valid_on(day))
+            total += sum(
+                gap + c.duration for c in library.clips if c.id == clip_id and c.valid_on(day)
+            )
     return total
 
 
-def _fill(items: Sequence[_Item], languages: Sequence[str], library: Library, day: date,
-          start: datetime, end: datetime | None, chime: str, gap: float,
-          ) -> tuple[tuple[Entry, ...], tuple[Dropped, ...]]:
+def _fill(
+    items: Sequence[_Item],
+    languages: Sequence[str],
+    library: Library,
+    day: date,
+    start: datetime,
+    end: datetime | None,
+    chime: str,
+    gap: float,
+) -> tuple[tuple[Entry, ...], tuple[Dropped, ...]]:
     """Place entries in order until the slot is full; report everything left out."""
     capacity = (end - start).total_seconds() if end is not None else float("inf")
     ordered = sorted(items, key=lambda it: it.priority.rank)
@@ -208,39 +228,85 @@ def _fill(items: Sequence[_Item], languages: Sequence[str], library: Library, da
         if at + candidate.duration > capacity:
             dropped.append(_as_dropped(candidate, "does not fit before the next slot"))
             continue
-        entries.append(Entry(candidate.kind, at, candidate.duration, candidate.priority,
-                             candidate.programme, candidate.clip, candidate.source))
+        entries.append(
+            Entry(
+                candidate.kind,
+                at,
+                candidate.duration,
+                candidate.priority,
+                candidate.programme,
+                candidate.clip,
+                candidate.source,
+            )
+        )
         offset = at + candidate.duration
     return tuple(entries), tuple(dropped)
 
 
-def _candidates(items: Sequence[_Item], languages: Sequence[str], library: Library, day: date,
-                ) -> Iterable[tuple[Entry, Dropped | None]]:
+def _candidates(
+    items: Sequence[_Item],
+    languages: Sequence[str],
+    library: Library,
+    day: date,
+) -> Iterable[tuple[Entry, Dropped | None]]:
     """Expand items into entries in airing order, or say which item has no clip."""
     for item in items:
         occ = item.occurrence
         if occ.channel == "relay":
-            yield Entry(EntryKind.RELAY, 0.0, _relay_seconds(occ), item.priority, occ.programme,
-                        source=relay_source(occ.content)), None
+            yield (
+                Entry(
+                    EntryKind.RELAY,
+                    0.0,
+                    _relay_seconds(occ),
+                    item.priority,
+                    occ.programme,
+                    source=relay_source(occ.content),
+                ),
+                None,
+            )
             continue
         for clip_id in clip_ids(occ.content):
             variants = [c for lang in languages if (c := library.variant(clip_id, lang, day))]
             if not variants:
-                yield Entry(EntryKind.CLIP, 0, 0, item.priority), Dropped(
-                    occ.programme, clip_id, None, item.priority,
-                    "no clip in the library is valid that day in the commune's languages")
+                yield (
+                    Entry(EntryKind.CLIP, 0, 0, item.priority),
+                    Dropped(
+                        occ.programme,
+                        clip_id,
+                        None,
+                        item.priority,
+                        "no clip in the library is valid that day in the commune's languages",
+                    ),
+                )
             for clip in variants:
-                yield Entry(EntryKind.CLIP, 0.0, clip.duration, item.priority, occ.programme,
-                            clip), None
+                yield (
+                    Entry(EntryKind.CLIP, 0.0, clip.duration, item.priority, occ.programme, clip),
+                    None,
+                )
 
 
-def van_rounds(district: Area, route: Sequence[Area], day: date,
-               occurrences: Iterable[Occurrence], library: Library, *, tz: tzinfo,
-               round_seconds: float, chime: str = "chime", gap: float = 0.0) -> list[VanRound]:
+def van_rounds(
+    district: Area,
+    route: Sequence[Area],
+    day: date,
+    occurrences: Iterable[Occurrence],
+    library: Library,
+    *,
+    tz: tzinfo,
+    round_seconds: float,
+    chime: str = "chime",
+    gap: float = 0.0,
+) -> list[VanRound]:
     """Build the district's van rounds for `day`: loop playlist plus the communes to visit."""
     languages = _languages(lang for commune in route for lang in commune.languages)
-    vans = sorted((o for o in occurrences if o.channel == "van" and o.area == district.code
-                   and o.at.astimezone(tz).date() == day), key=lambda o: o.at)
+    vans = sorted(
+        (
+            o
+            for o in occurrences
+            if o.channel == "van" and o.area == district.code and o.at.astimezone(tz).date() == day
+        ),
+        key=lambda o: o.at,
+    )
     rounds: list[VanRound] = []
     ids: set[str] = set()
     for occ in vans:
@@ -250,9 +316,17 @@ def van_rounds(district: Area, route: Sequence[Area], day: date,
         length = loop[-1].offset + loop[-1].duration + gap if loop else 0.0
         seconds = occ.duration.total_seconds() if occ.duration else round_seconds
         repeat = max(1, int(seconds // length)) if length else 0
-        rounds.append(VanRound(_unique_id(occ.at.astimezone(tz).strftime("%H%M"), ids),
-                               district.code, occ.at, loop, repeat,
-                               tuple(c.code for c in route), dropped))
+        rounds.append(
+            VanRound(
+                _unique_id(occ.at.astimezone(tz).strftime("%H%M"), ids),
+                district.code,
+                occ.at,
+                loop,
+                repeat,
+                tuple(c.code for c in route),
+                dropped,
+            )
+        )
     return rounds
 
 
@@ -314,5 +388,6 @@ def _unique_id(base: str, taken: set[str]) -> str:
 
 def _require_aware(at: datetime, programme: str) -> None:
     if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"occurrence of {programme!r} at {at}: naive datetime; "
-                         "times must carry a zone")
+        raise ValueError(
+            f"occurrence of {programme!r} at {at}: naive datetime; times must carry a zone"
+        )

@@ -80,8 +80,9 @@ class Publisher:
     @property
     def target(self) -> LoudnessTarget:
         a = self.audio
-        return LoudnessTarget(a.loudness_lufs, a.true_peak_dbtp, a.loudness_range_lu,
-                              a.bitrate_kbps)
+        return LoudnessTarget(
+            a.loudness_lufs, a.true_peak_dbtp, a.loudness_range_lu, a.bitrate_kbps
+        )
 
     def day_file(self, station: str, day: date) -> Path:
         return self.root / "stations" / day.isoformat() / f"{station}.json"
@@ -95,8 +96,9 @@ def publisher(settings: Settings) -> Publisher:
     """Build the publisher the daemon, `serve` and the CLI share, from the settings."""
     secret = settings.audio.token_secret
     tokens = load_tokens(secret.get_secret_value() if secret else None, settings.data_dir)
-    return Publisher(settings.data_dir / "publish", settings.public_url, settings.tz, tokens,
-                     settings.audio)
+    return Publisher(
+        settings.data_dir / "publish", settings.public_url, settings.tz, tokens, settings.audio
+    )
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,9 @@ def stations(registry: AreaRegistry) -> dict[str, Area]:
     return found
 
 
-def prepare_library(library: Library,
-                    pub: Publisher) -> tuple[Library, dict[tuple[str, str], Rendered]]:
+def prepare_library(
+    library: Library, pub: Publisher
+) -> tuple[Library, dict[tuple[str, str], Rendered]]:
     """Normalise every clip once (cached by hash) and give each its aired duration."""
     rendered: dict[tuple[str, str], Rendered] = {}
     aired: list[Clip] = []
@@ -147,9 +150,16 @@ def prepare_library(library: Library,
     return Library(library.root, tuple(aired)), rendered
 
 
-def publish(registry: AreaRegistry, occurrences: Sequence[Occurrence], library: Library, *,
-            now: datetime, pub: Publisher, only: Iterable[str] | None = None,
-            rendered: dict[tuple[str, str], Rendered] | None = None) -> PublishReport:
+def publish(
+    registry: AreaRegistry,
+    occurrences: Sequence[Occurrence],
+    library: Library,
+    *,
+    now: datetime,
+    pub: Publisher,
+    only: Iterable[str] | None = None,
+    rendered: dict[tuple[str, str], Rendered] | None = None,
+) -> PublishReport:
     """Write every station's slots for today and the days after; `only` limits the stations.
 
     `library` must carry aired durations and `rendered` the normalised files,
@@ -173,27 +183,58 @@ def publish(registry: AreaRegistry, occurrences: Sequence[Occurrence], library: 
             covering = [a.code for a in registry.ancestors(area.code)]
             mine = [o for c in (area.code, *covering) for o in by_area.get(c, ())]
             for day in days:
-                slots = playlist(area, day, mine, library, tz=pub.tz, chime=pub.audio.chime,
-                                 gap=pub.audio.gap_seconds, covering=covering)
-                job.write_day(code, day, [(s.id, _slot_manifest(job, code, area, day, s))
-                                          for s in slots])
+                slots = playlist(
+                    area,
+                    day,
+                    mine,
+                    library,
+                    tz=pub.tz,
+                    chime=pub.audio.chime,
+                    gap=pub.audio.gap_seconds,
+                    covering=covering,
+                )
+                job.write_day(
+                    code, day, [(s.id, _slot_manifest(job, code, area, day, s)) for s in slots]
+                )
         else:
             route = registry.communes_under(area.code)
             for day in days:
-                rounds = van_rounds(area, route, day, by_area.get(area.code, ()), library,
-                                    tz=pub.tz, round_seconds=pub.audio.van_round_minutes * 60,
-                                    chime=pub.audio.chime, gap=pub.audio.gap_seconds)
-                job.write_day(code, day, [(r.id, _round_manifest(job, code, area, day, r))
-                                          for r in rounds])
+                rounds = van_rounds(
+                    area,
+                    route,
+                    day,
+                    by_area.get(area.code, ()),
+                    library,
+                    tz=pub.tz,
+                    round_seconds=pub.audio.van_round_minutes * 60,
+                    chime=pub.audio.chime,
+                    gap=pub.audio.gap_seconds,
+                )
+                job.write_day(
+                    code, day, [(r.id, _round_manifest(job, code, area, day, r)) for r in rounds]
+                )
     report = job.report
     _remove_old_days(pub, today)
     for station, slot_id, dropped in report.dropped:
-        log.warning("audio.item_dropped", station=station, slot=slot_id,
-                    programme=dropped.programme, item=dropped.item, language=dropped.language,
-                    priority=dropped.priority.value, reason=dropped.reason)
-    log.info("audio.published", stations=report.stations, slots=report.slots,
-             written=report.written, unchanged=report.unchanged, removed=report.removed,
-             dropped=len(report.dropped))
+        log.warning(
+            "audio.item_dropped",
+            station=station,
+            slot=slot_id,
+            programme=dropped.programme,
+            item=dropped.item,
+            language=dropped.language,
+            priority=dropped.priority.value,
+            reason=dropped.reason,
+        )
+    log.info(
+        "audio.published",
+        stations=report.stations,
+        slots=report.slots,
+        written=report.written,
+        unchanged=report.unchanged,
+        removed=report.removed,
+        dropped=len(report.dropped),
+    )
     return report
 
 
@@ -219,8 +260,12 @@ class _Job:
             self.report.slots += 1
             self.report.dropped += [(station, slot_id, d) for d in manifest.pop("_dropped")]
         if slots:
-            self._write(path, _json_bytes({"station": station, "date": day.isoformat(),
-                                           "slots": [m for _, m in slots]}))
+            self._write(
+                path,
+                _json_bytes(
+                    {"station": station, "date": day.isoformat(), "slots": [m for _, m in slots]}
+                ),
+            )
         elif path.exists():
             path.unlink()
             self.report.removed += 1
@@ -242,8 +287,9 @@ class _Job:
         key = tuple(p.sha256 for p in parts)
         if key not in self.mixes:
             a = self.pub.audio
-            self.mixes[key] = render_sequence(parts, a.gap_seconds, self.pub.target,
-                                              self.pub.store, a.pydub_max_seconds)
+            self.mixes[key] = render_sequence(
+                parts, a.gap_seconds, self.pub.target, self.pub.store, a.pydub_max_seconds
+            )
         return self.mixes[key]
 
 
@@ -252,41 +298,56 @@ def _slot_manifest(job: _Job, station: str, area: Area, day: date, slot: Slot) -
     items = [_item(job, station, slot.start, e) for e in slot.entries]
     mix = job.mix([job.rendered[(e.clip.id, e.clip.language)] for e in slot.entries if e.clip])
     return {
-        "station": station, "commune": area.code, "date": day.isoformat(), "slot": slot.id,
-        "start": _iso(slot.start, pub.tz), "end": _iso(slot.end, pub.tz) if slot.end else None,
+        "station": station,
+        "commune": area.code,
+        "date": day.isoformat(),
+        "slot": slot.id,
+        "start": _iso(slot.start, pub.tz),
+        "end": _iso(slot.end, pub.tz) if slot.end else None,
         "duration": round(slot.duration, 3),
         "playlist_url": pub.url(station, f"{day.isoformat()}/{slot.id}.m3u"),
         "audio_url": pub.url(station, f"audio/{mix.name}") if mix else None,
         "audio_duration": round(mix.duration, 3) if mix else None,
-        "items": items, "dropped": [_dropped(d) for d in slot.dropped], "_dropped": slot.dropped,
+        "items": items,
+        "dropped": [_dropped(d) for d in slot.dropped],
+        "_dropped": slot.dropped,
     }
 
 
-def _round_manifest(job: _Job, station: str, area: Area, day: date,
-                    rnd: VanRound) -> dict[str, Any]:
+def _round_manifest(
+    job: _Job, station: str, area: Area, day: date, rnd: VanRound
+) -> dict[str, Any]:
     pub = job.pub
     gap = pub.audio.gap_seconds
     length = rnd.loop_duration + gap
     loop = [job.rendered[(e.clip.id, e.clip.language)] for e in rnd.loop if e.clip]
     mix = job.mix(loop * rnd.repeat)
     return {
-        "station": station, "district": area.code, "date": day.isoformat(), "slot": rnd.id,
-        "start": _iso(rnd.start, pub.tz), "end": None,
+        "station": station,
+        "district": area.code,
+        "date": day.isoformat(),
+        "slot": rnd.id,
+        "start": _iso(rnd.start, pub.tz),
+        "end": None,
         "duration": round(length * rnd.repeat - gap, 3) if rnd.repeat else 0.0,
-        "repeat": rnd.repeat, "route": list(rnd.route),
+        "repeat": rnd.repeat,
+        "route": list(rnd.route),
         "playlist_url": pub.url(station, f"{day.isoformat()}/{rnd.id}.m3u"),
         "audio_url": pub.url(station, f"audio/{mix.name}") if mix else None,
         "audio_duration": round(mix.duration, 3) if mix else None,
         "loop_duration": round(rnd.loop_duration, 3),
         "items": [_item(job, station, rnd.start, e) for e in rnd.loop],
-        "dropped": [_dropped(d) for d in rnd.dropped], "_dropped": rnd.dropped,
+        "dropped": [_dropped(d) for d in rnd.dropped],
+        "_dropped": rnd.dropped,
     }
 
 
 def _item(job: _Job, station: str, start: datetime, entry: Entry) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "kind": entry.kind.value, "programme": entry.programme,
-        "priority": entry.priority.value, "offset": round(entry.offset, 3),
+        "kind": entry.kind.value,
+        "programme": entry.programme,
+        "priority": entry.priority.value,
+        "offset": round(entry.offset, 3),
         "duration": round(entry.duration, 3),
         "air_time": _iso(start + timedelta(seconds=entry.offset), job.pub.tz),
     }
@@ -294,9 +355,13 @@ def _item(job: _Job, station: str, start: datetime, entry: Entry) -> dict[str, A
         item["source"] = entry.source
     elif entry.clip is not None:
         done = job.rendered[(entry.clip.id, entry.clip.language)]
-        item |= {"clip": entry.clip.id, "language": entry.clip.language,
-                 "title": entry.clip.title, "sha256": done.sha256,
-                 "url": job.pub.url(station, f"audio/{done.name}")}
+        item |= {
+            "clip": entry.clip.id,
+            "language": entry.clip.language,
+            "title": entry.clip.title,
+            "sha256": done.sha256,
+            "url": job.pub.url(station, f"audio/{done.name}"),
+        }
     return item
 
 
@@ -314,16 +379,16 @@ def m3u(manifest: dict[str, Any]) -> bytes:
     for _ in range(manifest.get("repeat", 1)):
         for item in manifest["items"]:
             if "url" in item:
-                lines.append(f"#EXTINF:{round(item['duration'])},{item['title']} "
-                             f"({item['language']})")
+                lines.append(
+                    f"#EXTINF:{round(item['duration'])},{item['title']} ({item['language']})"
+                )
                 lines.append(item["url"])
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _json_bytes(obj: Any) -> bytes:
     """Compact JSON: the C encoder, which indent= would turn off, and smaller polls."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
-                      default=_skip).encode("utf-8")
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_skip).encode("utf-8")
 
 
 def _skip(value: Any) -> Any:
@@ -336,10 +401,19 @@ def _iso(moment: datetime, tz: tzinfo) -> str:
 
 def save_plan(root: Path, occurrences: Sequence[Occurrence]) -> None:
     """Keep the occurrences published, so an emergency can be added without the planner."""
-    rows = [{"programme": o.programme, "channel": o.channel, "area": o.area,
-             "at": o.at.isoformat(), "priority": o.priority, "content": _plain(o.content),
-             "duration": o.duration.total_seconds() if o.duration else None}
-            for o in occurrences if o.channel in ("loudspeaker", "relay", "van")]
+    rows = [
+        {
+            "programme": o.programme,
+            "channel": o.channel,
+            "area": o.area,
+            "at": o.at.isoformat(),
+            "priority": o.priority,
+            "content": _plain(o.content),
+            "duration": o.duration.total_seconds() if o.duration else None,
+        }
+        for o in occurrences
+        if o.channel in ("loudspeaker", "relay", "van")
+    ]
     write_atomic(root / "plan.json", json.dumps(rows, ensure_ascii=False).encode("utf-8"))
 
 
@@ -347,10 +421,18 @@ def load_plan(root: Path) -> list[PlannedOccurrence]:
     path = root / "plan.json"
     if not path.exists():
         return []
-    return [PlannedOccurrence(r["programme"], r["channel"], r["area"],
-                              datetime.fromisoformat(r["at"]), r["priority"], r["content"],
-                              timedelta(seconds=r["duration"]) if r["duration"] else None)
-            for r in json.loads(path.read_text(encoding="utf-8"))]
+    return [
+        PlannedOccurrence(
+            r["programme"],
+            r["channel"],
+            r["area"],
+            datetime.fromisoformat(r["at"]),
+            r["priority"],
+            r["content"],
+            timedelta(seconds=r["duration"]) if r["duration"] else None,
+        )
+        for r in json.loads(path.read_text(encoding="utf-8"))
+    ]
 
 
 def _plain(content: Any) -> Any:
@@ -394,17 +476,27 @@ def slot_manifest(pub: Publisher, station: str, day: date, slot_id: str) -> dict
 def published_slots(pub: Publisher, station: str, day: date) -> list[PublishedSlot]:
     """List one station's slots for a day, in airing order."""
     doc = day_document(pub, station, day)
-    found = [PublishedSlot(station, day, m["slot"], datetime.fromisoformat(m["start"]),
-                           float(m["duration"])) for m in (doc["slots"] if doc else [])]
+    found = [
+        PublishedSlot(
+            station, day, m["slot"], datetime.fromisoformat(m["start"]), float(m["duration"])
+        )
+        for m in (doc["slots"] if doc else [])
+    ]
     return sorted(found, key=lambda s: s.start)
 
 
-def current_and_next(pub: Publisher, station: str, now: datetime,
-                     ) -> tuple[PublishedSlot | None, PublishedSlot | None]:
+def current_and_next(
+    pub: Publisher,
+    station: str,
+    now: datetime,
+) -> tuple[PublishedSlot | None, PublishedSlot | None]:
     """Find the slot airing at `now` and the one after it (looking into tomorrow)."""
     today = now.astimezone(pub.tz).date()
-    slots = [s for d in (today - timedelta(days=1), today, today + timedelta(days=1))
-             for s in published_slots(pub, station, d)]
+    slots = [
+        s
+        for d in (today - timedelta(days=1), today, today + timedelta(days=1))
+        for s in published_slots(pub, station, d)
+    ]
     current = next((s for s in reversed(slots) if s.start <= now < s.finish), None)
     upcoming = next((s for s in slots if s.start > now), None)
     return current, upcoming

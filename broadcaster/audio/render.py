@@ -112,8 +112,9 @@ class AudioStore:
         return Path(name)
 
 
-def normalise(source: Path, source_sha256: str, target: LoudnessTarget,
-              store: AudioStore) -> Rendered:
+def normalise(
+    source: Path, source_sha256: str, target: LoudnessTarget, store: AudioStore
+) -> Rendered:
     """Return the clip trimmed of edge silence at the target loudness, rendering it once."""
     key = f"clip-{source_sha256}-{target.key}"
     cached = store.lookup(key)
@@ -121,8 +122,10 @@ def normalise(source: Path, source_sha256: str, target: LoudnessTarget,
         return cached
     actual = file_sha256(source)
     if actual != source_sha256:
-        raise RenderError(f"{source}: content changed since import (sha256 {actual[:12]}…, "
-                          f"catalogue says {source_sha256[:12]}…); re-import it")
+        raise RenderError(
+            f"{source}: content changed since import (sha256 {actual[:12]}…, "
+            f"catalogue says {source_sha256[:12]}…); re-import it"
+        )
     start, end = _speech_bounds(source)
     trim = f"atrim={start:.3f}:{end:.3f},asetpts=PTS-STARTPTS"
     chain = _limited_chain(source, trim, target)
@@ -134,14 +137,31 @@ def normalise(source: Path, source_sha256: str, target: LoudnessTarget,
         f":offset={measured['target_offset']}:linear=true"
     )
     tmp = store.temp_path()
-    _ffmpeg(["-i", str(source), "-af", f"{chain},{loudnorm},aresample={SAMPLE_RATE}", "-ac", "1",
-             *_mp3(target), str(tmp)], source)
+    _ffmpeg(
+        [
+            "-i",
+            str(source),
+            "-af",
+            f"{chain},{loudnorm},aresample={SAMPLE_RATE}",
+            "-ac",
+            "1",
+            *_mp3(target),
+            str(tmp),
+        ],
+        source,
+    )
     level = measure_loudness(tmp)
     digest = store.put(tmp)
     rendered = Rendered(digest, probe_duration(store.path(digest)), level.lufs, level.true_peak)
     store.remember(key, rendered)
-    log.info("audio.clip_normalised", source=source.name, sha256=rendered.sha256,
-             lufs=level.lufs, true_peak=level.true_peak, duration=rendered.duration)
+    log.info(
+        "audio.clip_normalised",
+        source=source.name,
+        sha256=rendered.sha256,
+        lufs=level.lufs,
+        true_peak=level.true_peak,
+        duration=rendered.duration,
+    )
     return rendered
 
 
@@ -163,8 +183,10 @@ def _limited_chain(source: Path, trim: str, target: LoudnessTarget) -> str:
 def _speech_bounds(source: Path) -> tuple[float, float]:
     """Find where sound starts and ends, so leading and trailing silence can be cut."""
     duration = probe_duration(source)
-    err = _ffmpeg(["-i", str(source), "-af", f"silencedetect=n={SILENCE_DB}dB:d=0.05",
-                   "-f", "null", "-"], source)
+    err = _ffmpeg(
+        ["-i", str(source), "-af", f"silencedetect=n={SILENCE_DB}dB:d=0.05", "-f", "null", "-"],
+        source,
+    )
     starts = [float(x) for x in re.findall(r"silence_start: (-?[\d.]+)", err)]
     ends = [float(x) for x in re.findall(r"silence_end: ([\d.]+)", err)]
     start, end = 0.0, duration
@@ -178,9 +200,19 @@ def _speech_bounds(source: Path) -> tuple[float, float]:
 
 
 def _loudnorm_measure(source: Path, chain: str, target: LoudnessTarget) -> dict[str, str]:
-    err = _ffmpeg(["-i", str(source), "-af",
-                   f"{chain},loudnorm=I={target.lufs}:TP={target.true_peak}:LRA={target.lra}"
-                   ":print_format=json", "-f", "null", "-"], source)
+    err = _ffmpeg(
+        [
+            "-i",
+            str(source),
+            "-af",
+            f"{chain},loudnorm=I={target.lufs}:TP={target.true_peak}:LRA={target.lra}"
+            ":print_format=json",
+            "-f",
+            "null",
+            "-",
+        ],
+        source,
+    )
     match = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", err)
     if match is None:
         raise RenderError(f"{source}: loudnorm printed no measurement")
@@ -193,7 +225,7 @@ def _loudnorm_measure(source: Path, chain: str, target: LoudnessTarget) -> dict[
 def measure_loudness(path: Path) -> Loudness:
     """Measure integrated loudness and true peak with ffmpeg's ebur128 filter."""
     err = _ffmpeg(["-i", str(path), "-af", "ebur128=peak=true", "-f", "null", "-"], path)
-    summary = err[err.rfind("Summary:"):]
+    summary = err[err.rfind("Summary:") :]
     lufs = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
     peak = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
     if lufs is None or peak is None:
@@ -201,8 +233,13 @@ def measure_loudness(path: Path) -> Loudness:
     return Loudness(float(lufs.group(1)), float(peak.group(1)))
 
 
-def render_sequence(parts: Sequence[Rendered], gap: float, target: LoudnessTarget,
-                    store: AudioStore, pydub_max_seconds: float) -> Rendered:
+def render_sequence(
+    parts: Sequence[Rendered],
+    gap: float,
+    target: LoudnessTarget,
+    store: AudioStore,
+    pydub_max_seconds: float,
+) -> Rendered:
     """Mix items into one file with gaps between them; long ones stream through ffmpeg."""
     spec = "|".join(p.sha256 for p in parts) + f"|gap={gap:g}|{target.key}"
     key = "seq-" + hashlib.sha256(spec.encode()).hexdigest()
@@ -218,13 +255,19 @@ def render_sequence(parts: Sequence[Rendered], gap: float, target: LoudnessTarge
     digest = store.put(tmp)
     rendered = Rendered(digest, probe_duration(store.path(digest)))
     store.remember(key, rendered)
-    log.info("audio.sequence_rendered", items=len(parts), seconds=round(rendered.duration, 1),
-             streamed=total > pydub_max_seconds, sha256=digest)
+    log.info(
+        "audio.sequence_rendered",
+        items=len(parts),
+        seconds=round(rendered.duration, 1),
+        streamed=total > pydub_max_seconds,
+        sha256=digest,
+    )
     return rendered
 
 
-def _mix_in_memory(parts: Sequence[Rendered], gap: float, target: LoudnessTarget,
-                   store: AudioStore, out: Path) -> None:
+def _mix_in_memory(
+    parts: Sequence[Rendered], gap: float, target: LoudnessTarget, store: AudioStore, out: Path
+) -> None:
     silence = AudioSegment.silent(duration=int(gap * 1000), frame_rate=SAMPLE_RATE)
     mix = AudioSegment.empty()
     for i, part in enumerate(parts):
@@ -232,11 +275,13 @@ def _mix_in_memory(parts: Sequence[Rendered], gap: float, target: LoudnessTarget
             mix += silence
         mix += AudioSegment.from_file(store.path(part.sha256))
     mix.set_channels(1).set_frame_rate(SAMPLE_RATE).export(
-        out, format="mp3", bitrate=f"{target.bitrate_kbps}k")
+        out, format="mp3", bitrate=f"{target.bitrate_kbps}k"
+    )
 
 
-def _concat_streaming(parts: Sequence[Rendered], gap: float, target: LoudnessTarget,
-                      store: AudioStore, out: Path) -> None:
+def _concat_streaming(
+    parts: Sequence[Rendered], gap: float, target: LoudnessTarget, store: AudioStore, out: Path
+) -> None:
     """Copy the items' MP3 frames one after another: no decoding, memory stays flat.
 
     Every normalised clip has the same codec, rate and channels, so the concat
@@ -244,16 +289,29 @@ def _concat_streaming(parts: Sequence[Rendered], gap: float, target: LoudnessTar
     """
     with tempfile.TemporaryDirectory(dir=store.root) as tmp:
         silence = Path(tmp) / f"gap{AUDIO_SUFFIX}"
-        _ffmpeg(["-f", "lavfi", "-i", f"anullsrc=r={SAMPLE_RATE}:cl=mono", "-t", f"{gap:.3f}",
-                 *_mp3(target), str(silence)], silence)
+        _ffmpeg(
+            [
+                "-f",
+                "lavfi",
+                "-i",
+                f"anullsrc=r={SAMPLE_RATE}:cl=mono",
+                "-t",
+                f"{gap:.3f}",
+                *_mp3(target),
+                str(silence),
+            ],
+            silence,
+        )
         listing = Path(tmp) / "list.txt"
         with listing.open("w") as fh:
             for i, part in enumerate(parts):
                 if i and gap > 0:
                     fh.write(f"file '{silence}'\n")
                 fh.write(f"file '{store.path(part.sha256)}'\n")
-        _ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", "-f", "mp3",
-                 str(out)], listing)
+        _ffmpeg(
+            ["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", "-f", "mp3", str(out)],
+            listing,
+        )
 
 
 def _mp3(target: LoudnessTarget) -> list[str]:
@@ -262,8 +320,12 @@ def _mp3(target: LoudnessTarget) -> list[str]:
 
 def _ffmpeg(args: list[str], subject: Path) -> str:
     """Run ffmpeg quietly and return its log; fail with the tail of that log."""
-    result = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-nostdin", "-y", *args],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostats", "-nostdin", "-y", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         tail = " | ".join(result.stderr.strip().splitlines()[-3:])
         raise RenderError(f"{subject}: ffmpeg failed: {tail}")

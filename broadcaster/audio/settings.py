@@ -12,26 +12,40 @@ class AudioSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    library_dir: Path = Field(Path("audio"), description="clip catalogue; relative to config")
-    chime: str = Field("chime", description="library id of the clip that opens every slot")
-    loudness_lufs: float = Field(-16.0, ge=-40, le=-5, description="integrated loudness target")
-    true_peak_dbtp: float = Field(-1.5, ge=-9, le=0, description="true-peak ceiling")
-    loudness_range_lu: float = Field(11.0, ge=1, le=20)
-    bitrate_kbps: int = Field(64, ge=16, le=320, description="MP3 bitrate of published audio")
-    gap_seconds: float = Field(0.5, ge=0, le=10, description="silence between items of a slot")
-    render_slots: bool = Field(True, description="publish one mixed audio file per slot too")
-    pydub_max_seconds: float = Field(
-        1200, gt=0, description="longer slots are concatenated by ffmpeg, not held in memory"
+    library_dir: Path = Field(
+        default=Path("audio"), description="clip catalogue; relative to config"
     )
-    van_round_minutes: float = Field(120, gt=0, description="length of a van round's loop")
-    days_ahead: int = Field(2, ge=1, le=7, description="days published: today and the next")
+    chime: str = Field(default="chime", description="library id of the clip that opens every slot")
+    loudness_lufs: float = Field(
+        default=-16.0, ge=-40, le=-5, description="integrated loudness target"
+    )
+    true_peak_dbtp: float = Field(default=-1.5, ge=-9, le=0, description="true-peak ceiling")
+    loudness_range_lu: float = Field(default=11.0, ge=1, le=20)
+    bitrate_kbps: int = Field(
+        default=64, ge=16, le=320, description="MP3 bitrate of published audio"
+    )
+    gap_seconds: float = Field(
+        default=0.5, ge=0, le=10, description="silence between items of a slot"
+    )
+    render_slots: bool = Field(
+        default=True, description="publish one mixed audio file per slot too"
+    )
+    pydub_max_seconds: float = Field(
+        default=1200,
+        gt=0,
+        description="longer slots are concatenated by ffmpeg, not held in memory",
+    )
+    van_round_minutes: float = Field(default=120, gt=0, description="length of a van round's loop")
+    days_ahead: int = Field(default=2, ge=1, le=7, description="days published: today and the next")
     token_secret: SecretStr | None = Field(
-        None, description="derives station tokens; generated in data_dir when unset"
+        default=None, description="derives station tokens; generated in data_dir when unset"
     )
     notice_requires_approval: bool = Field(
-        False, description="an emergency notice airs only after a second operator approves"
+        default=False, description="an emergency notice airs only after a second operator approves"
     )
-    max_report_bytes: int = Field(65536, ge=1024, description="largest playback report body")
+    max_report_bytes: int = Field(
+        default=65536, ge=1024, description="largest playback report body"
+    )
 
 
 def library_dir(audio: AudioSettings, config_path: Path) -> Path:

@@ -85,13 +85,26 @@ class Notice:
 
 def record_asrun(engine: Engine, reports: Sequence[AsRun]) -> int:
     with session_scope(engine) as session:
-        session.add_all(AsRunRow(station=r.station, slot=r.slot, item=r.item, started=r.started,
-                                 finished=r.finished, received=r.received) for r in reports)
+        session.add_all(
+            AsRunRow(
+                station=r.station,
+                slot=r.slot,
+                item=r.item,
+                started=r.started,
+                finished=r.finished,
+                received=r.received,
+            )
+            for r in reports
+        )
     return len(reports)
 
 
-def load_asrun(engine: Engine, station: str | None = None, since: datetime | None = None,
-               until: datetime | None = None) -> list[AsRun]:
+def load_asrun(
+    engine: Engine,
+    station: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[AsRun]:
     query = select(AsRunRow).order_by(AsRunRow.started, AsRunRow.id)
     if station is not None:
         query = query.where(AsRunRow.station == station)
@@ -100,18 +113,36 @@ def load_asrun(engine: Engine, station: str | None = None, since: datetime | Non
     if until is not None:
         query = query.where(AsRunRow.started < until)
     with session_scope(engine) as session:
-        return [AsRun(r.station, r.slot, r.item, r.started, r.finished, r.received)
-                for r in session.scalars(query)]
+        return [
+            AsRun(r.station, r.slot, r.item, r.started, r.finished, r.received)
+            for r in session.scalars(query)
+        ]
 
 
-def create_notice(engine: Engine, *, areas: Iterable[str], text: str | None, clip_file: str,
-                  clip_sha256: str, duration: float, by: str, now: datetime,
-                  needs_approval: bool) -> Notice:
+def create_notice(
+    engine: Engine,
+    *,
+    areas: Iterable[str],
+    text: str | None,
+    clip_file: str,
+    clip_sha256: str,
+    duration: float,
+    by: str,
+    now: datetime,
+    needs_approval: bool,
+) -> Notice:
     """Record a notice; it is live at once unless a second operator must approve it."""
     state = NoticeState.PENDING if needs_approval else NoticeState.LIVE
-    row = NoticeRow(areas=" ".join(areas), text=text, clip_file=clip_file,
-                    clip_sha256=clip_sha256, duration=duration, state=state.value,
-                    created_by=by, created_at=now)
+    row = NoticeRow(
+        areas=" ".join(areas),
+        text=text,
+        clip_file=clip_file,
+        clip_sha256=clip_sha256,
+        duration=duration,
+        state=state.value,
+        created_by=by,
+        created_at=now,
+    )
     with session_scope(engine) as session:
         session.add(row)
         session.flush()
@@ -127,10 +158,15 @@ def approve_notice(engine: Engine, notice_id: int, *, by: str, now: datetime) ->
         if row.state != NoticeState.PENDING:
             raise ValueError(f"notice #{notice_id} is {row.state}, not pending approval")
         if row.created_by.strip().casefold() == by.strip().casefold():
-            raise ValueError(f"notice #{notice_id} was drafted by {row.created_by}; "
-                             "a second operator must approve it")
-        session.execute(update(NoticeRow).where(NoticeRow.id == notice_id).values(
-            state=NoticeState.LIVE.value, approved_by=by, approved_at=now))
+            raise ValueError(
+                f"notice #{notice_id} was drafted by {row.created_by}; "
+                "a second operator must approve it"
+            )
+        session.execute(
+            update(NoticeRow)
+            .where(NoticeRow.id == notice_id)
+            .values(state=NoticeState.LIVE.value, approved_by=by, approved_at=now)
+        )
         session.refresh(row)
         return _notice(row)
 
@@ -138,12 +174,25 @@ def approve_notice(engine: Engine, notice_id: int, *, by: str, now: datetime) ->
 def live_notices(engine: Engine, since: datetime) -> list[Notice]:
     """Notices live and airing from `since` on (older ones no longer shape any slot)."""
     with session_scope(engine) as session:
-        rows = session.scalars(select(NoticeRow).where(NoticeRow.state == NoticeState.LIVE.value)
-                               .order_by(NoticeRow.id))
+        rows = session.scalars(
+            select(NoticeRow)
+            .where(NoticeRow.state == NoticeState.LIVE.value)
+            .order_by(NoticeRow.id)
+        )
         return [n for n in map(_notice, rows) if n.airs_at >= since]
 
 
 def _notice(row: NoticeRow) -> Notice:
-    return Notice(row.id, tuple(row.areas.split()), row.text, row.clip_file, row.clip_sha256,
-                  row.duration, NoticeState(row.state), row.created_by, row.created_at,
-                  row.approved_by, row.approved_at)
+    return Notice(
+        row.id,
+        tuple(row.areas.split()),
+        row.text,
+        row.clip_file,
+        row.clip_sha256,
+        row.duration,
+        NoticeState(row.state),
+        row.created_by,
+        row.created_at,
+        row.approved_by,
+        row.approved_at,
+    )
