@@ -7,6 +7,7 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from click.testing import CliRunner
 
 from broadcaster.cli import main
@@ -33,9 +34,7 @@ def test_mpv_decodes_every_item_of_the_published_m3u_at_its_manifest_duration(
     publish_plan(config, day_plan(now + timedelta(minutes=5)), now)
     listed = CliRunner().invoke(main, ["--config", str(config), "stations", "--format", "json"])
     row = next(r for r in json.loads(listed.output) if r["station"] == "linh-thong")
-    manifest = json.loads(
-        subprocess.run(["curl", "-sf", row["manifest_url"]], capture_output=True, check=True).stdout
-    )
+    manifest = httpx.get(row["manifest_url"]).raise_for_status().json()
     out = tmp_path / "pcm"
     out.mkdir()
     played = subprocess.run(
