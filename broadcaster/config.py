@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from broadcaster.areas import Area, AreaKind, AreaRegistry, Station
+from broadcaster.audio.settings import AudioSettings
 from broadcaster.levels import Ladder, Level
 
 ENV_PREFIX = "BROADCASTER_"
@@ -152,6 +153,7 @@ class Settings(_Model):
     areas: AreasConfig
     carriers: dict[str, CarrierConfig] = Field(default_factory=dict)
     planner: PlannerSettings = PlannerSettings()
+    audio: AudioSettings = AudioSettings()
 
     _path: Path = PrivateAttr(default=Path("config.toml"))
 
