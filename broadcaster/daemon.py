@@ -19,7 +19,7 @@ import socket
 import threading
 import time as monotonic_time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -35,7 +35,7 @@ from broadcaster.config import Settings
 from broadcaster.dispatch import Handler, grace_periods, is_missed
 from broadcaster.levels import LevelChange, latest_changes, level_in_force
 from broadcaster.planner import Occurrence, group_by_time, plan
-from broadcaster.programmes import Channel, ScheduleError, load_programmes
+from broadcaster.programmes import Channel, Programme, ScheduleError, load_programmes
 from broadcaster.sdnotify import notify, watchdog_interval
 from broadcaster.store import dispatch as store
 from broadcaster.store.levels import change_marker, load_changes
@@ -47,6 +47,7 @@ STOP_SECONDS = 10.0
 LOOKBACK = timedelta(minutes=5)  # keep just-past instants so a late job still finds its bucket
 CATCH_UP_LIMIT = timedelta(hours=24)
 Clock = Callable[[], datetime]
+PlanObserver = Callable[[Sequence[Programme], Sequence[LevelChange]], None]
 
 
 def utc_now() -> datetime:
@@ -62,8 +63,10 @@ class Daemon:
         engine: Engine,
         handlers: Mapping[Channel, Handler],
         clock: Clock = utc_now,
+        observers: Sequence[PlanObserver] = (),
     ) -> None:
         self.settings = settings
+        self.observers = tuple(observers)
         self.engine = engine
         self.handlers = dict(handlers)
         self.clock = clock
@@ -215,6 +218,8 @@ class Daemon:
         self._planned_at = now
         self._planned_day = now.astimezone(self.tz).date()
         self._levels = self._levels_in_force(changes)
+        for observer in self.observers:
+            observer(self.programmes, changes)
         self._beat()
         log.info("planner.replanned", reason=reason, occurrences=len(occurrences),
                  instants=len(buckets), seconds=round(monotonic_time.monotonic() - began, 3))

@@ -21,6 +21,7 @@ from structlog.typing import EventDict, WrappedLogger
 SECRET_KEYS = re.compile(r"pass(word)?|token|secret|authorization|api_key", re.IGNORECASE)
 SECRET_IN_TEXT = re.compile(r"((?:token|password|passwd|secret)=)[^&\s\"']+", re.IGNORECASE)
 _HANDLER_MARK = "_broadcaster_handler"
+QUIET_LIBRARIES = ("apscheduler", "alembic")
 
 
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -69,6 +70,8 @@ def configure_logging(
         root.removeHandler(handler)
         handler.close()
     root.setLevel(level.upper())
+    for noisy in QUIET_LIBRARIES:  # job bookkeeping and migration chatter, not operator events
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         _add_handler(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Callable
 from datetime import date, datetime
 
@@ -285,3 +286,18 @@ def uvicorn_server(app: Starlette, bind: str) -> uvicorn.Server:
         app, host=host, port=int(port), access_log=False, log_config=None, lifespan="off"
     )
     return uvicorn.Server(config)
+
+
+class BackgroundServer:
+    """Run the station API inside the daemon, on a thread of its own."""
+
+    def __init__(self, app: Starlette, bind: str) -> None:
+        self._server = uvicorn_server(app, bind)
+        self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +22,7 @@ from broadcaster.audio.library import Clip, ClipKind, Library, load_library
 from broadcaster.audio.publish import Publisher, prepare_library
 from broadcaster.audio.settings import AudioSettings
 from broadcaster.audio.tokens import Tokens
+from tests.conftest import free_port
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 REPO = Path(__file__).resolve().parent.parent
@@ -109,9 +110,11 @@ def audio_config(config: Path, port: int, **audio: Any) -> Path:
         for k, v in settings.items()
     ]
     body = config.read_text(encoding="utf-8")
-    body = body.replace('bind = "127.0.0.1:8080"', f'bind = "127.0.0.1:{port}"')
-    body = body.replace(
-        'public_url = "http://127.0.0.1:8080"', f'public_url = "http://127.0.0.1:{port}"'
+    body = re.sub(r'(?m)^bind = "127\.0\.0\.1:\d+"$', f'bind = "127.0.0.1:{port}"', body)
+    body = re.sub(
+        r'(?m)^public_url = "http://127\.0\.0\.1:\d+"$',
+        f'public_url = "http://127.0.0.1:{port}"',
+        body,
     )
     config.write_text(body + "\n[audio]\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return config
@@ -119,12 +122,6 @@ def audio_config(config: Path, port: int, **audio: Any) -> Path:
 
 def seed_store(store: Path, data_dir: Path) -> None:
     shutil.copytree(store, data_dir / "publish" / "audio", dirs_exist_ok=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

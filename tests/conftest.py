@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -53,9 +54,17 @@ def write_config(tmp_path: Path, db_url: str, source: Path = REPO / "config.toml
     """Copy a config into tmp_path with its data, log and database there."""
     body = source.read_text(encoding="utf-8")
     body = re.sub(r'(?m)^url = ".*"$', f'url = "{db_url}"', body, count=1)
+    port = free_port()  # daemons in tests serve the station API; never on a shared port
+    body = body.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
     target = tmp_path / source.name
     target.write_text(body, encoding="utf-8")
     return target
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -73,16 +73,19 @@ class DaemonProcess:
         sock.bind(str(self.notify_path))
         sock.settimeout(timeout)
         env = {**os.environ, "NOTIFY_SOCKET": str(self.notify_path), **self.env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "broadcaster", "--config", str(self.config), "run"],
-            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # stderr goes to a file: an unread pipe fills up and blocks a chatty daemon
+        self.stderr_path = self.config.parent / f"daemon-{len(self.messages)}-{time.time_ns()}.err"
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "broadcaster", "--config", str(self.config), "run"],
+                env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
         self._sock = sock
         try:
             self.expect("READY=1", timeout)
         except (TimeoutError, OSError):
             self.kill()
             raise AssertionError("daemon never sent READY=1: "
-                                 + self.process.stderr.read().decode()[-2000:]) from None
+                                 + self.stderr_path.read_text(errors="replace")[-2000:]) from None
         return self
 
     def expect(self, message: str, timeout: float) -> None:

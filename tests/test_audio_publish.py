@@ -156,7 +156,9 @@ def test_items_dropped_for_lack_of_time_are_logged(pub, registry):
     with capture_logs() as logs:
         _run(pub, registry, plan)
     dropped = [e for e in logs if e["event"] == "audio.item_dropped"]
-    assert dropped and all(e["station"] == "linh-thong" and e["slot"] == "0600" for e in dropped)
+    assert dropped and all(
+        e["stations"] == ["linh-thong"] and e["slot_ids"] == ["0600"] for e in dropped
+    )
     manifest = _manifest(pub, "linh-thong", "0600")
     assert manifest["duration"] <= 15
     assert {d["item"] for d in manifest["dropped"]} >= {"tiem-vac-xin"}

@@ -25,7 +25,8 @@ def test_plan_json_lists_a_day_with_offsets(cli, samples):
     cli("db", "upgrade")
     rows = json.loads(cli("plan", "--from", "2021-09-10", "--format", "json").output)
     assert Counter(r["programme"] for r in rows) == {
-        "district-bulletin": 72, "van-round": 1, "epidemic-map-refresh": 1}
+        "district-bulletin": 72, "commune-bulletin": 48, "van-round": 1,
+        "epidemic-map-refresh": 1}
     first = rows[0]
     assert first["at"] == "2021-09-10T06:00:00+07:00"
     assert {"programme", "channel", "area", "at", "priority"} <= set(first)
@@ -44,7 +45,7 @@ def test_plan_follows_a_level_set_and_filters_by_area(cli, samples):
 
 def test_schedule_check_passes_the_samples(cli, samples):
     out = cli("schedule", "check").output
-    assert out.startswith("ok: 5 programmes in 5 files")
+    assert out.startswith("ok: 6 programmes in 6 files")
     assert "warning" not in out
 
 

@@ -215,17 +215,7 @@ def publish(
                 )
     report = job.report
     _remove_old_days(pub, today)
-    for station, slot_id, dropped in report.dropped:
-        log.warning(
-            "audio.item_dropped",
-            station=station,
-            slot=slot_id,
-            programme=dropped.programme,
-            item=dropped.item,
-            language=dropped.language,
-            priority=dropped.priority.value,
-            reason=dropped.reason,
-        )
+    _log_dropped(report.dropped)
     log.info(
         "audio.published",
         stations=report.stations,
@@ -236,6 +226,27 @@ def publish(
         dropped=len(report.dropped),
     )
     return report
+
+
+def _log_dropped(dropped: Sequence[tuple[str, str, Dropped]]) -> None:
+    """One warning per dropped item and reason, not per slot: a district's worth of
+    stations dropping the same clip is one fact for the operator, not thousands."""
+    where: dict[tuple[str | None, str, str | None, str, str], list[tuple[str, str]]] = {}
+    for station, slot_id, d in dropped:
+        key = (d.programme, d.item, d.language, d.priority.value, d.reason)
+        where.setdefault(key, []).append((station, slot_id))
+    for (programme, item, language, priority, reason), places in where.items():
+        log.warning(
+            "audio.item_dropped",
+            programme=programme,
+            item=item,
+            language=language,
+            priority=priority,
+            reason=reason,
+            slots=len(places),
+            stations=sorted({station for station, _ in places})[:20],
+            slot_ids=sorted({slot_id for _, slot_id in places}),
+        )
 
 
 def _remove_old_days(pub: Publisher, today: date) -> None:

@@ -9,26 +9,48 @@ from typing import Any
 
 import click
 
+from broadcaster.audio.publish import publisher, stations
+from broadcaster.audio.service import AIRED_CHANNELS, PlaylistService, published_ahead_handler
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.daemon import HEARTBEAT_SECONDS, Daemon
 from broadcaster.dispatch import default_handlers
 from broadcaster.programmes import ScheduleError
 from broadcaster.store import dispatch as store
+from broadcaster.web import BackgroundServer, make_app
 
 STALE = timedelta(seconds=5 * HEARTBEAT_SECONDS)
 
 
 @click.command("run")
+@click.option("--no-web", is_flag=True, help="Do not serve the station API from this process.")
 @pass_app
-def run_cmd(app: App) -> None:
-    """Run the daemon: plan, fire on time, replan on level changes and reloads."""
+def run_cmd(app: App, no_web: bool) -> None:
+    """Run the daemon: plan, fire on time, publish playlists, serve stations, replan on change."""
     app.console_logs = True
-    handlers = default_handlers(app.settings)
+    settings = app.settings
+    handlers = default_handlers(settings)
+    aired = published_ahead_handler(settings)
+    for channel in AIRED_CHANNELS:
+        handlers[channel] = aired
+    playlists = PlaylistService(settings, app.engine)
     try:
-        daemon = Daemon(app.settings, app.engine, handlers)
+        daemon = Daemon(settings, app.engine, handlers, observers=[playlists.plan_changed])
     except ScheduleError as exc:
         raise click.ClickException("invalid schedules:\n" + str(exc)) from None
-    if not daemon.run():
+    web = None
+    if not no_web:
+        web = BackgroundServer(
+            make_app(publisher(settings), frozenset(stations(app.registry)), engine=app.engine,
+                     clock=app.now, max_body=settings.audio.max_report_bytes),
+            settings.http.bind,
+        )
+        web.start()
+    playlists.start()
+    clean = daemon.run()
+    playlists.stop()
+    if web is not None:
+        web.stop()
+    if not clean:
         # Work still running after the stop deadline: leave now rather than hang;
         # its rows stay claimed, so nothing fires twice.
         os._exit(1)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Engine, Float, Index, String, Text, select, update
+from sqlalchemy import Engine, Float, Index, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.store.db import session_scope
@@ -196,3 +196,15 @@ def _notice(row: NoticeRow) -> Notice:
         row.approved_by,
         row.approved_at,
     )
+
+
+def notices_marker(engine: Engine) -> tuple[int, int]:
+    """A value that changes whenever a notice is created or goes live, for pollers."""
+    with session_scope(engine) as session:
+        row = session.execute(
+            select(
+                func.coalesce(func.max(NoticeRow.id), 0),
+                func.count().filter(NoticeRow.state == NoticeState.LIVE.value),
+            )
+        ).one()
+        return int(row[0]), int(row[1])
