@@ -1,0 +1,23 @@
+"""The `broadcaster` command: thin click commands over the domain modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from broadcaster.cli import areas, config, db, level, logs
+from broadcaster.cli.context import App, DomainGroup, config_option
+
+
+@click.group(cls=DomainGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@config_option
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """Alert-level driven broadcasting: SMS blasts and loudspeaker playlists."""
+    if config_path is not None:
+        ctx.obj = App(config_path)
+
+
+for module in (config, db, areas, level, logs):
+    main.add_command(module.command)

@@ -1,0 +1,118 @@
+"""What every command shares: the `--config` option, lazy settings and database,
+the clock, and rendering of domain errors as one clear line each."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property, update_wrapper
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Engine
+
+from broadcaster.areas import AreaRegistry, UnknownArea
+from broadcaster.config import ConfigError, Settings, default_config_path, load_settings
+from broadcaster.levels import Ladder, UnknownLevel
+from broadcaster.logging import configure_logging
+from broadcaster.store.db import SchemaOutdated, check_schema, make_engine
+
+F = TypeVar("F", bound=Callable[..., Any])
+DOMAIN_ERRORS = (ConfigError, SchemaOutdated, UnknownArea, UnknownLevel, ValueError)
+
+
+@dataclass
+class App:
+    """The configured application as a command sees it; everything is loaded on first use."""
+
+    config_path: Path
+    console_logs: bool = False
+    _engines: dict[bool, Engine] = field(default_factory=dict)
+
+    @cached_property
+    def settings(self) -> Settings:
+        settings = load_settings(self.config_path)
+        configure_logging(
+            settings.log_file, settings.tz, settings.logging.level, console=self.console_logs
+        )
+        return settings
+
+    @cached_property
+    def registry(self) -> AreaRegistry:
+        return self.settings.registry()
+
+    @cached_property
+    def ladders(self) -> dict[str, Ladder]:
+        return self.settings.ladder_objects()
+
+    def engine_unchecked(self) -> Engine:
+        """The engine without the schema check, for `db upgrade` and `db status`."""
+        if False not in self._engines:
+            self._engines[False] = make_engine(self.settings.storage_url)
+        return self._engines[False]
+
+    @property
+    def engine(self) -> Engine:
+        if True not in self._engines:
+            engine = self.engine_unchecked()
+            check_schema(engine)
+            self._engines[True] = engine
+        return self._engines[True]
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def local(self, moment: datetime | None) -> str | None:
+        """A stored UTC time shown in the configured zone, ISO 8601 with offset."""
+        return moment.astimezone(self.settings.tz).isoformat(timespec="seconds") if moment else None
+
+    @staticmethod
+    def echo_json(obj: Any) -> None:
+        click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+def config_option(func: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="BROADCASTER_CONFIG",
+        default=None,
+        help="Config file (default: ./config.toml, else /etc/broadcaster/config.toml; "
+        "env BROADCASTER_CONFIG).",
+    )(func)
+
+
+def pass_app(func: F) -> F:
+    """Give a command `--config` and hand it an `App` as its first argument."""
+
+    def wrapper(ctx: click.Context, config_path: Path | None, *args: Any, **kwargs: Any) -> Any:
+        parent = ctx.find_object(App)
+        path = config_path or (parent.config_path if parent else None) or default_config_path()
+        return ctx.invoke(func, App(path), *args, **kwargs)
+
+    update_wrapper(wrapper, func)
+    return config_option(click.pass_context(wrapper))  # type: ignore[return-value]
+
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Table for people, JSON for scripts.",
+)
+
+
+class DomainGroup(click.Group):
+    """A click group that turns domain errors into one clean error line and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DOMAIN_ERRORS as exc:
+            raise click.ClickException(str(exc)) from exc

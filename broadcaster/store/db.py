@@ -1,0 +1,105 @@
+"""Engines, sessions and schema upgrades for SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class SchemaOutdated(RuntimeError):
+    """The database is behind the code; the message names the command that fixes it."""
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout so the
+    daemon and CLI commands can share one file."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def expected_heads() -> set[str]:
+    script = ScriptDirectory.from_config(_alembic_config(None))  # type: ignore[arg-type]
+    return set(script.get_heads())
+
+
+def current_heads(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def upgrade(engine: Engine) -> tuple[set[str], set[str]]:
+    """Bring the schema to the code's heads; returns (before, after)."""
+    before = current_heads(engine)
+    command.upgrade(_alembic_config(engine), "heads")
+    return before, current_heads(engine)
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to work on a database whose schema is not the one this code expects."""
+    current = current_heads(engine)
+    expected = expected_heads()
+    if current == expected:
+        return
+    if not current:
+        state = "has no broadcaster tables yet"
+    elif current - expected:
+        state = f"is at revision {', '.join(sorted(current))}, newer than this broadcaster"
+    else:
+        state = f"is at revision {', '.join(sorted(current))}, older than this broadcaster"
+    raise SchemaOutdated(
+        f"the database {engine.url.render_as_string(hide_password=True)} {state} "
+        f"(expected {', '.join(sorted(expected))}); run `broadcaster db upgrade`"
+    )
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error."""
+    session = session_factory(engine)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
