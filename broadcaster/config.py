@@ -28,6 +28,7 @@ from pydantic import (
 
 from broadcaster.areas import Area, AreaKind, AreaRegistry, Station
 from broadcaster.levels import Ladder, Level
+from broadcaster.sms.settings import SmsSettings
 
 ENV_PREFIX = "BROADCASTER_"
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1)]
@@ -132,6 +133,7 @@ class Settings(_Model):
     ladders: dict[str, LadderConfig] = Field(min_length=1)
     areas: AreasConfig
     carriers: dict[str, CarrierConfig] = Field(default_factory=dict)
+    sms: SmsSettings = SmsSettings()
 
     _path: Path = PrivateAttr(default=Path("config.toml"))
 
