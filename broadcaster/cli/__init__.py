@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from broadcaster.cli import areas, config, db, level, logs
+from broadcaster.cli import areas, config, db, level, logs, sms
 from broadcaster.cli.context import App, DomainGroup, config_option
 
 
@@ -19,5 +19,7 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
         ctx.obj = App(config_path)
 
 
-for module in (config, db, areas, level, logs):
+for module in (config, db, areas, level, logs, sms):
     main.add_command(module.command)
+main.add_command(sms.subscribers)
+main.add_command(sms.smsc)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import datetime, time, tzinfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -51,3 +51,17 @@ class SmsSettings(BaseModel):
         assert match is not None
         h1, m1, h2, m2 = (int(g) for g in match.groups())
         return time(h1, m1), time(h2, m2)
+
+    def routine_allowed(self, now: datetime, tz: tzinfo) -> bool:
+        """Tell whether routine SMS may go out at `now` (outside quiet hours, local time)."""
+        return not in_window(now.astimezone(tz).time(), self.quiet_window())
+
+
+def in_window(moment: time, window: tuple[time, time] | None) -> bool:
+    """Tell whether a local time falls in a daily window that may wrap midnight."""
+    if window is None:
+        return False
+    start, end = window
+    if start <= end:
+        return start <= moment < end
+    return moment >= start or moment < end

@@ -1,0 +1,383 @@
+"""One SMPP sender per carrier bind: window, rate, enquire_link, reconnect, receipts.
+
+smpplib is not thread-safe, so ONE thread owns the socket: it selects on it,
+sends while the window and the token bucket allow, and reads when readable.
+A second thread (the recorder) does all database work, so a slow commit
+never stalls the link. We use smpplib for PDUs only, set TCP_NODELAY, and
+build the concatenation UDH ourselves with sequential references per bind.
+
+Crash safety: a part counts against the window until the recorder has made
+its message's outcome durable, so after kill -9 at most one window of
+messages can be submitted twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import smpplib.consts
+import smpplib.smpp
+import structlog
+
+from broadcaster.sms.encoding import EncodedText, encode_text, short_messages
+from broadcaster.sms.outbox import Claimed, Outcomes
+from broadcaster.sms.ratelimit import TokenBucket
+from broadcaster.sms.receipts import NotAReceipt, normalise_id, parse_receipt
+
+log = structlog.get_logger(__name__)
+
+RETRY_STATUSES = frozenset({smpplib.consts.SMPP_ESME_RTHROTTLED, smpplib.consts.SMPP_ESME_RMSGQFUL})
+_HEADER = struct.Struct(">LLLL")
+
+
+@dataclass(frozen=True)
+class BindConfig:
+    """Where and how fast one bind talks to its SMSC."""
+
+    carrier: str
+    host: str
+    port: int
+    system_id: str
+    password: str
+    source_addr: str
+    rate: float
+    window: int
+    enquire_link: float = 30.0
+    reconnect_base: float = 0.1
+    reconnect_max: float = 30.0
+    response_timeout: float = 30.0
+    throttle_pause: float = 0.05
+
+
+@dataclass
+class Outgoing:
+    """A claimed message on its way: its parts, and which are answered."""
+
+    claimed: Claimed
+    pdus: tuple[tuple[int, bytes], ...]
+    data_coding: int
+    acked: int = 0
+    done: bool = False
+
+
+@dataclass
+class Link:
+    """The state of one TCP connection to the SMSC."""
+
+    sock: socket.socket
+    buffer: bytearray = field(default_factory=bytearray)
+    last_rx: float = 0.0
+    enquire_sent: float | None = None
+
+
+class SmppSession:
+    """Own one bind's socket and move parts between a ready queue and the SMSC.
+
+    `feed` gives it claimed messages; `post` carries outcomes to the recorder;
+    `durable(n)` tells it n parts' outcomes are committed.
+    """
+
+    def __init__(
+        self,
+        config: BindConfig,
+        post: Callable[[Outcomes, int], None],
+        monotonic: Callable[[], float],
+    ):
+        self.config = config
+        self._post = post
+        self._now = monotonic
+        self.bucket = TokenBucket(config.rate, burst=max(1.0, config.rate / 20))
+        self.ready: deque[tuple[Outgoing, int]] = deque()
+        self.retry: deque[tuple[float, Outgoing, int]] = deque()
+        self.inflight: dict[int, tuple[Outgoing, int, float]] = {}
+        self.open_parts = 0  # acked parts of messages whose outcome is not yet posted
+        self.undurable = 0  # parts of posted outcomes not yet committed
+        self.link: Link | None = None
+        self._seq = 0
+        self._ref = 0
+        self._blasts: dict[int, EncodedText] = {}
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._inbox: deque[tuple[str, object]] = deque()
+        self._pending = Outcomes()
+        self._pending_parts = 0
+
+    # -- fed from the recorder thread -------------------------------------------------
+    def deliver(self, kind: str, payload: object) -> None:
+        """Hand the socket thread something from another thread and wake it."""
+        self._inbox.append((kind, payload))
+        with contextlib.suppress(BlockingIOError):
+            self._wake_w.send(b"\0")
+
+    def add_blast(self, blast_id: int, text: str, unaccented: bool) -> None:
+        """Remember a blast's encoding so its messages can be cut into parts."""
+        self._blasts[blast_id] = encode_text(text, unaccented=unaccented, max_parts=255)
+
+    # -- queue state ----------------------------------------------------------------
+    @property
+    def held(self) -> int:
+        """Return parts waiting to be sent or retried."""
+        return len(self.ready) + len(self.retry)
+
+    @property
+    def idle(self) -> bool:
+        """Tell whether nothing is held, in flight or unposted."""
+        return not (self.ready or self.retry or self.inflight or self._pending)
+
+    def capacity(self) -> int:
+        """Return how many more parts the window allows right now."""
+        return self.config.window - len(self.inflight) - self.open_parts - self.undurable
+
+    def _next_seq(self) -> int:
+        self._seq = self._seq % 0x7FFFFFFF + 1
+        return self._seq
+
+    def _next_ref(self) -> int:
+        self._ref = (self._ref + 1) % 256
+        return self._ref
+
+    # -- inbox ------------------------------------------------------------------------
+    def drain_inbox(self) -> None:
+        """Apply what the recorder sent: claims, durability, cancellations."""
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        while self._inbox:
+            kind, payload = self._inbox.popleft()
+            if kind == "claimed":
+                self._queue_claimed(payload)  # type: ignore[arg-type]
+            elif kind == "durable":
+                self.undurable -= payload  # type: ignore[operator]
+            elif kind == "cancelled":
+                self._drop_blasts(payload)  # type: ignore[arg-type]
+
+    def _queue_claimed(self, claimed: list[Claimed]) -> None:
+        for item in claimed:
+            encoded = self._blasts[item.blast_id]
+            ref = self._next_ref() if encoded.parts > 1 else 0
+            out = Outgoing(item, short_messages(encoded, ref), encoded.data_coding)
+            for index in range(len(out.pdus)):
+                self.ready.append((out, index))
+
+    def _drop_blasts(self, blast_ids: set[int]) -> None:
+        """Release unsent messages of cancelled blasts; a half-sent message goes on."""
+        flying = {id(out) for out, _, _ in self.inflight.values()}
+        released: set[int] = set()
+        for out, _ in self.ready:
+            if (out.claimed.blast_id in blast_ids and not out.done and out.acked == 0
+                    and id(out) not in flying):
+                out.done = True
+                released.add(out.claimed.id)
+        self._pending.released.extend(sorted(released))
+
+    # -- sending ----------------------------------------------------------------------
+    def fill(self, now: float) -> list[bytes]:
+        """Build the submit_sm PDUs the window and the rate allow now."""
+        wire: list[bytes] = []
+        while self.capacity() > 0:
+            item = self._next_part(now)
+            if item is None or not self.bucket.take(now):
+                if item is not None:
+                    self.ready.appendleft(item)
+                break
+            out, index = item
+            seq = self._next_seq()
+            esm_class, short_message = out.pdus[index]
+            wire.append(self._submit_pdu(seq, out, esm_class, short_message))
+            self.inflight[seq] = (out, index, now)
+        return wire
+
+    def _next_part(self, now: float) -> tuple[Outgoing, int] | None:
+        while self.retry and self.retry[0][0] <= now:
+            _, out, index = self.retry.popleft()
+            if not out.done:
+                return out, index
+        while self.ready:
+            out, index = self.ready.popleft()
+            if not out.done:
+                return out, index
+        return None
+
+    def _submit_pdu(self, seq: int, out: Outgoing, esm_class: int, short_message: bytes) -> bytes:
+        pdu = smpplib.smpp.make_pdu(
+            "submit_sm",
+            sequence=seq,
+            source_addr_ton=smpplib.consts.SMPP_TON_ALNUM
+            if not self.config.source_addr.isdigit() else smpplib.consts.SMPP_TON_INTL,
+            source_addr_npi=smpplib.consts.SMPP_NPI_UNK
+            if not self.config.source_addr.isdigit() else smpplib.consts.SMPP_NPI_ISDN,
+            source_addr=self.config.source_addr,
+            dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
+            dest_addr_npi=smpplib.consts.SMPP_NPI_ISDN,
+            destination_addr=out.claimed.msisdn,
+            esm_class=esm_class,
+            data_coding=out.data_coding,
+            registered_delivery=smpplib.consts.SMPP_SMSC_DELIVERY_RECEIPT_BOTH,
+            short_message=short_message,
+        )
+        return bytes(pdu.generate())
+
+    # -- receiving --------------------------------------------------------------------
+    def on_bytes(self, data: bytes, now: float) -> list[bytes]:
+        """Consume bytes from the SMSC; return PDUs to send back (responses)."""
+        assert self.link is not None
+        link = self.link
+        link.buffer += data
+        link.last_rx = now
+        replies: list[bytes] = []
+        while len(link.buffer) >= 16:
+            length = int.from_bytes(link.buffer[:4], "big")
+            if len(link.buffer) < length:
+                break
+            raw = bytes(link.buffer[:length])
+            del link.buffer[:length]
+            reply = self._on_pdu(raw, now)
+            if reply is not None:
+                replies.append(reply)
+        return replies
+
+    def _on_pdu(self, raw: bytes, now: float) -> bytes | None:
+        _, command_id, status, seq = _HEADER.unpack_from(raw)
+        if command_id == 0x80000004:  # submit_sm_resp
+            message_id = raw[16:].split(b"\0", 1)[0].decode("ascii", "replace")
+            self._on_submit_resp(seq, status, message_id, now)
+            return None
+        if command_id == 0x00000005:  # deliver_sm
+            self._on_deliver(raw)
+            return _HEADER.pack(17, 0x80000005, 0, seq) + b"\0"
+        if command_id == 0x00000015:  # enquire_link
+            return _HEADER.pack(16, 0x80000015, 0, seq)
+        if command_id == 0x80000015:  # enquire_link_resp
+            self.link.enquire_sent = None  # type: ignore[union-attr]
+            return None
+        if command_id == 0x00000006:  # unbind from the SMSC
+            raise LinkLost("smsc_unbind", _HEADER.pack(16, 0x80000006, 0, seq))
+        if command_id == 0x80000000:  # generic_nack
+            self._on_submit_resp(seq, status or smpplib.consts.SMPP_ESME_RSYSERR, "", now)
+            return None
+        log.info("sms.pdu_ignored", carrier=self.config.carrier, command_id=hex(command_id))
+        return None
+
+    def _on_submit_resp(self, seq: int, status: int, message_id: str, now: float) -> None:
+        entry = self.inflight.pop(seq, None)
+        if entry is None:
+            log.warning("sms.response_unknown", carrier=self.config.carrier, sequence=seq)
+            return
+        out, index, _ = entry
+        if status == 0:
+            self.bucket.recover(now)
+            out.acked += 1
+            self.open_parts += 1
+            self._pending.parts.append((out.claimed.id, index + 1, normalise_id(message_id)))
+            if out.acked == len(out.pdus):
+                self._finish(out)
+                self._pending.submitted.append(out.claimed.id)
+        elif status in RETRY_STATUSES:
+            pause = self.bucket.slow_down(now)
+            self.retry.append((now + max(pause, self.config.throttle_pause), out, index))
+            log.info("sms.throttled", carrier=self.config.carrier, status=hex(status),
+                     rate=round(self.bucket.rate, 1))
+        elif not out.done:
+            self._finish(out)
+            desc = smpplib.consts.DESCRIPTIONS.get(status, "unknown status")
+            self._pending.failed.append(
+                (out.claimed.id, status, f"submit_sm_resp 0x{status:08x}: {desc}")
+            )
+
+    def _finish(self, out: Outgoing) -> None:
+        out.done = True
+        self.open_parts -= out.acked
+        self.undurable += out.acked
+        self._pending_parts += out.acked
+
+    def _on_deliver(self, raw: bytes) -> None:
+        pdu = smpplib.smpp.parse_pdu(raw, allow_unknown_opt_params=True)
+        receipted = getattr(pdu, "receipted_message_id", None)
+        if isinstance(receipted, bytes):
+            receipted = receipted.decode("ascii", "replace")
+        try:
+            receipt = parse_receipt(
+                pdu.short_message or b"", receipted, getattr(pdu, "message_state", None)
+            )
+        except NotAReceipt:
+            log.info("sms.mo_ignored", carrier=self.config.carrier)
+            return
+        self._pending.receipts.append(receipt)
+
+    def flush_outcomes(self) -> None:
+        """Post what was learnt since the last flush to the recorder."""
+        if self._pending:
+            self._post(self._pending, self._pending_parts)
+            self._pending, self._pending_parts = Outcomes(), 0
+
+    def requeue_inflight(self) -> None:
+        """Put unanswered parts back in front after a lost link; they will be resent."""
+        for seq in sorted(self.inflight, reverse=True):
+            out, index, _ = self.inflight[seq]
+            self.ready.appendleft((out, index))
+        self.inflight.clear()
+
+    def release_all(self) -> None:
+        """Give every unsent, unstarted message back to the queue (shutdown)."""
+        ids = {out.claimed.id for out, _ in self.ready if not out.done and out.acked == 0}
+        ids |= {out.claimed.id for _, out, _ in self.retry if not out.done and out.acked == 0}
+        self._pending.released.extend(sorted(ids))
+        self.ready.clear()
+        self.retry.clear()
+
+
+class LinkLost(Exception):
+    """Raised inside the socket loop when the link must be rebuilt."""
+
+    def __init__(self, reason: str, farewell: bytes = b""):
+        super().__init__(reason)
+        self.reason = reason
+        self.farewell = farewell
+
+
+def open_link(config: BindConfig, sequence: int, timeout: float = 10.0) -> socket.socket:
+    """Connect, set TCP_NODELAY and bind_transceiver; raise LinkLost on refusal."""
+    sock = socket.create_connection((config.host, config.port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    pdu = smpplib.smpp.make_pdu(
+        "bind_transceiver", sequence=sequence, system_id=config.system_id,
+        password=config.password, system_type="", interface_version=0x34,
+        addr_ton=0, addr_npi=0, address_range="",
+    )
+    sock.sendall(pdu.generate())
+    header = _recv_exact(sock, 16)
+    length, command_id, status, _ = _HEADER.unpack(header)
+    _recv_exact(sock, length - 16)
+    if command_id != 0x80000009 or status != 0:
+        sock.close()
+        raise LinkLost(f"bind refused: command 0x{command_id:08x} status 0x{status:08x}")
+    sock.setblocking(False)
+    return sock
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise LinkLost("closed during bind")
+        data += chunk
+    return bytes(data)
+
+
+def enquire_link_pdu(sequence: int) -> bytes:
+    """Return an enquire_link PDU."""
+    return _HEADER.pack(16, 0x00000015, 0, sequence)
+
+
+def utcnow() -> datetime:
+    """Return the current aware UTC time (the shell's clock)."""
+    return datetime.now(UTC)
