@@ -162,8 +162,12 @@ class Outbox:
             rows = conn.execute(query, {"ids": sorted(blast_ids)}).all()
         return {r.id: (r.text, bool(r.unaccented), r.state == "cancelled") for r in rows}
 
-    def record(self, outcomes: Outcomes, now: datetime) -> None:
-        """Write a batch of outcomes in one transaction."""
+    def record(self, outcomes: Outcomes, now: datetime) -> list[Receipt]:
+        """Write a batch of outcomes in one transaction; return receipts matching no part.
+
+        A receipt can overtake its submit_sm_resp on the wire, so the caller
+        offers unmatched receipts again for a while before giving up on them.
+        """
         with self.engine.begin() as conn:
             if outcomes.parts:
                 conn.execute(_INSERT_PART, [
@@ -180,13 +184,17 @@ class Outbox:
             if outcomes.released:
                 conn.execute(_RELEASED, [{"m": m, "owner": self.owner}
                                          for m in outcomes.released])
-            touched = set(outcomes.submitted)
-            touched |= self._apply_receipts(conn, outcomes.receipts, now)
+            touched, unmatched = self._apply_receipts(conn, outcomes.receipts, now)
+            touched |= set(outcomes.submitted)
             if touched:
                 conn.execute(_DELIVERED_WHEN_COMPLETE, [{"m": m, "at": now} for m in touched])
+        return unmatched
 
-    def _apply_receipts(self, conn: Connection, receipts: list[Receipt], now: datetime) -> set[int]:
+    def _apply_receipts(
+        self, conn: Connection, receipts: list[Receipt], now: datetime
+    ) -> tuple[set[int], list[Receipt]]:
         touched: set[int] = set()
+        unmatched: list[Receipt] = []
         failed: list[dict[str, object]] = []
         for receipt in receipts:
             if not receipt.final:
@@ -194,8 +202,7 @@ class Outbox:
             readings = id_readings(receipt.smsc_id)
             rows = conn.execute(_FIND_PART, {"carrier": self.carrier, "ids": list(readings)}).all()
             if not rows:
-                log.warning("sms.receipt_unknown", carrier=self.carrier, smsc_id=receipt.smsc_id,
-                            stat=receipt.stat)
+                unmatched.append(receipt)
                 continue
             row = min(rows, key=lambda r: readings.index(r.smsc_id))
             conn.execute(_MARK_PART, {"stat": receipt.stat, "at": now, "p": row.id})
@@ -208,7 +215,7 @@ class Outbox:
                 })
         if failed:
             conn.execute(_FAILED, failed)
-        return touched
+        return touched, unmatched
 
     def renew(self, now: datetime, lease: timedelta) -> None:
         """Extend the lease on every message this sender still holds."""

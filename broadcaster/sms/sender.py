@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy import Engine
 
 from broadcaster.sms.outbox import Outbox, Outcomes
+from broadcaster.sms.receipts import Receipt
 from broadcaster.sms.settings import SmsSettings
 from broadcaster.sms.smpp import (
     BindConfig,
@@ -104,6 +105,9 @@ class CarrierSender:
                     self._turn()
                 except (LinkLost, OSError) as exc:
                     self._lose_link(exc)
+                except Exception as exc:  # a bug must cost a reconnect, not the sender
+                    log.exception("sms.sender_error", carrier=cfg.carrier)
+                    self._lose_link(exc)
             self._finish()
         finally:
             self._socket_done.set()
@@ -155,7 +159,7 @@ class CarrierSender:
         if wire:
             self._send(b"".join(wire))
         self._check_timeouts(now)
-        if session.idle and not self._claim_wanted.is_set():
+        if session.idle:
             self._socket_idle.set()
         else:
             self._socket_idle.clear()
@@ -222,20 +226,36 @@ class CarrierSender:
         last_renew = last_expire = 0.0
         last_progress = time.monotonic()
         held_blasts: set[int] = set()
+        unmatched: list[tuple[float, Receipt]] = []
+        seen_at: dict[str, float] = {}
         socket_finished = False
         while True:
             batch, parts, socket_finished = self._collect(socket_finished)
             now = self.clock()
+            mono = time.monotonic()
+            if unmatched and (batch or socket_finished or mono - unmatched[0][0] > 1):
+                batch.receipts += [r for _, r in unmatched]
+                unmatched.clear()
             if batch:
-                self.outbox.record(batch, now)
+                first_seen = mono
+                for receipt in self.outbox.record(batch, now):
+                    if receipt.smsc_id in seen_at and mono - seen_at[receipt.smsc_id] > 60:
+                        log.warning("sms.receipt_unknown", carrier=self.bind.carrier,
+                                    smsc_id=receipt.smsc_id, stat=receipt.stat)
+                        seen_at.pop(receipt.smsc_id)
+                        continue
+                    seen_at.setdefault(receipt.smsc_id, first_seen)
+                    unmatched.append((seen_at[receipt.smsc_id], receipt))
                 self.session.deliver("durable", parts)
                 last_progress = time.monotonic()
                 log.debug("sms.batch_recorded", carrier=self.bind.carrier,
                           submitted=len(batch.submitted), failed=len(batch.failed),
                           receipts=len(batch.receipts))
             if socket_finished:
+                for _, receipt in unmatched:
+                    log.warning("sms.receipt_unknown", carrier=self.bind.carrier,
+                                smsc_id=receipt.smsc_id, stat=receipt.stat)
                 return
-            mono = time.monotonic()
             if self._claim_wanted.is_set() and not self.stop.is_set():
                 claimed = self.outbox.claim(now, 2 * self.bind.window, self.lease,
                                             self.sms.routine_allowed(now, self.tz))
@@ -247,6 +267,8 @@ class CarrierSender:
                     self.session.deliver("claimed", claimed)
                     last_progress = mono
                 self._claim_wanted.clear()
+                if not claimed and self.drain and self._socket_idle.is_set():
+                    self._check_drained(now, mono - last_progress)
             if mono - last_renew > self.sms.lease_seconds / 3:
                 self.outbox.renew(now, self.lease)
                 cancelled = {b for b, (_, _, c) in self.outbox.blasts(held_blasts).items() if c}
@@ -256,8 +278,6 @@ class CarrierSender:
             if mono - last_expire > 10:
                 self.outbox.expire_overdue(now, timedelta(hours=self.sms.validity_hours))
                 last_expire = mono
-            if self.drain and self._socket_idle.is_set():
-                self._check_drained(now, mono - last_progress)
 
     def _collect(self, finished: bool) -> tuple[Outcomes, int, bool]:
         """Merge everything posted so far, waiting briefly for the first item."""

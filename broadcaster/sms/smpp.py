@@ -36,6 +36,18 @@ RETRY_STATUSES = frozenset({smpplib.consts.SMPP_ESME_RTHROTTLED, smpplib.consts.
 _HEADER = struct.Struct(">LLLL")
 
 
+class _ParserClient:
+    """What smpplib's parser wants of a client; the sequence comes from the wire anyway."""
+
+    sequence = 0
+
+    def next_sequence(self) -> int:
+        return 0
+
+
+_PARSER = _ParserClient()
+
+
 @dataclass(frozen=True)
 class BindConfig:
     """Where and how fast one bind talks to its SMSC."""
@@ -223,6 +235,7 @@ class SmppSession:
             registered_delivery=smpplib.consts.SMPP_SMSC_DELIVERY_RECEIPT_BOTH,
             short_message=short_message,
         )
+        pdu.sequence = seq  # make_pdu keeps the dummy client's 0 otherwise
         return bytes(pdu.generate())
 
     # -- receiving --------------------------------------------------------------------
@@ -261,6 +274,8 @@ class SmppSession:
         if command_id == 0x00000006:  # unbind from the SMSC
             raise LinkLost("smsc_unbind", _HEADER.pack(16, 0x80000006, 0, seq))
         if command_id == 0x80000000:  # generic_nack
+            log.warning("sms.generic_nack", carrier=self.config.carrier, sequence=seq,
+                        status=hex(status))
             self._on_submit_resp(seq, status or smpplib.consts.SMPP_ESME_RSYSERR, "", now)
             return None
         log.info("sms.pdu_ignored", carrier=self.config.carrier, command_id=hex(command_id))
@@ -299,7 +314,7 @@ class SmppSession:
         self._pending_parts += out.acked
 
     def _on_deliver(self, raw: bytes) -> None:
-        pdu = smpplib.smpp.parse_pdu(raw, allow_unknown_opt_params=True)
+        pdu = smpplib.smpp.parse_pdu(raw, client=_PARSER, allow_unknown_opt_params=True)
         receipted = getattr(pdu, "receipted_message_id", None)
         if isinstance(receipted, bytes):
             receipted = receipted.decode("ascii", "replace")
@@ -352,6 +367,7 @@ def open_link(config: BindConfig, sequence: int, timeout: float = 10.0) -> socke
         password=config.password, system_type="", interface_version=0x34,
         addr_ton=0, addr_npi=0, address_range="",
     )
+    pdu.sequence = sequence
     sock.sendall(pdu.generate())
     header = _recv_exact(sock, 16)
     length, command_id, status, _ = _HEADER.unpack(header)
