@@ -6,7 +6,8 @@ Pure: the time comes in as an argument (monotonic seconds).
 from __future__ import annotations
 
 MIN_RATE = 1.0
-RECOVERY_PER_SECOND = 0.10  # fraction of the configured rate regained a second
+RECOVERY_PER_SECOND = 0.25  # fraction of the configured rate regained a second
+COOLDOWN = 1.0  # seconds: a burst of throttled answers to one window halves the rate once
 
 
 class TokenBucket:
@@ -18,6 +19,7 @@ class TokenBucket:
         self.burst = burst
         self.tokens = burst
         self._last: float | None = None
+        self._last_cut: float | None = None
         self._strikes = 0
 
     def _refill(self, now: float) -> None:
@@ -41,7 +43,9 @@ class TokenBucket:
     def slow_down(self, now: float) -> float:
         """Halve the rate after a throttle; return a pause that doubles per strike."""
         self._refill(now)
-        self.rate = max(MIN_RATE, self.rate / 2)
+        if self._last_cut is None or now - self._last_cut >= COOLDOWN:
+            self.rate = max(MIN_RATE, self.rate / 2)
+            self._last_cut = now
         self._strikes = min(self._strikes + 1, 6)
         return 0.05 * 2 ** (self._strikes - 1)
 

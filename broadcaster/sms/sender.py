@@ -330,6 +330,7 @@ def run_senders(
     drain: bool = False,
     receipt_wait: float = 30.0,
     carriers: list[str] | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> None:
     """Run one sender per carrier until stop is set (or, draining, until all are done)."""
     senders = []
@@ -339,7 +340,7 @@ def run_senders(
         own_stop = threading.Event() if drain else stop
         sender = CarrierSender(
             bind, engine, settings.sms, settings.tz, own_stop,  # type: ignore[attr-defined]
-            drain=drain, receipt_wait=receipt_wait,
+            drain=drain, receipt_wait=receipt_wait, clock=clock,
         )
         senders.append(sender)
         sender.start()
