@@ -180,14 +180,16 @@ def import_cmd(app: App, path: Path) -> None:
 @click.option("--throttle-every", type=int, default=0, help="Answer every Nth submit 0x58.")
 @click.option("--delay-ms", type=float, default=0.0, help="Delay each response.")
 @click.option("--drop-after", type=int, default=0, help="Cut links every N submits.")
+@click.option("--receipts/--no-receipts", default=True, show_default=True,
+              help="Send delivery receipts when asked.")
 @pass_app
 def smsc(app: App, ports: tuple[int, ...], throttle_every: int, delay_ms: float,
-         drop_after: int) -> None:
+         drop_after: int, receipts: bool) -> None:
     """Run a local test SMSC (smpp34's server) on 127.0.0.1 with receipts; Ctrl-C stops."""
     from broadcaster.testing.smsc import SmscPolicy, TestSmsc, run_forever
 
     chosen = ports or tuple(sorted({c.port for c in app.settings.carriers.values()}))
     policy = SmscPolicy(throttle_every=throttle_every, delay=delay_ms / 1000,
-                        drop_after=drop_after)
+                        drop_after=drop_after, receipts=receipts)
     click.echo(f"test SMSC listening on 127.0.0.1:{', '.join(map(str, chosen))}", err=True)
     run_forever([TestSmsc(port, policy, record=False) for port in chosen])

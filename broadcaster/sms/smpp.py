@@ -219,24 +219,8 @@ class SmppSession:
         return None
 
     def _submit_pdu(self, seq: int, out: Outgoing, esm_class: int, short_message: bytes) -> bytes:
-        pdu = smpplib.smpp.make_pdu(
-            "submit_sm",
-            sequence=seq,
-            source_addr_ton=smpplib.consts.SMPP_TON_ALNUM
-            if not self.config.source_addr.isdigit() else smpplib.consts.SMPP_TON_INTL,
-            source_addr_npi=smpplib.consts.SMPP_NPI_UNK
-            if not self.config.source_addr.isdigit() else smpplib.consts.SMPP_NPI_ISDN,
-            source_addr=self.config.source_addr,
-            dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
-            dest_addr_npi=smpplib.consts.SMPP_NPI_ISDN,
-            destination_addr=out.claimed.msisdn,
-            esm_class=esm_class,
-            data_coding=out.data_coding,
-            registered_delivery=smpplib.consts.SMPP_SMSC_DELIVERY_RECEIPT_BOTH,
-            short_message=short_message,
-        )
-        pdu.sequence = seq  # make_pdu keeps the dummy client's 0 otherwise
-        return bytes(pdu.generate())
+        return submit_sm_pdu(seq, self.config.source_addr, out.claimed.msisdn, esm_class,
+                             out.data_coding, short_message)
 
     # -- receiving --------------------------------------------------------------------
     def on_bytes(self, data: bytes, now: float) -> list[bytes]:
@@ -246,15 +230,16 @@ class SmppSession:
         link.buffer += data
         link.last_rx = now
         replies: list[bytes] = []
-        while len(link.buffer) >= 16:
-            length = int.from_bytes(link.buffer[:4], "big")
-            if len(link.buffer) < length:
+        buffer, pos = link.buffer, 0
+        while len(buffer) - pos >= 16:
+            length = int.from_bytes(buffer[pos:pos + 4], "big")
+            if len(buffer) - pos < length:
                 break
-            raw = bytes(link.buffer[:length])
-            del link.buffer[:length]
-            reply = self._on_pdu(raw, now)
+            reply = self._on_pdu(bytes(buffer[pos:pos + length]), now)
+            pos += length
             if reply is not None:
                 replies.append(reply)
+        del buffer[:pos]
         return replies
 
     def _on_pdu(self, raw: bytes, now: float) -> bytes | None:
@@ -387,6 +372,33 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
             raise LinkLost("closed during bind")
         data += chunk
     return bytes(data)
+
+
+def submit_sm_pdu(
+    sequence: int, source_addr: str, destination_addr: str, esm_class: int, data_coding: int,
+    short_message: bytes,
+) -> bytes:
+    """Pack a submit_sm asking for a delivery receipt.
+
+    Byte for byte what smpplib's make_pdu("submit_sm", …).generate() gives
+    (a unit test pins that), at a tenth of its cost: at 4,000 msg/s smpplib's
+    generic field walk alone took a quarter of a core.
+    """
+    alphanumeric = not source_addr.isdigit()
+    body = b"".join((
+        b"\0",  # service_type
+        bytes((smpplib.consts.SMPP_TON_ALNUM, smpplib.consts.SMPP_NPI_UNK) if alphanumeric
+              else (smpplib.consts.SMPP_TON_INTL, smpplib.consts.SMPP_NPI_ISDN)),
+        source_addr.encode("ascii"), b"\0",
+        bytes((smpplib.consts.SMPP_TON_INTL, smpplib.consts.SMPP_NPI_ISDN)),
+        destination_addr.encode("ascii"), b"\0",
+        bytes((esm_class, 0, 0)),  # esm_class, protocol_id, priority_flag
+        b"\0\0",  # schedule_delivery_time, validity_period
+        bytes((smpplib.consts.SMPP_SMSC_DELIVERY_RECEIPT_BOTH, 0, data_coding, 0,
+               len(short_message))),
+        short_message,
+    ))
+    return _HEADER.pack(16 + len(body), 0x00000004, 0, sequence) + body
 
 
 def enquire_link_pdu(sequence: int) -> bytes:
