@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, Row, bindparam, text
 
 from broadcaster.sms.receipts import Receipt, id_readings
 from broadcaster.store.types import UTCDateTime
@@ -102,8 +103,9 @@ _DELIVERED_WHEN_COMPLETE = text(
 ).bindparams(_t("at"))
 
 _FIND_PART = text(
-    "SELECT id, message_id, smsc_id FROM sms_parts WHERE carrier = :carrier "
-    "AND smsc_id IN :ids AND receipt_at IS NULL"
+    "SELECT p.id, p.message_id, p.smsc_id, m.state FROM sms_parts p "
+    "JOIN sms_messages m ON m.id = p.message_id WHERE p.carrier = :carrier "
+    "AND p.smsc_id IN :ids AND p.receipt_at IS NULL"
 ).bindparams(bindparam("ids", expanding=True))
 
 _MARK_PART = text(
@@ -130,6 +132,9 @@ class Outbox:
         self.carrier = carrier
         self.owner = owner
         self._claim = _CLAIM_PG if engine.dialect.name == "postgresql" else _CLAIM_SQLITE
+        # Messages with a part receipt recorded before the message itself was: only
+        # these need the completeness check when their submission is recorded.
+        self._early: set[int] = set()
 
     def claim(
         self, now: datetime, limit: int, lease: timedelta, routine_allowed: bool
@@ -185,7 +190,9 @@ class Outbox:
                 conn.execute(_RELEASED, [{"m": m, "owner": self.owner}
                                          for m in outcomes.released])
             touched, unmatched = self._apply_receipts(conn, outcomes.receipts, now)
-            touched |= set(outcomes.submitted)
+            submitted = set(outcomes.submitted)
+            touched |= submitted & self._early
+            self._early -= submitted
             if touched:
                 conn.execute(_DELIVERED_WHEN_COMPLETE, [{"m": m, "at": now} for m in touched])
         return unmatched
@@ -195,24 +202,37 @@ class Outbox:
     ) -> tuple[set[int], list[Receipt]]:
         touched: set[int] = set()
         unmatched: list[Receipt] = []
+        final = [r for r in receipts if r.final]
+        readings = {r.smsc_id: id_readings(r.smsc_id) for r in final}
+        wanted = sorted({i for ids in readings.values() for i in ids})
+        by_id: dict[str, list[Row[Any]]] = {}
+        for start in range(0, len(wanted), 500):
+            rows = conn.execute(_FIND_PART, {"carrier": self.carrier,
+                                             "ids": wanted[start:start + 500]})
+            for row in rows:
+                by_id.setdefault(row.smsc_id, []).append(row)
+        marks: list[dict[str, object]] = []
         failed: list[dict[str, object]] = []
-        for receipt in receipts:
-            if not receipt.final:
-                continue
-            readings = id_readings(receipt.smsc_id)
-            rows = conn.execute(_FIND_PART, {"carrier": self.carrier, "ids": list(readings)}).all()
-            if not rows:
+        used: set[int] = set()
+        for receipt in final:
+            row = next((r for i in readings[receipt.smsc_id] for r in by_id.get(i, ())
+                        if r.id not in used), None)
+            if row is None:
                 unmatched.append(receipt)
                 continue
-            row = min(rows, key=lambda r: readings.index(r.smsc_id))
-            conn.execute(_MARK_PART, {"stat": receipt.stat, "at": now, "p": row.id})
+            used.add(row.id)
+            marks.append({"stat": receipt.stat, "at": now, "p": row.id})
             if receipt.delivered:
                 touched.add(row.message_id)
+                if row.state == "sending":
+                    self._early.add(row.message_id)
             else:
                 failed.append({
                     "m": row.message_id, "status": None, "at": now,
                     "reason": f"receipt stat:{receipt.stat} err:{receipt.err}",
                 })
+        if marks:
+            conn.execute(_MARK_PART, marks)
         if failed:
             conn.execute(_FAILED, failed)
         return touched, unmatched

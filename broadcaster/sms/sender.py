@@ -1,26 +1,33 @@
-"""Run senders: per carrier one socket thread (SmppSession) and one recorder thread.
+"""Run senders: one thread per carrier bind owns its socket and its database work.
 
-`run_senders(settings, engine, stop)` is what the daemon starts; `drain=True`
-(the `broadcaster sms send` command) stops once nothing is left to send and
+One thread, not two: smpplib-style sockets must not be shared, and handing
+outcomes to a second (database) thread cost more in GIL handoffs than the
+commits themselves (measured: ~3,000 vs ~4,000 msg/s with 20 ms responses).
+The loop claims a batch, sends within the window and the rate, reads what
+the SMSC answered, and commits outcomes in batches; a part holds its window
+slot until its message's outcome is committed, so a crash resends at most
+one window.
+
+`run_senders(settings, engine, stop)` is what the daemon starts;
+`drain=True` (`broadcaster sms send`) stops once nothing is left to send and
 every submitted message has its final receipt (or the receipt wait passed).
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
 import select
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 import structlog
 from sqlalchemy import Engine
 
-from broadcaster.sms.outbox import Outbox, Outcomes
+from broadcaster.sms.outbox import Outbox
 from broadcaster.sms.receipts import Receipt
 from broadcaster.sms.settings import SmsSettings
 from broadcaster.sms.smpp import (
@@ -30,21 +37,26 @@ from broadcaster.sms.smpp import (
     SmppSession,
     enquire_link_pdu,
     open_link,
+    unbind_pdu,
     utcnow,
 )
 
 log = structlog.get_logger(__name__)
+FLUSH_AFTER = 0.005  # seconds an outcome may wait to be batched with others
+UNMATCHED_RETRY = 1.0  # a receipt may overtake its submit_sm_resp: offer it again after this
+UNMATCHED_GIVE_UP = 60.0
+SELECT_MAX = 0.05
 
 
 class CarrierSender:
-    """One bind: the socket thread and the recorder thread, started and stopped together."""
+    """One carrier bind: claim, send, read, record — all on one thread."""
 
     def __init__(
         self,
         bind: BindConfig,
         engine: Engine,
         sms: SmsSettings,
-        tz: object,
+        tz: tzinfo,
         stop: threading.Event,
         *,
         drain: bool = False,
@@ -61,58 +73,157 @@ class CarrierSender:
         self.owner = f"{socket.gethostname()}:{bind.carrier}:{uuid.uuid4().hex[:8]}"
         self.outbox = Outbox(engine, bind.carrier, self.owner)
         self.lease = timedelta(seconds=sms.lease_seconds)
-        self.session = SmppSession(bind, self._post, time.monotonic)
-        self._outcomes: queue.SimpleQueue[tuple[Outcomes, int] | None] = queue.SimpleQueue()
-        self._claim_wanted = threading.Event()
-        self._socket_idle = threading.Event()
-        self._socket_done = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._socket_loop, name=f"smpp-{bind.carrier}", daemon=True),
-            threading.Thread(target=self._recorder_loop, name=f"rec-{bind.carrier}", daemon=True),
-        ]
+        self.session = SmppSession(bind)
+        self._thread = threading.Thread(target=self._run, name=f"smpp-{bind.carrier}",
+                                        daemon=True)
+        self._unmatched: dict[str, tuple[float, Receipt]] = {}
+        self._first_pending: float | None = None
+        self._next_claim = self._next_renew = self._next_expire = 0.0
+        self._last_progress = time.monotonic()
 
     def start(self) -> None:
-        """Start both threads."""
-        for thread in self._threads:
-            thread.start()
+        """Start the sender thread."""
+        self._thread.start()
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for both threads to finish."""
-        for thread in self._threads:
-            thread.join(timeout)
+        """Wait for the sender thread to finish."""
+        self._thread.join(timeout)
 
     @property
     def alive(self) -> bool:
-        """Tell whether either thread still runs."""
-        return any(t.is_alive() for t in self._threads)
+        """Tell whether the sender thread still runs."""
+        return self._thread.is_alive()
 
-    def _post(self, outcomes: Outcomes, parts: int) -> None:
-        self._outcomes.put((outcomes, parts))
-
-    # -- socket thread ----------------------------------------------------------------
-    def _socket_loop(self) -> None:
-        session, cfg = self.session, self.bind
+    # -- the loop ---------------------------------------------------------------------
+    def _run(self) -> None:
+        cfg = self.bind
         backoff = cfg.reconnect_base
-        try:
-            while not self.stop.is_set():
-                if session.link is None:
-                    if not self._connect():
-                        self.stop.wait(backoff)
-                        backoff = min(backoff * 2, cfg.reconnect_max)
-                        continue
-                    backoff = cfg.reconnect_base
-                try:
-                    self._turn()
-                except (LinkLost, OSError) as exc:
-                    self._lose_link(exc)
-                except Exception as exc:  # a bug must cost a reconnect, not the sender
-                    log.exception("sms.sender_error", carrier=cfg.carrier)
-                    self._lose_link(exc)
-            self._finish()
-        finally:
-            self._socket_done.set()
-            self._outcomes.put(None)
+        while not self.stop.is_set():
+            if self.session.link is None:
+                if not self._connect():
+                    self.stop.wait(backoff)
+                    backoff = min(backoff * 2, cfg.reconnect_max)
+                    continue
+                backoff = cfg.reconnect_base
+            try:
+                self._turn()
+            except (LinkLost, OSError) as exc:
+                self._lose_link(exc)
+            except Exception as exc:  # a bug must cost a reconnect, not the sender
+                log.exception("sms.sender_error", carrier=cfg.carrier)
+                self._lose_link(exc)
+        self._finish()
 
+    def _turn(self) -> None:
+        """Do one round: database chores, send what is allowed, wait, read, record."""
+        session, cfg = self.session, self.bind
+        link = session.link
+        assert link is not None
+        mono = time.monotonic()
+        self._chores(mono)
+        wire = session.fill(mono)
+        if link.enquire_sent is None and mono - link.last_rx > cfg.enquire_link:
+            wire.append(enquire_link_pdu(session._next_seq()))
+            link.enquire_sent = mono
+        if wire:
+            self._send(b"".join(wire))
+        self._check_timeouts(mono)
+        readable, _, _ = select.select([link.sock], [], [], self._timeout(mono))
+        if readable:
+            data = link.sock.recv(262144)
+            if not data:
+                raise LinkLost("closed_by_smsc")
+            replies = session.on_bytes(data, time.monotonic())
+            if replies:
+                self._send(b"".join(replies))
+        self._maybe_record(time.monotonic())
+
+    def _timeout(self, mono: float) -> float:
+        session = self.session
+        timeout = SELECT_MAX
+        if session.ready and session.capacity() > 0:
+            timeout = min(timeout, session.bucket.wait(mono))
+        if session.retry:
+            timeout = min(timeout, max(0.0, session.retry[0][0] - mono))
+        if self._first_pending is not None:
+            timeout = min(timeout, max(0.0, self._first_pending + FLUSH_AFTER - mono))
+        return timeout
+
+    def _maybe_record(self, mono: float) -> None:
+        """Commit outcomes once a quarter window waits on them, or they waited long enough."""
+        session = self.session
+        if not session.pending:
+            self._first_pending = None
+            if self._unmatched and mono - min(t for t, _ in self._unmatched.values()) \
+                    > UNMATCHED_RETRY:
+                self._record(mono)
+            return
+        if self._first_pending is None:
+            self._first_pending = mono
+        if (session.waiting_parts >= max(1, self.bind.window // 4)
+                or mono - self._first_pending >= FLUSH_AFTER or not session.inflight):
+            self._record(mono)
+            self._first_pending = None
+
+    def _record(self, mono: float) -> None:
+        outcomes, parts, acks = self.session.take_outcomes()
+        retried = [r for _, r in self._unmatched.values()]
+        outcomes.receipts = retried + outcomes.receipts
+        if not outcomes:
+            return
+        for receipt in self.outbox.record(outcomes, self.clock()):
+            first, _ = self._unmatched.get(receipt.smsc_id, (mono, receipt))
+            if mono - first > UNMATCHED_GIVE_UP:
+                log.warning("sms.receipt_unknown", carrier=self.bind.carrier,
+                            smsc_id=receipt.smsc_id, stat=receipt.stat)
+                self._unmatched.pop(receipt.smsc_id, None)
+            else:
+                self._unmatched[receipt.smsc_id] = (first, receipt)
+        matched = {r.smsc_id for r in retried} - set(self._unmatched)
+        for smsc_id in matched:
+            self._unmatched.pop(smsc_id, None)
+        self.session.durable(parts)
+        if acks and self.session.link is not None:
+            self._send(b"".join(acks))
+        if outcomes.submitted or outcomes.failed or len(outcomes.receipts) > len(retried):
+            self._last_progress = mono
+
+    def _chores(self, mono: float) -> None:
+        """Claim when the queue runs low; renew leases, drop cancelled, expire, drain."""
+        session = self.session
+        now = self.clock()
+        if session.held < 2 * self.bind.window and mono >= self._next_claim \
+                and not self.stop.is_set():
+            claimed = self.outbox.claim(now, 2 * self.bind.window, self.lease,
+                                        self.sms.routine_allowed(now, self.tz))
+            new = {c.blast_id for c in claimed if not session.knows_blast(c.blast_id)}
+            for blast_id, (body, unaccented, _) in self.outbox.blasts(new).items():
+                session.add_blast(blast_id, body, unaccented)
+            session.queue_claimed(claimed)
+            if claimed:
+                self._last_progress = mono
+            else:
+                self._next_claim = mono + 0.2
+                if self.drain and session.idle:
+                    self._check_drained(now, mono - self._last_progress)
+        if mono >= self._next_renew:
+            self.outbox.renew(now, self.lease)
+            cancelled = {b for b, (_, _, c) in self.outbox.blasts(session.blast_ids).items()
+                         if c}
+            if cancelled:
+                session.drop_blasts(cancelled)
+            self._next_renew = mono + self.sms.lease_seconds / 3
+        if mono >= self._next_expire:
+            self.outbox.expire_overdue(now, timedelta(hours=self.sms.validity_hours))
+            self._next_expire = mono + 10
+
+    def _check_drained(self, now: datetime, quiet_for: float) -> None:
+        to_send, awaiting = self.outbox.backlog(self.sms.routine_allowed(now, self.tz))
+        if to_send == 0 and (awaiting == 0 or quiet_for > self.receipt_wait):
+            log.info("sms.drained", carrier=self.bind.carrier, awaiting_receipts=awaiting)
+            self.stop.set()
+
+    # -- the link ---------------------------------------------------------------------
     def _connect(self) -> bool:
         session, cfg = self.session, self.bind
         try:
@@ -141,42 +252,7 @@ class CarrierSender:
         log.warning("sms.link_lost", carrier=self.bind.carrier,
                     reason=getattr(exc, "reason", str(exc)), inflight=len(session.inflight))
         session.requeue_inflight()
-        session.flush_outcomes()
-
-    def _turn(self) -> None:
-        """Do one round: apply the inbox, send what is allowed, wait, read."""
-        session, cfg = self.session, self.bind
-        link = session.link
-        assert link is not None
-        session.drain_inbox()
-        now = time.monotonic()
-        if session.held < 2 * cfg.window and not self.stop.is_set():
-            self._claim_wanted.set()
-        wire = session.fill(now)
-        if link.enquire_sent is None and now - link.last_rx > cfg.enquire_link:
-            wire.append(enquire_link_pdu(session._next_seq()))
-            link.enquire_sent = now
-        if wire:
-            self._send(b"".join(wire))
-        self._check_timeouts(now)
-        if session.idle:
-            self._socket_idle.set()
-        else:
-            self._socket_idle.clear()
-        timeout = 0.05
-        if session.ready and session.capacity() > 0:
-            timeout = min(timeout, session.bucket.wait(now))
-        if session.retry:
-            timeout = min(timeout, max(0.0, session.retry[0][0] - now))
-        readable, _, _ = select.select([link.sock, session._wake_r], [], [], timeout)
-        if link.sock in readable:
-            data = link.sock.recv(262144)
-            if not data:
-                raise LinkLost("closed_by_smsc")
-            replies = session.on_bytes(data, time.monotonic())
-            if replies:
-                self._send(b"".join(replies))
-        session.flush_outcomes()
+        self._record(time.monotonic())
 
     def _send(self, data: bytes) -> None:
         link = self.session.link
@@ -190,122 +266,36 @@ class CarrierSender:
                 continue
             view = view[sent:]
 
-    def _check_timeouts(self, now: float) -> None:
+    def _check_timeouts(self, mono: float) -> None:
         link = self.session.link
         assert link is not None
         limit = self.bind.response_timeout
-        if link.enquire_sent is not None and now - link.enquire_sent > limit:
+        if link.enquire_sent is not None and mono - link.enquire_sent > limit:
             raise LinkLost("enquire_link_timeout")
         if self.session.inflight:
-            oldest = min(sent for _, _, sent in self.session.inflight.values())
-            if now - oldest > limit:
+            _, _, oldest = next(iter(self.session.inflight.values()))
+            if mono - oldest > limit:
                 raise LinkLost("response_timeout")
 
     def _finish(self) -> None:
         """Stop claiming, let in-flight parts answer briefly, release the rest, unbind."""
         session = self.session
+        session.release_unsent()
         deadline = time.monotonic() + 5.0
         while session.link is not None and session.inflight and time.monotonic() < deadline:
             try:
-                session.ready.clear()
                 self._turn()
             except (LinkLost, OSError) as exc:
                 self._lose_link(exc)
         session.requeue_inflight()
-        session.release_all()
-        session.flush_outcomes()
+        session.release_unsent()
+        self._record(time.monotonic())
         if session.link is not None:
             with contextlib.suppress(OSError):
-                self._send(bytes.fromhex("00000010000000060000000000000000"))
+                self._send(unbind_pdu(session._next_seq()))
             session.link.sock.close()
             session.link = None
         log.info("sms.sender_stopped", carrier=self.bind.carrier)
-
-    # -- recorder thread --------------------------------------------------------------
-    def _recorder_loop(self) -> None:
-        last_renew = last_expire = 0.0
-        last_progress = time.monotonic()
-        held_blasts: set[int] = set()
-        unmatched: list[tuple[float, Receipt]] = []
-        seen_at: dict[str, float] = {}
-        socket_finished = False
-        while True:
-            batch, parts, socket_finished = self._collect(socket_finished)
-            now = self.clock()
-            mono = time.monotonic()
-            if unmatched and (batch or socket_finished or mono - unmatched[0][0] > 1):
-                batch.receipts += [r for _, r in unmatched]
-                unmatched.clear()
-            if batch:
-                first_seen = mono
-                for receipt in self.outbox.record(batch, now):
-                    if receipt.smsc_id in seen_at and mono - seen_at[receipt.smsc_id] > 60:
-                        log.warning("sms.receipt_unknown", carrier=self.bind.carrier,
-                                    smsc_id=receipt.smsc_id, stat=receipt.stat)
-                        seen_at.pop(receipt.smsc_id)
-                        continue
-                    seen_at.setdefault(receipt.smsc_id, first_seen)
-                    unmatched.append((seen_at[receipt.smsc_id], receipt))
-                self.session.deliver("durable", parts)
-                last_progress = time.monotonic()
-                log.debug("sms.batch_recorded", carrier=self.bind.carrier,
-                          submitted=len(batch.submitted), failed=len(batch.failed),
-                          receipts=len(batch.receipts))
-            if socket_finished:
-                for _, receipt in unmatched:
-                    log.warning("sms.receipt_unknown", carrier=self.bind.carrier,
-                                smsc_id=receipt.smsc_id, stat=receipt.stat)
-                return
-            if self._claim_wanted.is_set() and not self.stop.is_set():
-                claimed = self.outbox.claim(now, 2 * self.bind.window, self.lease,
-                                            self.sms.routine_allowed(now, self.tz))
-                if claimed:
-                    new = {c.blast_id for c in claimed} - held_blasts
-                    for blast_id, (body, unaccented, _) in self.outbox.blasts(new).items():
-                        self.session.add_blast(blast_id, body, unaccented)
-                    held_blasts |= new
-                    self.session.deliver("claimed", claimed)
-                    last_progress = mono
-                self._claim_wanted.clear()
-                if not claimed and self.drain and self._socket_idle.is_set():
-                    self._check_drained(now, mono - last_progress)
-            if mono - last_renew > self.sms.lease_seconds / 3:
-                self.outbox.renew(now, self.lease)
-                cancelled = {b for b, (_, _, c) in self.outbox.blasts(held_blasts).items() if c}
-                if cancelled:
-                    self.session.deliver("cancelled", cancelled)
-                last_renew = mono
-            if mono - last_expire > 10:
-                self.outbox.expire_overdue(now, timedelta(hours=self.sms.validity_hours))
-                last_expire = mono
-
-    def _collect(self, finished: bool) -> tuple[Outcomes, int, bool]:
-        """Merge everything posted so far, waiting briefly for the first item."""
-        merged, parts = Outcomes(), 0
-        timeout: float | None = 0.02
-        while True:
-            try:
-                item = self._outcomes.get(timeout=timeout) if timeout else \
-                    self._outcomes.get_nowait()
-            except queue.Empty:
-                return merged, parts, finished
-            timeout = None
-            if item is None:
-                finished = True
-                continue
-            outcomes, n = item
-            parts += n
-            merged.parts += outcomes.parts
-            merged.submitted += outcomes.submitted
-            merged.failed += outcomes.failed
-            merged.released += outcomes.released
-            merged.receipts += outcomes.receipts
-
-    def _check_drained(self, now: datetime, quiet_for: float) -> None:
-        to_send, awaiting = self.outbox.backlog(self.sms.routine_allowed(now, self.tz))
-        if to_send == 0 and (awaiting == 0 or quiet_for > self.receipt_wait):
-            log.info("sms.drained", carrier=self.bind.carrier, awaiting_receipts=awaiting)
-            self.stop.set()
 
 
 def bind_configs(settings: object) -> list[BindConfig]:
@@ -337,9 +327,9 @@ def run_senders(
     for bind in bind_configs(settings):
         if carriers and bind.carrier not in carriers:
             continue
-        own_stop = threading.Event() if drain else stop
         sender = CarrierSender(
-            bind, engine, settings.sms, settings.tz, own_stop,  # type: ignore[attr-defined]
+            bind, engine, settings.sms, settings.tz,  # type: ignore[attr-defined]
+            threading.Event() if drain else stop,
             drain=drain, receipt_wait=receipt_wait, clock=clock,
         )
         senders.append(sender)

@@ -1,10 +1,11 @@
 """One SMPP sender per carrier bind: window, rate, enquire_link, reconnect, receipts.
 
-smpplib is not thread-safe, so ONE thread owns the socket: it selects on it,
-sends while the window and the token bucket allow, and reads when readable.
-A second thread (the recorder) does all database work, so a slow commit
-never stalls the link. We use smpplib for PDUs only, set TCP_NODELAY, and
-build the concatenation UDH ourselves with sequential references per bind.
+smpplib is not thread-safe, so ONE thread owns the socket (see sender.py):
+it selects on it, sends while the window and the token bucket allow, and
+reads when readable. This module is that thread's protocol state, free of
+sockets and clocks. We use smpplib to parse and to bind, pack submit_sm
+ourselves (faster, byte-identical), set TCP_NODELAY, and build the
+concatenation UDH ourselves with sequential references per bind.
 
 Crash safety: a part counts against the window until the recorder has made
 its message's outcome durable, so after kill -9 at most one window of
@@ -13,11 +14,9 @@ messages can be submitted twice.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import struct
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -89,47 +88,41 @@ class Link:
 
 
 class SmppSession:
-    """Own one bind's socket and move parts between a ready queue and the SMSC.
+    """Move one bind's parts between a ready queue, the SMSC and a list of outcomes.
 
-    `feed` gives it claimed messages; `post` carries outcomes to the recorder;
-    `durable(n)` tells it n parts' outcomes are committed.
+    Socket-free and clock-free: the sender loop hands it claimed messages,
+    bytes read and the time, and takes back PDUs to write and outcomes to
+    record. `durable(n)` tells it n parts' outcomes are committed.
     """
 
-    def __init__(
-        self,
-        config: BindConfig,
-        post: Callable[[Outcomes, int], None],
-        monotonic: Callable[[], float],
-    ):
+    def __init__(self, config: BindConfig):
         self.config = config
-        self._post = post
-        self._now = monotonic
         self.bucket = TokenBucket(config.rate, burst=max(1.0, config.rate / 20))
         self.ready: deque[tuple[Outgoing, int]] = deque()
         self.retry: deque[tuple[float, Outgoing, int]] = deque()
         self.inflight: dict[int, tuple[Outgoing, int, float]] = {}
-        self.open_parts = 0  # acked parts of messages whose outcome is not yet posted
-        self.undurable = 0  # parts of posted outcomes not yet committed
+        self.open_parts = 0  # acked parts of messages whose outcome is not yet taken
+        self.undurable = 0  # parts of taken outcomes not yet committed
         self.link: Link | None = None
         self._seq = 0
         self._ref = 0
         self._blasts: dict[int, EncodedText] = {}
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._inbox: deque[tuple[str, object]] = deque()
         self._pending = Outcomes()
         self._pending_parts = 0
-
-    # -- fed from the recorder thread -------------------------------------------------
-    def deliver(self, kind: str, payload: object) -> None:
-        """Hand the socket thread something from another thread and wake it."""
-        self._inbox.append((kind, payload))
-        with contextlib.suppress(BlockingIOError):
-            self._wake_w.send(b"\0")
+        self._pending_acks: list[bytes] = []
 
     def add_blast(self, blast_id: int, text: str, unaccented: bool) -> None:
         """Remember a blast's encoding so its messages can be cut into parts."""
         self._blasts[blast_id] = encode_text(text, unaccented=unaccented, max_parts=255)
+
+    def knows_blast(self, blast_id: int) -> bool:
+        """Tell whether the blast's encoding is already known."""
+        return blast_id in self._blasts
+
+    @property
+    def blast_ids(self) -> set[int]:
+        """Return the blasts this session has seen."""
+        return set(self._blasts)
 
     # -- queue state ----------------------------------------------------------------
     @property
@@ -154,24 +147,8 @@ class SmppSession:
         self._ref = (self._ref + 1) % 256
         return self._ref
 
-    # -- inbox ------------------------------------------------------------------------
-    def drain_inbox(self) -> None:
-        """Apply what the recorder sent: claims, durability, cancellations."""
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
-        while self._inbox:
-            kind, payload = self._inbox.popleft()
-            if kind == "claimed":
-                self._queue_claimed(payload)  # type: ignore[arg-type]
-            elif kind == "durable":
-                self.undurable -= payload  # type: ignore[operator]
-            elif kind == "cancelled":
-                self._drop_blasts(payload)  # type: ignore[arg-type]
-
-    def _queue_claimed(self, claimed: list[Claimed]) -> None:
+    def queue_claimed(self, claimed: list[Claimed]) -> None:
+        """Cut claimed messages into parts (sequential UDH reference) and queue them."""
         for item in claimed:
             encoded = self._blasts[item.blast_id]
             ref = self._next_ref() if encoded.parts > 1 else 0
@@ -179,7 +156,7 @@ class SmppSession:
             for index in range(len(out.pdus)):
                 self.ready.append((out, index))
 
-    def _drop_blasts(self, blast_ids: set[int]) -> None:
+    def drop_blasts(self, blast_ids: set[int]) -> None:
         """Release unsent messages of cancelled blasts; a half-sent message goes on."""
         flying = {id(out) for out, _, _ in self.inflight.values()}
         released: set[int] = set()
@@ -248,9 +225,10 @@ class SmppSession:
             message_id = raw[16:].split(b"\0", 1)[0].decode("ascii", "replace")
             self._on_submit_resp(seq, status, message_id, now)
             return None
-        if command_id == 0x00000005:  # deliver_sm
+        if command_id == 0x00000005:  # deliver_sm: answered once the receipt is committed
             self._on_deliver(raw)
-            return _HEADER.pack(17, 0x80000005, 0, seq) + b"\0"
+            self._pending_acks.append(_HEADER.pack(17, 0x80000005, 0, seq) + b"\0")
+            return None
         if command_id == 0x00000015:  # enquire_link
             return _HEADER.pack(16, 0x80000015, 0, seq)
         if command_id == 0x80000015:  # enquire_link_resp
@@ -312,20 +290,40 @@ class SmppSession:
             return
         self._pending.receipts.append(receipt)
 
-    def flush_outcomes(self) -> None:
-        """Post what was learnt since the last flush to the recorder."""
-        if self._pending:
-            self._post(self._pending, self._pending_parts)
-            self._pending, self._pending_parts = Outcomes(), 0
+    @property
+    def pending(self) -> Outcomes:
+        """Return outcomes learnt since they were last taken."""
+        return self._pending
+
+    @property
+    def waiting_parts(self) -> int:
+        """Return window slots held only because outcomes are not yet committed."""
+        return self.open_parts + self._pending_parts
+
+    def take_outcomes(self) -> tuple[Outcomes, int, list[bytes]]:
+        """Return outcomes to record, the window slots they hold and the receipt acks
+        to send once they are committed (an unacknowledged receipt is sent again)."""
+        taken = self._pending, self._pending_parts, self._pending_acks
+        self._pending, self._pending_parts, self._pending_acks = Outcomes(), 0, []
+        return taken
+
+    def durable(self, parts: int) -> None:
+        """Free window slots whose outcomes are now committed."""
+        self.undurable -= parts
 
     def requeue_inflight(self) -> None:
-        """Put unanswered parts back in front after a lost link; they will be resent."""
+        """Put unanswered parts back in front after a lost link; they will be resent.
+
+        Receipts not yet acknowledged on the lost link will be delivered again.
+        """
+        self._pending.receipts.clear()
+        self._pending_acks.clear()
         for seq in sorted(self.inflight, reverse=True):
             out, index, _ = self.inflight[seq]
             self.ready.appendleft((out, index))
         self.inflight.clear()
 
-    def release_all(self) -> None:
+    def release_unsent(self) -> None:
         """Give every unsent, unstarted message back to the queue (shutdown)."""
         ids = {out.claimed.id for out, _ in self.ready if not out.done and out.acked == 0}
         ids |= {out.claimed.id for _, out, _ in self.retry if not out.done and out.acked == 0}
@@ -399,6 +397,11 @@ def submit_sm_pdu(
         short_message,
     ))
     return _HEADER.pack(16 + len(body), 0x00000004, 0, sequence) + body
+
+
+def unbind_pdu(sequence: int) -> bytes:
+    """Return an unbind PDU."""
+    return _HEADER.pack(16, 0x00000006, 0, sequence)
 
 
 def enquire_link_pdu(sequence: int) -> bytes:
