@@ -130,7 +130,9 @@ def main() -> None:
         finally:
             smsc.terminate()
             smsc.wait()
-        print(f"receipts {'off' if receipts else 'on ':3} delay {delay:>4.0f} ms  window {args.window}  count {args.count}: "
+        label = "off" if receipts else "on "
+        print(f"receipts {label} delay {delay:>4.0f} ms  window {args.window}  "
+              f"count {args.count}: "
               f"bare smpplib {bare:,.0f} msg/s  ours (durable, SQLite) {ours:,.0f} msg/s  "
               f"ratio {ours / bare:.2f}")
 

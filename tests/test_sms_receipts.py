@@ -5,7 +5,10 @@ import pytest
 from broadcaster.sms.receipts import NotAReceipt, id_readings, normalise_id, parse_receipt
 from broadcaster.sms.states import MessageState, Priority, can_move
 
-TEXT = b"id:0001a2b3 sub:001 dlvrd:001 submit date:2101010000 done date:2101010000 stat:DELIVRD err:000 text:"
+TEXT = (
+    b"id:0001a2b3 sub:001 dlvrd:001 submit date:2101010000 done date:2101010000 "
+    b"stat:DELIVRD err:000 text:"
+)
 
 
 def test_text_receipt_is_read():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import Connection, Engine, bindparam, text
 
 from broadcaster.areas import AreaRegistry
 from broadcaster.sms.encoding import encode_text
@@ -135,33 +135,41 @@ def approve(
                  "WHERE id = :id AND state = 'draft'").bindparams(bindparam("at", type_=_TS)),
             {"at": now, "by": by, "id": blast_id},
         )
-        rank = Priority(blast.priority).rank
-        if blast.exercise:
-            rows = [{"b": blast_id, "msisdn": m, "carrier": c, "rank": rank, "at": now}
-                    for m, c in _test_numbers(sms, router)]
-            if rows:
-                conn.execute(text(
-                    "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
-                    "attempts) VALUES (:b, :msisdn, :carrier, :rank, 'queued', :at, 0) "
-                    "ON CONFLICT (blast_id, msisdn) DO NOTHING"
-                ).bindparams(bindparam("at", type_=_TS)), rows)
-        else:
-            communes = json.loads(blast.areas)["communes"]
-            conn.execute(
-                text(
-                    "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
-                    "attempts) SELECT :b, msisdn, carrier, :rank, 'queued', :at, 0 "
-                    "FROM subscribers WHERE commune IN :communes "
-                    "ON CONFLICT (blast_id, msisdn) DO NOTHING"
-                ).bindparams(bindparam("at", type_=_TS), bindparam("communes", expanding=True)),
-                {"b": blast_id, "rank": rank, "at": now, "communes": communes},
-            )
+        expand(conn, sms, router, blast_id, now=now)
         queued = conn.execute(
             text("SELECT count(*) FROM sms_messages WHERE blast_id = :b"), {"b": blast_id}
         ).scalar_one()
     log.info("sms.blast_approved", blast=blast_id, by=by, queued=queued,
              exercise=bool(blast.exercise))
     return int(queued)
+
+
+def expand(
+    conn: Connection, sms: SmsSettings, router: CarrierRouter, blast_id: int, *, now: datetime
+) -> None:
+    """Queue one message per recipient in one INSERT … SELECT; repeating adds nothing."""
+    blast = _load_on(conn, blast_id)
+    rank = Priority(blast.priority).rank
+    at = bindparam("at", type_=_TS)
+    if blast.exercise:
+        rows = [{"b": blast_id, "msisdn": m, "carrier": c, "rank": rank, "at": now}
+                for m, c in _test_numbers(sms, router)]
+        conn.execute(text(
+            "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
+            "attempts) VALUES (:b, :msisdn, :carrier, :rank, 'queued', :at, 0) "
+            "ON CONFLICT (blast_id, msisdn) DO NOTHING"
+        ).bindparams(at), rows)
+        return
+    conn.execute(
+        text(
+            "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
+            "attempts) SELECT :b, msisdn, carrier, :rank, 'queued', :at, 0 "
+            "FROM subscribers WHERE commune IN :communes "
+            "ON CONFLICT (blast_id, msisdn) DO NOTHING"
+        ).bindparams(at, bindparam("communes", expanding=True)),
+        {"b": blast_id, "rank": rank, "at": now,
+         "communes": json.loads(blast.areas)["communes"]},
+    )
 
 
 def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
