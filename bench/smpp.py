@@ -111,6 +111,9 @@ def our_sender(port: int, count: int, window: int) -> float:
     return count / elapsed
 
 
+BENCH_CASES = ((0.0, []), (20.0, []), (20.0, ["--no-receipts"]))
+
+
 def quiet_logs() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 

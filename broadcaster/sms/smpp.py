@@ -295,11 +295,6 @@ class SmppSession:
         """Return outcomes learnt since they were last taken."""
         return self._pending
 
-    @property
-    def waiting_parts(self) -> int:
-        """Return window slots held only because outcomes are not yet committed."""
-        return self.open_parts + self._pending_parts
-
     def take_outcomes(self) -> tuple[Outcomes, int, list[bytes]]:
         """Return outcomes to record, the window slots they hold and the receipt acks
         to send once they are committed (an unacknowledged receipt is sent again)."""
