@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -52,7 +52,7 @@ class StorageSettings(_Model):
 
 
 class HttpSettings(_Model):
-    bind: str = Field("127.0.0.1:8080", pattern=r"^[^:\s]+:\d{1,5}$")
+    bind: Annotated[str, StringConstraints(pattern=r"^[^:\s]+:\d{1,5}$")] = "127.0.0.1:8080"
     public_url: str | None = None
 
 
@@ -124,6 +124,25 @@ class CarrierConfig(_Model):
     )
 
 
+TimeText = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+DurationText = Annotated[str, StringConstraints(pattern=r"^(\d+h)?(\d+m)?(\d+s)?$", min_length=2)]
+ChannelName = Literal["sms", "loudspeaker", "van", "relay", "task"]
+DEFAULT_GRACE: dict[ChannelName, str] = {
+    "sms": "30m", "loudspeaker": "5m", "van": "15m", "relay": "5m", "task": "1h"}
+
+
+class PlannerSettings(_Model):
+    """Where schedules live and how the daemon plans and catches up (see programmes.py)."""
+
+    schedules: Path = Path("schedules")  # relative to the config file's folder
+    quiet_hours: tuple[TimeText, TimeText] = ("21:00", "06:00")  # no routine SMS in between
+    horizon: DurationText = "48h"  # how far ahead the daemon plans into the scheduler
+    poll_interval: float = Field(default=0.5, gt=0, le=10)  # seconds between change polls
+    # How late an occurrence may still go out after downtime; older ones are recorded missed.
+    grace: dict[ChannelName, DurationText] = Field(default_factory=lambda: dict(DEFAULT_GRACE))
+    task_timeout: DurationText = "5m"  # a task command or URL call longer than this fails
+
+
 class Settings(_Model):
     timezone: str = "Asia/Ho_Chi_Minh"
     data_dir: Path = Path("data")
@@ -134,6 +153,7 @@ class Settings(_Model):
     areas: AreasConfig
     carriers: dict[str, CarrierConfig] = Field(default_factory=dict)
     sms: SmsSettings = SmsSettings()
+    planner: PlannerSettings = PlannerSettings()
 
     _path: Path = PrivateAttr(default=Path("config.toml"))
 
@@ -206,7 +226,11 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     """Let BROADCASTER_<SECTION>_<KEY> (and _CARRIERS_<NAME>_<KEY>) override the file."""
-    sections = {"storage": StorageSettings, "http": HttpSettings, "logging": LoggingSettings}
+    sections: dict[str, type[_Model]] = {
+        "storage": StorageSettings,
+        "http": HttpSettings,
+        "logging": LoggingSettings,
+    }
     for section, model in sections.items():
         for key in model.model_fields:
             value = environ.get(f"{ENV_PREFIX}{section}_{key}".upper())
@@ -272,7 +296,7 @@ def _check_ladder_refs(settings: Settings) -> list[str]:
     problems: list[str] = []
     ladders = settings.ladder_objects()
     registry = settings.registry()
-    groups = {
+    groups: dict[str, Sequence[AreaConfig]] = {
         "provinces": settings.areas.provinces,
         "districts": settings.areas.districts,
         "communes": settings.areas.communes,

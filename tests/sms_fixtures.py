@@ -1,58 +1,24 @@
-"""Fixtures for SMS tests: a fresh database (SQLite always, PostgreSQL when configured),
-a small config pointing carriers at test SMSCs, and bulk subscriber seeding."""
+"""Helpers for SMS tests (the db_url/engine fixtures come from conftest.py): a small
+config pointing carriers at test SMSCs, bulk subscriber seeding, reassembly."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
-import pytest
 from sqlalchemy import Engine, text
 
 from broadcaster.config import Settings, load_settings
 from broadcaster.sms.encoding import decode_payload, read_segment
 from broadcaster.sms.numbers import CarrierRouter, build_router
-from broadcaster.store.db import make_engine, upgrade
 from broadcaster.testing.smsc import Submit
 
-PG_URL = os.environ.get("BROADCASTER_TEST_PG_URL")
-BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 THANH_HOA = (
     "Tăng cường sử dụng các dịch vụ công trực tuyến trên Cổng dịch vụ công tỉnh "
     "Thanh Hóa (dichvucong.thanhhoa.gov.vn), giảm di chuyển, tiếp xúc đông người; "
     "phòng tránh nguy cơ lây, nhiễm virus Corona"
 )
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # 10:00 in Hà Nội: outside quiet hours
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Yield a URL of an empty database: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'sms.db'}"
-        return
-    assert PG_URL is not None
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    plain = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """Yield an upgraded engine on the fresh database."""
-    eng = make_engine(db_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 def write_config(

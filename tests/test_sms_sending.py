@@ -20,8 +20,6 @@ from tests.sms_fixtures import (
     NOW,
     THANH_HOA,
     counts,
-    db_url,  # noqa: F401
-    engine,  # noqa: F401
     reassemble,
     router_of,
     seed_subscribers,

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from broadcaster.cli import areas, config, db, level, logs, sms
+from broadcaster.cli import daemon as daemon_cli
+from broadcaster.cli import plan as plan_cli
 from broadcaster.cli.context import App, DomainGroup, config_option
 
 
@@ -23,3 +25,8 @@ for module in (config, db, areas, level, logs, sms):
     main.add_command(module.command)
 main.add_command(sms.subscribers)
 main.add_command(sms.smsc)
+main.add_command(plan_cli.plan_cmd)
+main.add_command(plan_cli.schedule_cmd)
+main.add_command(daemon_cli.run_cmd)
+main.add_command(daemon_cli.status_cmd)
+main.add_command(daemon_cli.reload_cmd)

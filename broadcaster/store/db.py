@@ -45,7 +45,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -53,7 +53,7 @@ def _alembic_config(engine: Engine) -> Config:
 
 
 def expected_heads() -> set[str]:
-    script = ScriptDirectory.from_config(_alembic_config(None))  # type: ignore[arg-type]
+    script = ScriptDirectory.from_config(alembic_config(None))  # type: ignore[arg-type]
     return set(script.get_heads())
 
 
@@ -65,7 +65,7 @@ def current_heads(engine: Engine) -> set[str]:
 def upgrade(engine: Engine) -> tuple[set[str], set[str]]:
     """Bring the schema to the code's heads; returns (before, after)."""
     before = current_heads(engine)
-    command.upgrade(_alembic_config(engine), "heads")
+    command.upgrade(alembic_config(engine), "heads")
     return before, current_heads(engine)
 
 
@@ -75,9 +75,11 @@ def check_schema(engine: Engine) -> None:
     expected = expected_heads()
     if current == expected:
         return
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    known = {rev.revision for rev in script.walk_revisions()}
     if not current:
         state = "has no broadcaster tables yet"
-    elif current - expected:
+    elif current - known:
         state = f"is at revision {', '.join(sorted(current))}, newer than this broadcaster"
     else:
         state = f"is at revision {', '.join(sorted(current))}, older than this broadcaster"

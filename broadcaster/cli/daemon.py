@@ -1,0 +1,89 @@
+"""`broadcaster run`, `status` and `reload`: the daemon and how operators talk to it."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+import click
+
+from broadcaster.cli.context import App, format_option, pass_app
+from broadcaster.daemon import HEARTBEAT_SECONDS, Daemon
+from broadcaster.dispatch import default_handlers
+from broadcaster.programmes import ScheduleError
+from broadcaster.store import dispatch as store
+
+STALE = timedelta(seconds=5 * HEARTBEAT_SECONDS)
+
+
+@click.command("run")
+@pass_app
+def run_cmd(app: App) -> None:
+    """Run the daemon: plan, fire on time, replan on level changes and reloads."""
+    app.console_logs = True
+    handlers = default_handlers(app.settings)
+    try:
+        daemon = Daemon(app.settings, app.engine, handlers)
+    except ScheduleError as exc:
+        raise click.ClickException("invalid schedules:\n" + str(exc)) from None
+    if not daemon.run():
+        # Work still running after the stop deadline: leave now rather than hang;
+        # its rows stay claimed, so nothing fires twice.
+        os._exit(1)
+
+
+@click.command("status")
+@format_option
+@pass_app
+def status_cmd(app: App, fmt: str) -> None:
+    """Show whether the daemon runs, the levels it sees, what comes next, counts, errors."""
+    status = status_of(app)
+    if fmt == "json":
+        app.echo_json(status)
+        return
+    state = "running" if status["running"] else "not running"
+    click.echo(f"daemon: {state} ({status['node'] or '-'}; heartbeat {status['heartbeat_at']})")
+    click.echo(f"planned at: {status['planned_at'] or '-'}")
+    click.echo("levels: " + ", ".join(f"{a} {lv}" for a, lv in status["levels"].items()))
+    click.echo("counts: " + (", ".join(f"{k} {v}" for k, v in status["counts"].items()) or "-"))
+    click.echo("next:")
+    for item in status["next"]:
+        click.echo(f"  {item['at']}  {item['programme']}  {item['channel']}  {item['area']}  "
+                   f"{item['priority']}")
+    for error in status["errors"]:
+        click.echo(f"error: {error['at']} {error['event']}: {error['detail']}")
+
+
+def status_of(app: App) -> dict[str, Any]:
+    row = store.read_status(app.engine)
+    report: dict[str, Any] = json.loads(row.report) if row else {}
+    running = bool(row and row.stopped_at is None and row.heartbeat_at is not None
+                   and app.now() - row.heartbeat_at < STALE)
+    return {
+        "running": running,
+        "node": row.node if row else None,
+        "pid": row.pid if row else None,
+        "started_at": app.local(row.started_at) if row else None,
+        "heartbeat_at": app.local(row.heartbeat_at) if row else None,
+        "levels": report.get("levels", {}),
+        "planned_at": _local_text(app, report.get("planned_at")),
+        "planned": report.get("planned", {}),
+        "next": [{**item, "at": _local_text(app, item["at"])} for item in report.get("next", [])],
+        "counts": store.counts(app.engine),
+        "errors": report.get("errors", []),
+    }
+
+
+def _local_text(app: App, text: str | None) -> str | None:
+    return app.local(datetime.fromisoformat(text)) if text else None
+
+
+@click.command("reload")
+@pass_app
+def reload_cmd(app: App) -> None:
+    """Ask the running daemon to re-read the schedule files (like SIGHUP)."""
+    if not store.request_reload(app.engine):
+        raise click.ClickException("no daemon has run on this database yet")
+    click.echo("reload requested; `broadcaster status` shows the result")

@@ -1,0 +1,108 @@
+"""`broadcaster plan` and `broadcaster schedule check`: what will air, and is it sane."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import click
+
+from broadcaster.clashes import find_clashes
+from broadcaster.cli.context import App, format_option, pass_app
+from broadcaster.levels import LevelChange
+from broadcaster.planner import Occurrence, plan
+from broadcaster.programmes import Programme, ScheduleError, load_programmes, schedule_dir
+from broadcaster.store.levels import load_changes
+
+
+def programmes_or_fail(app: App) -> tuple[Programme, ...]:
+    """Load the schedules or stop with one line per problem."""
+    try:
+        return load_programmes(app.settings)
+    except ScheduleError as exc:
+        raise click.ClickException("invalid schedules:\n" + str(exc)) from None
+
+
+@click.command("plan")
+@click.option("--from", "day", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="First local day (default: today in the configured zone).")
+@click.option("--days", type=click.IntRange(1, 31), default=1, show_default=True)
+@click.option("--area", default=None, help="Only what reaches this area (above or below it).")
+@format_option
+@pass_app
+def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: str) -> None:
+    """Show the occurrences planned from the schedules and the levels in force."""
+    tz = app.settings.tz
+    first = day.date() if day else app.now().astimezone(tz).date()
+    start, end = local_span(first, days, app)
+    programmes = programmes_or_fail(app)
+    occurrences = plan(programmes, load_changes(app.engine), app.registry, start, end, tz)
+    if area is not None:
+        related = {area, *(a.code for a in app.registry.ancestors(area)),
+                   *(a.code for a in app.registry.descendants(area))}
+        occurrences = [o for o in occurrences if o.area in related]
+    if fmt == "json":
+        app.echo_json([occurrence_row(app, o) for o in occurrences])
+        return
+    if not occurrences:
+        click.echo("nothing planned")
+    for o in occurrences:
+        length = f"{int(o.duration.total_seconds() // 60)}m" if o.duration else "-"
+        click.echo(f"{app.local(o.at)}  {o.programme:<24} {o.channel.value:<11} "
+                   f"{o.area:<6} {app.registry.get(o.area).name:<28} {o.priority.value:<9} "
+                   f"level {o.level:<4} {length}")
+
+
+def local_span(first: date, days: int, app: App) -> tuple[datetime, datetime]:
+    """Local midnight of `first` to local midnight `days` later, in UTC."""
+    tz = app.settings.tz
+    start = datetime.combine(first, datetime.min.time(), tzinfo=tz)
+    end = datetime.combine(first + timedelta(days=days), datetime.min.time(), tzinfo=tz)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def occurrence_row(app: App, o: Occurrence) -> dict[str, Any]:
+    content = {key: value for key, value in vars_of(o.content).items() if value}
+    return {
+        "programme": o.programme,
+        "channel": o.channel.value,
+        "area": o.area,
+        "at": app.local(o.at),
+        "priority": o.priority.value,
+        "level": o.level,
+        "duration": int(o.duration.total_seconds()) if o.duration else None,
+        "content": content,
+    }
+
+
+def vars_of(content: Any) -> dict[str, Any]:
+    return {key: list(v) if isinstance(v, tuple) else v for key, v in vars(content).items()}
+
+
+@click.group("schedule")
+def schedule_cmd() -> None:
+    """Validate the schedule files."""
+
+
+@schedule_cmd.command("check")
+@click.option("--days", type=click.IntRange(1, 31), default=7, show_default=True,
+              help="How many days to plan at each level when looking for clashes.")
+@pass_app
+def check_cmd(app: App, days: int) -> None:
+    """Check the schedules: errors (exit 1) and warnings for clashes at every level."""
+    programmes = programmes_or_fail(app)
+    tz = app.settings.tz
+    start, end = local_span(app.now().astimezone(tz).date() + timedelta(days=1), days, app)
+    warnings = []
+    for ladder in app.ladders.values():
+        tops = [a.code for a in app.registry.all() if a.parent is None and a.ladder == ladder.name]
+        for level in ladder.names:
+            changes = [LevelChange(code, level, start - timedelta(seconds=1), "check", "check")
+                       for code in tops]
+            occurrences = plan(programmes, changes, app.registry, start, end, tz)
+            warnings += find_clashes(occurrences, app.registry, tz)
+    files = len({p.file for p in programmes})
+    click.echo(f"ok: {len(programmes)} programmes in {files} files under "
+               f"{schedule_dir(app.settings)}")
+    for clash in warnings:
+        click.echo(f"warning: {clash.describe()}")

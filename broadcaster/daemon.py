@@ -1,0 +1,347 @@
+"""The scheduling daemon: plan ahead into APScheduler, fire on time, replan on change.
+
+APScheduler (3.11, in-memory job store) holds only the next `horizon` of the
+plan, one job per instant: every occurrence due at 06:00 fires in one job. The
+plan itself lives here and is rebuilt from the database and the schedule files
+whenever a level changes (the `level_changes` max id, polled), the schedules
+are reloaded (`broadcaster reload` or SIGHUP) or the local date changes. A job
+looks up its instant in the current plan when it fires, so a replan never
+needs to chase jobs already queued. Each occurrence is claimed in the
+`dispatch` table before its handler runs; the claim is the only guard against
+firing twice, across restarts and daemons.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time as monotonic_time
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import structlog
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+
+from broadcaster.areas import AreaKind
+from broadcaster.cadence import parse_duration
+from broadcaster.config import Settings
+from broadcaster.dispatch import Handler, grace_periods, is_missed
+from broadcaster.levels import LevelChange, latest_changes, level_in_force
+from broadcaster.planner import Occurrence, group_by_time, plan
+from broadcaster.programmes import Channel, ScheduleError, load_programmes
+from broadcaster.sdnotify import notify, watchdog_interval
+from broadcaster.store import dispatch as store
+from broadcaster.store.levels import change_marker, load_changes
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_SECONDS = 2.0
+STOP_SECONDS = 10.0
+LOOKBACK = timedelta(minutes=5)  # keep just-past instants so a late job still finds its bucket
+CATCH_UP_LIMIT = timedelta(hours=24)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Daemon:
+    """Wire the planner, the scheduler, the dispatch table and the handlers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        handlers: Mapping[Channel, Handler],
+        clock: Clock = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.handlers = dict(handlers)
+        self.clock = clock
+        self.registry = settings.registry()
+        self.ladders = settings.ladder_objects()
+        self.tz = settings.tz
+        self.grace = grace_periods(settings)
+        self.horizon = parse_duration(settings.planner.horizon)
+        self.node = f"{socket.gethostname()}:{os.getpid()}"
+        self.programmes = load_programmes(settings)
+        self._buckets: dict[datetime, list[Occurrence]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._hangup = False
+        self._inflight = 0
+        self._idle = threading.Condition()
+        self._errors: deque[dict[str, str]] = deque(maxlen=10)
+        self._planned_at: datetime | None = None
+        self._planned_day: date | None = None
+        self._levels: dict[str, str] = {}
+        self._scheduler = BackgroundScheduler(
+            timezone=UTC,
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+
+    # --- lifecycle -------------------------------------------------------------
+
+    def run(self) -> bool:
+        """Run until SIGTERM/SIGINT; True when all in-flight work ended in time."""
+        self._install_signals()
+        previous = store.read_status(self.engine)
+        now = self.clock()
+        since = now
+        if previous is not None and previous.heartbeat_at is not None:
+            since = max(previous.heartbeat_at, now - CATCH_UP_LIMIT)
+        store.write_status(self.engine, now=now, started=True, node=self.node, pid=os.getpid())
+        self._markers = (change_marker(self.engine), store.reload_marker(self.engine))
+        self._scheduler.start()
+        self._replan("start", catch_up_since=since)
+        notify("READY=1")
+        log.info("daemon.started", node=self.node, programmes=len(self.programmes),
+                 catch_up_since=since.isoformat())
+        self._loop()
+        return self._shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGHUP, self._on_hangup)
+
+    def _on_hangup(self, *_: Any) -> None:
+        self._hangup = True
+        self._wake.set()
+
+    def _loop(self) -> None:
+        poll = self.settings.planner.poll_interval
+        watchdog = watchdog_interval()
+        last_beat = last_dog = monotonic_time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(poll)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self._check_for_changes()
+            except Exception as exc:  # noqa: BLE001 - the daemon outlives a bad poll
+                self._error("daemon.poll_failed", str(exc))
+            tick = monotonic_time.monotonic()
+            if watchdog and tick - last_dog >= watchdog:
+                notify("WATCHDOG=1")
+                last_dog = tick
+            if tick - last_beat >= HEARTBEAT_SECONDS:
+                self._beat()
+                last_beat = tick
+
+    def _check_for_changes(self) -> None:
+        markers = (change_marker(self.engine), store.reload_marker(self.engine))
+        reload = self._hangup or markers[1] != self._markers[1]
+        level_changed = markers[0] != self._markers[0]
+        self._hangup = False
+        self._markers = markers
+        if reload:
+            self._reload()
+        elif level_changed:
+            self._replan("level-change")
+        elif self.clock().astimezone(self.tz).date() != self._planned_day:
+            self._replan("midnight")
+
+    def _shutdown(self) -> bool:
+        """Stop taking jobs, let in-flight work finish or stop it, within STOP_SECONDS."""
+        log.info("daemon.stopping", inflight=self._inflight)
+        notify("STOPPING=1")
+        self._scheduler.shutdown(wait=False)
+        deadline = monotonic_time.monotonic() + STOP_SECONDS - 2
+        finished = self._wait_idle(deadline)
+        if not finished:
+            for handler in self.handlers.values():
+                stop = getattr(handler, "stop", None)
+                if callable(stop):
+                    stop()
+            finished = self._wait_idle(deadline + 1.5)
+        store.write_status(self.engine, now=self.clock(), stopped=True, report=self._report())
+        log.info("daemon.stopped", clean=finished)
+        return finished
+
+    def _wait_idle(self, deadline: float) -> bool:
+        with self._idle:
+            while self._inflight:
+                left = deadline - monotonic_time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    # --- planning ----------------------------------------------------------------
+
+    def _reload(self) -> None:
+        """Re-read the schedules; an invalid edit keeps the running schedule."""
+        try:
+            programmes = load_programmes(self.settings)
+        except ScheduleError as exc:
+            self._error("planner.reload_rejected", "; ".join(exc.problems))
+            self._beat()
+            return
+        self.programmes = programmes
+        log.info("planner.reloaded", programmes=len(programmes))
+        self._replan("reload")
+
+    def _replan(self, reason: str, catch_up_since: datetime | None = None) -> None:
+        began = monotonic_time.monotonic()
+        now = self.clock()
+        start = min(catch_up_since or now, now - LOOKBACK)
+        changes = load_changes(self.engine)
+        occurrences = plan(self.programmes, changes, self.registry, start, now + self.horizon,
+                           self.tz)
+        buckets = dict(group_by_time(occurrences))
+        with self._lock:
+            self._buckets = buckets
+        self._sync_jobs(now, catch_up_since)
+        self._planned_at = now
+        self._planned_day = now.astimezone(self.tz).date()
+        self._levels = self._levels_in_force(changes)
+        self._beat()
+        log.info("planner.replanned", reason=reason, occurrences=len(occurrences),
+                 instants=len(buckets), seconds=round(monotonic_time.monotonic() - began, 3))
+
+    def _levels_in_force(self, changes: list[LevelChange]) -> dict[str, str]:
+        """Levels of provinces and districts, and of communes that have their own."""
+        latest = latest_changes(changes)
+        return {area.code: level_in_force(area.code, self.registry, self.ladders, latest).level
+                for area in self.registry.all()
+                if area.kind is not AreaKind.COMMUNE or area.code in latest
+                or area.level is not None}
+
+    def _sync_jobs(self, now: datetime, catch_up_since: datetime | None) -> None:
+        """Make the scheduler hold one job per future instant of the current plan."""
+        wanted = {at for at in self._buckets if at >= now}
+        for job in self._scheduler.get_jobs():
+            at = datetime.fromisoformat(job.id)
+            if at >= now and at not in wanted:
+                job.remove()
+        existing = {job.id for job in self._scheduler.get_jobs()}
+        for at in sorted(wanted):
+            if at.isoformat() not in existing:
+                self._add_job(at, at)
+        if catch_up_since is not None:
+            for at in sorted(a for a in self._buckets if catch_up_since <= a < now):
+                self._add_job(at, now)
+
+    def _add_job(self, at: datetime, run_at: datetime) -> None:
+        channels = {o.channel for o in self._buckets[at]}
+        grace = max((self.grace.get(c, timedelta(0)) for c in channels), default=timedelta(0))
+        self._scheduler.add_job(
+            self._fire, "date", run_date=run_at, args=[at], id=at.isoformat(),
+            misfire_grace_time=max(1, int(grace.total_seconds())), replace_existing=True,
+        )
+
+    # --- firing ----------------------------------------------------------------
+
+    def _fire(self, at: datetime) -> None:
+        with self._lock:
+            due = list(self._buckets.get(at, ()))
+        if not due or self._stop.is_set():
+            return
+        with self._idle:
+            self._inflight += 1
+        try:
+            self._dispatch(due)
+        except Exception as exc:  # noqa: BLE001 - a failed bucket must not kill the scheduler
+            self._error("dispatch.bucket_failed", f"{at.isoformat()}: {exc}")
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
+
+    def _dispatch(self, due: list[Occurrence]) -> None:
+        now = self.clock()
+        missed = [o for o in due if is_missed(o, now, self.grace)]
+        if missed:
+            recorded = store.claim(self.engine, missed, now=now, node=self.node,
+                                   state=store.DispatchState.MISSED)
+            if recorded:
+                log.warning("dispatch.missed", count=len(recorded), at=missed[0].at.isoformat(),
+                            programmes=sorted({c.occurrence.programme for c in recorded}))
+        by_channel: dict[Channel, list[Occurrence]] = defaultdict(list)
+        for occurrence in due:
+            if not is_missed(occurrence, now, self.grace):
+                by_channel[occurrence.channel].append(occurrence)
+        for channel, occurrences in by_channel.items():
+            if self._stop.is_set():
+                return  # not claimed: a restart within the grace period still fires them
+            self._run_handler(channel, occurrences)
+
+    def _run_handler(self, channel: Channel, occurrences: list[Occurrence]) -> None:
+        claimed = store.claim(self.engine, occurrences, now=self.clock(), node=self.node)
+        if not claimed:
+            return
+        handler = self.handlers.get(channel)
+        if handler is None:
+            store.finish(self.engine, [c.id for c in claimed], store.DispatchState.UNHANDLED,
+                         self.clock(), f"no handler for channel {channel.value!r}")
+            log.info("dispatch.unhandled", channel=channel.value, count=len(claimed))
+            return
+        try:
+            failures = dict(handler([c.occurrence for c in claimed]) or {})
+        except Exception as exc:  # noqa: BLE001 - recorded on every claimed row
+            failures = {c.occurrence.key: str(exc) or type(exc).__name__ for c in claimed}
+        done = [c.id for c in claimed if c.occurrence.key not in failures]
+        store.finish(self.engine, done, store.DispatchState.DONE, self.clock())
+        for c in claimed:
+            if c.occurrence.key in failures:
+                store.finish(self.engine, [c.id], store.DispatchState.FAILED, self.clock(),
+                             failures[c.occurrence.key])
+                self._error("dispatch.failed", f"{c.occurrence.programme} {c.occurrence.area} "
+                                               f"{c.occurrence.at.isoformat()}: "
+                                               f"{failures[c.occurrence.key]}")
+        log.info("dispatch.fired", channel=channel.value, at=occurrences[0].at.isoformat(),
+                 done=len(done), failed=len(claimed) - len(done))
+
+    # --- status ------------------------------------------------------------------
+
+    def _error(self, event: str, detail: str) -> None:
+        log.error(event, detail=detail)
+        self._errors.append({"at": self.clock().isoformat(), "event": event, "detail": detail})
+
+    def _beat(self) -> None:
+        try:
+            store.write_status(self.engine, now=self.clock(), report=self._report())
+        except Exception as exc:  # noqa: BLE001 - a busy database must not stop the daemon
+            log.error("daemon.heartbeat_failed", detail=str(exc))
+
+    def _report(self) -> dict[str, Any]:
+        now = self.clock()
+        with self._lock:
+            buckets = self._buckets
+        upcoming: list[Occurrence] = []
+        for at in sorted(a for a in buckets if a >= now):
+            upcoming += buckets[at][: 10 - len(upcoming)]
+            if len(upcoming) >= 10:
+                break
+        planned = Counter(o.programme for at, items in buckets.items() if at >= now
+                          for o in items)
+        return {
+            "levels": self._levels,
+            "planned_at": self._planned_at.isoformat() if self._planned_at else None,
+            "planned": dict(planned),
+            "programmes": [p.id for p in self.programmes],
+            "next": [{"programme": o.programme, "channel": o.channel.value, "area": o.area,
+                      "at": o.at.isoformat(), "priority": o.priority.value, "level": o.level}
+                     for o in upcoming],
+            "errors": list(self._errors),
+        }

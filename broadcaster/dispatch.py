@@ -1,0 +1,116 @@
+"""What happens when an occurrence is due: the handler interface and the task handler.
+
+A handler takes the occurrences of one channel due at one instant (already
+claimed in the dispatch table) and returns the keys that failed, with why.
+Handlers must hand work over quickly (create a blast, publish a playlist):
+the SMPP senders and the playlist publisher do the slow part. The daemon maps
+channels to handlers; a channel without one is recorded `unhandled`.
+
+Plugging in another channel (when merging):
+    handlers = default_handlers(settings)
+    handlers[Channel.SMS] = my_sms_handler        # Callable[[Sequence[Occurrence]], Failures]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import urllib.request
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from datetime import datetime, timedelta
+
+from broadcaster.cadence import parse_duration
+from broadcaster.config import Settings
+from broadcaster.planner import Occurrence
+from broadcaster.programmes import Channel
+
+Key = tuple[str, str, datetime]
+Failures = Mapping[Key, str] | None
+Handler = Callable[[Sequence[Occurrence]], Failures]
+
+
+def is_missed(occurrence: Occurrence, now: datetime, grace: Mapping[Channel, timedelta]) -> bool:
+    """Say whether an occurrence is too late to act on, by its channel's grace period."""
+    return now - occurrence.at > grace.get(occurrence.channel, timedelta(0))
+
+
+def grace_periods(settings: Settings) -> dict[Channel, timedelta]:
+    return {Channel(name): parse_duration(text) for name, text in settings.planner.grace.items()}
+
+
+class TaskHandler:
+    """Run a task's command (or call its URL), one occurrence after another.
+
+    The command gets BROADCASTER_PROGRAMME, _AREA, _AT (ISO 8601 UTC) and
+    _DATA_DIR in its environment and runs in the data directory. `stop()`
+    terminates running commands so a shutting-down daemon returns in time.
+    """
+
+    def __init__(self, data_dir: os.PathLike[str] | str, timeout: timedelta) -> None:
+        self._data_dir = str(data_dir)
+        self._timeout = timeout.total_seconds()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def __call__(self, occurrences: Sequence[Occurrence]) -> Failures:
+        failures: dict[Key, str] = {}
+        for occurrence in occurrences:
+            if self._stopping.is_set():
+                failures[occurrence.key] = "not run: the daemon is stopping"
+                continue
+            try:
+                self._run_one(occurrence)
+            except Exception as exc:  # noqa: BLE001 - any failure is recorded on the row
+                failures[occurrence.key] = str(exc) or type(exc).__name__
+        return failures
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            for process in self._running:
+                _kill_group(process, signal.SIGTERM)
+
+    def _run_one(self, occurrence: Occurrence) -> None:
+        content = occurrence.content
+        if content.url:
+            with urllib.request.urlopen(content.url, timeout=self._timeout) as response:
+                if not 200 <= response.status < 300:
+                    raise RuntimeError(f"{content.url} answered HTTP {response.status}")
+            return
+        env = {**os.environ, "BROADCASTER_PROGRAMME": occurrence.programme,
+               "BROADCASTER_AREA": occurrence.area, "BROADCASTER_AT": occurrence.at.isoformat(),
+               "BROADCASTER_DATA_DIR": self._data_dir}
+        os.makedirs(self._data_dir, exist_ok=True)
+        process = subprocess.Popen(list(content.command), env=env, cwd=self._data_dir,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   start_new_session=True)
+        with self._lock:
+            self._running.add(process)
+        try:
+            _, err = process.communicate(timeout=self._timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process, signal.SIGKILL)
+            process.communicate()
+            raise RuntimeError(f"timed out after {self._timeout:.0f} s") from None
+        finally:
+            with self._lock:
+                self._running.discard(process)
+        if process.returncode != 0:
+            tail = err.decode(errors="replace").strip()[-300:]
+            raise RuntimeError(f"exit status {process.returncode}: {tail}")
+
+
+def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Signal the command and its children: a shell's child would keep the pipes open."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def default_handlers(settings: Settings) -> MutableMapping[Channel, Handler]:
+    """The handlers this package provides itself; others are added when merging."""
+    timeout = parse_duration(settings.planner.task_timeout)
+    return {Channel.TASK: TaskHandler(settings.data_dir, timeout)}

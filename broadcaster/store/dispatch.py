@@ -1,0 +1,187 @@
+"""The dispatch table (each occurrence claimed once) and the daemon's status row.
+
+A claim is `INSERT … ON CONFLICT DO NOTHING` on the unique key (programme,
+area, at): the database, not the daemon's memory, decides who fires an
+occurrence, so a restart or a second daemon never fires it twice. Claims are
+set-based (one statement per chunk of a bucket), which keeps a 06:00 bucket of
+10,000 communes to a handful of statements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, cast
+
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, mapped_column
+
+from broadcaster.planner import Occurrence
+from broadcaster.store.db import session_scope
+from broadcaster.store.models import Base
+from broadcaster.store.types import UTCDateTime
+
+CHUNK = 1000
+SCHEDULER = "scheduler"
+
+
+class DispatchState(StrEnum):
+    CLAIMED = "claimed"  # taken by a daemon; its handler is running or it died meanwhile
+    DONE = "done"
+    FAILED = "failed"
+    MISSED = "missed"  # too late after downtime for its channel's grace period
+    UNHANDLED = "unhandled"  # no handler for the channel in this daemon
+
+
+class DispatchRow(Base):
+    __tablename__ = "dispatch"
+    __table_args__ = (UniqueConstraint("programme", "area", "at", name="uq_dispatch_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    programme: Mapped[str] = mapped_column(String(64))
+    area: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    channel: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    node: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class DaemonStatusRow(Base):
+    """What the running daemon last reported; `reloads` is bumped by `broadcaster reload`."""
+
+    __tablename__ = "daemon_status"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node: Mapped[str | None] = mapped_column(String(128))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    report: Mapped[str] = mapped_column(Text, default="{}")
+    reloads: Mapped[int] = mapped_column(Integer, default=0)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    occurrence: Occurrence
+
+
+def claim(
+    engine: Engine,
+    occurrences: Sequence[Occurrence],
+    *,
+    now: datetime,
+    node: str,
+    state: DispatchState = DispatchState.CLAIMED,
+) -> list[Claimed]:
+    """Insert a row per occurrence unless its key exists; return those this call won."""
+    by_key = {o.key: o for o in occurrences}
+    won: list[Claimed] = []
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    items = list(by_key.values())
+    with session_scope(engine) as session:
+        for i in range(0, len(items), CHUNK):
+            rows = [{"programme": o.programme, "area": o.area, "at": o.at,
+                     "channel": o.channel.value, "state": state.value, "claimed_at": now,
+                     "node": node} for o in items[i:i + CHUNK]]
+            stmt = (insert(DispatchRow).values(rows)
+                    .on_conflict_do_nothing(index_elements=["programme", "area", "at"])
+                    .returning(DispatchRow.id, DispatchRow.programme, DispatchRow.area,
+                               DispatchRow.at))
+            for row_id, programme, area, at in session.execute(stmt):
+                won.append(Claimed(row_id, by_key[(programme, area, at)]))
+    return won
+
+
+def finish(
+    engine: Engine, ids: Iterable[int], state: DispatchState, now: datetime,
+    detail: str | None = None,
+) -> None:
+    """Record how claimed occurrences ended."""
+    ids = list(ids)
+    with session_scope(engine) as session:
+        for i in range(0, len(ids), CHUNK):
+            session.execute(update(DispatchRow).where(DispatchRow.id.in_(ids[i:i + CHUNK]))
+                            .values(state=state.value, finished_at=now, detail=detail))
+
+
+def release(engine: Engine, ids: Iterable[int]) -> None:
+    """Hand back claims whose work never started, so a later start may fire them."""
+    ids = list(ids)
+    with session_scope(engine) as session:
+        for i in range(0, len(ids), CHUNK):
+            session.execute(delete(DispatchRow).where(
+                DispatchRow.id.in_(ids[i:i + CHUNK]),
+                DispatchRow.state == DispatchState.CLAIMED.value))
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with session_scope(engine) as session:
+        query = select(DispatchRow.state, func.count()).group_by(DispatchRow.state)
+        return {state: count for state, count in session.execute(query)}
+
+
+def rows_for(engine: Engine, programme: str | None = None) -> list[DispatchRow]:
+    """Every dispatch row (optionally of one programme), oldest first."""
+    query = select(DispatchRow).order_by(DispatchRow.at, DispatchRow.area)
+    if programme is not None:
+        query = query.where(DispatchRow.programme == programme)
+    with session_scope(engine) as session:
+        return list(session.scalars(query))
+
+
+def write_status(engine: Engine, *, now: datetime, report: dict[str, Any] | None = None,
+                 started: bool = False, stopped: bool = False, node: str = "",
+                 pid: int | None = None) -> None:
+    """Upsert the scheduler's status row: heartbeat, and the report when given."""
+    with session_scope(engine) as session:
+        row = session.get(DaemonStatusRow, SCHEDULER)
+        if row is None:
+            row = DaemonStatusRow(name=SCHEDULER, reloads=0, report="{}")
+            session.add(row)
+        row.heartbeat_at = now
+        if started:
+            row.started_at, row.stopped_at, row.node, row.pid = now, None, node, pid
+        if stopped:
+            row.stopped_at = now
+        if report is not None:
+            row.report = json.dumps(report, ensure_ascii=False, default=str)
+
+
+def read_status(engine: Engine) -> DaemonStatusRow | None:
+    with session_scope(engine) as session:
+        return session.get(DaemonStatusRow, SCHEDULER)
+
+
+def reload_marker(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        return session.scalar(select(DaemonStatusRow.reloads)
+                              .where(DaemonStatusRow.name == SCHEDULER)) or 0
+
+
+def request_reload(engine: Engine) -> bool:
+    """Ask the running daemon to re-read the schedules; False if none ever ran."""
+    with session_scope(engine) as session:
+        result = session.execute(update(DaemonStatusRow)
+                                 .where(DaemonStatusRow.name == SCHEDULER)
+                                 .values(reloads=DaemonStatusRow.reloads + 1))
+        return bool(cast(CursorResult[Any], result).rowcount)

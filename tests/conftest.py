@@ -1,0 +1,83 @@
+"""Shared fixtures: a real database per test (SQLite always, PostgreSQL when
+BROADCASTER_TEST_PG_URL names one), the sample config pointed at it, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Engine, create_engine, text
+
+from broadcaster.cli import main
+from broadcaster.store.db import make_engine, upgrade
+
+REPO = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("BROADCASTER_TEST_PG_URL")
+BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each backend; on PostgreSQL a schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'broadcaster.db'}"
+        return
+    assert PG_URL is not None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A database upgraded to the current schema."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def write_config(tmp_path: Path, db_url: str, source: Path = REPO / "config.toml") -> Path:
+    """Copy a config into tmp_path with its data, log and database there."""
+    body = source.read_text(encoding="utf-8")
+    body = re.sub(r'(?m)^url = ".*"$', f'url = "{db_url}"', body, count=1)
+    target = tmp_path / source.name
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+@pytest.fixture
+def sample_config(tmp_path: Path, db_url: str) -> Path:
+    return write_config(tmp_path, db_url)
+
+
+@pytest.fixture
+def cli(sample_config: Path) -> Callable[..., Result]:
+    """Run `broadcaster --config <sample> ARGS…` in-process; fails loudly on a crash."""
+
+    def run(*args: str, expect: int = 0) -> Result:
+        result = CliRunner().invoke(main, ["--config", str(sample_config), *args])
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        assert result.exit_code == expect, result.output
+        return result
+
+    return run
+
+
+@pytest.fixture
+def broadcaster_cmd() -> list[str]:
+    """The command line that runs broadcaster as a real process."""
+    return [sys.executable, "-m", "broadcaster"]

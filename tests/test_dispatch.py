@@ -1,0 +1,60 @@
+"""Claims in the dispatch table (SQLite and PostgreSQL), the miss policy, the task handler."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from broadcaster.dispatch import TaskHandler, is_missed
+from broadcaster.planner import Occurrence
+from broadcaster.programmes import Channel, Content, Priority
+from broadcaster.store import dispatch as store
+
+AT = datetime(2021, 9, 10, 23, 0, tzinfo=UTC)
+EMPTY = Content()
+
+
+def _occurrence(area: str, channel: Channel = Channel.TASK, content: Content = EMPTY,
+                at: datetime = AT) -> Occurrence:
+    return Occurrence("p", channel, area, at, Priority.NORMAL, content, None, "5.1")
+
+
+def test_an_occurrence_is_claimed_once_across_claimants(engine):
+    batch = [_occurrence(f"{i:05d}") for i in range(2500)]  # more than one chunk
+    first = store.claim(engine, batch, now=AT, node="a")
+    second = store.claim(engine, batch[:10] + [_occurrence("99999")], now=AT, node="b")
+    assert len(first) == 2500
+    assert [c.occurrence.area for c in second] == ["99999"]
+    assert store.counts(engine) == {"claimed": 2501}
+
+
+def test_finish_and_release_move_only_what_they_name(engine):
+    won = store.claim(engine, [_occurrence("1"), _occurrence("2"), _occurrence("3")],
+                      now=AT, node="a")
+    store.finish(engine, [won[0].id], store.DispatchState.FAILED, AT, "exit status 1")
+    store.release(engine, [won[0].id, won[1].id])  # a finished row is not handed back
+    assert {r.area: r.state for r in store.rows_for(engine)} == {"1": "failed", "3": "claimed"}
+    assert store.claim(engine, [_occurrence("2")], now=AT, node="b")  # released: claimable
+
+
+def test_sms_is_late_within_thirty_minutes_and_missed_after():
+    grace = {Channel.SMS: timedelta(minutes=30)}
+    sms = _occurrence("167", Channel.SMS)
+    assert not is_missed(sms, AT + timedelta(minutes=29), grace)
+    assert is_missed(sms, AT + timedelta(minutes=31), grace)
+    assert is_missed(_occurrence("167", Channel.VAN), AT + timedelta(seconds=1), grace)
+
+
+def test_task_handler_runs_commands_with_the_occurrence_in_the_environment(tmp_path: Path):
+    ok = Content(command=("sh", "-c", 'echo "$BROADCASTER_AREA $BROADCASTER_AT" >> out.txt'))
+    bad = Content(command=("sh", "-c", "echo nope >&2; exit 3"))
+    handler = TaskHandler(tmp_path, timedelta(seconds=10))
+    failures = handler([_occurrence("167", content=ok), _occurrence("168", content=bad)])
+    assert (tmp_path / "out.txt").read_text() == f"167 {AT.isoformat()}\n"
+    assert failures == {("p", "168", AT): "exit status 3: nope"}
+
+
+def test_task_handler_gives_up_after_its_timeout(tmp_path: Path):
+    slow = Content(command=("sh", "-c", "sleep 30"))
+    failures = TaskHandler(tmp_path, timedelta(seconds=0.3))([_occurrence("1", content=slow)])
+    assert list(failures.values()) == ["timed out after 0 s"]
