@@ -245,3 +245,34 @@ def test_cli_import_prints_each_bad_line(tmp_path, db_url, engine):
     assert out.exit_code == 0, out.output
     assert f"{path}:3: msisdn:" in out.output
     assert "1 subscribers imported, 1 rows rejected of 2" in out.output
+
+
+def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
+    from broadcaster.planner import Occurrence
+    from broadcaster.programmes import Channel, Content
+    from broadcaster.programmes import Priority as Bulletin
+    from broadcaster.sms.scheduled import SmsHandler
+
+    seed_subscribers(engine, 9)
+    occurrences = [
+        Occurrence("urgent-notice-sms", Channel.SMS, area, NOW, Bulletin.EMERGENCY,
+                   Content(text="Khẩn: ở nhà."), None, "5.1")
+        for area in ("05437", "05440")
+    ]
+    assert SmsHandler(settings, engine, lambda: NOW)(occurrences) == {}
+    with engine.connect() as conn:
+        blast = conn.execute(text("SELECT id, priority, created_by, approved_by, state "
+                                  "FROM sms_blasts")).one()
+    assert blast[1:] == ("urgent", "schedule:urgent-notice-sms", "daemon", "approved")
+    assert counts(engine, blast.id) == {"queued": 6}
+
+
+def test_scheduled_sms_without_text_fails_each_occurrence(engine, settings):
+    from broadcaster.planner import Occurrence
+    from broadcaster.programmes import Channel, Content
+    from broadcaster.programmes import Priority as Bulletin
+    from broadcaster.sms.scheduled import SmsHandler
+
+    occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, Content(), None, "1")
+    failures = SmsHandler(settings, engine, lambda: NOW)([occurrence])
+    assert "no SMS text" in failures[occurrence.key]

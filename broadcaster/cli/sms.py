@@ -186,10 +186,15 @@ def import_cmd(app: App, path: Path) -> None:
 def smsc(app: App, ports: tuple[int, ...], throttle_every: int, delay_ms: float,
          drop_after: int, receipts: bool) -> None:
     """Run a local test SMSC (smpp34's server) on 127.0.0.1 with receipts; Ctrl-C stops."""
+    from smpp34 import SmppError
+
     from broadcaster.testing.smsc import SmscPolicy, TestSmsc, run_forever
 
     chosen = ports or tuple(sorted({c.port for c in app.settings.carriers.values()}))
     policy = SmscPolicy(throttle_every=throttle_every, delay=delay_ms / 1000,
                         drop_after=drop_after, receipts=receipts)
-    click.echo(f"test SMSC listening on 127.0.0.1:{', '.join(map(str, chosen))}", err=True)
-    run_forever([TestSmsc(port, policy, record=False) for port in chosen])
+    click.echo(f"test SMSC on 127.0.0.1:{', '.join(map(str, chosen))} (Ctrl-C stops)", err=True)
+    try:
+        run_forever([TestSmsc(port, policy, record=False) for port in chosen])
+    except SmppError as exc:
+        raise click.ClickException(f"test SMSC cannot listen: {exc}") from None
