@@ -40,7 +40,7 @@ def start_smsc(port: int, delay_ms: float, receipts: list[str]) -> subprocess.Po
     proc = subprocess.Popen(
         [sys.executable, "-m", "broadcaster", "smsc", "--port", str(port),
          "--delay-ms", str(delay_ms), *receipts],
-        cwd=ROOT, stderr=subprocess.DEVNULL,
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     for _ in range(500):
         try:
@@ -111,7 +111,11 @@ def our_sender(port: int, count: int, window: int) -> float:
     return count / elapsed
 
 
-BENCH_CASES = ((0.0, []), (20.0, []), (20.0, ["--no-receipts"]))
+# (response delay in ms, extra SMSC flags): receipts double the SMSC's work, so the
+# 20 ms goal (>= 4,000 msg/s with window 100) is measured with them off as well.
+BENCH_CASES: tuple[tuple[float, list[str]], ...] = (
+    (0.0, []), (20.0, []), (20.0, ["--no-receipts"]),
+)
 
 
 def quiet_logs() -> None:
@@ -124,7 +128,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--window", type=int, default=100)
     args = parser.parse_args()
-    for delay, receipts in ((20.0, ["--no-receipts"]),):
+    for delay, receipts in BENCH_CASES:
         port = free_port()
         smsc = start_smsc(port, delay, receipts)
         try:
