@@ -1,10 +1,10 @@
-"""Our packed submit_sm must be byte-identical to smpplib's."""
+"""Our packed submit_sm and deliver_sm reader must agree with smpplib."""
 
 import pytest
 import smpplib.consts
 import smpplib.smpp
 
-from broadcaster.sms.smpp import submit_sm_pdu
+from broadcaster.sms.smpp import read_deliver_sm, submit_sm_pdu
 
 
 @pytest.mark.parametrize(
@@ -24,3 +24,36 @@ def test_packed_submit_sm_equals_smpplib(source, ton, npi, esm, dc, body):
     )
     reference.sequence = 77
     assert submit_sm_pdu(77, source, "84961234567", esm, dc, body) == reference.generate()
+
+
+@pytest.mark.parametrize(
+    ("tlvs", "text"),
+    [
+        ({"receipted_message_id": "1a2b3", "message_state": 2}, b"id:1a2b3 stat:DELIVRD"),
+        ({}, b"id:107187 sub:001 dlvrd:000 stat:UNDELIV err:001 text:"),
+    ],
+)
+def test_deliver_sm_reader_agrees_with_smpplib(tlvs, text):
+    wire = smpplib.smpp.make_pdu(
+        "deliver_sm", sequence=9, service_type="", source_addr_ton=1, source_addr_npi=1,
+        source_addr="84961234567", dest_addr_ton=5, dest_addr_npi=0, destination_addr="DINHHOA",
+        esm_class=4, short_message=text, **tlvs,
+    )
+    wire.sequence = 9
+    raw = wire.generate()
+    parsed = smpplib.smpp.parse_pdu(raw, client=_Client(), allow_unknown_opt_params=True)
+    short_message, found = read_deliver_sm(raw)
+    assert short_message == parsed.short_message == text
+    receipted = found.get(0x001E)
+    assert (receipted.rstrip(b"\0") if receipted else None) == (
+        parsed.receipted_message_id or None
+    )
+    state = found.get(0x0427)
+    assert (state[0] if state else None) == parsed.message_state
+
+
+class _Client:
+    sequence = 0
+
+    def next_sequence(self):
+        return 0
