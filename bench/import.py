@@ -58,16 +58,28 @@ def main() -> None:
     start = time.perf_counter()
     report = import_csv(engine, csv_path, router, set(COMMUNES))
     imported = time.perf_counter() - start
-    print(f"import: {report.imported:,} of {report.read:,} rows in {imported:.1f} s "
-          f"({report.imported / imported:,.0f} rows/s) on {engine.dialect.name}")
+    print(
+        f"import: {report.imported:,} of {report.read:,} rows in {imported:.1f} s "
+        f"({report.imported / imported:,.0f} rows/s) on {engine.dialect.name}"
+    )
 
     start = time.perf_counter()
     report = import_csv(engine, csv_path, router, set(COMMUNES))
     print(f"re-import (idempotent): {time.perf_counter() - start:.1f} s")
 
-    preview = blasts.draft(engine, settings.registry(), router, settings.sms, areas=["167"],
-                           body="Thong bao khan.", unaccented=False, priority=Priority.URGENT,
-                           by="a", exercise=False, now=utcnow())
+    preview = blasts.draft(
+        engine,
+        settings.registry(),
+        router,
+        settings.sms,
+        areas=["167"],
+        body="Thong bao khan.",
+        unaccented=False,
+        priority=Priority.URGENT,
+        by="a",
+        exercise=False,
+        now=utcnow(),
+    )
     start = time.perf_counter()
     queued = blasts.approve(engine, router, settings.sms, preview.id, by="b", now=utcnow())
     expanded = time.perf_counter() - start

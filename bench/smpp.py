@@ -39,9 +39,20 @@ from tests.sms_fixtures import router_of, seed_subscribers, settings_for, write_
 
 def start_smsc(port: int, delay_ms: float, receipts: list[str]) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "broadcaster", "smsc", "--port", str(port),
-         "--delay-ms", str(delay_ms), *receipts],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "broadcaster",
+            "smsc",
+            "--port",
+            str(port),
+            "--delay-ms",
+            str(delay_ms),
+            *receipts,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     for _ in range(500):
         try:
@@ -63,8 +74,10 @@ def bare_loop(port: int, count: int, window: int) -> float:
     while done < count:
         while outstanding < window and sent < count:
             client.send_message(
-                source_addr="DINHHOA", destination_addr=f"8496{sent:07d}",
-                short_message=b"Thong bao khan.", registered_delivery=1,
+                source_addr="DINHHOA",
+                destination_addr=f"8496{sent:07d}",
+                short_message=b"Thong bao khan.",
+                registered_delivery=1,
                 source_addr_ton=smpplib.consts.SMPP_TON_ALNUM,
                 dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
                 dest_addr_npi=smpplib.consts.SMPP_NPI_ISDN,
@@ -76,8 +89,9 @@ def bare_loop(port: int, count: int, window: int) -> float:
             outstanding -= 1
             done += 1
         elif pdu.command == "deliver_sm":
-            client.send_pdu(smpplib.smpp.make_pdu("deliver_sm_resp", client=client,
-                                                  sequence=pdu.sequence))
+            client.send_pdu(
+                smpplib.smpp.make_pdu("deliver_sm_resp", client=client, sequence=pdu.sequence)
+            )
     elapsed = time.perf_counter() - start
     client.disconnect()
     return count / elapsed
@@ -92,9 +106,19 @@ def our_sender(port: int, count: int, window: int) -> float:
     upgrade(engine)
     seed_subscribers(engine, count)
     router = router_of(settings)
-    preview = blasts.draft(engine, settings.registry(), router, settings.sms, areas=["167"],
-                           body="Thong bao khan.", unaccented=False, priority=Priority.URGENT,
-                           by="a", exercise=False, now=utcnow())
+    preview = blasts.draft(
+        engine,
+        settings.registry(),
+        router,
+        settings.sms,
+        areas=["167"],
+        body="Thong bao khan.",
+        unaccented=False,
+        priority=Priority.URGENT,
+        by="a",
+        exercise=False,
+        now=utcnow(),
+    )
     blasts.approve(engine, router, settings.sms, preview.id, by="b", now=utcnow())
     stop = threading.Event()
     runner = threading.Thread(target=run_senders, args=(settings, engine, stop), daemon=True)
@@ -115,7 +139,9 @@ def our_sender(port: int, count: int, window: int) -> float:
 # (response delay in ms, extra SMSC flags): receipts double the SMSC's work, so the
 # 20 ms goal (>= 4,000 msg/s with window 100) is measured with them off as well.
 BENCH_CASES: tuple[tuple[float, list[str]], ...] = (
-    (0.0, []), (20.0, []), (20.0, ["--no-receipts"]),
+    (0.0, []),
+    (20.0, []),
+    (20.0, ["--no-receipts"]),
 )
 
 
@@ -128,8 +154,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--window", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per case (order alternates); medians are printed")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs per case (order alternates); medians are printed",
+    )
     args = parser.parse_args()
     for delay, receipts in BENCH_CASES:
         bares, ours = [], []
@@ -148,11 +178,14 @@ def main() -> None:
                 smsc.wait()
         ratios = [o / b for o, b in zip(ours, bares, strict=True)]
         label = "off" if receipts else "on "
-        print(f"receipts {label} delay {delay:>4.0f} ms  window {args.window}  "
-              f"count {args.count}: bare smpplib {median(bares):,.0f} msg/s  "
-              f"ours (durable, SQLite) {median(ours):,.0f} msg/s  ratio {median(ratios):.2f}  "
-              f"(ours {', '.join(f'{o:,.0f}' for o in ours)}; "
-              f"ratios {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+        print(
+            f"receipts {label} delay {delay:>4.0f} ms  window {args.window}  "
+            f"count {args.count}: bare smpplib {median(bares):,.0f} msg/s  "
+            f"ours (durable, SQLite) {median(ours):,.0f} msg/s  ratio {median(ratios):.2f}  "
+            f"(ours {', '.join(f'{o:,.0f}' for o in ours)}; "
+            f"ratios {', '.join(f'{r:.2f}' for r in ratios)})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

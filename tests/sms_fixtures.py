@@ -22,8 +22,13 @@ NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # 10:00 in Hà Nội: outside qu
 
 
 def write_config(
-    tmp_path: Path, db_url: str, ports: dict[str, int], *, rate: float = 5000,
-    window: int = 100, sms: str = "",
+    tmp_path: Path,
+    db_url: str,
+    ports: dict[str, int],
+    *,
+    rate: float = 5000,
+    window: int = 100,
+    sms: str = "",
 ) -> Path:
     """Write a minimal config: one district, three communes, carriers on the given ports."""
     prefixes = {"viettel": ["096", "086"], "vinaphone": ["088", "091"], "mobifone": ["090"]}
@@ -56,23 +61,36 @@ def settings_for(path: Path) -> Settings:
 
 
 def router_of(settings: Settings) -> CarrierRouter:
-    return build_router({n: c.prefixes for n, c in settings.carriers.items()},
-                        settings.sms.overrides)
+    return build_router(
+        {n: c.prefixes for n, c in settings.carriers.items()}, settings.sms.overrides
+    )
 
 
-def seed_subscribers(engine: Engine, count: int, prefix: str = "096",
-                     communes: tuple[str, ...] = ("05437", "05440", "05443"),
-                     carrier: str = "viettel") -> list[str]:
+def seed_subscribers(
+    engine: Engine,
+    count: int,
+    prefix: str = "096",
+    communes: tuple[str, ...] = ("05437", "05440", "05443"),
+    carrier: str = "viettel",
+) -> list[str]:
     """Insert count subscribers directly (fast), spread over the communes."""
     digits = 9 - (len(prefix) - 1)
     rows = [
-        {"msisdn": f"84{prefix[1:]}{i:0{digits}d}", "commune": communes[i % len(communes)],
-         "carrier": carrier}
+        {
+            "msisdn": f"84{prefix[1:]}{i:0{digits}d}",
+            "commune": communes[i % len(communes)],
+            "carrier": carrier,
+        }
         for i in range(count)
     ]
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO subscribers (msisdn, commune, carrier) "
-                          "VALUES (:msisdn, :commune, :carrier)"), rows)
+        conn.execute(
+            text(
+                "INSERT INTO subscribers (msisdn, commune, carrier) "
+                "VALUES (:msisdn, :commune, :carrier)"
+            ),
+            rows,
+        )
     return [r["msisdn"] for r in rows]
 
 
@@ -99,6 +117,8 @@ def reassemble(submits: list[Submit]) -> dict[str, list[str]]:
 
 def counts(engine: Engine, blast_id: int) -> dict[str, int]:
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT state, count(*) FROM sms_messages WHERE blast_id = :b "
-                                 "GROUP BY state"), {"b": blast_id}).all()
+        rows = conn.execute(
+            text("SELECT state, count(*) FROM sms_messages WHERE blast_id = :b GROUP BY state"),
+            {"b": blast_id},
+        ).all()
     return {state: n for state, n in rows}

@@ -33,16 +33,27 @@ COMMUNES = {"05437", "05440", "05443"}
 
 @pytest.fixture
 def settings(tmp_path, db_url):
-    return settings_for(write_config(
-        tmp_path, db_url, PORTS,
-        sms='test_numbers = ["0961111111", "0881111111"]\n'
+    return settings_for(
+        write_config(
+            tmp_path,
+            db_url,
+            PORTS,
+            sms='test_numbers = ["0961111111", "0881111111"]\n'
             'overrides = { "0960000001" = "mobifone" }',
-    ))
+        )
+    )
 
 
 def draft(engine, settings, **kw):
-    args = dict(areas=["167"], body=THANH_HOA, unaccented=False, priority=Priority.ROUTINE,
-                by="an", exercise=False, now=NOW)
+    args = dict(
+        areas=["167"],
+        body=THANH_HOA,
+        unaccented=False,
+        priority=Priority.ROUTINE,
+        by="an",
+        exercise=False,
+        now=NOW,
+    )
     args.update(kw)
     return blasts.draft(engine, settings.registry(), router_of(settings), settings.sms, **args)
 
@@ -54,15 +65,18 @@ def write_csv(tmp_path, lines):
 
 
 def test_import_reports_bad_rows_by_line_and_imports_the_rest(tmp_path, engine, settings):
-    path = write_csv(tmp_path, [
-        "msisdn,commune,language,name",
-        "0961234567,05437,vi,An",
-        "+84 88 123 4567,05440,tyz,",
-        "12345,05437,,",
-        "0961234568,99999,,",
-        "0991234567,05437,,",
-        "84901234567,05443,,Binh",
-    ])
+    path = write_csv(
+        tmp_path,
+        [
+            "msisdn,commune,language,name",
+            "0961234567,05437,vi,An",
+            "+84 88 123 4567,05440,tyz,",
+            "12345,05437,,",
+            "0961234568,99999,,",
+            "0991234567,05437,,",
+            "84901234567,05443,,Binh",
+        ],
+    )
     report = import_csv(engine, path, router_of(settings), COMMUNES)
     assert (report.read, report.imported) == (6, 3)
     assert [line for line, _ in report.errors] == [4, 5, 6]
@@ -71,8 +85,11 @@ def test_import_reports_bad_rows_by_line_and_imports_the_rest(tmp_path, engine, 
     assert "no carrier prefix matches 84991234567" in report.errors[2][1]
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT msisdn, carrier FROM subscribers ORDER BY msisdn")).all()
-    assert rows == [("84881234567", "vinaphone"), ("84901234567", "mobifone"),
-                    ("84961234567", "viettel")]
+    assert rows == [
+        ("84881234567", "vinaphone"),
+        ("84901234567", "mobifone"),
+        ("84961234567", "viettel"),
+    ]
 
 
 def test_reimport_is_idempotent_and_ported_override_wins(tmp_path, engine, settings):
@@ -95,8 +112,13 @@ def test_draft_previews_recipients_parts_and_carriers(engine, settings):
     seed_subscribers(engine, 12, prefix="088", carrier="vinaphone")
     preview = draft(engine, settings)
     assert preview.as_json() == {
-        "id": preview.id, "exercise": False, "recipients": 42, "encoding": "ucs2", "parts": 3,
-        "total_sms": 126, "per_carrier": {"vinaphone": 12, "viettel": 30},
+        "id": preview.id,
+        "exercise": False,
+        "recipients": 42,
+        "encoding": "ucs2",
+        "parts": 3,
+        "total_sms": 126,
+        "per_carrier": {"vinaphone": 12, "viettel": 30},
     }
     assert draft(engine, settings, unaccented=True).parts == 2
     assert counts(engine, preview.id) == {}
@@ -209,31 +231,71 @@ def test_cli_draft_json_and_status_json(tmp_path, db_url, engine):
     config = write_config(tmp_path, db_url, PORTS)
     seed_subscribers(engine, 7)
     runner = CliRunner()
-    out = runner.invoke(main, ["sms", "draft", "--config", str(config), "--area", "167",
-                               "--text", THANH_HOA, "--by", "an", "--format", "json"])
+    out = runner.invoke(
+        main,
+        [
+            "sms",
+            "draft",
+            "--config",
+            str(config),
+            "--area",
+            "167",
+            "--text",
+            THANH_HOA,
+            "--by",
+            "an",
+            "--format",
+            "json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     preview = json.loads(out.output)
     assert set(preview) >= {"id", "recipients", "encoding", "parts", "total_sms", "per_carrier"}
     assert (preview["recipients"], preview["parts"], preview["total_sms"]) == (7, 3, 21)
-    out = runner.invoke(main, ["sms", "approve", "--config", str(config), str(preview["id"]),
-                               "--by", "an", "--yes"])
+    out = runner.invoke(
+        main, ["sms", "approve", "--config", str(config), str(preview["id"]), "--by", "an", "--yes"]
+    )
     assert out.exit_code == 1 and "second operator" in out.output
-    out = runner.invoke(main, ["sms", "approve", "--config", str(config), str(preview["id"]),
-                               "--by", "binh", "--yes"])
+    out = runner.invoke(
+        main,
+        ["sms", "approve", "--config", str(config), str(preview["id"]), "--by", "binh", "--yes"],
+    )
     assert out.exit_code == 0, out.output
-    out = runner.invoke(main, ["sms", "status", "--config", str(config), str(preview["id"]),
-                               "--format", "json"])
+    out = runner.invoke(
+        main, ["sms", "status", "--config", str(config), str(preview["id"]), "--format", "json"]
+    )
     status = json.loads(out.output)
     assert status["total"] == 7 and status["queued"] == 7
     assert status["per_carrier"]["viettel"]["queued"] == 7
-    assert set(status) >= {"queued", "sending", "submitted", "delivered", "failed", "expired",
-                           "cancelled"}
+    assert set(status) >= {
+        "queued",
+        "sending",
+        "submitted",
+        "delivered",
+        "failed",
+        "expired",
+        "cancelled",
+    }
 
 
 def test_cli_exercise_draft_says_so(tmp_path, db_url, engine):
     config = write_config(tmp_path, db_url, PORTS, sms='test_numbers = ["0961111111"]')
-    out = CliRunner().invoke(main, ["sms", "draft", "--config", str(config), "--area", "167",
-                                    "--text", "Diễn tập", "--by", "an", "--exercise"])
+    out = CliRunner().invoke(
+        main,
+        [
+            "sms",
+            "draft",
+            "--config",
+            str(config),
+            "--area",
+            "167",
+            "--text",
+            "Diễn tập",
+            "--by",
+            "an",
+            "--exercise",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "EXERCISE" in out.output
 
@@ -255,14 +317,23 @@ def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
 
     seed_subscribers(engine, 9)
     occurrences = [
-        Occurrence("urgent-notice-sms", Channel.SMS, area, NOW, Bulletin.EMERGENCY,
-                   Content(text="Khẩn: ở nhà."), None, "5.1")
+        Occurrence(
+            "urgent-notice-sms",
+            Channel.SMS,
+            area,
+            NOW,
+            Bulletin.EMERGENCY,
+            Content(text="Khẩn: ở nhà."),
+            None,
+            "5.1",
+        )
         for area in ("05437", "05440")
     ]
     assert SmsHandler(settings, engine, lambda: NOW)(occurrences) == {}
     with engine.connect() as conn:
-        blast = conn.execute(text("SELECT id, priority, created_by, approved_by, state "
-                                  "FROM sms_blasts")).one()
+        blast = conn.execute(
+            text("SELECT id, priority, created_by, approved_by, state FROM sms_blasts")
+        ).one()
     assert blast[1:] == ("urgent", "schedule:urgent-notice-sms", "daemon", "approved")
     assert counts(engine, blast.id) == {"queued": 6}
 

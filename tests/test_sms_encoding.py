@@ -119,9 +119,7 @@ def test_udh_carries_the_callers_reference_and_sequence():
     encoded = encode_text(THANH_HOA)
     pdus = short_messages(encoded, 200)
     assert [esm for esm, _ in pdus] == [ESM_CLASS_UDHI] * 3
-    assert [sm[:6] for _, sm in pdus] == [
-        bytes([5, 0, 3, 200, 3, seq]) for seq in (1, 2, 3)
-    ]
+    assert [sm[:6] for _, sm in pdus] == [bytes([5, 0, 3, 200, 3, seq]) for seq in (1, 2, 3)]
 
 
 def test_single_part_has_no_udh():

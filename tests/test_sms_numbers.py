@@ -13,8 +13,16 @@ from broadcaster.sms.numbers import (
 
 @pytest.mark.parametrize(
     "raw",
-    ["0961234567", "84961234567", "+84961234567", "+84 96 123 4567", "096.123.4567",
-     "0084 96-123-4567", " 0961234567 ", "(+84) 961-234-567"],
+    [
+        "0961234567",
+        "84961234567",
+        "+84961234567",
+        "+84 96 123 4567",
+        "096.123.4567",
+        "0084 96-123-4567",
+        " 0961234567 ",
+        "(+84) 961-234-567",
+    ],
 )
 def test_every_written_form_normalises_to_international(raw):
     assert normalise_msisdn(raw) == "84961234567"
@@ -57,9 +65,7 @@ def test_routing_uses_the_longest_prefix():
 
 
 def test_override_wins_for_a_ported_number():
-    router = build_router(
-        {"viettel": ["086"], "vinaphone": ["088"]}, {"0861234567": "vinaphone"}
-    )
+    router = build_router({"viettel": ["086"], "vinaphone": ["088"]}, {"0861234567": "vinaphone"})
     assert router.route("84861234567") == "vinaphone"
     assert router.route("84861234568") == "viettel"
 

@@ -30,19 +30,31 @@ from tests.sms_fixtures import (
 REPO = Path(__file__).resolve().parent.parent
 
 
-def start_blast(engine: Engine, settings, body: str, by: str = "an",
-                priority: Priority = Priority.URGENT) -> int:
+def start_blast(
+    engine: Engine, settings, body: str, by: str = "an", priority: Priority = Priority.URGENT
+) -> int:
     router = router_of(settings)
-    preview = blasts.draft(engine, settings.registry(), router, settings.sms, areas=["167"],
-                           body=body, unaccented=False, priority=priority, by=by,
-                           exercise=False, now=NOW)
+    preview = blasts.draft(
+        engine,
+        settings.registry(),
+        router,
+        settings.sms,
+        areas=["167"],
+        body=body,
+        unaccented=False,
+        priority=priority,
+        by=by,
+        exercise=False,
+        now=NOW,
+    )
     blasts.approve(engine, router, settings.sms, preview.id, by="binh", now=NOW)
     return preview.id
 
 
 def send_all(settings, engine: Engine, receipt_wait: float = 10.0, clock=utcnow) -> None:
-    run_senders(settings, engine, threading.Event(), drain=True, receipt_wait=receipt_wait,
-                clock=clock)
+    run_senders(
+        settings, engine, threading.Event(), drain=True, receipt_wait=receipt_wait, clock=clock
+    )
 
 
 def at_local(hour: int, tz) -> callable:
@@ -90,15 +102,17 @@ def test_other_error_status_fails_the_message_with_the_status(tmp_path, db_url, 
         send_all(settings, engine)
     assert counts(engine, blast_id) == {"delivered": 80, "failed": 20}
     with engine.connect() as conn:
-        failed = conn.execute(text("SELECT DISTINCT status, reason FROM sms_messages "
-                                   "WHERE state = 'failed'")).all()
+        failed = conn.execute(
+            text("SELECT DISTINCT status, reason FROM sms_messages WHERE state = 'failed'")
+        ).all()
     assert len(failed) == 1 and failed[0].status == 0x0B
     assert "0x0000000b" in failed[0].reason
 
 
 def test_undeliverable_receipt_fails_the_message(tmp_path, db_url, engine):
-    smsc = TestSmsc(free_port(), SmscPolicy(undeliverable_every=4, receipt_tlv=False,
-                                            receipt_id_decimal=True))
+    smsc = TestSmsc(
+        free_port(), SmscPolicy(undeliverable_every=4, receipt_tlv=False, receipt_id_decimal=True)
+    )
     settings = settings_for(write_config(tmp_path, db_url, {"viettel": smsc.port}))
     seed_subscribers(engine, 100)
     blast_id = start_blast(engine, settings, "Thong bao.")
@@ -106,8 +120,11 @@ def test_undeliverable_receipt_fails_the_message(tmp_path, db_url, engine):
         send_all(settings, engine)
     assert counts(engine, blast_id) == {"delivered": 75, "failed": 25}
     with engine.connect() as conn:
-        reasons = conn.execute(text("SELECT DISTINCT reason FROM sms_messages "
-                                    "WHERE state = 'failed'")).scalars().all()
+        reasons = (
+            conn.execute(text("SELECT DISTINCT reason FROM sms_messages WHERE state = 'failed'"))
+            .scalars()
+            .all()
+        )
     assert reasons == ["receipt stat:UNDELIV err:001"]
 
 
@@ -129,8 +146,9 @@ def test_urgent_blast_goes_before_routine_and_routine_waits_out_quiet_hours(
     tmp_path, db_url, engine
 ):
     smsc = TestSmsc(free_port())
-    settings = settings_for(write_config(tmp_path, db_url, {"viettel": smsc.port},
-                                         sms='quiet_hours = "21:00-06:00"'))
+    settings = settings_for(
+        write_config(tmp_path, db_url, {"viettel": smsc.port}, sms='quiet_hours = "21:00-06:00"')
+    )
     seed_subscribers(engine, 50)
     routine = start_blast(engine, settings, "Routine.", priority=Priority.ROUTINE)
     urgent = start_blast(engine, settings, "URGENT.", priority=Priority.URGENT)
@@ -146,8 +164,9 @@ def test_kill_9_mid_blast_then_restart_loses_nothing_and_duplicates_at_most_a_wi
 ):
     smsc = TestSmsc(free_port(), SmscPolicy(delay=0.01))
     window = 50
-    config = write_config(tmp_path, db_url, {"viettel": smsc.port}, rate=2000, window=window,
-                          sms="lease_seconds = 1")
+    config = write_config(
+        tmp_path, db_url, {"viettel": smsc.port}, rate=2000, window=window, sms="lease_seconds = 1"
+    )
     settings = settings_for(config)
     numbers = seed_subscribers(engine, 3000)
     blast_id = start_blast(engine, settings, "Thong bao khan.")

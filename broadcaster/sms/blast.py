@@ -48,8 +48,12 @@ class Preview:
     def as_json(self) -> dict[str, object]:
         """Return the preview with the keys the CLI promises."""
         return {
-            "id": self.id, "exercise": self.exercise, "recipients": self.recipients,
-            "encoding": self.encoding, "parts": self.parts, "total_sms": self.total_sms,
+            "id": self.id,
+            "exercise": self.exercise,
+            "recipients": self.recipients,
+            "encoding": self.encoding,
+            "parts": self.parts,
+            "total_sms": self.total_sms,
             "per_carrier": self.per_carrier,
         }
 
@@ -64,9 +68,18 @@ def communes_of(registry: AreaRegistry, areas: Sequence[str]) -> list[str]:
 
 
 def draft(
-    engine: Engine, registry: AreaRegistry, router: CarrierRouter, sms: SmsSettings, *,
-    areas: Sequence[str], body: str, unaccented: bool, priority: Priority, by: str,
-    exercise: bool, now: datetime,
+    engine: Engine,
+    registry: AreaRegistry,
+    router: CarrierRouter,
+    sms: SmsSettings,
+    *,
+    areas: Sequence[str],
+    body: str,
+    unaccented: bool,
+    priority: Priority,
+    by: str,
+    exercise: bool,
+    now: datetime,
 ) -> Preview:
     """Store a draft blast and return its preview; nothing is queued yet."""
     if not areas:
@@ -83,10 +96,15 @@ def draft(
                 ":parts, :priority, :exercise, :areas, 'draft', :at, :by) RETURNING id"
             ).bindparams(bindparam("at", type_=_TS)),
             {
-                "text": body, "unaccented": unaccented, "encoding": str(encoded.encoding),
-                "parts": encoded.parts, "priority": str(priority), "exercise": exercise,
+                "text": body,
+                "unaccented": unaccented,
+                "encoding": str(encoded.encoding),
+                "parts": encoded.parts,
+                "priority": str(priority),
+                "exercise": exercise,
                 "areas": json.dumps({"areas": list(areas), "communes": communes}),
-                "at": now, "by": by,
+                "at": now,
+                "by": by,
             },
         ).scalar_one()
     log.info("sms.blast_drafted", blast=blast_id, by=by, exercise=exercise, areas=list(areas))
@@ -108,13 +126,24 @@ def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: i
         ).bindparams(bindparam("communes", expanding=True))
         with engine.connect() as conn:
             per_carrier = {r.carrier: r.n for r in conn.execute(query, {"communes": communes})}
-    return Preview(blast_id, bool(blast.exercise), sum(per_carrier.values()), blast.encoding,
-                   blast.parts, per_carrier)
+    return Preview(
+        blast_id,
+        bool(blast.exercise),
+        sum(per_carrier.values()),
+        blast.encoding,
+        blast.parts,
+        per_carrier,
+    )
 
 
 def approve(
-    engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: int, *,
-    by: str, now: datetime,
+    engine: Engine,
+    router: CarrierRouter,
+    sms: SmsSettings,
+    blast_id: int,
+    *,
+    by: str,
+    now: datetime,
 ) -> int:
     """Approve a draft and queue one message per recipient; return how many were queued."""
     with engine.begin() as conn:
@@ -131,16 +160,19 @@ def approve(
                 "must approve it (sms.require_second_operator)"
             )
         conn.execute(
-            text("UPDATE sms_blasts SET state = 'approved', approved_at = :at, approved_by = :by "
-                 "WHERE id = :id AND state = 'draft'").bindparams(bindparam("at", type_=_TS)),
+            text(
+                "UPDATE sms_blasts SET state = 'approved', approved_at = :at, approved_by = :by "
+                "WHERE id = :id AND state = 'draft'"
+            ).bindparams(bindparam("at", type_=_TS)),
             {"at": now, "by": by, "id": blast_id},
         )
         expand(conn, sms, router, blast_id, now=now)
         queued = conn.execute(
             text("SELECT count(*) FROM sms_messages WHERE blast_id = :b"), {"b": blast_id}
         ).scalar_one()
-    log.info("sms.blast_approved", blast=blast_id, by=by, queued=queued,
-             exercise=bool(blast.exercise))
+    log.info(
+        "sms.blast_approved", blast=blast_id, by=by, queued=queued, exercise=bool(blast.exercise)
+    )
     return int(queued)
 
 
@@ -152,13 +184,18 @@ def expand(
     rank = Priority(blast.priority).rank
     at = bindparam("at", type_=_TS)
     if blast.exercise:
-        rows = [{"b": blast_id, "msisdn": m, "carrier": c, "rank": rank, "at": now}
-                for m, c in _test_numbers(sms, router)]
-        conn.execute(text(
-            "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
-            "attempts) VALUES (:b, :msisdn, :carrier, :rank, 'queued', :at, 0) "
-            "ON CONFLICT (blast_id, msisdn) DO NOTHING"
-        ).bindparams(at), rows)
+        rows = [
+            {"b": blast_id, "msisdn": m, "carrier": c, "rank": rank, "at": now}
+            for m, c in _test_numbers(sms, router)
+        ]
+        conn.execute(
+            text(
+                "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
+                "attempts) VALUES (:b, :msisdn, :carrier, :rank, 'queued', :at, 0) "
+                "ON CONFLICT (blast_id, msisdn) DO NOTHING"
+            ).bindparams(at),
+            rows,
+        )
         return
     conn.execute(
         text(
@@ -167,8 +204,7 @@ def expand(
             "FROM subscribers WHERE commune IN :communes "
             "ON CONFLICT (blast_id, msisdn) DO NOTHING"
         ).bindparams(at, bindparam("communes", expanding=True)),
-        {"b": blast_id, "rank": rank, "at": now,
-         "communes": json.loads(blast.areas)["communes"]},
+        {"b": blast_id, "rank": rank, "at": now, "communes": json.loads(blast.areas)["communes"]},
     )
 
 
@@ -180,13 +216,17 @@ def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
         if blast.state == BlastState.CANCELLED:
             raise BlastError(f"blast {blast_id} is already cancelled")
         conn.execute(
-            text("UPDATE sms_blasts SET state = 'cancelled', cancelled_at = :at, "
-                 "cancelled_by = :by WHERE id = :id").bindparams(at),
+            text(
+                "UPDATE sms_blasts SET state = 'cancelled', cancelled_at = :at, "
+                "cancelled_by = :by WHERE id = :id"
+            ).bindparams(at),
             {"at": now, "by": by, "id": blast_id},
         )
         result = conn.execute(
-            text("UPDATE sms_messages SET state = 'cancelled', final_at = :at, "
-                 "reason = :reason WHERE blast_id = :id AND state = 'queued'").bindparams(at),
+            text(
+                "UPDATE sms_messages SET state = 'cancelled', final_at = :at, "
+                "reason = :reason WHERE blast_id = :id AND state = 'queued'"
+            ).bindparams(at),
             {"at": now, "id": blast_id, "reason": f"blast cancelled by {by}"},
         )
     log.info("sms.blast_cancelled", blast=blast_id, by=by, cancelled=result.rowcount)
@@ -198,8 +238,10 @@ def status(engine: Engine, blast_id: int) -> dict[str, object]:
     blast = _load(engine, blast_id)
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT carrier, state, count(*) AS n FROM sms_messages WHERE blast_id = :b "
-                 "GROUP BY carrier, state"),
+            text(
+                "SELECT carrier, state, count(*) AS n FROM sms_messages WHERE blast_id = :b "
+                "GROUP BY carrier, state"
+            ),
             {"b": blast_id},
         ).all()
     overall = _zero_counts()
@@ -211,8 +253,12 @@ def status(engine: Engine, blast_id: int) -> dict[str, object]:
         counts[row.state] += row.n
         counts["total"] += row.n
     return {
-        "id": blast_id, "state": blast.state, "exercise": bool(blast.exercise),
-        "priority": blast.priority, **overall, "per_carrier": per_carrier,
+        "id": blast_id,
+        "state": blast.state,
+        "exercise": bool(blast.exercise),
+        "priority": blast.priority,
+        **overall,
+        "per_carrier": per_carrier,
     }
 
 

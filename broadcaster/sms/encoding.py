@@ -17,8 +17,16 @@ GSM_BASIC = (
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM_EXTENSION = {
-    "\f": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F,
-    "[": 0x3C, "~": 0x3D, "]": 0x3E, "|": 0x40, "€": 0x65,
+    "\f": 0x0A,
+    "^": 0x14,
+    "{": 0x28,
+    "}": 0x29,
+    "\\": 0x2F,
+    "[": 0x3C,
+    "~": 0x3D,
+    "]": 0x3E,
+    "|": 0x40,
+    "€": 0x65,
 }
 ESCAPE = 0x1B
 _GSM_INDEX = {ch: i for i, ch in enumerate(GSM_BASIC) if i != ESCAPE}
@@ -178,8 +186,9 @@ def read_segment(esm_class: int, short_message: bytes) -> Segment:
         if iei == 0x00 and length == 3:
             return Segment(ref=data[0], total=data[1], seq=data[2], payload=payload)
         if iei == 0x08 and length == 4:
-            return Segment(ref=int.from_bytes(data[:2], "big"), total=data[2], seq=data[3],
-                           payload=payload)
+            return Segment(
+                ref=int.from_bytes(data[:2], "big"), total=data[2], seq=data[3], payload=payload
+            )
         pos += 2 + length
     return Segment(ref=None, total=1, seq=1, payload=payload)
 

@@ -34,13 +34,13 @@ def normalise_msisdn(raw: str) -> str:
         digits = digits[1:]
         if not digits.startswith(COUNTRY_CODE):
             raise InvalidNumber(f"{raw!r}: only +84 numbers are accepted")
-        national = digits[len(COUNTRY_CODE):]
+        national = digits[len(COUNTRY_CODE) :]
     elif digits.startswith("00" + COUNTRY_CODE):
-        national = digits[2 + len(COUNTRY_CODE):]
+        national = digits[2 + len(COUNTRY_CODE) :]
     elif digits.startswith("0"):
         national = digits[1:]
     elif digits.startswith(COUNTRY_CODE) and len(digits) == len(COUNTRY_CODE) + NATIONAL_DIGITS:
-        national = digits[len(COUNTRY_CODE):]
+        national = digits[len(COUNTRY_CODE) :]
     else:
         raise InvalidNumber(f"{raw!r}: expected 0…, 84… or +84… followed by 9 digits")
     if not national.isdigit():
@@ -65,7 +65,7 @@ def normalise_prefix(raw: str) -> str:
         return COUNTRY_CODE + text[1:]
     if text.startswith(COUNTRY_CODE) and len(text) > len(COUNTRY_CODE):
         return text
-    raise RoutingError(f"prefix {raw!r} must start with 0 or 84 (e.g. \"086\" or \"8486\")")
+    raise RoutingError(f'prefix {raw!r} must start with 0 or 84 (e.g. "086" or "8486")')
 
 
 @dataclass(frozen=True)

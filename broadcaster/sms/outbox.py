@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, Row, bindparam, text
+from sqlalchemy import BindParameter, Connection, Engine, Row, bindparam, text
 
 from broadcaster.sms.receipts import Receipt, id_readings
 from broadcaster.store.types import UTCDateTime
@@ -49,7 +49,7 @@ class Outcomes:
 _TS = UTCDateTime()
 
 
-def _t(name: str) -> object:
+def _t(name: str) -> BindParameter[datetime]:
     return bindparam(name, type_=_TS)
 
 
@@ -108,13 +108,12 @@ _FIND_PART = text(
     "AND p.smsc_id IN :ids AND p.receipt_at IS NULL"
 ).bindparams(bindparam("ids", expanding=True))
 
-_MARK_PART = text(
-    "UPDATE sms_parts SET stat = :stat, receipt_at = :at WHERE id = :p"
-).bindparams(_t("at"))
+_MARK_PART = text("UPDATE sms_parts SET stat = :stat, receipt_at = :at WHERE id = :p").bindparams(
+    _t("at")
+)
 
 _RENEW = text(
-    "UPDATE sms_messages SET lease_until = :until WHERE lease_owner = :owner "
-    "AND state = 'sending'"
+    "UPDATE sms_messages SET lease_until = :until WHERE lease_owner = :owner AND state = 'sending'"
 ).bindparams(_t("until"))
 
 _EXPIRE = text(
@@ -145,13 +144,18 @@ class Outbox:
             rows = conn.execute(
                 self._claim,
                 {
-                    "now": now, "until": now + lease, "owner": self.owner,
-                    "carrier": self.carrier, "max_rank": 1 if routine_allowed else 0,
+                    "now": now,
+                    "until": now + lease,
+                    "owner": self.owner,
+                    "carrier": self.carrier,
+                    "max_rank": 1 if routine_allowed else 0,
                     "limit": limit,
                 },
             ).all()
-        claimed = sorted((Claimed(r.id, r.blast_id, r.msisdn, r.rank) for r in rows),
-                         key=lambda c: (c.rank, c.id))
+        claimed = sorted(
+            (Claimed(r.id, r.blast_id, r.msisdn, r.rank) for r in rows),
+            key=lambda c: (c.rank, c.id),
+        )
         if claimed:
             log.debug("sms.claimed", carrier=self.carrier, count=len(claimed))
         return claimed
@@ -175,20 +179,25 @@ class Outbox:
         """
         with self.engine.begin() as conn:
             if outcomes.parts:
-                conn.execute(_INSERT_PART, [
-                    {"m": m, "seq": seq, "carrier": self.carrier, "smsc_id": sid, "at": now}
-                    for m, seq, sid in outcomes.parts
-                ])
+                conn.execute(
+                    _INSERT_PART,
+                    [
+                        {"m": m, "seq": seq, "carrier": self.carrier, "smsc_id": sid, "at": now}
+                        for m, seq, sid in outcomes.parts
+                    ],
+                )
             if outcomes.submitted:
                 conn.execute(_SUBMITTED, [{"m": m, "at": now} for m in outcomes.submitted])
             if outcomes.failed:
-                conn.execute(_FAILED, [
-                    {"m": m, "status": status, "reason": reason, "at": now}
-                    for m, status, reason in outcomes.failed
-                ])
+                conn.execute(
+                    _FAILED,
+                    [
+                        {"m": m, "status": status, "reason": reason, "at": now}
+                        for m, status, reason in outcomes.failed
+                    ],
+                )
             if outcomes.released:
-                conn.execute(_RELEASED, [{"m": m, "owner": self.owner}
-                                         for m in outcomes.released])
+                conn.execute(_RELEASED, [{"m": m, "owner": self.owner} for m in outcomes.released])
             touched, unmatched = self._apply_receipts(conn, outcomes.receipts, now)
             submitted = set(outcomes.submitted)
             touched |= submitted & self._early
@@ -207,16 +216,24 @@ class Outbox:
         wanted = sorted({i for ids in readings.values() for i in ids})
         by_id: dict[str, list[Row[Any]]] = {}
         for start in range(0, len(wanted), 500):
-            rows = conn.execute(_FIND_PART, {"carrier": self.carrier,
-                                             "ids": wanted[start:start + 500]})
-            for row in rows:
-                by_id.setdefault(row.smsc_id, []).append(row)
+            rows = conn.execute(
+                _FIND_PART, {"carrier": self.carrier, "ids": wanted[start : start + 500]}
+            )
+            for found in rows:
+                by_id.setdefault(found.smsc_id, []).append(found)
         marks: list[dict[str, object]] = []
         failed: list[dict[str, object]] = []
         used: set[int] = set()
         for receipt in final:
-            row = next((r for i in readings[receipt.smsc_id] for r in by_id.get(i, ())
-                        if r.id not in used), None)
+            row: Row[Any] | None = next(
+                (
+                    r
+                    for i in readings[receipt.smsc_id]
+                    for r in by_id.get(i, ())
+                    if r.id not in used
+                ),
+                None,
+            )
             if row is None:
                 unmatched.append(receipt)
                 continue
@@ -227,10 +244,14 @@ class Outbox:
                 if row.state == "sending":
                     self._early.add(row.message_id)
             else:
-                failed.append({
-                    "m": row.message_id, "status": None, "at": now,
-                    "reason": f"receipt stat:{receipt.stat} err:{receipt.err}",
-                })
+                failed.append(
+                    {
+                        "m": row.message_id,
+                        "status": None,
+                        "at": now,
+                        "reason": f"receipt stat:{receipt.stat} err:{receipt.err}",
+                    }
+                )
         if marks:
             conn.execute(_MARK_PART, marks)
         if failed:
@@ -260,6 +281,10 @@ class Outbox:
             "AND (rank <= :max_rank OR state <> 'queued') GROUP BY state"
         )
         with self.engine.connect() as conn:
-            counts = {r.state: r.n for r in conn.execute(
-                query, {"carrier": self.carrier, "max_rank": 1 if routine_allowed else 0})}
+            counts = {
+                r.state: r.n
+                for r in conn.execute(
+                    query, {"carrier": self.carrier, "max_rank": 1 if routine_allowed else 0}
+                )
+            }
         return counts.get("queued", 0) + counts.get("sending", 0), counts.get("submitted", 0)

@@ -14,8 +14,14 @@ _FIELD = re.compile(r"(id|stat|err|sub|dlvrd):(\S*)", re.IGNORECASE)
 _HEX = re.compile(r"^[0-9a-f]+$")
 # message_state TLV values (SMPP 3.4, 5.2.28) as the text receipt would spell them.
 _TLV_STATES = {
-    1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV",
-    6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD",
+    1: "ENROUTE",
+    2: "DELIVRD",
+    3: "EXPIRED",
+    4: "DELETED",
+    5: "UNDELIV",
+    6: "ACCEPTD",
+    7: "UNKNOWN",
+    8: "REJECTD",
 }
 FINAL_STATS = frozenset({"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "REJECTD", "UNKNOWN"})
 

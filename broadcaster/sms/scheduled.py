@@ -58,11 +58,19 @@ class SmsHandler:
         urgent = first.priority == BulletinPriority.EMERGENCY
         now = self.clock()
         preview = blasts.draft(
-            self.engine, self.registry, self.router, self.settings.sms,
-            areas=[o.area for o in group], body=first.content.text, unaccented=False,
+            self.engine,
+            self.registry,
+            self.router,
+            self.settings.sms,
+            areas=[o.area for o in group],
+            body=first.content.text,
+            unaccented=False,
             priority=Priority.URGENT if urgent else Priority.ROUTINE,
-            by=f"schedule:{programme}", exercise=False, now=now,
+            by=f"schedule:{programme}",
+            exercise=False,
+            now=now,
         )
-        queued = blasts.approve(self.engine, self.router, self.settings.sms, preview.id,
-                                by="daemon", now=now)
+        queued = blasts.approve(
+            self.engine, self.router, self.settings.sms, preview.id, by="daemon", now=now
+        )
         log.info("sms.scheduled_blast", programme=programme, blast=preview.id, queued=queued)

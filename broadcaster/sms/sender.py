@@ -73,8 +73,7 @@ class CarrierSender:
         self.outbox = Outbox(engine, bind.carrier, self.owner)
         self.lease = timedelta(seconds=sms.lease_seconds)
         self.session = SmppSession(bind)
-        self._thread = threading.Thread(target=self._run, name=f"smpp-{bind.carrier}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"smpp-{bind.carrier}", daemon=True)
         self._unmatched: dict[str, tuple[float, Receipt]] = {}
         self._next_claim = self._next_renew = self._next_expire = 0.0
         self._last_progress = time.monotonic()
@@ -152,8 +151,9 @@ class CarrierSender:
         3,900 vs 2,900 msg/s at 20 ms responses): a part holds its window slot
         until its outcome is durable, so waiting to batch costs window.
         """
-        overdue = self._unmatched and \
-            mono - min(t for t, _ in self._unmatched.values()) > UNMATCHED_RETRY
+        overdue = (
+            self._unmatched and mono - min(t for t, _ in self._unmatched.values()) > UNMATCHED_RETRY
+        )
         if self.session.pending or overdue:
             self._record(mono)
 
@@ -166,8 +166,12 @@ class CarrierSender:
         for receipt in self.outbox.record(outcomes, self.clock()):
             first, _ = self._unmatched.get(receipt.smsc_id, (mono, receipt))
             if mono - first > UNMATCHED_GIVE_UP:
-                log.warning("sms.receipt_unknown", carrier=self.bind.carrier,
-                            smsc_id=receipt.smsc_id, stat=receipt.stat)
+                log.warning(
+                    "sms.receipt_unknown",
+                    carrier=self.bind.carrier,
+                    smsc_id=receipt.smsc_id,
+                    stat=receipt.stat,
+                )
                 self._unmatched.pop(receipt.smsc_id, None)
             else:
                 self._unmatched[receipt.smsc_id] = (first, receipt)
@@ -184,10 +188,14 @@ class CarrierSender:
         """Claim when the queue runs low; renew leases, drop cancelled, expire, drain."""
         session = self.session
         now = self.clock()
-        if session.held < 2 * self.bind.window and mono >= self._next_claim \
-                and not self.stop.is_set():
-            claimed = self.outbox.claim(now, 2 * self.bind.window, self.lease,
-                                        self.sms.routine_allowed(now, self.tz))
+        if (
+            session.held < 2 * self.bind.window
+            and mono >= self._next_claim
+            and not self.stop.is_set()
+        ):
+            claimed = self.outbox.claim(
+                now, 2 * self.bind.window, self.lease, self.sms.routine_allowed(now, self.tz)
+            )
             new = {c.blast_id for c in claimed if not session.knows_blast(c.blast_id)}
             for blast_id, (body, unaccented, _) in self.outbox.blasts(new).items():
                 session.add_blast(blast_id, body, unaccented)
@@ -200,8 +208,7 @@ class CarrierSender:
                     self._check_drained(now, mono - self._last_progress)
         if mono >= self._next_renew:
             self.outbox.renew(now, self.lease)
-            cancelled = {b for b, (_, _, c) in self.outbox.blasts(session.blast_ids).items()
-                         if c}
+            cancelled = {b for b, (_, _, c) in self.outbox.blasts(session.blast_ids).items() if c}
             if cancelled:
                 session.drop_blasts(cancelled)
             self._next_renew = mono + self.sms.lease_seconds / 3
@@ -221,12 +228,18 @@ class CarrierSender:
         try:
             sock = open_link(cfg, session._next_seq())
         except (OSError, LinkLost) as exc:
-            log.warning("sms.bind_failed", carrier=cfg.carrier, host=cfg.host, port=cfg.port,
-                        error=str(exc))
+            log.warning(
+                "sms.bind_failed", carrier=cfg.carrier, host=cfg.host, port=cfg.port, error=str(exc)
+            )
             return False
         session.link = Link(sock, last_rx=time.monotonic())
-        log.info("sms.bind_ok", carrier=cfg.carrier, host=cfg.host, port=cfg.port,
-                 system_id=cfg.system_id)
+        log.info(
+            "sms.bind_ok",
+            carrier=cfg.carrier,
+            host=cfg.host,
+            port=cfg.port,
+            system_id=cfg.system_id,
+        )
         return True
 
     def _lose_link(self, exc: BaseException) -> None:
@@ -241,8 +254,12 @@ class CarrierSender:
                 except OSError:
                     pass
             link.sock.close()
-        log.warning("sms.link_lost", carrier=self.bind.carrier,
-                    reason=getattr(exc, "reason", str(exc)), inflight=len(session.inflight))
+        log.warning(
+            "sms.link_lost",
+            carrier=self.bind.carrier,
+            reason=getattr(exc, "reason", str(exc)),
+            inflight=len(session.inflight),
+        )
         session.requeue_inflight()
         self._record(time.monotonic())
 
@@ -295,9 +312,15 @@ def bind_configs(settings: object) -> list[BindConfig]:
     sms: SmsSettings = settings.sms  # type: ignore[attr-defined]
     return [
         BindConfig(
-            carrier=name, host=c.host, port=c.port, system_id=c.system_id,
-            password=c.password.get_secret_value(), source_addr=c.source_addr,
-            rate=c.rate, window=c.window, enquire_link=sms.enquire_link_seconds,
+            carrier=name,
+            host=c.host,
+            port=c.port,
+            system_id=c.system_id,
+            password=c.password.get_secret_value(),
+            source_addr=c.source_addr,
+            rate=c.rate,
+            window=c.window,
+            enquire_link=sms.enquire_link_seconds,
             reconnect_max=sms.reconnect_max_seconds,
         )
         for name, c in settings.carriers.items()  # type: ignore[attr-defined]
@@ -320,9 +343,14 @@ def run_senders(
         if carriers and bind.carrier not in carriers:
             continue
         sender = CarrierSender(
-            bind, engine, settings.sms, settings.tz,  # type: ignore[attr-defined]
+            bind,
+            engine,
+            settings.sms,
+            settings.tz,  # type: ignore[attr-defined]
             threading.Event() if drain else stop,
-            drain=drain, receipt_wait=receipt_wait, clock=clock,
+            drain=drain,
+            receipt_wait=receipt_wait,
+            clock=clock,
         )
         senders.append(sender)
         sender.start()

@@ -16,19 +16,27 @@ class SmsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     require_second_operator: bool = Field(
-        True, description="approval must come from someone other than the drafter"
+        default=True, description="approval must come from someone other than the drafter"
     )
-    max_parts: int = Field(6, ge=1, le=255, description="longest text allowed, in SMS parts")
+    max_parts: int = Field(
+        default=6, ge=1, le=255, description="longest text allowed, in SMS parts"
+    )
     quiet_hours: str | None = Field(
-        "21:00-06:00", description="local HH:MM-HH:MM when no routine SMS is sent"
+        default="21:00-06:00", description="local HH:MM-HH:MM when no routine SMS is sent"
     )
     validity_hours: float = Field(
-        24, gt=0, description="a submitted message with no final receipt after this expires"
+        default=24, gt=0, description="a submitted message with no final receipt after this expires"
     )
-    lease_seconds: float = Field(60, gt=0, description="a claimed message returns to the queue "
-                                 "this long after its sender stops renewing it")
-    reconnect_max_seconds: float = Field(30, gt=0, description="cap of the reconnect backoff")
-    enquire_link_seconds: float = Field(30, gt=0)
+    lease_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="a claimed message returns to the queue "
+        "this long after its sender stops renewing it",
+    )
+    reconnect_max_seconds: float = Field(
+        default=30, gt=0, description="cap of the reconnect backoff"
+    )
+    enquire_link_seconds: float = Field(default=30, gt=0)
     test_numbers: list[str] = Field(
         default_factory=list, description="the only recipients of exercise blasts"
     )

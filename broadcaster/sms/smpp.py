@@ -37,8 +37,6 @@ TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
 
 
-
-
 @dataclass(frozen=True)
 class BindConfig:
     """Where and how fast one bind talks to its SMSC."""
@@ -153,8 +151,12 @@ class SmppSession:
         flying = {id(out) for out, _, _ in self.inflight.values()}
         released: set[int] = set()
         for out, _ in self.ready:
-            if (out.claimed.blast_id in blast_ids and not out.done and out.acked == 0
-                    and id(out) not in flying):
+            if (
+                out.claimed.blast_id in blast_ids
+                and not out.done
+                and out.acked == 0
+                and id(out) not in flying
+            ):
                 out.done = True
                 released.add(out.claimed.id)
         self._pending.released.extend(sorted(released))
@@ -188,8 +190,14 @@ class SmppSession:
         return None
 
     def _submit_pdu(self, seq: int, out: Outgoing, esm_class: int, short_message: bytes) -> bytes:
-        return submit_sm_pdu(seq, self.config.source_addr, out.claimed.msisdn, esm_class,
-                             out.data_coding, short_message)
+        return submit_sm_pdu(
+            seq,
+            self.config.source_addr,
+            out.claimed.msisdn,
+            esm_class,
+            out.data_coding,
+            short_message,
+        )
 
     # -- receiving --------------------------------------------------------------------
     def on_bytes(self, data: bytes, now: float) -> list[bytes]:
@@ -201,10 +209,10 @@ class SmppSession:
         replies: list[bytes] = []
         buffer, pos = link.buffer, 0
         while len(buffer) - pos >= 16:
-            length = int.from_bytes(buffer[pos:pos + 4], "big")
+            length = int.from_bytes(buffer[pos : pos + 4], "big")
             if len(buffer) - pos < length:
                 break
-            reply = self._on_pdu(bytes(buffer[pos:pos + length]), now)
+            reply = self._on_pdu(bytes(buffer[pos : pos + length]), now)
             pos += length
             if reply is not None:
                 replies.append(reply)
@@ -229,8 +237,9 @@ class SmppSession:
         if command_id == 0x00000006:  # unbind from the SMSC
             raise LinkLost("smsc_unbind", _HEADER.pack(16, 0x80000006, 0, seq))
         if command_id == 0x80000000:  # generic_nack
-            log.warning("sms.generic_nack", carrier=self.config.carrier, sequence=seq,
-                        status=hex(status))
+            log.warning(
+                "sms.generic_nack", carrier=self.config.carrier, sequence=seq, status=hex(status)
+            )
             self._on_submit_resp(seq, status or smpplib.consts.SMPP_ESME_RSYSERR, "", now)
             return None
         log.info("sms.pdu_ignored", carrier=self.config.carrier, command_id=hex(command_id))
@@ -253,8 +262,12 @@ class SmppSession:
         elif status in RETRY_STATUSES:
             pause = self.bucket.slow_down(now)
             self.retry.append((now + max(pause, self.config.throttle_pause), out, index))
-            log.info("sms.throttled", carrier=self.config.carrier, status=hex(status),
-                     rate=round(self.bucket.rate, 1))
+            log.info(
+                "sms.throttled",
+                carrier=self.config.carrier,
+                status=hex(status),
+                rate=round(self.bucket.rate, 1),
+            )
         elif not out.done:
             self._finish(out)
             desc = smpplib.consts.DESCRIPTIONS.get(status, "unknown status")
@@ -334,9 +347,15 @@ def open_link(config: BindConfig, sequence: int, timeout: float = 10.0) -> socke
     sock = socket.create_connection((config.host, config.port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     pdu = smpplib.smpp.make_pdu(
-        "bind_transceiver", sequence=sequence, system_id=config.system_id,
-        password=config.password, system_type="", interface_version=0x34,
-        addr_ton=0, addr_npi=0, address_range="",
+        "bind_transceiver",
+        sequence=sequence,
+        system_id=config.system_id,
+        password=config.password,
+        system_type="",
+        interface_version=0x34,
+        addr_ton=0,
+        addr_npi=0,
+        address_range="",
     )
     pdu.sequence = sequence
     sock.sendall(pdu.generate())
@@ -361,7 +380,11 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
 
 
 def submit_sm_pdu(
-    sequence: int, source_addr: str, destination_addr: str, esm_class: int, data_coding: int,
+    sequence: int,
+    source_addr: str,
+    destination_addr: str,
+    esm_class: int,
+    data_coding: int,
     short_message: bytes,
 ) -> bytes:
     """Pack a submit_sm asking for a delivery receipt.
@@ -371,19 +394,33 @@ def submit_sm_pdu(
     generic field walk alone took a quarter of a core.
     """
     alphanumeric = not source_addr.isdigit()
-    body = b"".join((
-        b"\0",  # service_type
-        bytes((smpplib.consts.SMPP_TON_ALNUM, smpplib.consts.SMPP_NPI_UNK) if alphanumeric
-              else (smpplib.consts.SMPP_TON_INTL, smpplib.consts.SMPP_NPI_ISDN)),
-        source_addr.encode("ascii"), b"\0",
-        bytes((smpplib.consts.SMPP_TON_INTL, smpplib.consts.SMPP_NPI_ISDN)),
-        destination_addr.encode("ascii"), b"\0",
-        bytes((esm_class, 0, 0)),  # esm_class, protocol_id, priority_flag
-        b"\0\0",  # schedule_delivery_time, validity_period
-        bytes((smpplib.consts.SMPP_SMSC_DELIVERY_RECEIPT_BOTH, 0, data_coding, 0,
-               len(short_message))),
-        short_message,
-    ))
+    body = b"".join(
+        (
+            b"\0",  # service_type
+            bytes(
+                (smpplib.consts.SMPP_TON_ALNUM, smpplib.consts.SMPP_NPI_UNK)
+                if alphanumeric
+                else (smpplib.consts.SMPP_TON_INTL, smpplib.consts.SMPP_NPI_ISDN)
+            ),
+            source_addr.encode("ascii"),
+            b"\0",
+            bytes((smpplib.consts.SMPP_TON_INTL, smpplib.consts.SMPP_NPI_ISDN)),
+            destination_addr.encode("ascii"),
+            b"\0",
+            bytes((esm_class, 0, 0)),  # esm_class, protocol_id, priority_flag
+            b"\0\0",  # schedule_delivery_time, validity_period
+            bytes(
+                (
+                    smpplib.consts.SMPP_SMSC_DELIVERY_RECEIPT_BOTH,
+                    0,
+                    data_coding,
+                    0,
+                    len(short_message),
+                )
+            ),
+            short_message,
+        )
+    )
     return _HEADER.pack(16 + len(body), 0x00000004, 0, sequence) + body
 
 

@@ -53,8 +53,11 @@ class Row:
 
 
 def parse_rows(
-    lines: Iterable[dict[str, str]], router: CarrierRouter, communes: set[str],
-    report: ImportReport, first_line: int = 2,
+    lines: Iterable[dict[str, str]],
+    router: CarrierRouter,
+    communes: set[str],
+    report: ImportReport,
+    first_line: int = 2,
 ) -> Iterator[Row]:
     """Yield valid rows; record every invalid one in the report with its line number."""
     for line_no, record in enumerate(lines, start=first_line):
@@ -72,12 +75,20 @@ def parse_rows(
         if carrier is None:
             report.errors.append((line_no, f"msisdn: no carrier prefix matches {msisdn}"))
             continue
-        yield Row(msisdn, commune, carrier, (record.get("language") or "").strip() or None,
-                  (record.get("name") or "").strip() or None)
+        yield Row(
+            msisdn,
+            commune,
+            carrier,
+            (record.get("language") or "").strip() or None,
+            (record.get("name") or "").strip() or None,
+        )
 
 
 def import_csv(
-    engine: Engine, path: Path, router: CarrierRouter, communes: set[str],
+    engine: Engine,
+    path: Path,
+    router: CarrierRouter,
+    communes: set[str],
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import a subscriber CSV (columns msisdn, commune; optional language, name)."""
@@ -104,8 +115,13 @@ def import_csv(
         report.imported += _write(engine, batch.values())
         if progress:
             progress(report.read)
-    log.info("sms.subscribers_imported", file=str(path), read=report.read,
-             imported=report.imported, rejected=len(report.errors))
+    log.info(
+        "sms.subscribers_imported",
+        file=str(path),
+        read=report.read,
+        imported=report.imported,
+        rejected=len(report.errors),
+    )
     return report
 
 

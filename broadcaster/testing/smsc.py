@@ -22,10 +22,13 @@ from dataclasses import dataclass, field
 import smpp34
 import structlog
 
+from broadcaster.sms.smpp import TLV_MESSAGE_STATE, TLV_RECEIPTED_MESSAGE_ID
+
 log = structlog.get_logger(__name__)
 
 ESME_RTHROTTLED = 0x58
 ESME_RMSGQFUL = 0x14
+
 
 @dataclass(frozen=True)
 class SmscPolicy:
@@ -42,6 +45,7 @@ class SmscPolicy:
     undeliverable_every: int = 0
     drop_after: int = 0
 
+
 @dataclass(frozen=True)
 class Submit:
     """One submit_sm the SMSC accepted, as it arrived."""
@@ -54,6 +58,7 @@ class Submit:
     short_message: bytes
     message_id: str
 
+
 @dataclass
 class SmscStats:
     """What the SMSC saw, for tests to count and reassemble."""
@@ -64,11 +69,13 @@ class SmscStats:
     drops: int = 0
     receipts_sent: int = 0
 
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
 
 class TestSmsc:
     """An SMSC on 127.0.0.1:port run inside an asyncio loop."""
@@ -163,16 +170,18 @@ class TestSmsc:
 
     async def _send_receipt(self, submit: Submit, stat: str) -> None:
         esme = next(
-            (s for s in self._sessions.values() if s.system_id == submit.system_id
-             and s.can_receive),
+            (
+                s
+                for s in self._sessions.values()
+                if s.system_id == submit.system_id and s.can_receive
+            ),
             None,
         )
         if esme is None:
             self._held[submit.system_id].append((submit, stat))
             return
         shown_id = (
-            str(int(submit.message_id, 16)) if self.policy.receipt_id_decimal
-            else submit.message_id
+            str(int(submit.message_id, 16)) if self.policy.receipt_id_decimal else submit.message_id
         )
         err = "000" if stat == "DELIVRD" else "001"
         text = (
@@ -182,13 +191,16 @@ class TestSmsc:
         tlvs = []
         if self.policy.receipt_tlv:
             tlvs = [
-                smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, submit.message_id.encode() + b"\0"),
-                smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, bytes([2 if stat == "DELIVRD" else 5])),
+                smpp34.Tlv(TLV_RECEIPTED_MESSAGE_ID, submit.message_id.encode() + b"\0"),
+                smpp34.Tlv(TLV_MESSAGE_STATE, bytes([2 if stat == "DELIVRD" else 5])),
             ]
         try:
             await esme.deliver_sm(
-                submit.source_addr, text.encode(), source_addr=submit.destination_addr,
-                esm_class=0x04, tlvs=tlvs,
+                submit.source_addr,
+                text.encode(),
+                source_addr=submit.destination_addr,
+                esm_class=0x04,
+                tlvs=tlvs,
             )
         except smpp34.SmppError:
             self._held[submit.system_id].append((submit, stat))
@@ -235,6 +247,7 @@ class TestSmsc:
         with self.changed:
             return self.changed.wait_for(lambda: predicate(self.stats), timeout)
 
+
 def _fault_status(policy: SmscPolicy, n: int) -> int:
     if policy.throttle_every and n % policy.throttle_every == 0:
         return ESME_RTHROTTLED
@@ -243,6 +256,7 @@ def _fault_status(policy: SmscPolicy, n: int) -> int:
     if policy.reject_every and n % policy.reject_every == 0:
         return policy.reject_status
     return 0
+
 
 class SmscThread:
     """Run TestSmsc instances in a background thread with their own event loop."""
@@ -277,6 +291,7 @@ class SmscThread:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
+
 async def _wait_listening(ports: list[int]) -> None:
     for port in ports:
         for _ in range(200):
@@ -287,6 +302,7 @@ async def _wait_listening(ports: list[int]) -> None:
                 continue
             writer.close()
             break
+
 
 def run_forever(smscs: list[TestSmsc]) -> None:
     """Serve in the foreground until interrupted (the `broadcaster smsc` command)."""
