@@ -3,7 +3,7 @@
 import pytest
 
 from broadcaster.sms.receipts import NotAReceipt, id_readings, normalise_id, parse_receipt
-from broadcaster.sms.states import MessageState, Priority, can_move
+from broadcaster.sms.states import MessageState, Priority, can_move, moving_to
 
 TEXT = (
     b"id:0001a2b3 sub:001 dlvrd:001 submit date:2101010000 done date:2101010000 "
@@ -42,6 +42,7 @@ def test_hex_and_decimal_readings_of_an_id():
 def test_message_state_moves_are_checked_in_one_place():
     assert can_move(MessageState.QUEUED, MessageState.SENDING)
     assert can_move(MessageState.SENDING, MessageState.QUEUED)
+    assert moving_to(MessageState.FAILED) == "state IN ('sending', 'submitted')"
     assert not can_move(MessageState.DELIVERED, MessageState.QUEUED)
     assert not can_move(MessageState.QUEUED, MessageState.DELIVERED)
     assert Priority.URGENT.rank < Priority.ROUTINE.rank

@@ -18,7 +18,7 @@ from broadcaster.areas import AreaRegistry
 from broadcaster.sms.encoding import encode_text
 from broadcaster.sms.numbers import CarrierRouter, normalise_msisdn
 from broadcaster.sms.settings import SmsSettings
-from broadcaster.sms.states import BlastState, MessageState, Priority
+from broadcaster.sms.states import BlastState, MessageState, Priority, moving_to
 from broadcaster.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
@@ -225,7 +225,7 @@ def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
         result = conn.execute(
             text(
                 "UPDATE sms_messages SET state = 'cancelled', final_at = :at, "
-                "reason = :reason WHERE blast_id = :id AND state = 'queued'"
+                f"reason = :reason WHERE blast_id = :id AND {moving_to(MessageState.CANCELLED)}"
             ).bindparams(at),
             {"at": now, "id": blast_id, "reason": f"blast cancelled by {by}"},
         )

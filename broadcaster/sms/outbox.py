@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import BindParameter, Connection, Engine, Row, bindparam, text
 
 from broadcaster.sms.receipts import Receipt, id_readings
+from broadcaster.sms.states import MessageState, moving_to
 from broadcaster.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
@@ -47,6 +48,8 @@ class Outcomes:
 
 
 _TS = UTCDateTime()
+QUEUED, SENDING, SUBMITTED = MessageState.QUEUED, MessageState.SENDING, MessageState.SUBMITTED
+DELIVERED, FAILED, EXPIRED = MessageState.DELIVERED, MessageState.FAILED, MessageState.EXPIRED
 
 
 def _t(name: str) -> BindParameter[datetime]:
@@ -55,13 +58,13 @@ def _t(name: str) -> BindParameter[datetime]:
 
 _RELEASE_EXPIRED = text(
     "UPDATE sms_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL "
-    "WHERE carrier = :carrier AND state = 'sending' AND lease_until < :now"
+    f"WHERE carrier = :carrier AND {moving_to(QUEUED)} AND lease_until < :now"
 ).bindparams(_t("now"))
 
 _CLAIM_SQLITE = text(
     "UPDATE sms_messages SET state = 'sending', sending_at = :now, lease_owner = :owner, "
     "lease_until = :until, attempts = attempts + 1 WHERE id IN ("
-    " SELECT id FROM sms_messages WHERE carrier = :carrier AND state = 'queued'"
+    f" SELECT id FROM sms_messages WHERE carrier = :carrier AND {moving_to(SENDING)}"
     " AND rank <= :max_rank ORDER BY rank, id LIMIT :limit) "
     "RETURNING id, blast_id, msisdn, rank"
 ).bindparams(_t("now"), _t("until"))
@@ -69,7 +72,7 @@ _CLAIM_SQLITE = text(
 _CLAIM_PG = text(
     "UPDATE sms_messages SET state = 'sending', sending_at = :now, lease_owner = :owner, "
     "lease_until = :until, attempts = attempts + 1 WHERE id IN ("
-    " SELECT id FROM sms_messages WHERE carrier = :carrier AND state = 'queued'"
+    f" SELECT id FROM sms_messages WHERE carrier = :carrier AND {moving_to(SENDING)}"
     " AND rank <= :max_rank ORDER BY rank, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
     "RETURNING id, blast_id, msisdn, rank"
 ).bindparams(_t("now"), _t("until"))
@@ -81,23 +84,23 @@ _INSERT_PART = text(
 
 _SUBMITTED = text(
     "UPDATE sms_messages SET state = 'submitted', submitted_at = :at, lease_owner = NULL, "
-    "lease_until = NULL WHERE id = :m AND state = 'sending'"
+    f"lease_until = NULL WHERE id = :m AND {moving_to(SUBMITTED)}"
 ).bindparams(_t("at"))
 
 _FAILED = text(
     "UPDATE sms_messages SET state = 'failed', final_at = :at, status = :status, "
     "reason = :reason, lease_owner = NULL, lease_until = NULL "
-    "WHERE id = :m AND state IN ('sending', 'submitted')"
+    f"WHERE id = :m AND {moving_to(FAILED)}"
 ).bindparams(_t("at"))
 
 _RELEASED = text(
     "UPDATE sms_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL "
-    "WHERE id = :m AND state = 'sending' AND lease_owner = :owner"
+    f"WHERE id = :m AND {moving_to(QUEUED)} AND lease_owner = :owner"
 )
 
 _DELIVERED_WHEN_COMPLETE = text(
     "UPDATE sms_messages SET state = 'delivered', final_at = :at WHERE id = :m "
-    "AND state = 'submitted' AND (SELECT count(DISTINCT p.seq) FROM sms_parts p "
+    f"AND {moving_to(DELIVERED)} AND (SELECT count(DISTINCT p.seq) FROM sms_parts p "
     " WHERE p.message_id = sms_messages.id AND p.stat = 'DELIVRD') >= "
     "(SELECT b.parts FROM sms_blasts b WHERE b.id = sms_messages.blast_id)"
 ).bindparams(_t("at"))
@@ -119,7 +122,7 @@ _RENEW = text(
 _EXPIRE = text(
     "UPDATE sms_messages SET state = 'expired', final_at = :now, "
     "reason = 'no final delivery receipt within the validity period' "
-    "WHERE carrier = :carrier AND state = 'submitted' AND submitted_at < :deadline"
+    f"WHERE carrier = :carrier AND {moving_to(EXPIRED)} AND submitted_at < :deadline"
 ).bindparams(_t("now"), _t("deadline"))
 
 

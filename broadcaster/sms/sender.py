@@ -120,7 +120,7 @@ class CarrierSender:
         self._chores(mono)
         wire = session.fill(mono)
         if link.enquire_sent is None and mono - link.last_rx > cfg.enquire_link:
-            wire.append(enquire_link_pdu(session._next_seq()))
+            wire.append(enquire_link_pdu(session.next_seq()))
             link.enquire_sent = mono
         if wire:
             self._send(b"".join(wire))
@@ -226,7 +226,7 @@ class CarrierSender:
     def _connect(self) -> bool:
         session, cfg = self.session, self.bind
         try:
-            sock = open_link(cfg, session._next_seq())
+            sock = open_link(cfg, session.next_seq())
         except (OSError, LinkLost) as exc:
             log.warning(
                 "sms.bind_failed", carrier=cfg.carrier, host=cfg.host, port=cfg.port, error=str(exc)
@@ -301,7 +301,7 @@ class CarrierSender:
         self._record(time.monotonic())
         if session.link is not None:
             with contextlib.suppress(OSError):
-                self._send(unbind_pdu(session._next_seq()))
+                self._send(unbind_pdu(session.next_seq()))
             session.link.sock.close()
             session.link = None
         log.info("sms.sender_stopped", carrier=self.bind.carrier)

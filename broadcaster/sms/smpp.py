@@ -129,7 +129,8 @@ class SmppSession:
         """Return how many more parts the window allows right now."""
         return self.config.window - len(self.inflight) - self.open_parts - self.undurable
 
-    def _next_seq(self) -> int:
+    def next_seq(self) -> int:
+        """Return the next SMPP sequence number of this bind."""
         self._seq = self._seq % 0x7FFFFFFF + 1
         return self._seq
 
@@ -172,7 +173,7 @@ class SmppSession:
                     self.ready.appendleft(item)
                 break
             out, index = item
-            seq = self._next_seq()
+            seq = self.next_seq()
             esm_class, short_message = out.pdus[index]
             wire.append(self._submit_pdu(seq, out, esm_class, short_message))
             self.inflight[seq] = (out, index, now)

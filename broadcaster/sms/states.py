@@ -37,15 +37,11 @@ class Priority(StrEnum):
         return 0 if self is Priority.URGENT else 1
 
 
-FINAL = frozenset(
-    {MessageState.DELIVERED, MessageState.FAILED, MessageState.EXPIRED, MessageState.CANCELLED}
-)
-
 TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     MessageState.QUEUED: frozenset({MessageState.SENDING, MessageState.CANCELLED}),
-    # A sending message returns to the queue when its lease lapses (crash) or it is dropped.
+    # A sending message returns to the queue when its lease lapses (crash) or it is released.
     MessageState.SENDING: frozenset(
-        {MessageState.QUEUED, MessageState.SUBMITTED, MessageState.FAILED, MessageState.SENDING}
+        {MessageState.QUEUED, MessageState.SUBMITTED, MessageState.FAILED}
     ),
     MessageState.SUBMITTED: frozenset(
         {MessageState.DELIVERED, MessageState.FAILED, MessageState.EXPIRED}
@@ -56,3 +52,13 @@ TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
 def can_move(old: MessageState, new: MessageState) -> bool:
     """Tell whether a message may move from old to new."""
     return new in TRANSITIONS.get(old, frozenset())
+
+
+def moving_to(new: MessageState) -> str:
+    """Return the SQL condition `state IN (…)` naming every state allowed to move to new.
+
+    Every UPDATE of a message's state uses it, so the table above is the one
+    place that decides, and a late or repeated outcome changes nothing.
+    """
+    sources = sorted(old for old in TRANSITIONS if can_move(old, new))
+    return "state IN (" + ", ".join(f"'{old}'" for old in sources) + ")"
