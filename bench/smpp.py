@@ -22,6 +22,7 @@ from statistics import median
 
 import smpplib.client
 import smpplib.consts
+import smpplib.exceptions
 import structlog
 from sqlalchemy import text
 
@@ -63,7 +64,7 @@ def start_smsc(port: int, delay_ms: float, receipts: list[str]) -> subprocess.Po
     raise RuntimeError("SMSC did not start")
 
 
-def bare_loop(port: int, count: int, window: int) -> float:
+def bare_loop(port: int, count: int, window: int, receipts_on: bool = True) -> float:
     """Send count submit_sm with smpplib, window outstanding, answering receipts."""
     client = smpplib.client.Client("127.0.0.1", port, allow_unknown_opt_params=True)
     client.connect()
@@ -93,11 +94,23 @@ def bare_loop(port: int, count: int, window: int) -> float:
                 smpplib.smpp.make_pdu("deliver_sm_resp", client=client, sequence=pdu.sequence)
             )
     elapsed = time.perf_counter() - start
+    receipts = 0
+    client._socket.settimeout(2.0)
+    try:  # untimed: collect outstanding receipts so the next run finds the SMSC idle
+        while receipts_on and receipts < count:
+            pdu = client.read_pdu()
+            if pdu.command == "deliver_sm":
+                receipts += 1
+                client.send_pdu(
+                    smpplib.smpp.make_pdu("deliver_sm_resp", client=client, sequence=pdu.sequence)
+                )
+    except (OSError, smpplib.exceptions.ConnectionError):
+        pass
     client.disconnect()
     return count / elapsed
 
 
-def our_sender(port: int, count: int, window: int) -> float:
+def our_sender(port: int, count: int, window: int, receipts_on: bool = True) -> float:
     """Send a count-recipient blast through run_senders; time until all are submitted."""
     tmp = Path(tempfile.mkdtemp())
     url = f"sqlite:///{tmp / 'bench.db'}"
@@ -131,6 +144,13 @@ def our_sender(port: int, count: int, window: int) -> float:
                 break
         time.sleep(0.02)
     elapsed = time.perf_counter() - start
+    waiting = text("SELECT count(*) FROM sms_messages WHERE state = 'submitted'")
+    deadline = time.monotonic() + 30  # untimed: let receipts finish so the SMSC ends idle
+    while receipts_on and time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(waiting).scalar_one() == 0:
+                break
+        time.sleep(0.1)
     stop.set()
     runner.join()
     return count / elapsed
@@ -168,11 +188,11 @@ def main() -> None:
             smsc = start_smsc(port, delay, receipts)
             try:
                 if run % 2:
-                    ours.append(our_sender(port, args.count, args.window))
-                    bares.append(bare_loop(port, args.count, args.window))
+                    ours.append(our_sender(port, args.count, args.window, not receipts))
+                    bares.append(bare_loop(port, args.count, args.window, not receipts))
                 else:
-                    bares.append(bare_loop(port, args.count, args.window))
-                    ours.append(our_sender(port, args.count, args.window))
+                    bares.append(bare_loop(port, args.count, args.window, not receipts))
+                    ours.append(our_sender(port, args.count, args.window, not receipts))
             finally:
                 smsc.terminate()
                 smsc.wait()

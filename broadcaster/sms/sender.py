@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, tzinfo
 import structlog
 from sqlalchemy import Engine
 
+from broadcaster.config import Settings
 from broadcaster.sms.outbox import Outbox
 from broadcaster.sms.receipts import Receipt
 from broadcaster.sms.settings import SmsSettings
@@ -307,9 +308,9 @@ class CarrierSender:
         log.info("sms.sender_stopped", carrier=self.bind.carrier)
 
 
-def bind_configs(settings: object) -> list[BindConfig]:
+def bind_configs(settings: Settings) -> list[BindConfig]:
     """Return one BindConfig per configured carrier."""
-    sms: SmsSettings = settings.sms  # type: ignore[attr-defined]
+    sms = settings.sms
     return [
         BindConfig(
             carrier=name,
@@ -323,12 +324,12 @@ def bind_configs(settings: object) -> list[BindConfig]:
             enquire_link=sms.enquire_link_seconds,
             reconnect_max=sms.reconnect_max_seconds,
         )
-        for name, c in settings.carriers.items()  # type: ignore[attr-defined]
+        for name, c in settings.carriers.items()
     ]
 
 
 def run_senders(
-    settings: object,
+    settings: Settings,
     engine: Engine,
     stop: threading.Event,
     *,
@@ -346,7 +347,7 @@ def run_senders(
             bind,
             engine,
             settings.sms,
-            settings.tz,  # type: ignore[attr-defined]
+            settings.tz,
             threading.Event() if drain else stop,
             drain=drain,
             receipt_wait=receipt_wait,
