@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from broadcaster.areas import Area, AreaKind, AreaRegistry, Station
+from broadcaster.audio.settings import AudioSettings
 from broadcaster.levels import Ladder, Level
 from broadcaster.sms.settings import SmsSettings
 
@@ -154,6 +155,7 @@ class Settings(_Model):
     carriers: dict[str, CarrierConfig] = Field(default_factory=dict)
     sms: SmsSettings = SmsSettings()
     planner: PlannerSettings = PlannerSettings()
+    audio: AudioSettings = AudioSettings()
 
     _path: Path = PrivateAttr(default=Path("config.toml"))
 

@@ -81,3 +81,7 @@ def cli(sample_config: Path) -> Callable[..., Result]:
 def broadcaster_cmd() -> list[str]:
     """The command line that runs broadcaster as a real process."""
     return [sys.executable, "-m", "broadcaster"]
+
+
+# --- audio (issue 5): its fixtures live in tests/audio_fixtures.py ----------------------
+pytest_plugins = ["tests.audio_fixtures"]

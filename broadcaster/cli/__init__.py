@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from broadcaster.cli import areas, config, db, level, logs, sms
+from broadcaster.cli import areas, audio, config, db, level, logs, sms
 from broadcaster.cli import daemon as daemon_cli
 from broadcaster.cli import plan as plan_cli
 from broadcaster.cli.context import App, DomainGroup, config_option
@@ -30,3 +30,5 @@ main.add_command(plan_cli.schedule_cmd)
 main.add_command(daemon_cli.run_cmd)
 main.add_command(daemon_cli.status_cmd)
 main.add_command(daemon_cli.reload_cmd)
+for command in audio.commands:
+    main.add_command(command)

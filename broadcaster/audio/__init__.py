@@ -1,0 +1,1 @@
+"""Loudspeaker audio: clip library, loudness, playlists, publishing."""

@@ -1,0 +1,292 @@
+"""Loudspeaker commands: `audio import|list|publish`, `serve`, `stations`, `asrun`, `notice`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import click
+
+from broadcaster.audio.library import ClipKind, Library, LibraryError, import_clip, load_library
+from broadcaster.audio.notice import affected_stations, issue_notice, republish
+from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
+from broadcaster.audio.render import RenderError
+from broadcaster.audio.settings import library_dir
+from broadcaster.cli.context import App, config_option, format_option, pass_app
+from broadcaster.store.audio import approve_notice, load_asrun
+from broadcaster.web import make_app, uvicorn_server
+
+
+class _AudioGroup(click.Group):
+    """Show library and rendering problems as one clean error line."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (LibraryError, RenderError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _library(app: App) -> Library:
+    return load_library(library_dir(app.settings.audio, app.settings.path))
+
+
+@click.group("audio", cls=_AudioGroup)
+def audio() -> None:
+    """The clip library and playlist publishing."""
+
+
+@audio.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--title", required=True, help="What the clip says, for people.")
+@click.option("--language", required=True, help="ISO 639 code: vi, tyz, ium, nut, …")
+@click.option(
+    "--kind", type=click.Choice([k.value for k in ClipKind]), default="bulletin", show_default=True
+)
+@click.option("--id", "clip_id", help="Library id shared by language variants (default: name).")
+@click.option("--valid-from", type=click.DateTime(["%Y-%m-%d"]), help="First day it may air.")
+@click.option("--valid-until", type=click.DateTime(["%Y-%m-%d"]), help="Last day it may air.")
+@click.option("--replace", is_flag=True, help="Swap an existing clip of that id and language.")
+@pass_app
+def import_cmd(
+    app: App,
+    file: Path,
+    title: str,
+    language: str,
+    kind: str,
+    clip_id: str | None,
+    valid_from: datetime | None,
+    valid_until: datetime | None,
+    replace: bool,
+) -> None:
+    """Copy FILE into the library with its duration and SHA-256."""
+    _, clip = import_clip(
+        _library(app),
+        file,
+        clip_id=clip_id,
+        title=title,
+        language=language,
+        kind=ClipKind(kind),
+        replace=replace,
+        valid_from=valid_from.date() if valid_from else None,
+        valid_until=valid_until.date() if valid_until else None,
+    )
+    click.echo(
+        f"{clip.id} [{clip.language}] {clip.kind} {clip.duration:.2f}s "
+        f"sha256 {clip.sha256[:12]}… -> {clip.file}"
+    )
+
+
+@audio.command("list")
+@format_option
+@pass_app
+def list_cmd(app: App, fmt: str) -> None:
+    """List the clips in the library."""
+    clips = sorted(_library(app).clips, key=lambda c: (c.id, c.language))
+    if fmt == "json":
+        app.echo_json(
+            [
+                {
+                    "id": c.id,
+                    "language": c.language,
+                    "kind": c.kind.value,
+                    "title": c.title,
+                    "file": str(c.file),
+                    "duration": c.duration,
+                    "sha256": c.sha256,
+                    "valid_from": c.valid_from,
+                    "valid_until": c.valid_until,
+                }
+                for c in clips
+            ]
+        )
+        return
+    for c in clips:
+        valid = (
+            f"  valid {c.valid_from or '…'}–{c.valid_until or '…'}"
+            if (c.valid_from or c.valid_until)
+            else ""
+        )
+        click.echo(f"{c.id:<20} {c.language:<4} {c.kind:<9} {c.duration:7.2f}s  {c.title}{valid}")
+
+
+@audio.command("publish")
+@pass_app
+def publish_cmd(app: App) -> None:
+    """Republish today and tomorrow from the last published plan and the live notices."""
+    report = republish(
+        app.engine, app.registry, publisher(app.settings), _library(app), now=app.now()
+    )
+    click.echo(
+        f"{report.stations} stations, {report.slots} slots: {report.written} files "
+        f"written, {report.unchanged} unchanged, {report.removed} removed, "
+        f"{len(report.dropped)} items dropped"
+    )
+
+
+@click.command("serve")
+@pass_app
+def serve(app: App) -> None:
+    """Run the station API alone (the daemon runs it too)."""
+    settings = app.settings
+    web = make_app(
+        publisher(settings),
+        frozenset(stations(app.registry)),
+        engine=app.engine,
+        clock=app.now,
+        max_body=settings.audio.max_report_bytes,
+    )
+    uvicorn_server(web, settings.http.bind).run()
+
+
+@click.command("stations")
+@format_option
+@pass_app
+def stations_cmd(app: App, fmt: str) -> None:
+    """List stations with the URLs of their current or next slot (token included)."""
+    pub = publisher(app.settings)
+    now = app.now()
+    rows = []
+    for code, area in stations(app.registry).items():
+        current, upcoming = current_and_next(pub, code, now)
+        slot = current or upcoming
+        rows.append(
+            {
+                "station": code,
+                "area": area.code,
+                "name": area.name,
+                "slot": slot.id if slot else None,
+                "start": app.local(slot.start) if slot else None,
+                "playlist_url": playlist_url(pub, slot) if slot else None,
+                "manifest_url": playlist_url(pub, slot, ".json") if slot else None,
+            }
+        )
+    if fmt == "json":
+        app.echo_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['station']:<14} {row['area']:<6} {row['start'] or 'nothing published'}"
+            f"  {row['playlist_url'] or ''}"
+        )
+
+
+@click.command("asrun")
+@click.option("--station", help="Only this station.")
+@click.option(
+    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Local day (default: today)."
+)
+@format_option
+@pass_app
+def asrun(app: App, station: str | None, day: datetime | None, fmt: str) -> None:
+    """Show what stations reported airing (the as-run log)."""
+    tz = app.settings.tz
+    local_day = day.date() if day else app.now().astimezone(tz).date()
+    start = datetime.combine(local_day, time(), tz)
+    rows = load_asrun(app.engine, station, start, _next_midnight(local_day, tz))
+    if fmt == "json":
+        app.echo_json(
+            [
+                {
+                    "station": r.station,
+                    "slot": r.slot,
+                    "item": r.item,
+                    "started": app.local(r.started),
+                    "finished": app.local(r.finished),
+                    "received": app.local(r.received),
+                }
+                for r in rows
+            ]
+        )
+        return
+    if not rows:
+        click.echo(f"no playback reported on {local_day}")
+    for r in rows:
+        click.echo(
+            f"{app.local(r.started)}  {r.station:<14} {r.slot or '-':<6} {r.item}"
+            f"  until {app.local(r.finished) or '?'}"
+        )
+
+
+def _next_midnight(day: date, tz: object) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(), tz)  # type: ignore[arg-type]
+
+
+@click.group("notice", invoke_without_command=True, cls=_AudioGroup)
+@click.option("--area", "areas", multiple=True, help="Area code (repeat for several).")
+@click.option(
+    "--audio",
+    "audio_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A recorded notice.",
+)
+@click.option("--text", help="Text to speak with espeak-ng (Vietnamese voice).")
+@click.option("--by", help="Operator issuing the notice.")
+@config_option
+@click.pass_context
+def notice(
+    ctx: click.Context,
+    areas: tuple[str, ...],
+    audio_file: Path | None,
+    text: str | None,
+    by: str | None,
+    config_path: Path | None,
+) -> None:
+    """Put an emergency notice at the head of the affected stations' current playlists."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not areas or not by:
+        raise click.UsageError(
+            "notice needs --area CODE… , --audio FILE or --text TEXT, and --by NAME"
+        )
+    ctx.invoke(
+        _issue, config_path=config_path, areas=areas, audio_file=audio_file, text=text, by=by
+    )
+
+
+@pass_app
+def _issue(
+    app: App, areas: tuple[str, ...], audio_file: Path | None, text: str | None, by: str
+) -> None:
+    settings = app.settings
+    needs_approval = settings.audio.notice_requires_approval
+    made, report = issue_notice(
+        app.engine,
+        app.registry,
+        publisher(settings),
+        _library(app),
+        areas=list(areas),
+        audio=audio_file,
+        text=text,
+        by=by,
+        now=app.now(),
+        needs_approval=needs_approval,
+    )
+    if report is None:
+        click.echo(
+            f"notice #{made.id} drafted by {by}; it airs when a second operator runs "
+            f"`broadcaster notice approve {made.id} --by NAME`"
+        )
+    else:
+        click.echo(f"notice #{made.id} on the air at {report.stations} stations")
+
+
+@notice.command("approve")
+@click.argument("notice_id", type=int)
+@click.option("--by", required=True, help="The second operator.")
+@pass_app
+def approve(app: App, notice_id: int, by: str) -> None:
+    """Approve a drafted notice; it goes on the air at once."""
+    made = approve_notice(app.engine, notice_id, by=by, now=app.now())
+    report = republish(
+        app.engine,
+        app.registry,
+        publisher(app.settings),
+        _library(app),
+        now=app.now(),
+        only=affected_stations(app.registry, [made]),
+    )
+    click.echo(f"notice #{made.id} approved by {by}; on the air at {report.stations} stations")
+
+
+commands = (audio, serve, stations_cmd, asrun, notice)

@@ -1,0 +1,198 @@
+"""Tables and queries of the loudspeaker side: as-run reports and emergency notices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Engine, Float, Index, String, Text, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from broadcaster.store.db import session_scope
+from broadcaster.store.models import Base
+from broadcaster.store.types import UTCDateTime
+
+
+class NoticeState(StrEnum):
+    PENDING = "pending"
+    LIVE = "live"
+
+
+class AsRunRow(Base):
+    """One playback a station reported: what it aired, from when to when."""
+
+    __tablename__ = "audio_asrun"
+    __table_args__ = (Index("ix_audio_asrun_station_started", "station", "started"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    station: Mapped[str] = mapped_column(String(64))
+    slot: Mapped[str | None] = mapped_column(String(64))
+    item: Mapped[str] = mapped_column(String(256))
+    started: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    received: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class NoticeRow(Base):
+    """An emergency notice for loudspeakers: what, where, who drafted and approved it."""
+
+    __tablename__ = "audio_notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    areas: Mapped[str] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    clip_file: Mapped[str] = mapped_column(Text)
+    clip_sha256: Mapped[str] = mapped_column(String(64))
+    duration: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True)
+class AsRun:
+    station: str
+    slot: str | None
+    item: str
+    started: datetime
+    finished: datetime | None
+    received: datetime
+
+
+@dataclass(frozen=True)
+class Notice:
+    id: int
+    areas: tuple[str, ...]
+    text: str | None
+    clip_file: str
+    clip_sha256: str
+    duration: float
+    state: NoticeState
+    created_by: str
+    created_at: datetime
+    approved_by: str | None
+    approved_at: datetime | None
+
+    @property
+    def airs_at(self) -> datetime:
+        """A notice airs when it goes live: on approval, or at once when none is needed."""
+        return self.approved_at or self.created_at
+
+
+def record_asrun(engine: Engine, reports: Sequence[AsRun]) -> int:
+    with session_scope(engine) as session:
+        session.add_all(
+            AsRunRow(
+                station=r.station,
+                slot=r.slot,
+                item=r.item,
+                started=r.started,
+                finished=r.finished,
+                received=r.received,
+            )
+            for r in reports
+        )
+    return len(reports)
+
+
+def load_asrun(
+    engine: Engine,
+    station: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[AsRun]:
+    query = select(AsRunRow).order_by(AsRunRow.started, AsRunRow.id)
+    if station is not None:
+        query = query.where(AsRunRow.station == station)
+    if since is not None:
+        query = query.where(AsRunRow.started >= since)
+    if until is not None:
+        query = query.where(AsRunRow.started < until)
+    with session_scope(engine) as session:
+        return [
+            AsRun(r.station, r.slot, r.item, r.started, r.finished, r.received)
+            for r in session.scalars(query)
+        ]
+
+
+def create_notice(
+    engine: Engine,
+    *,
+    areas: Iterable[str],
+    text: str | None,
+    clip_file: str,
+    clip_sha256: str,
+    duration: float,
+    by: str,
+    now: datetime,
+    needs_approval: bool,
+) -> Notice:
+    """Record a notice; it is live at once unless a second operator must approve it."""
+    state = NoticeState.PENDING if needs_approval else NoticeState.LIVE
+    row = NoticeRow(
+        areas=" ".join(areas),
+        text=text,
+        clip_file=clip_file,
+        clip_sha256=clip_sha256,
+        duration=duration,
+        state=state.value,
+        created_by=by,
+        created_at=now,
+    )
+    with session_scope(engine) as session:
+        session.add(row)
+        session.flush()
+        return _notice(row)
+
+
+def approve_notice(engine: Engine, notice_id: int, *, by: str, now: datetime) -> Notice:
+    """Make a pending notice live; the approver must not be the one who drafted it."""
+    with session_scope(engine) as session:
+        row = session.get(NoticeRow, notice_id)
+        if row is None:
+            raise ValueError(f"no notice #{notice_id}")
+        if row.state != NoticeState.PENDING:
+            raise ValueError(f"notice #{notice_id} is {row.state}, not pending approval")
+        if row.created_by.strip().casefold() == by.strip().casefold():
+            raise ValueError(
+                f"notice #{notice_id} was drafted by {row.created_by}; "
+                "a second operator must approve it"
+            )
+        session.execute(
+            update(NoticeRow)
+            .where(NoticeRow.id == notice_id)
+            .values(state=NoticeState.LIVE.value, approved_by=by, approved_at=now)
+        )
+        session.refresh(row)
+        return _notice(row)
+
+
+def live_notices(engine: Engine, since: datetime) -> list[Notice]:
+    """Notices live and airing from `since` on (older ones no longer shape any slot)."""
+    with session_scope(engine) as session:
+        rows = session.scalars(
+            select(NoticeRow)
+            .where(NoticeRow.state == NoticeState.LIVE.value)
+            .order_by(NoticeRow.id)
+        )
+        return [n for n in map(_notice, rows) if n.airs_at >= since]
+
+
+def _notice(row: NoticeRow) -> Notice:
+    return Notice(
+        row.id,
+        tuple(row.areas.split()),
+        row.text,
+        row.clip_file,
+        row.clip_sha256,
+        row.duration,
+        NoticeState(row.state),
+        row.created_by,
+        row.created_at,
+        row.approved_by,
+        row.approved_at,
+    )

@@ -1,0 +1,287 @@
+"""The station API: playlists, manifests, audio, playback reports, health, metrics.
+
+Stations pull. Each has a token (query `?token=` because VLC and Liquidsoap
+cannot send headers; mpv may use `Authorization: Bearer`). No token is 401,
+another station's token is 403. Playlists and manifests carry an ETag of
+their bytes and answer 304 to a matching If-None-Match; audio is immutable
+(named by hash) and served with Range by Starlette's FileResponse. Uvicorn's
+access log is off because request lines carry tokens; requests are logged
+here without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+
+import structlog
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from broadcaster.audio.publish import (
+    PublishedSlot,
+    Publisher,
+    current_and_next,
+    day_document,
+    m3u,
+    slot_manifest,
+)
+from broadcaster.store.audio import AsRun, record_asrun
+
+log = structlog.get_logger(__name__)
+
+M3U_TYPE = "audio/x-mpegurl"  # not the HLS type: VLC would hand it to its HLS module
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SLOT = re.compile(r"^\d{4}(-\d+)?$")
+AUDIO = re.compile(r"^[0-9a-f]{64}\.mp3$")
+MEDIA_TYPES = {"m3u": M3U_TYPE, "json": "application/json"}
+
+
+class Report(BaseModel):
+    """One playback report from a station: an item and when it aired."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: str = Field(min_length=1, max_length=256)
+    started: AwareDatetime
+    finished: AwareDatetime | None = None
+    slot: str | None = Field(None, max_length=64)
+
+
+REPORTS = TypeAdapter(list[Report] | Report)
+
+
+class Metrics:
+    """Counters the station API feeds; other parts register theirs on the same registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.polls = Counter(
+            "broadcaster_station_polls",
+            "Station requests by kind and status",
+            ["kind", "status"],
+            registry=registry,
+        )
+        self.reports = Counter(
+            "broadcaster_playback_reports",
+            "Playback reports stored from stations",
+            registry=registry,
+        )
+
+
+def make_app(
+    pub: Publisher,
+    stations: frozenset[str],
+    *,
+    engine: Engine | None,
+    clock: Callable[[], datetime],
+    max_body: int = 65536,
+    registry: CollectorRegistry | None = None,
+) -> Starlette:
+    """Build the ASGI app; `clock` gives the aware current time (tests pass their own)."""
+    metrics = Metrics(registry or CollectorRegistry())
+    api = _Api(pub, stations, engine, clock, max_body, metrics)
+    return Starlette(
+        routes=[
+            Route("/healthz", api.health),
+            Route("/metrics", api.metrics),
+            Route("/stations/{station}/audio/{name}", api.audio, methods=["GET", "HEAD"]),
+            Route("/stations/{station}/reports", api.reports, methods=["POST"]),
+            Route("/stations/{station}/{which}.{ext}", api.relative_slot),
+            Route("/stations/{station}/{day}/{slot}.{ext}", api.given_slot),
+        ]
+    )
+
+
+class _Api:
+    def __init__(
+        self,
+        pub: Publisher,
+        stations: frozenset[str],
+        engine: Engine | None,
+        clock: Callable[[], datetime],
+        max_body: int,
+        metrics: Metrics,
+    ) -> None:
+        self.pub = pub
+        self.stations = stations
+        self.engine = engine
+        self.clock = clock
+        self.max_body = max_body
+        self.m = metrics
+
+    def health(self, request: Request) -> Response:
+        ok = self.pub.root.is_dir()
+        return JSONResponse(
+            {"status": "ok" if ok else "nothing published yet"}, status_code=200 if ok else 503
+        )
+
+    def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self.m.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def relative_slot(self, request: Request) -> Response:
+        station, which, ext = (request.path_params[k] for k in ("station", "which", "ext"))
+        if (refused := self._guard(request, station, "playlist")) is not None:
+            return refused
+        if DAY.match(which) and ext == "json":
+            return self._day(request, station, which)
+        if which not in ("current", "next") or ext not in MEDIA_TYPES:
+            return self._status(
+                404,
+                "playlist",
+                "use current.m3u, next.m3u, current.json, next.json, DATE.json or DATE/SLOT.m3u",
+            )
+        current, upcoming = current_and_next(self.pub, station, self.clock())
+        slot = current if which == "current" else upcoming
+        if slot is None:
+            return self._status(404, "playlist", f"no {which} slot published")
+        return self._slot_file(request, slot, ext)
+
+    def _day(self, request: Request, station: str, day: str) -> Response:
+        """Serve a station's whole day, so it can air on when its link drops."""
+        try:
+            doc = day_document(self.pub, station, date.fromisoformat(day))
+        except ValueError:
+            doc = None
+        if doc is None:
+            return self._status(404, "playlist", "nothing published for that day")
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return self._conditional(request, body, "application/json")
+
+    def given_slot(self, request: Request) -> Response:
+        station, day, slot_id, ext = (
+            request.path_params[k] for k in ("station", "day", "slot", "ext")
+        )
+        if (refused := self._guard(request, station, "playlist")) is not None:
+            return refused
+        if not DAY.match(day) or not SLOT.match(slot_id) or ext not in MEDIA_TYPES:
+            return self._status(404, "playlist", "no such slot")
+        try:
+            when = date.fromisoformat(day)
+        except ValueError:
+            return self._status(404, "playlist", "no such day")
+        return self._slot_file(
+            request, PublishedSlot(station, when, slot_id, self.clock(), 0.0), ext
+        )
+
+    def _slot_file(self, request: Request, slot: PublishedSlot, ext: str) -> Response:
+        manifest = slot_manifest(self.pub, slot.station, slot.day, slot.id)
+        if manifest is None:
+            return self._status(404, "playlist", "no such slot")
+        body = (
+            m3u(manifest)
+            if ext == "m3u"
+            else json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        )
+        log.info(
+            "web.slot_served", station=slot.station, day=slot.day.isoformat(), slot=slot.id, ext=ext
+        )
+        return self._conditional(request, body, MEDIA_TYPES[ext])
+
+    def _conditional(self, request: Request, body: bytes, media_type: str) -> Response:
+        """Answer with an ETag of the bytes, or 304 when the station has them already."""
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if etag in _etags(request.headers.get("if-none-match", "")):
+            self.m.polls.labels("playlist", "304").inc()
+            return Response(status_code=304, headers=headers)
+        self.m.polls.labels("playlist", "200").inc()
+        return Response(body, media_type=media_type, headers=headers)
+
+    def audio(self, request: Request) -> Response:
+        station, name = request.path_params["station"], request.path_params["name"]
+        if (refused := self._guard(request, station, "audio")) is not None:
+            return refused
+        path = self.pub.store.root / name
+        if not AUDIO.match(name) or not path.is_file():
+            return self._status(404, "audio", "no such audio")
+        self.m.polls.labels("audio", "200").inc()
+        return FileResponse(
+            path,
+            media_type="audio/mpeg",
+            headers={"Cache-Control": "public, max-age=31536000, immutable"},
+        )
+
+    async def reports(self, request: Request) -> Response:
+        station = request.path_params["station"]
+        if (refused := self._guard(request, station, "report")) is not None:
+            return refused
+        body = await _read_limited(request, self.max_body)
+        if body is None:
+            return self._status(413, "report", f"body larger than {self.max_body} bytes")
+        try:
+            parsed = REPORTS.validate_json(body)
+        except ValidationError as exc:
+            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+            return self._status(422, "report", "; ".join(problems[:5]))
+        items = parsed if isinstance(parsed, list) else [parsed]
+        now = self.clock()
+        rows = [AsRun(station, r.slot, r.item, r.started, r.finished, now) for r in items]
+        if self.engine is not None:
+            await run_in_threadpool(record_asrun, self.engine, rows)
+        self.m.reports.inc(len(rows))
+        self.m.polls.labels("report", "202").inc()
+        log.info("web.reports_stored", station=station, count=len(rows))
+        return JSONResponse({"stored": len(rows)}, status_code=202)
+
+    def _guard(self, request: Request, station: str, kind: str) -> Response | None:
+        """Refuse unknown stations, missing tokens and other stations' tokens."""
+        if station not in self.stations:
+            return self._status(404, kind, "unknown station")
+        token = request.query_params.get("token") or _bearer(request)
+        if not token:
+            return self._status(401, kind, "token required: ?token= or Authorization: Bearer")
+        if self.pub.tokens.valid_for(station, token):
+            return None
+        owner = any(self.pub.tokens.valid_for(s, token) for s in self.stations)
+        log.warning("web.token_refused", station=station, other_station=owner)
+        if owner:
+            return self._status(403, kind, "this token belongs to another station")
+        return self._status(401, kind, "token not valid")
+
+    def _status(self, status: int, kind: str, message: str) -> Response:
+        self.m.polls.labels(kind, str(status)).inc()
+        return JSONResponse({"error": message}, status_code=status)
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """Read the body, giving up (None) as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def uvicorn_server(app: Starlette, bind: str) -> uvicorn.Server:
+    """A uvicorn server for `app` without the access log (request lines carry tokens)."""
+    host, _, port = bind.rpartition(":")
+    config = uvicorn.Config(
+        app, host=host, port=int(port), access_log=False, log_config=None, lifespan="off"
+    )
+    return uvicorn.Server(config)

@@ -1,0 +1,224 @@
+"""Shared values for the audio tests: a small library, occurrences, communes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from broadcaster.areas import Area, AreaKind, Station
+from broadcaster.audio.library import Clip, ClipKind, Library, load_library
+from broadcaster.audio.publish import Publisher, prepare_library
+from broadcaster.audio.settings import AudioSettings
+from broadcaster.audio.tokens import Tokens
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Occ:
+    """The planner's Occurrence shape, for tests of the pure builder."""
+
+    programme: str
+    channel: str
+    area: str
+    at: datetime
+    priority: str = "normal"
+    content: Any = None
+    duration: timedelta | None = None
+
+
+def local(hhmm: str, day: int = 1) -> datetime:
+    hour, minute = map(int, hhmm.split(":"))
+    return datetime(2021, 9, day, hour, minute, tzinfo=TZ)
+
+
+def clip(
+    clip_id: str, language: str, seconds: float, kind: ClipKind = ClipKind.BULLETIN, **kw: Any
+) -> Clip:
+    return Clip(
+        clip_id, language, kind, clip_id, Path(f"{clip_id}.{language}.ogg"), seconds, "0" * 64, **kw
+    )
+
+
+def commune(
+    code: str = "05440",
+    languages: tuple[str, ...] = ("vi", "tyz", "ium"),
+    station: str | None = "linh-thong",
+) -> Area:
+    return Area(
+        code,
+        f"Xã {code}",
+        AreaKind.COMMUNE,
+        "167",
+        "thai-nguyen",
+        languages,
+        Station(station, station) if station else None,
+    )
+
+
+def small_library() -> Library:
+    return Library(
+        Path("/lib"),
+        (
+            clip("chime", "zxx", 1.0, ClipKind.CHIME),
+            clip("ban-tin", "vi", 10.0),
+            clip("ban-tin", "tyz", 8.0),
+            clip("ban-tin", "ium", 9.0),
+            clip("gian-cach", "vi", 5.0),
+            clip("gian-cach", "nut", 5.0),
+            clip("khan", "vi", 6.0, ClipKind.NOTICE),
+        ),
+    )
+
+
+# --- Real-peer helpers: a config with the sample library, a served daemon ------------
+
+
+SECRET = "test-secret-not-for-production"
+
+
+@pytest.fixture(scope="session")
+def normalised_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Normalise the sample library once per test session (real ffmpeg, ~10 s)."""
+    root = tmp_path_factory.mktemp("publish")
+    pub = Publisher(root, "http://x", TZ, Tokens(b"s"), AudioSettings())
+    prepare_library(load_library(REPO / "audio"), pub)
+    return root / "audio"
+
+
+def audio_config(config: Path, port: int, **audio: Any) -> Path:
+    """Point a copied sample config at the repo's library, a fixed secret and `port`."""
+    settings = {"library_dir": str(REPO / "audio"), "token_secret": SECRET, **audio}
+    lines = [
+        f"{k} = {v!r}".replace("'", '"')
+        if isinstance(v, str)
+        else f"{k} = {str(v).lower() if isinstance(v, bool) else v}"
+        for k, v in settings.items()
+    ]
+    body = config.read_text(encoding="utf-8")
+    body = body.replace('bind = "127.0.0.1:8080"', f'bind = "127.0.0.1:{port}"')
+    body = body.replace(
+        'public_url = "http://127.0.0.1:8080"', f'public_url = "http://127.0.0.1:{port}"'
+    )
+    config.write_text(body + "\n[audio]\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+def seed_store(store: Path, data_dir: Path) -> None:
+    shutil.copytree(store, data_dir / "publish" / "audio", dirs_exist_ok=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path, db_url: str, normalised_store: Path) -> Iterator[tuple[Path, str]]:
+    """`broadcaster serve` as a real process on a free port; yields (config, base URL)."""
+    from tests.conftest import write_config
+
+    port = free_port()
+    config = audio_config(write_config(tmp_path, db_url), port, render_slots=False)
+    seed_store(normalised_store, tmp_path / "data")
+    env = {**os.environ, "BROADCASTER_CONFIG": str(config)}
+    cmd = [sys.executable, "-m", "broadcaster"]
+    subprocess.run([*cmd, "db", "upgrade"], env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(
+        [*cmd, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _await_listening(base, proc)
+        yield config, base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _await_listening(base: str, proc: subprocess.Popen[bytes]) -> None:
+    """Poll /healthz until the server answers; fail with its output if it exits first."""
+    for _ in range(200):
+        try:
+            httpx.get(f"{base}/healthz", timeout=0.5)
+            return
+        except httpx.TransportError:
+            pass
+        try:
+            proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        output = proc.stdout.read().decode() if proc.stdout else ""
+        raise AssertionError(f"broadcaster serve exited {proc.returncode}: {output}")
+    raise AssertionError("broadcaster serve did not answer within 10 s")
+
+
+def publish_plan(config: Path, occurrences: list[Any], now: datetime) -> Any:
+    """Publish `occurrences` with the config's settings, as the daemon does on a plan change."""
+    from broadcaster.audio.notice import republish
+    from broadcaster.audio.publish import publisher
+    from broadcaster.audio.settings import library_dir
+    from broadcaster.config import load_settings
+    from broadcaster.store.db import make_engine
+
+    settings = load_settings(config)
+    engine = make_engine(settings.storage_url)
+    try:
+        return republish(
+            engine,
+            settings.registry(),
+            publisher(settings),
+            load_library(library_dir(settings.audio, config)),
+            now=now,
+            occurrences=occurrences,
+        )
+    finally:
+        engine.dispose()
+
+
+def day_plan(start: datetime) -> list[Occ]:
+    """A district bulletin now and in an hour, a relay at noon, a van round; for 167."""
+    return [
+        Occ("ban-tin-huyen", "loudspeaker", "167", start, "normal", ["ban-tin-5k", "tiem-vac-xin"]),
+        Occ("gian-cach", "loudspeaker", "167", start, "priority", ["gian-cach"]),
+        Occ(
+            "ban-tin-huyen",
+            "loudspeaker",
+            "167",
+            start + timedelta(hours=1),
+            "normal",
+            ["ban-tin-5k"],
+        ),
+        Occ(
+            "vov",
+            "relay",
+            "167",
+            start + timedelta(hours=2),
+            "normal",
+            {"source": "http://radio.example/vov1"},
+            timedelta(minutes=30),
+        ),
+        Occ(
+            "xe-loa",
+            "van",
+            "167",
+            start + timedelta(hours=3),
+            "normal",
+            ["gian-cach"],
+            timedelta(minutes=5),
+        ),
+    ]

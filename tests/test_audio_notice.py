@@ -1,0 +1,107 @@
+"""Emergency notices reach the affected stations' current playlists at once, and only theirs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from broadcaster.audio.tokens import Tokens
+from tests.audio_fixtures import (
+    SECRET,
+    day_plan,
+    publish_plan,
+)
+
+TOKENS = Tokens(SECRET.encode())
+TEXT = "Thông báo khẩn: mưa lũ, người dân không qua ngầm tràn."
+
+
+def _broadcaster(config: Path, *args: str, expect: int = 0) -> str:
+    env = {**os.environ, "BROADCASTER_CONFIG": str(config)}
+    done = subprocess.run(
+        [sys.executable, "-m", "broadcaster", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == expect, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def _current(base: str, station: str) -> dict:
+    response = httpx.get(
+        f"{base}/stations/{station}/current.json", params={"token": TOKENS.for_station(station)}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _has_notice(manifest: dict) -> bool:
+    return any((item.get("programme") or "").startswith("notice-") for item in manifest["items"])
+
+
+def test_notice_heads_affected_current_playlists_within_5s_and_no_other(served):
+    config, base = served
+    now = datetime.now(UTC)
+    publish_plan(config, day_plan(now - timedelta(seconds=5)), now)
+    before = {s: _current(base, s) for s in ("linh-thong", "lam-vy", "cho-chu")}
+    started = time.monotonic()
+    _broadcaster(
+        config,
+        "notice",
+        "--area",
+        "05440",
+        "--area",
+        "05443",
+        "--text",
+        TEXT,
+        "--by",
+        "Nguyễn Văn A",
+    )
+    heads = {}
+    while time.monotonic() - started < 5 and len(heads) < 2:
+        for station in ("linh-thong", "lam-vy"):
+            manifest = _current(base, station)
+            if _has_notice(manifest):
+                heads[station] = manifest
+    assert set(heads) == {"linh-thong", "lam-vy"}, f"not within 5 s: {heads.keys()}"
+    for manifest in heads.values():
+        kinds = [(i["kind"], i["priority"]) for i in manifest["items"][:2]]
+        assert kinds == [("chime", "emergency"), ("clip", "emergency")]
+        assert manifest["items"][1]["programme"].startswith("notice-")
+        m3u = httpx.get(manifest["playlist_url"]).text
+        assert manifest["items"][1]["url"] in m3u.splitlines()[4]
+    assert _current(base, "cho-chu") == before["cho-chu"]
+
+
+def test_notice_needing_approval_airs_only_after_a_second_operator(served):
+    config, base = served
+    with config.open("a", encoding="utf-8") as fh:
+        fh.write("notice_requires_approval = true\n")
+    now = datetime.now(UTC)
+    publish_plan(config, day_plan(now - timedelta(seconds=5)), now)
+    out = _broadcaster(config, "notice", "--area", "05440", "--text", TEXT, "--by", "An")
+    assert "second operator" in out
+    assert not _has_notice(_current(base, "linh-thong"))
+    refused = _broadcaster(config, "notice", "approve", "1", "--by", "an", expect=1)
+    assert "second operator must approve" in refused
+    _broadcaster(config, "notice", "approve", "1", "--by", "Bình")
+    assert _has_notice(_current(base, "linh-thong"))
+    assert not _has_notice(_current(base, "lam-vy"))
+
+
+def test_notice_needs_text_or_audio_and_a_known_area(served):
+    config, _ = served
+    assert "exactly one of" in _broadcaster(
+        config, "notice", "--area", "05440", "--by", "A", expect=1
+    )
+    assert "unknown area" in _broadcaster(
+        config, "notice", "--area", "99999", "--text", "x", "--by", "A", expect=1
+    )

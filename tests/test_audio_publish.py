@@ -1,0 +1,170 @@
+"""Publishing files: m3u and manifests per slot, tokens in URLs, atomic and idempotent."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from broadcaster.audio.library import load_library
+from broadcaster.audio.publish import (
+    Publisher,
+    current_and_next,
+    m3u,
+    prepare_library,
+    publish,
+    published_slots,
+    slot_manifest,
+)
+from broadcaster.audio.settings import AudioSettings
+from broadcaster.audio.tokens import Tokens
+from broadcaster.config import load_settings
+from tests.audio_fixtures import (
+    REPO,
+    TZ,
+    Occ,
+    day_plan,
+    local,
+    seed_store,
+)
+
+NOW = local("05:00")
+
+
+@pytest.fixture
+def pub(tmp_path: Path, normalised_store: Path) -> Publisher:
+    seed_store(normalised_store, tmp_path)
+    return Publisher(
+        tmp_path / "publish",
+        "http://radio.example:8080",
+        TZ,
+        Tokens(b"k"),
+        AudioSettings(render_slots=False),
+    )
+
+
+@pytest.fixture
+def registry():
+    return load_settings(REPO / "config.toml").registry()
+
+
+def _run(pub, registry, plan, **kw):
+    library, rendered = prepare_library(load_library(REPO / "audio"), pub)
+    return publish(registry, plan, library, now=NOW, pub=pub, rendered=rendered, **kw)
+
+
+def _manifest(pub, station, slot, day="2021-09-01"):
+    return slot_manifest(pub, station, date.fromisoformat(day), slot)
+
+
+def _m3u(pub, station, slot):
+    return m3u(_manifest(pub, station, slot)).decode()
+
+
+def test_each_slot_gets_an_m3u_with_absolute_urls_carrying_the_station_token(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    m3u = _m3u(pub, "linh-thong", "0600").splitlines()
+    urls = [line for line in m3u if not line.startswith("#")]
+    token = pub.tokens.for_station("linh-thong")
+    assert m3u[0] == "#EXTM3U"
+    assert urls and all(
+        u.startswith("http://radio.example:8080/stations/linh-thong/audio/")
+        and u.endswith(f"?token={token}")
+        for u in urls
+    )
+    manifest = _manifest(pub, "linh-thong", "0600")
+    assert [i["url"] for i in manifest["items"]] == urls
+    assert [i["priority"] for i in manifest["items"][1:3]] == ["priority", "normal"]
+    assert manifest["items"][1]["clip"] == "gian-cach"
+
+
+def test_relay_is_in_the_manifest_with_its_source_but_not_in_the_m3u(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    manifest = _manifest(pub, "cho-chu", "0800")
+    relay = manifest["items"][-1]
+    assert relay["kind"] == "relay"
+    assert relay["source"] == "http://radio.example/vov1"
+    assert relay["air_time"].startswith("2021-09-01T08:00")
+    m3u = _m3u(pub, "cho-chu", "0800")
+    assert "vov1" not in m3u and m3u.count("http://") == len(manifest["items"]) - 1
+
+
+def test_van_round_lists_its_route_and_loops_to_fill_the_round(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    manifest = _manifest(pub, "van-167", "0900")
+    assert manifest["route"] == [c.code for c in registry.communes_under("167")]
+    assert manifest["repeat"] >= 2
+    assert manifest["duration"] <= 300
+    languages = {i["language"] for i in manifest["items"]}
+    assert {"vi", "zxx"} <= languages
+    played = [
+        line for line in _m3u(pub, "van-167", "0900").splitlines() if not line.startswith("#")
+    ]
+    assert len(played) == manifest["repeat"] * len(manifest["items"])
+
+
+def test_republishing_the_same_plan_rewrites_nothing(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    path = pub.day_file("linh-thong", date(2021, 9, 1))
+    stamp = path.stat().st_mtime_ns
+    report = _run(pub, registry, day_plan(local("06:00")))
+    assert report.written == 0 and report.unchanged > 0
+    assert path.stat().st_mtime_ns == stamp
+    assert not [p for p in pub.root.rglob(".*") if p.is_file() and ".index" not in p.parts]
+
+
+def test_a_slot_no_longer_planned_is_removed(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    _run(pub, registry, day_plan(local("06:00"))[:2])
+    assert [s.id for s in published_slots(pub, "linh-thong", date(2021, 9, 1))] == ["0600"]
+    assert not pub.day_file("van-167", date(2021, 9, 1)).exists()
+
+
+def test_tomorrow_is_published_too(pub, registry):
+    plan = day_plan(local("06:00")) + day_plan(local("06:00", day=2))
+    _run(pub, registry, plan)
+    assert _manifest(pub, "lam-vy", "0600", day="2021-09-02")["start"].startswith("2021-09-02")
+
+
+def test_only_the_named_stations_are_written(pub, registry):
+    report = _run(pub, registry, day_plan(local("06:00")), only={"lam-vy"})
+    assert report.stations == 1
+    assert not pub.day_file("linh-thong", date(2021, 9, 1)).exists()
+
+
+def test_items_dropped_for_lack_of_time_are_logged(pub, registry):
+    plan = [
+        Occ(
+            "long",
+            "loudspeaker",
+            "05440",
+            local("06:00"),
+            "normal",
+            ["ban-tin-5k", "tiem-vac-xin", "gian-cach"],
+        ),
+        Occ(
+            "next",
+            "loudspeaker",
+            "05440",
+            local("06:00") + timedelta(seconds=15),
+            "normal",
+            ["gian-cach"],
+        ),
+    ]
+    with capture_logs() as logs:
+        _run(pub, registry, plan)
+    dropped = [e for e in logs if e["event"] == "audio.item_dropped"]
+    assert dropped and all(e["station"] == "linh-thong" and e["slot"] == "0600" for e in dropped)
+    manifest = _manifest(pub, "linh-thong", "0600")
+    assert manifest["duration"] <= 15
+    assert {d["item"] for d in manifest["dropped"]} >= {"tiem-vac-xin"}
+
+
+def test_current_and_next_slot_are_found_from_the_published_files(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    current, upcoming = current_and_next(pub, "linh-thong", local("06:00") + timedelta(seconds=5))
+    assert (current.id, upcoming.id) == ("0600", "0700")
+    current, upcoming = current_and_next(pub, "linh-thong", local("06:30"))
+    assert (current, upcoming.id) == (None, "0700")
