@@ -106,8 +106,9 @@ def main() -> None:
     print(f"plan:    {len(occurrences):,} occurrences in {best:.3f} s (median {median:.3f} s)")
 
     # A level change mid-horizon in 30 districts, another on the province: replan all.
-    changed = changes + [LevelChange(f"D{d:03d}", "5.3", start + timedelta(hours=5), "b", "r")
-                         for d in range(30)]
+    changed = changes + [
+        LevelChange(f"D{d:03d}", "5.3", start + timedelta(hours=5), "b", "r") for d in range(30)
+    ]
     changed.append(LevelChange("P", "5.2", start + timedelta(hours=20), "bench", "r"))
 
     def replan():  # type: ignore[no-untyped-def]
@@ -115,8 +116,10 @@ def main() -> None:
 
     buckets, best, median = timed(5, replan)
     total = sum(len(b) for b in buckets.values())
-    print(f"replan:  {total:,} occurrences in {len(buckets)} instants (jobs) in {best:.3f} s "
-          f"(median {median:.3f} s), after level changes in 30 districts and the province")
+    print(
+        f"replan:  {total:,} occurrences in {len(buckets)} instants (jobs) in {best:.3f} s "
+        f"(median {median:.3f} s), after level changes in 30 districts and the province"
+    )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pydantic import (
 from broadcaster.areas import Area, AreaKind, AreaRegistry, Station
 from broadcaster.audio.settings import AudioSettings
 from broadcaster.levels import Ladder, Level
+from broadcaster.sms.settings import SmsSettings
 
 ENV_PREFIX = "BROADCASTER_"
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1)]
@@ -152,6 +153,7 @@ class Settings(_Model):
     ladders: dict[str, LadderConfig] = Field(min_length=1)
     areas: AreasConfig
     carriers: dict[str, CarrierConfig] = Field(default_factory=dict)
+    sms: SmsSettings = SmsSettings()
     planner: PlannerSettings = PlannerSettings()
     audio: AudioSettings = AudioSettings()
 

@@ -1,0 +1,266 @@
+"""`broadcaster sms …`, `broadcaster subscribers import` and `broadcaster smsc`."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import cast
+
+import click
+
+from broadcaster.cli.context import App, format_option, pass_app
+from broadcaster.sms import blast as blasts
+from broadcaster.sms.numbers import CarrierRouter, build_router
+from broadcaster.sms.sender import run_senders
+from broadcaster.sms.states import Priority
+from broadcaster.sms.subscribers import import_csv
+
+
+def router_for(app: App) -> CarrierRouter:
+    """Build the carrier router from the config's prefixes and ported-number overrides."""
+    settings = app.settings
+    return build_router(
+        {name: c.prefixes for name, c in settings.carriers.items()}, settings.sms.overrides
+    )
+
+
+@click.group("sms")
+def command() -> None:
+    """Draft, approve, cancel, send and follow SMS blasts."""
+
+
+@command.command("draft")
+@click.option("--area", "areas", multiple=True, required=True, help="Area code (repeatable).")
+@click.option("--text", "body", required=True, help="Message text.")
+@click.option("--unaccent", is_flag=True, help="Strip Vietnamese diacritics (GSM: fewer parts).")
+@click.option(
+    "--priority",
+    type=click.Choice([p.value for p in Priority]),
+    default="routine",
+    show_default=True,
+)
+@click.option("--exercise", is_flag=True, help="Send only to the configured test numbers.")
+@click.option("--by", required=True, help="Operator drafting the blast.")
+@format_option
+@pass_app
+def draft_cmd(
+    app: App,
+    areas: tuple[str, ...],
+    body: str,
+    unaccent: bool,
+    priority: str,
+    exercise: bool,
+    by: str,
+    fmt: str,
+) -> None:
+    """Draft a blast and show what it will cost; nothing is sent before approval."""
+    preview = blasts.draft(
+        app.engine,
+        app.registry,
+        router_for(app),
+        app.settings.sms,
+        areas=areas,
+        body=body,
+        unaccented=unaccent,
+        priority=Priority(priority),
+        by=by,
+        exercise=exercise,
+        now=app.now(),
+    )
+    if fmt == "json":
+        app.echo_json(preview.as_json())
+        return
+    label = "EXERCISE — test numbers only" if preview.exercise else "LIVE"
+    click.echo(f"blast {preview.id} drafted [{label}]")
+    click.echo(
+        f"  recipients {preview.recipients}  encoding {preview.encoding}  "
+        f"parts/message {preview.parts}  total SMS {preview.total_sms}"
+    )
+    for carrier, n in preview.per_carrier.items():
+        click.echo(f"  {carrier:<14} {n}")
+    click.echo(f"approve with: broadcaster sms approve {preview.id} --by <second operator>")
+
+
+@command.command("approve")
+@click.argument("blast_id", type=int)
+@click.option("--by", required=True, help="Approving operator (not the drafter).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def approve_cmd(app: App, blast_id: int, by: str, yes: bool) -> None:
+    """Approve a draft: its recipients are queued for the senders."""
+    router = router_for(app)
+    preview = blasts.preview(app.engine, router, app.settings.sms, blast_id)
+    label = "EXERCISE (test numbers only)" if preview.exercise else "LIVE"
+    if not yes:
+        click.confirm(
+            f"{label}: send {preview.total_sms} SMS to {preview.recipients} recipients?", abort=True
+        )
+    queued = blasts.approve(app.engine, router, app.settings.sms, blast_id, by=by, now=app.now())
+    click.echo(f"blast {blast_id} approved [{label}]: {queued} messages queued")
+
+
+@command.command("cancel")
+@click.argument("blast_id", type=int)
+@click.option("--by", default="operator", show_default=True)
+@pass_app
+def cancel_cmd(app: App, blast_id: int, by: str) -> None:
+    """Cancel a blast; what is not yet submitted is not sent."""
+    n = blasts.cancel(app.engine, blast_id, by=by, now=app.now())
+    click.echo(f"blast {blast_id} cancelled: {n} queued messages will not be sent")
+
+
+@command.command("status")
+@click.argument("blast_id", type=int)
+@click.option("--watch", is_flag=True, help="Follow progress until every message is final.")
+@format_option
+@pass_app
+def status_cmd(app: App, blast_id: int, watch: bool, fmt: str) -> None:
+    """Count a blast's messages by state, overall and per carrier."""
+    report = blasts.status(app.engine, blast_id)
+    if watch:
+        report = _watch(app, blast_id, report)
+    if fmt == "json":
+        app.echo_json(report)
+        return
+    label = " [EXERCISE]" if report["exercise"] else ""
+    click.echo(f"blast {blast_id} {report['state']}{label}: {_counts(report)}")
+    per_carrier = cast(dict[str, dict[str, object]], report["per_carrier"])
+    for carrier, counts in per_carrier.items():
+        click.echo(f"  {carrier:<14} {_counts(counts)}")
+
+
+def _counts(counts: dict[str, object]) -> str:
+    keys = (
+        "total",
+        "queued",
+        "sending",
+        "submitted",
+        "delivered",
+        "failed",
+        "expired",
+        "cancelled",
+    )
+    return "  ".join(f"{k} {counts[k]}" for k in keys)
+
+
+def _watch(app: App, blast_id: int, report: dict[str, object]) -> dict[str, object]:
+    total = int(report["total"])  # type: ignore[call-overload]
+
+    def final(r: dict[str, object]) -> int:
+        return sum(int(r[k]) for k in ("delivered", "failed", "expired", "cancelled"))  # type: ignore[call-overload]
+
+    with click.progressbar(length=total, label=f"blast {blast_id}", file=sys.stderr) as bar:
+        done = final(report)
+        bar.update(done)
+        while done < total:
+            time.sleep(1)
+            report = blasts.status(app.engine, blast_id)
+            now_done = final(report)
+            bar.update(now_done - done)
+            done = now_done
+    return report
+
+
+@command.command("send")
+@click.option("--carrier", "carriers", multiple=True, help="Only these carriers.")
+@click.option(
+    "--receipt-wait",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for outstanding receipts once everything is submitted.",
+)
+@pass_app
+def send_cmd(app: App, carriers: tuple[str, ...], receipt_wait: float) -> None:
+    """Run the senders until every queued message is submitted and receipted."""
+    stop = threading.Event()
+    try:
+        run_senders(
+            app.settings,
+            app.engine,
+            stop,
+            drain=True,
+            receipt_wait=receipt_wait,
+            carriers=list(carriers) or None,
+        )
+    except KeyboardInterrupt:
+        stop.set()
+    click.echo("senders finished")
+
+
+@click.group("subscribers")
+def subscribers() -> None:
+    """Manage the subscriber list SMS blasts go to."""
+
+
+@subscribers.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_app
+def import_cmd(app: App, path: Path) -> None:
+    """Import subscribers from CSV (msisdn, commune[, language, name]); idempotent."""
+    communes = {a.code for a in app.registry.all() if a.kind == "commune"}
+    total = sum(1 for _ in path.open(encoding="utf-8-sig")) - 1
+    show = sys.stderr.isatty()
+    with click.progressbar(
+        length=max(total, 0), label="importing", file=sys.stderr, hidden=not show
+    ) as bar:
+        seen = [0]
+
+        def progress(read: int) -> None:
+            bar.update(read - seen[0])
+            seen[0] = read
+
+        report = import_csv(app.engine, path, router_for(app), communes, progress)
+    for line, reason in report.errors:
+        click.echo(f"{path}:{line}: {reason}", err=True)
+    click.echo(
+        f"{report.imported} subscribers imported, {len(report.errors)} rows rejected "
+        f"of {report.read}"
+    )
+
+
+@click.command("smsc")
+@click.option(
+    "--port",
+    "ports",
+    type=int,
+    multiple=True,
+    help="Port(s) to listen on (default: every carrier port in the config).",
+)
+@click.option("--throttle-every", type=int, default=0, help="Answer every Nth submit 0x58.")
+@click.option("--delay-ms", type=float, default=0.0, help="Delay each response.")
+@click.option("--drop-after", type=int, default=0, help="Cut links every N submits.")
+@click.option(
+    "--receipts/--no-receipts",
+    default=True,
+    show_default=True,
+    help="Send delivery receipts when asked.",
+)
+@pass_app
+def smsc(
+    app: App,
+    ports: tuple[int, ...],
+    throttle_every: int,
+    delay_ms: float,
+    drop_after: int,
+    receipts: bool,
+) -> None:
+    """Run a local test SMSC (smpp34's server) on 127.0.0.1 with receipts; Ctrl-C stops."""
+    from smpp34 import SmppError
+
+    from broadcaster.testing.smsc import SmscPolicy, TestSmsc, run_forever
+
+    chosen = ports or tuple(sorted({c.port for c in app.settings.carriers.values()}))
+    policy = SmscPolicy(
+        throttle_every=throttle_every,
+        delay=delay_ms / 1000,
+        drop_after=drop_after,
+        receipts=receipts,
+    )
+    click.echo(f"test SMSC on 127.0.0.1:{', '.join(map(str, chosen))} (Ctrl-C stops)", err=True)
+    try:
+        run_forever([TestSmsc(port, policy, record=False) for port in chosen])
+    except SmppError as exc:
+        raise click.ClickException(f"test SMSC cannot listen: {exc}") from None

@@ -1,0 +1,292 @@
+"""Draft, approve, cancel and count SMS blasts; expansion is one INSERT … SELECT.
+
+Approval expands the blast to one message row per recipient in set-based SQL;
+the unique key (blast, msisdn) makes a repeated expansion add nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy import Connection, Engine, bindparam, text
+
+from broadcaster.areas import AreaRegistry
+from broadcaster.sms.encoding import encode_text
+from broadcaster.sms.numbers import CarrierRouter, normalise_msisdn
+from broadcaster.sms.settings import SmsSettings
+from broadcaster.sms.states import BlastState, MessageState, Priority, moving_to
+from broadcaster.store.types import UTCDateTime
+
+log = structlog.get_logger(__name__)
+_TS = UTCDateTime()
+
+
+class BlastError(ValueError):
+    """A blast operation that is not allowed, with the reason."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a blast will cost before anyone approves it."""
+
+    id: int
+    exercise: bool
+    recipients: int
+    encoding: str
+    parts: int
+    per_carrier: dict[str, int]
+
+    @property
+    def total_sms(self) -> int:
+        """Return the number of SMS parts the blast sends."""
+        return self.recipients * self.parts
+
+    def as_json(self) -> dict[str, object]:
+        """Return the preview with the keys the CLI promises."""
+        return {
+            "id": self.id,
+            "exercise": self.exercise,
+            "recipients": self.recipients,
+            "encoding": self.encoding,
+            "parts": self.parts,
+            "total_sms": self.total_sms,
+            "per_carrier": self.per_carrier,
+        }
+
+
+def communes_of(registry: AreaRegistry, areas: Sequence[str]) -> list[str]:
+    """Return the commune codes under the given areas (unknown codes raise)."""
+    codes: dict[str, None] = {}
+    for code in areas:
+        for commune in registry.communes_under(code):
+            codes[commune.code] = None
+    return list(codes)
+
+
+def draft(
+    engine: Engine,
+    registry: AreaRegistry,
+    router: CarrierRouter,
+    sms: SmsSettings,
+    *,
+    areas: Sequence[str],
+    body: str,
+    unaccented: bool,
+    priority: Priority,
+    by: str,
+    exercise: bool,
+    now: datetime,
+) -> Preview:
+    """Store a draft blast and return its preview; nothing is queued yet."""
+    if not areas:
+        raise BlastError("name at least one area (--area CODE)")
+    communes = communes_of(registry, areas)
+    encoded = encode_text(body, unaccented=unaccented, max_parts=sms.max_parts)
+    if exercise:
+        _test_numbers(sms, router)
+    with engine.begin() as conn:
+        blast_id = conn.execute(
+            text(
+                "INSERT INTO sms_blasts (text, unaccented, encoding, parts, priority, exercise, "
+                "areas, state, created_at, created_by) VALUES (:text, :unaccented, :encoding, "
+                ":parts, :priority, :exercise, :areas, 'draft', :at, :by) RETURNING id"
+            ).bindparams(bindparam("at", type_=_TS)),
+            {
+                "text": body,
+                "unaccented": unaccented,
+                "encoding": str(encoded.encoding),
+                "parts": encoded.parts,
+                "priority": str(priority),
+                "exercise": exercise,
+                "areas": json.dumps({"areas": list(areas), "communes": communes}),
+                "at": now,
+                "by": by,
+            },
+        ).scalar_one()
+    log.info("sms.blast_drafted", blast=blast_id, by=by, exercise=exercise, areas=list(areas))
+    return preview(engine, router, sms, blast_id)
+
+
+def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: int) -> Preview:
+    """Count the recipients a blast reaches, per carrier."""
+    blast = _load(engine, blast_id)
+    if blast.exercise:
+        per_carrier: dict[str, int] = {}
+        for _, carrier in _test_numbers(sms, router):
+            per_carrier[carrier] = per_carrier.get(carrier, 0) + 1
+    else:
+        communes = json.loads(blast.areas)["communes"]
+        query = text(
+            "SELECT carrier, count(*) AS n FROM subscribers WHERE commune IN :communes "
+            "GROUP BY carrier ORDER BY carrier"
+        ).bindparams(bindparam("communes", expanding=True))
+        with engine.connect() as conn:
+            per_carrier = {r.carrier: r.n for r in conn.execute(query, {"communes": communes})}
+    return Preview(
+        blast_id,
+        bool(blast.exercise),
+        sum(per_carrier.values()),
+        blast.encoding,
+        blast.parts,
+        per_carrier,
+    )
+
+
+def approve(
+    engine: Engine,
+    router: CarrierRouter,
+    sms: SmsSettings,
+    blast_id: int,
+    *,
+    by: str,
+    now: datetime,
+) -> int:
+    """Approve a draft and queue one message per recipient; return how many were queued."""
+    with engine.begin() as conn:
+        blast = conn.execute(
+            text("SELECT * FROM sms_blasts WHERE id = :id"), {"id": blast_id}
+        ).one_or_none()
+        if blast is None:
+            raise BlastError(f"no blast {blast_id}")
+        if blast.state != BlastState.DRAFT:
+            raise BlastError(f"blast {blast_id} is {blast.state}, only a draft can be approved")
+        if sms.require_second_operator and by.strip().casefold() == blast.created_by.casefold():
+            raise BlastError(
+                f"blast {blast_id} was drafted by {blast.created_by!r}; a second operator "
+                "must approve it (sms.require_second_operator)"
+            )
+        conn.execute(
+            text(
+                "UPDATE sms_blasts SET state = 'approved', approved_at = :at, approved_by = :by "
+                "WHERE id = :id AND state = 'draft'"
+            ).bindparams(bindparam("at", type_=_TS)),
+            {"at": now, "by": by, "id": blast_id},
+        )
+        expand(conn, sms, router, blast_id, now=now)
+        queued = conn.execute(
+            text("SELECT count(*) FROM sms_messages WHERE blast_id = :b"), {"b": blast_id}
+        ).scalar_one()
+    log.info(
+        "sms.blast_approved", blast=blast_id, by=by, queued=queued, exercise=bool(blast.exercise)
+    )
+    return int(queued)
+
+
+def expand(
+    conn: Connection, sms: SmsSettings, router: CarrierRouter, blast_id: int, *, now: datetime
+) -> None:
+    """Queue one message per recipient in one INSERT … SELECT; repeating adds nothing."""
+    blast = _load_on(conn, blast_id)
+    rank = Priority(blast.priority).rank
+    at = bindparam("at", type_=_TS)
+    if blast.exercise:
+        rows = [
+            {"b": blast_id, "msisdn": m, "carrier": c, "rank": rank, "at": now}
+            for m, c in _test_numbers(sms, router)
+        ]
+        conn.execute(
+            text(
+                "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
+                "attempts) VALUES (:b, :msisdn, :carrier, :rank, 'queued', :at, 0) "
+                "ON CONFLICT (blast_id, msisdn) DO NOTHING"
+            ).bindparams(at),
+            rows,
+        )
+        return
+    conn.execute(
+        text(
+            "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
+            "attempts) SELECT :b, msisdn, carrier, :rank, 'queued', :at, 0 "
+            "FROM subscribers WHERE commune IN :communes "
+            "ON CONFLICT (blast_id, msisdn) DO NOTHING"
+        ).bindparams(at, bindparam("communes", expanding=True)),
+        {"b": blast_id, "rank": rank, "at": now, "communes": json.loads(blast.areas)["communes"]},
+    )
+
+
+def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
+    """Cancel a blast: nothing not yet submitted goes out; return messages cancelled."""
+    at = bindparam("at", type_=_TS)
+    with engine.begin() as conn:
+        blast = _load_on(conn, blast_id)
+        if blast.state == BlastState.CANCELLED:
+            raise BlastError(f"blast {blast_id} is already cancelled")
+        conn.execute(
+            text(
+                "UPDATE sms_blasts SET state = 'cancelled', cancelled_at = :at, "
+                "cancelled_by = :by WHERE id = :id"
+            ).bindparams(at),
+            {"at": now, "by": by, "id": blast_id},
+        )
+        result = conn.execute(
+            text(
+                "UPDATE sms_messages SET state = 'cancelled', final_at = :at, "
+                f"reason = :reason WHERE blast_id = :id AND {moving_to(MessageState.CANCELLED)}"
+            ).bindparams(at),
+            {"at": now, "id": blast_id, "reason": f"blast cancelled by {by}"},
+        )
+    log.info("sms.blast_cancelled", blast=blast_id, by=by, cancelled=result.rowcount)
+    return result.rowcount
+
+
+def status(engine: Engine, blast_id: int) -> dict[str, object]:
+    """Count a blast's messages by state, overall and per carrier."""
+    blast = _load(engine, blast_id)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT carrier, state, count(*) AS n FROM sms_messages WHERE blast_id = :b "
+                "GROUP BY carrier, state"
+            ),
+            {"b": blast_id},
+        ).all()
+    overall = _zero_counts()
+    per_carrier: dict[str, dict[str, int]] = {}
+    for row in rows:
+        overall[row.state] += row.n
+        overall["total"] += row.n
+        counts = per_carrier.setdefault(row.carrier, _zero_counts())
+        counts[row.state] += row.n
+        counts["total"] += row.n
+    return {
+        "id": blast_id,
+        "state": blast.state,
+        "exercise": bool(blast.exercise),
+        "priority": blast.priority,
+        **overall,
+        "per_carrier": per_carrier,
+    }
+
+
+def _zero_counts() -> dict[str, int]:
+    return {"total": 0, **{str(s): 0 for s in MessageState}}
+
+
+def _test_numbers(sms: SmsSettings, router: CarrierRouter) -> list[tuple[str, str]]:
+    out = []
+    for raw in sms.test_numbers:
+        msisdn = normalise_msisdn(raw)
+        carrier = router.route(msisdn)
+        if carrier is None:
+            raise BlastError(f"sms.test_numbers: {raw!r} matches no carrier prefix")
+        out.append((msisdn, carrier))
+    if not out:
+        raise BlastError("exercise blasts need sms.test_numbers in the config; there are none")
+    return out
+
+
+def _load(engine: Engine, blast_id: int):  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return _load_on(conn, blast_id)
+
+
+def _load_on(conn, blast_id: int):  # type: ignore[no-untyped-def]
+    row = conn.execute(text("SELECT * FROM sms_blasts WHERE id = :id"), {"id": blast_id})
+    blast = row.one_or_none()
+    if blast is None:
+        raise BlastError(f"no blast {blast_id}")
+    return blast

@@ -1,0 +1,293 @@
+"""The database side of one carrier's sender: claim with a lease, record outcomes.
+
+Claims carry a lease so a crashed sender's messages return to the queue; on
+PostgreSQL `FOR UPDATE SKIP LOCKED` lets several daemons share a carrier.
+Outcomes are written in batches, each batch one transaction, and every
+update names the state it expects so a late or repeated outcome changes
+nothing it should not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import BindParameter, Connection, Engine, Row, bindparam, text
+
+from broadcaster.sms.receipts import Receipt, id_readings
+from broadcaster.sms.states import MessageState, moving_to
+from broadcaster.store.types import UTCDateTime
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message a sender now holds under lease."""
+
+    id: int
+    blast_id: int
+    msisdn: str
+    rank: int
+
+
+@dataclass
+class Outcomes:
+    """What a sender learnt since its last write, in arrival order per kind."""
+
+    parts: list[tuple[int, int, str]] = field(default_factory=list)  # message, seq, smsc id
+    submitted: list[int] = field(default_factory=list)
+    failed: list[tuple[int, int, str]] = field(default_factory=list)  # message, status, reason
+    released: list[int] = field(default_factory=list)
+    receipts: list[Receipt] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.parts or self.submitted or self.failed or self.released or self.receipts)
+
+
+_TS = UTCDateTime()
+QUEUED, SENDING, SUBMITTED = MessageState.QUEUED, MessageState.SENDING, MessageState.SUBMITTED
+DELIVERED, FAILED, EXPIRED = MessageState.DELIVERED, MessageState.FAILED, MessageState.EXPIRED
+
+
+def _t(name: str) -> BindParameter[datetime]:
+    return bindparam(name, type_=_TS)
+
+
+_RELEASE_EXPIRED = text(
+    "UPDATE sms_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL "
+    f"WHERE carrier = :carrier AND {moving_to(QUEUED)} AND lease_until < :now"
+).bindparams(_t("now"))
+
+_CLAIM_SQLITE = text(
+    "UPDATE sms_messages SET state = 'sending', sending_at = :now, lease_owner = :owner, "
+    "lease_until = :until, attempts = attempts + 1 WHERE id IN ("
+    f" SELECT id FROM sms_messages WHERE carrier = :carrier AND {moving_to(SENDING)}"
+    " AND rank <= :max_rank ORDER BY rank, id LIMIT :limit) "
+    "RETURNING id, blast_id, msisdn, rank"
+).bindparams(_t("now"), _t("until"))
+
+_CLAIM_PG = text(
+    "UPDATE sms_messages SET state = 'sending', sending_at = :now, lease_owner = :owner, "
+    "lease_until = :until, attempts = attempts + 1 WHERE id IN ("
+    f" SELECT id FROM sms_messages WHERE carrier = :carrier AND {moving_to(SENDING)}"
+    " AND rank <= :max_rank ORDER BY rank, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, blast_id, msisdn, rank"
+).bindparams(_t("now"), _t("until"))
+
+_INSERT_PART = text(
+    "INSERT INTO sms_parts (message_id, seq, carrier, smsc_id, submitted_at) "
+    "VALUES (:m, :seq, :carrier, :smsc_id, :at)"
+).bindparams(_t("at"))
+
+_SUBMITTED = text(
+    "UPDATE sms_messages SET state = 'submitted', submitted_at = :at, lease_owner = NULL, "
+    f"lease_until = NULL WHERE id = :m AND {moving_to(SUBMITTED)}"
+).bindparams(_t("at"))
+
+_FAILED = text(
+    "UPDATE sms_messages SET state = 'failed', final_at = :at, status = :status, "
+    "reason = :reason, lease_owner = NULL, lease_until = NULL "
+    f"WHERE id = :m AND {moving_to(FAILED)}"
+).bindparams(_t("at"))
+
+_RELEASED = text(
+    "UPDATE sms_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL "
+    f"WHERE id = :m AND {moving_to(QUEUED)} AND lease_owner = :owner"
+)
+
+_DELIVERED_WHEN_COMPLETE = text(
+    "UPDATE sms_messages SET state = 'delivered', final_at = :at WHERE id = :m "
+    f"AND {moving_to(DELIVERED)} AND (SELECT count(DISTINCT p.seq) FROM sms_parts p "
+    " WHERE p.message_id = sms_messages.id AND p.stat = 'DELIVRD') >= "
+    "(SELECT b.parts FROM sms_blasts b WHERE b.id = sms_messages.blast_id)"
+).bindparams(_t("at"))
+
+_FIND_PART = text(
+    "SELECT p.id, p.message_id, p.smsc_id, m.state FROM sms_parts p "
+    "JOIN sms_messages m ON m.id = p.message_id WHERE p.carrier = :carrier "
+    "AND p.smsc_id IN :ids AND p.receipt_at IS NULL"
+).bindparams(bindparam("ids", expanding=True))
+
+_MARK_PART = text("UPDATE sms_parts SET stat = :stat, receipt_at = :at WHERE id = :p").bindparams(
+    _t("at")
+)
+
+_RENEW = text(
+    "UPDATE sms_messages SET lease_until = :until WHERE lease_owner = :owner AND state = 'sending'"
+).bindparams(_t("until"))
+
+_EXPIRE = text(
+    "UPDATE sms_messages SET state = 'expired', final_at = :now, "
+    "reason = 'no final delivery receipt within the validity period' "
+    f"WHERE carrier = :carrier AND {moving_to(EXPIRED)} AND submitted_at < :deadline"
+).bindparams(_t("now"), _t("deadline"))
+
+
+class Outbox:
+    """One carrier's queue in the database, as seen by one sender (the owner)."""
+
+    def __init__(self, engine: Engine, carrier: str, owner: str):
+        self.engine = engine
+        self.carrier = carrier
+        self.owner = owner
+        self._claim = _CLAIM_PG if engine.dialect.name == "postgresql" else _CLAIM_SQLITE
+        # Messages with a part receipt recorded before the message itself was: only
+        # these need the completeness check when their submission is recorded.
+        self._early: set[int] = set()
+
+    def claim(
+        self, now: datetime, limit: int, lease: timedelta, routine_allowed: bool
+    ) -> list[Claimed]:
+        """Take up to limit queued messages, urgent first, under a lease."""
+        with self.engine.begin() as conn:
+            conn.execute(_RELEASE_EXPIRED, {"carrier": self.carrier, "now": now})
+            rows = conn.execute(
+                self._claim,
+                {
+                    "now": now,
+                    "until": now + lease,
+                    "owner": self.owner,
+                    "carrier": self.carrier,
+                    "max_rank": 1 if routine_allowed else 0,
+                    "limit": limit,
+                },
+            ).all()
+        claimed = sorted(
+            (Claimed(r.id, r.blast_id, r.msisdn, r.rank) for r in rows),
+            key=lambda c: (c.rank, c.id),
+        )
+        if claimed:
+            log.debug("sms.claimed", carrier=self.carrier, count=len(claimed))
+        return claimed
+
+    def blasts(self, blast_ids: set[int]) -> dict[int, tuple[str, bool, bool]]:
+        """Return text, unaccented and cancelled flag of the given blasts."""
+        if not blast_ids:
+            return {}
+        query = text(
+            "SELECT id, text, unaccented, state FROM sms_blasts WHERE id IN :ids"
+        ).bindparams(bindparam("ids", expanding=True))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query, {"ids": sorted(blast_ids)}).all()
+        return {r.id: (r.text, bool(r.unaccented), r.state == "cancelled") for r in rows}
+
+    def record(self, outcomes: Outcomes, now: datetime) -> list[Receipt]:
+        """Write a batch of outcomes in one transaction; return receipts matching no part.
+
+        A receipt can overtake its submit_sm_resp on the wire, so the caller
+        offers unmatched receipts again for a while before giving up on them.
+        """
+        with self.engine.begin() as conn:
+            if outcomes.parts:
+                conn.execute(
+                    _INSERT_PART,
+                    [
+                        {"m": m, "seq": seq, "carrier": self.carrier, "smsc_id": sid, "at": now}
+                        for m, seq, sid in outcomes.parts
+                    ],
+                )
+            if outcomes.submitted:
+                conn.execute(_SUBMITTED, [{"m": m, "at": now} for m in outcomes.submitted])
+            if outcomes.failed:
+                conn.execute(
+                    _FAILED,
+                    [
+                        {"m": m, "status": status, "reason": reason, "at": now}
+                        for m, status, reason in outcomes.failed
+                    ],
+                )
+            if outcomes.released:
+                conn.execute(_RELEASED, [{"m": m, "owner": self.owner} for m in outcomes.released])
+            touched, unmatched = self._apply_receipts(conn, outcomes.receipts, now)
+            submitted = set(outcomes.submitted)
+            touched |= submitted & self._early
+            self._early -= submitted
+            if touched:
+                conn.execute(_DELIVERED_WHEN_COMPLETE, [{"m": m, "at": now} for m in touched])
+        return unmatched
+
+    def _apply_receipts(
+        self, conn: Connection, receipts: list[Receipt], now: datetime
+    ) -> tuple[set[int], list[Receipt]]:
+        touched: set[int] = set()
+        unmatched: list[Receipt] = []
+        final = [r for r in receipts if r.final]
+        readings = {r.smsc_id: id_readings(r.smsc_id) for r in final}
+        wanted = sorted({i for ids in readings.values() for i in ids})
+        by_id: dict[str, list[Row[Any]]] = {}
+        for start in range(0, len(wanted), 500):
+            rows = conn.execute(
+                _FIND_PART, {"carrier": self.carrier, "ids": wanted[start : start + 500]}
+            )
+            for found in rows:
+                by_id.setdefault(found.smsc_id, []).append(found)
+        marks: list[dict[str, object]] = []
+        failed: list[dict[str, object]] = []
+        used: set[int] = set()
+        for receipt in final:
+            row: Row[Any] | None = next(
+                (
+                    r
+                    for i in readings[receipt.smsc_id]
+                    for r in by_id.get(i, ())
+                    if r.id not in used
+                ),
+                None,
+            )
+            if row is None:
+                unmatched.append(receipt)
+                continue
+            used.add(row.id)
+            marks.append({"stat": receipt.stat, "at": now, "p": row.id})
+            if receipt.delivered:
+                touched.add(row.message_id)
+                if row.state == "sending":
+                    self._early.add(row.message_id)
+            else:
+                failed.append(
+                    {
+                        "m": row.message_id,
+                        "status": None,
+                        "at": now,
+                        "reason": f"receipt stat:{receipt.stat} err:{receipt.err}",
+                    }
+                )
+        if marks:
+            conn.execute(_MARK_PART, marks)
+        if failed:
+            conn.execute(_FAILED, failed)
+        return touched, unmatched
+
+    def renew(self, now: datetime, lease: timedelta) -> None:
+        """Extend the lease on every message this sender still holds."""
+        with self.engine.begin() as conn:
+            conn.execute(_RENEW, {"until": now + lease, "owner": self.owner})
+
+    def expire_overdue(self, now: datetime, validity: timedelta) -> int:
+        """Mark submitted messages with no final receipt by the deadline as expired."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                _EXPIRE, {"carrier": self.carrier, "now": now, "deadline": now - validity}
+            )
+        if result.rowcount:
+            log.info("sms.expired", carrier=self.carrier, count=result.rowcount)
+        return result.rowcount
+
+    def backlog(self, routine_allowed: bool) -> tuple[int, int]:
+        """Return (messages still to send, messages awaiting a receipt) for this carrier."""
+        query = text(
+            "SELECT state, count(*) AS n FROM sms_messages WHERE carrier = :carrier "
+            "AND state IN ('queued', 'sending', 'submitted') "
+            "AND (rank <= :max_rank OR state <> 'queued') GROUP BY state"
+        )
+        with self.engine.connect() as conn:
+            counts = {
+                r.state: r.n
+                for r in conn.execute(
+                    query, {"carrier": self.carrier, "max_rank": 1 if routine_allowed else 0}
+                )
+            }
+        return counts.get("queued", 0) + counts.get("sending", 0), counts.get("submitted", 0)

@@ -1,0 +1,75 @@
+"""The `[sms]` section of config.toml: approval, part cap, quiet hours, timings."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, tzinfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class SmsSettings(BaseModel):
+    """How blasts are approved and how senders behave on every bind."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    require_second_operator: bool = Field(
+        default=True, description="approval must come from someone other than the drafter"
+    )
+    max_parts: int = Field(
+        default=6, ge=1, le=255, description="longest text allowed, in SMS parts"
+    )
+    quiet_hours: str | None = Field(
+        default="21:00-06:00", description="local HH:MM-HH:MM when no routine SMS is sent"
+    )
+    validity_hours: float = Field(
+        default=24, gt=0, description="a submitted message with no final receipt after this expires"
+    )
+    lease_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="a claimed message returns to the queue "
+        "this long after its sender stops renewing it",
+    )
+    reconnect_max_seconds: float = Field(
+        default=30, gt=0, description="cap of the reconnect backoff"
+    )
+    enquire_link_seconds: float = Field(default=30, gt=0)
+    test_numbers: list[str] = Field(
+        default_factory=list, description="the only recipients of exercise blasts"
+    )
+    overrides: dict[str, str] = Field(
+        default_factory=dict, description="ported numbers: msisdn = carrier"
+    )
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hhmm_range(cls, value: str | None) -> str | None:
+        if value is not None and not _HHMM.match(value):
+            raise ValueError(f"quiet_hours {value!r} must look like '21:00-06:00' (local time)")
+        return value
+
+    def quiet_window(self) -> tuple[time, time] | None:
+        """Return the quiet hours as (start, end) local times, None when there are none."""
+        if self.quiet_hours is None:
+            return None
+        match = _HHMM.match(self.quiet_hours)
+        assert match is not None
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        return time(h1, m1), time(h2, m2)
+
+    def routine_allowed(self, now: datetime, tz: tzinfo) -> bool:
+        """Tell whether routine SMS may go out at `now` (outside quiet hours, local time)."""
+        return not in_window(now.astimezone(tz).time(), self.quiet_window())
+
+
+def in_window(moment: time, window: tuple[time, time] | None) -> bool:
+    """Tell whether a local time falls in a daily window that may wrap midnight."""
+    if window is None:
+        return False
+    start, end = window
+    if start <= end:
+        return start <= moment < end
+    return moment >= start or moment < end

@@ -1,0 +1,185 @@
+"""Senders against a real SMPP server (smpp34's, behind our fault injection) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from broadcaster.sms import blast as blasts
+from broadcaster.sms.sender import run_senders
+from broadcaster.sms.smpp import utcnow
+from broadcaster.sms.states import Priority
+from broadcaster.testing.smsc import SmscPolicy, SmscThread, TestSmsc, free_port
+from tests.sms_fixtures import (
+    NOW,
+    THANH_HOA,
+    counts,
+    reassemble,
+    router_of,
+    seed_subscribers,
+    settings_for,
+    write_config,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def start_blast(
+    engine: Engine, settings, body: str, by: str = "an", priority: Priority = Priority.URGENT
+) -> int:
+    router = router_of(settings)
+    preview = blasts.draft(
+        engine,
+        settings.registry(),
+        router,
+        settings.sms,
+        areas=["167"],
+        body=body,
+        unaccented=False,
+        priority=priority,
+        by=by,
+        exercise=False,
+        now=NOW,
+    )
+    blasts.approve(engine, router, settings.sms, preview.id, by="binh", now=NOW)
+    return preview.id
+
+
+def send_all(settings, engine: Engine, receipt_wait: float = 10.0, clock=utcnow) -> None:
+    run_senders(
+        settings, engine, threading.Event(), drain=True, receipt_wait=receipt_wait, clock=clock
+    )
+
+
+def at_local(hour: int, tz) -> callable:
+    """Return a running clock shifted so the local time starts at the given hour."""
+    real = utcnow()
+    local = real.astimezone(tz)
+    shift = local.replace(hour=hour, minute=0) - local
+    return lambda: utcnow() + shift
+
+
+def test_ten_thousand_thanh_hoa_blast_is_30000_submits_all_delivered(tmp_path, db_url, engine):
+    smsc = TestSmsc(free_port())
+    settings = settings_for(write_config(tmp_path, db_url, {"viettel": smsc.port}))
+    numbers = seed_subscribers(engine, 10_000)
+    blast_id = start_blast(engine, settings, THANH_HOA)
+    with SmscThread([smsc]):
+        send_all(settings, engine)
+    accepted = smsc.stats.accepted
+    assert len(accepted) == 30_000
+    received = reassemble(accepted)
+    assert sorted(received) == sorted(numbers)
+    assert all(texts == [THANH_HOA] for texts in received.values())
+    assert {s.data_coding for s in accepted} == {0x08}
+    assert counts(engine, blast_id) == {"delivered": 10_000}
+
+
+def test_throttled_and_queue_full_submits_are_retried_later(tmp_path, db_url, engine):
+    smsc = TestSmsc(free_port(), SmscPolicy(throttle_every=7, queue_full_every=11))
+    settings = settings_for(write_config(tmp_path, db_url, {"viettel": smsc.port}))
+    numbers = seed_subscribers(engine, 600)
+    blast_id = start_blast(engine, settings, "Khuyen cao: han che ra ngoai.")
+    with SmscThread([smsc]):
+        send_all(settings, engine)
+    assert smsc.stats.rejected[0x58] > 0 and smsc.stats.rejected[0x14] > 0
+    assert sorted(s.destination_addr for s in smsc.stats.accepted) == sorted(numbers)
+    assert counts(engine, blast_id) == {"delivered": 600}
+
+
+def test_other_error_status_fails_the_message_with_the_status(tmp_path, db_url, engine):
+    smsc = TestSmsc(free_port(), SmscPolicy(reject_every=5, reject_status=0x0B))
+    settings = settings_for(write_config(tmp_path, db_url, {"viettel": smsc.port}))
+    seed_subscribers(engine, 100)
+    blast_id = start_blast(engine, settings, "Thong bao.")
+    with SmscThread([smsc]):
+        send_all(settings, engine)
+    assert counts(engine, blast_id) == {"delivered": 80, "failed": 20}
+    with engine.connect() as conn:
+        failed = conn.execute(
+            text("SELECT DISTINCT status, reason FROM sms_messages WHERE state = 'failed'")
+        ).all()
+    assert len(failed) == 1 and failed[0].status == 0x0B
+    assert "0x0000000b" in failed[0].reason
+
+
+def test_undeliverable_receipt_fails_the_message(tmp_path, db_url, engine):
+    smsc = TestSmsc(
+        free_port(), SmscPolicy(undeliverable_every=4, receipt_tlv=False, receipt_id_decimal=True)
+    )
+    settings = settings_for(write_config(tmp_path, db_url, {"viettel": smsc.port}))
+    seed_subscribers(engine, 100)
+    blast_id = start_blast(engine, settings, "Thong bao.")
+    with SmscThread([smsc]):
+        send_all(settings, engine)
+    assert counts(engine, blast_id) == {"delivered": 75, "failed": 25}
+    with engine.connect() as conn:
+        reasons = (
+            conn.execute(text("SELECT DISTINCT reason FROM sms_messages WHERE state = 'failed'"))
+            .scalars()
+            .all()
+        )
+    assert reasons == ["receipt stat:UNDELIV err:001"]
+
+
+def test_dropped_link_reconnects_and_finishes_with_nothing_lost(tmp_path, db_url, engine):
+    smsc = TestSmsc(free_port(), SmscPolicy(drop_after=400, delay=0.002))
+    settings = settings_for(write_config(tmp_path, db_url, {"viettel": smsc.port}))
+    numbers = seed_subscribers(engine, 1000)
+    blast_id = start_blast(engine, settings, THANH_HOA)
+    with SmscThread([smsc]):
+        send_all(settings, engine)
+    assert smsc.stats.drops >= 5 and smsc.stats.binds >= 6
+    received = reassemble(smsc.stats.accepted)
+    assert sorted(received) == sorted(numbers)
+    assert all(set(texts) == {THANH_HOA} for texts in received.values())
+    assert counts(engine, blast_id) == {"delivered": 1000}
+
+
+def test_urgent_blast_goes_before_routine_and_routine_waits_out_quiet_hours(
+    tmp_path, db_url, engine
+):
+    smsc = TestSmsc(free_port())
+    settings = settings_for(
+        write_config(tmp_path, db_url, {"viettel": smsc.port}, sms='quiet_hours = "21:00-06:00"')
+    )
+    seed_subscribers(engine, 50)
+    routine = start_blast(engine, settings, "Routine.", priority=Priority.ROUTINE)
+    urgent = start_blast(engine, settings, "URGENT.", priority=Priority.URGENT)
+    with SmscThread([smsc]):
+        send_all(settings, engine, clock=at_local(23, settings.tz))
+    assert {s.short_message for s in smsc.stats.accepted} == {b"URGENT."}
+    assert counts(engine, urgent) == {"delivered": 50}
+    assert counts(engine, routine) == {"queued": 50}
+
+
+def test_kill_9_mid_blast_then_restart_loses_nothing_and_duplicates_at_most_a_window(
+    tmp_path, db_url, engine
+):
+    smsc = TestSmsc(free_port(), SmscPolicy(delay=0.01))
+    window = 50
+    config = write_config(
+        tmp_path, db_url, {"viettel": smsc.port}, rate=2000, window=window, sms="lease_seconds = 1"
+    )
+    settings = settings_for(config)
+    numbers = seed_subscribers(engine, 3000)
+    blast_id = start_blast(engine, settings, "Thong bao khan.")
+    env = {**os.environ, "BROADCASTER_CONFIG": str(config)}
+    command = [sys.executable, "-m", "broadcaster", "sms", "send", "--receipt-wait", "10"]
+    with SmscThread([smsc]):
+        first = subprocess.Popen(command, env=env, cwd=REPO)
+        assert smsc.wait_for(lambda st: len(st.accepted) >= 1000, 60)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        second = subprocess.run(command, env=env, cwd=REPO, timeout=120)
+        assert second.returncode == 0
+    dests = [s.destination_addr for s in smsc.stats.accepted]
+    assert set(dests) == set(numbers)
+    assert len(dests) - len(set(dests)) <= window
+    assert counts(engine, blast_id) == {"delivered": 3000}
