@@ -125,7 +125,6 @@ class CarrierConfig(_Model):
     )
 
 
-TimeText = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 DurationText = Annotated[str, StringConstraints(pattern=r"^(\d+h)?(\d+m)?(\d+s)?$", min_length=2)]
 ChannelName = Literal["sms", "loudspeaker", "van", "relay", "task"]
 DEFAULT_GRACE: dict[ChannelName, str] = {
@@ -136,7 +135,6 @@ class PlannerSettings(_Model):
     """Where schedules live and how the daemon plans and catches up (see programmes.py)."""
 
     schedules: Path = Path("schedules")  # relative to the config file's folder
-    quiet_hours: tuple[TimeText, TimeText] = ("21:00", "06:00")  # no routine SMS in between
     horizon: DurationText = "48h"  # how far ahead the daemon plans into the scheduler
     poll_interval: float = Field(default=0.5, gt=0, le=10)  # seconds between change polls
     # How late an occurrence may still go out after downtime; older ones are recorded missed.

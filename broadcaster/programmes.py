@@ -467,8 +467,8 @@ def schedule_dir(settings: Settings) -> Path:
 
 
 def quiet_hours(settings: Settings) -> QuietHours:
-    start, end = settings.planner.quiet_hours
-    return QuietHours(parse_time(start), parse_time(end))
+    """One setting for both: the planner refuses what the senders would hold back."""
+    return settings.sms.quiet()
 
 
 def load_programmes(settings: Settings) -> tuple[Programme, ...]:

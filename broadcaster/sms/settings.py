@@ -7,6 +7,8 @@ from datetime import datetime, time, tzinfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from broadcaster.cadence import QuietHours
+
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -51,25 +53,15 @@ class SmsSettings(BaseModel):
             raise ValueError(f"quiet_hours {value!r} must look like '21:00-06:00' (local time)")
         return value
 
-    def quiet_window(self) -> tuple[time, time] | None:
-        """Return the quiet hours as (start, end) local times, None when there are none."""
+    def quiet(self) -> QuietHours:
+        """The quiet hours as local times; an empty span when there are none."""
         if self.quiet_hours is None:
-            return None
+            return QuietHours(time(0), time(0))
         match = _HHMM.match(self.quiet_hours)
         assert match is not None
         h1, m1, h2, m2 = (int(g) for g in match.groups())
-        return time(h1, m1), time(h2, m2)
+        return QuietHours(time(h1, m1), time(h2, m2))
 
     def routine_allowed(self, now: datetime, tz: tzinfo) -> bool:
         """Tell whether routine SMS may go out at `now` (outside quiet hours, local time)."""
-        return not in_window(now.astimezone(tz).time(), self.quiet_window())
-
-
-def in_window(moment: time, window: tuple[time, time] | None) -> bool:
-    """Tell whether a local time falls in a daily window that may wrap midnight."""
-    if window is None:
-        return False
-    start, end = window
-    if start <= end:
-        return start <= moment < end
-    return moment >= start or moment < end
+        return not self.quiet().contains(now.astimezone(tz).time())
