@@ -64,9 +64,11 @@ class Daemon:
         handlers: Mapping[Channel, Handler],
         clock: Clock = utc_now,
         observers: Sequence[PlanObserver] = (),
+        on_stop: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.settings = settings
         self.observers = tuple(observers)
+        self.on_stop = tuple(on_stop)
         self.engine = engine
         self.handlers = dict(handlers)
         self.clock = clock
@@ -169,6 +171,8 @@ class Daemon:
         log.info("daemon.stopping", inflight=self._inflight)
         notify("STOPPING=1")
         self._scheduler.shutdown(wait=False)
+        for callback in self.on_stop:  # senders and publishers wind down alongside
+            callback()
         deadline = monotonic_time.monotonic() + STOP_SECONDS - 2
         finished = self._wait_idle(deadline)
         if not finished:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +16,9 @@ from broadcaster.audio.service import AIRED_CHANNELS, PlaylistService, published
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.daemon import HEARTBEAT_SECONDS, Daemon
 from broadcaster.dispatch import default_handlers
-from broadcaster.programmes import ScheduleError
+from broadcaster.programmes import Channel, ScheduleError
+from broadcaster.sms.scheduled import SmsHandler
+from broadcaster.sms.sender import run_senders
 from broadcaster.store import dispatch as store
 from broadcaster.web import BackgroundServer, make_app
 
@@ -23,21 +27,29 @@ STALE = timedelta(seconds=5 * HEARTBEAT_SECONDS)
 
 @click.command("run")
 @click.option("--no-web", is_flag=True, help="Do not serve the station API from this process.")
+@click.option("--no-sms", is_flag=True, help="Do not run the SMPP senders in this process.")
 @pass_app
-def run_cmd(app: App, no_web: bool) -> None:
-    """Run the daemon: plan, fire on time, publish playlists, serve stations, replan on change."""
+def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
+    """Run the daemon: plan, fire on time, send SMS, publish playlists, serve stations."""
     app.console_logs = True
     settings = app.settings
     handlers = default_handlers(settings)
     aired = published_ahead_handler(settings)
     for channel in AIRED_CHANNELS:
         handlers[channel] = aired
+    handlers[Channel.SMS] = SmsHandler(settings, app.engine, app.now)
     playlists = PlaylistService(settings, app.engine)
+    sms_stop = threading.Event()
+    on_stop: list[Callable[[], None]] = [sms_stop.set, lambda: playlists.stop(timeout=0)]
     try:
-        daemon = Daemon(settings, app.engine, handlers, observers=[playlists.plan_changed])
+        daemon = Daemon(settings, app.engine, handlers, observers=[playlists.plan_changed],
+                        on_stop=on_stop)
     except ScheduleError as exc:
         raise click.ClickException("invalid schedules:\n" + str(exc)) from None
-    web = None
+    senders = threading.Thread(target=run_senders, args=(settings, app.engine, sms_stop),
+                               name="sms-senders", daemon=True)
+    if not no_sms:
+        senders.start()
     if not no_web:
         web = BackgroundServer(
             make_app(publisher(settings), frozenset(stations(app.registry)), engine=app.engine,
@@ -45,11 +57,11 @@ def run_cmd(app: App, no_web: bool) -> None:
             settings.http.bind,
         )
         web.start()
+        daemon.on_stop += (lambda: web.stop(timeout=2),)
     playlists.start()
     clean = daemon.run()
-    playlists.stop()
-    if web is not None:
-        web.stop()
+    if senders.is_alive():
+        senders.join(timeout=1.5)
     if not clean:
         # Work still running after the stop deadline: leave now rather than hang;
         # its rows stay claimed, so nothing fires twice.
