@@ -49,6 +49,8 @@ def _has_notice(manifest: dict) -> bool:
 
 def test_notice_heads_affected_current_playlists_within_5s_and_no_other(served):
     config, base = served
+    with config.open("a", encoding="utf-8") as fh:
+        fh.write("notice_requires_approval = false\n")  # the default follows the SMS rule
     now = datetime.now(UTC)
     publish_plan(config, day_plan(now - timedelta(seconds=5)), now)
     before = {s: _current(base, s) for s in ("linh-thong", "lam-vy", "cho-chu")}

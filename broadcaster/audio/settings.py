@@ -40,8 +40,10 @@ class AudioSettings(BaseModel):
     token_secret: SecretStr | None = Field(
         default=None, description="derives station tokens; generated in data_dir when unset"
     )
-    notice_requires_approval: bool = Field(
-        default=False, description="an emergency notice airs only after a second operator approves"
+    notice_requires_approval: bool | None = Field(
+        default=None,
+        description="a notice airs only after a second operator approves; "
+        "unset: the same rule as SMS (sms.require_second_operator)",
     )
     max_report_bytes: int = Field(
         default=65536, ge=1024, description="largest playback report body"

@@ -13,6 +13,10 @@ from broadcaster.audio.publish import current_and_next, playlist_url, publisher,
 from broadcaster.audio.render import RenderError
 from broadcaster.audio.settings import library_dir
 from broadcaster.cli.context import App, config_option, format_option, pass_app
+from broadcaster.programmes import ScheduleError, load_programmes
+from broadcaster.sms import blast as blasts
+from broadcaster.sms.numbers import router_from_settings
+from broadcaster.sms.scheduled import draft_notice_sms
 from broadcaster.store.audio import approve_notice, load_asrun
 from broadcaster.web import make_app, uvicorn_server
 
@@ -250,6 +254,8 @@ def _issue(
 ) -> None:
     settings = app.settings
     needs_approval = settings.audio.notice_requires_approval
+    if needs_approval is None:
+        needs_approval = settings.sms.require_second_operator
     made, report = issue_notice(
         app.engine,
         app.registry,
@@ -269,6 +275,30 @@ def _issue(
         )
     else:
         click.echo(f"notice #{made.id} on the air at {report.stations} stations")
+    if text:
+        _notice_sms(app, areas, text, by)
+
+
+def _notice_sms(app: App, areas: tuple[str, ...], text: str, by: str) -> None:
+    """Draft the SMS that the notice-triggered programmes send (seed 003: one SMS to all
+    subscribers for each urgent notice); it goes out under the SMS approval rule."""
+    settings = app.settings
+    try:
+        programmes = load_programmes(settings)
+    except ScheduleError as exc:  # the loudspeaker notice stands; say why no SMS followed
+        click.echo(f"no SMS drafted for this notice: the schedules do not load: {exc}", err=True)
+        return
+    for preview in draft_notice_sms(settings, app.engine, programmes, areas=list(areas),
+                                    text=text, by=by, now=app.now()):
+        cost = (f"{preview.recipients} recipients × {preview.parts} {preview.encoding} parts "
+                f"= {preview.total_sms} SMS")
+        if settings.sms.require_second_operator:
+            click.echo(f"SMS blast #{preview.id} drafted ({cost}); a second operator sends it "
+                       f"with `broadcaster sms approve {preview.id} --by NAME`")
+        else:
+            blasts.approve(app.engine, router_from_settings(settings), settings.sms, preview.id,
+                           by=by, now=app.now())
+            click.echo(f"SMS blast #{preview.id} queued ({cost})")
 
 
 @notice.command("approve")

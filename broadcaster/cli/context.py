@@ -18,10 +18,18 @@ from broadcaster.areas import AreaRegistry, UnknownArea
 from broadcaster.config import ConfigError, Settings, default_config_path, load_settings
 from broadcaster.levels import Ladder, UnknownLevel
 from broadcaster.logging import configure_logging
+from broadcaster.programmes import ScheduleError
 from broadcaster.store.db import SchemaOutdated, check_schema, make_engine
 
 F = TypeVar("F", bound=Callable[..., Any])
-DOMAIN_ERRORS = (ConfigError, SchemaOutdated, UnknownArea, UnknownLevel, ValueError)
+DOMAIN_ERRORS = (
+    ConfigError,
+    SchemaOutdated,
+    ScheduleError,
+    UnknownArea,
+    UnknownLevel,
+    ValueError,
+)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import click
 
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.sms import blast as blasts
-from broadcaster.sms.numbers import CarrierRouter, build_router
+from broadcaster.sms.numbers import CarrierRouter, router_from_settings
 from broadcaster.sms.sender import run_senders
 from broadcaster.sms.states import Priority
 from broadcaster.sms.subscribers import import_csv
@@ -20,10 +20,7 @@ from broadcaster.sms.subscribers import import_csv
 
 def router_for(app: App) -> CarrierRouter:
     """Build the carrier router from the config's prefixes and ported-number overrides."""
-    settings = app.settings
-    return build_router(
-        {name: c.prefixes for name, c in settings.carriers.items()}, settings.sms.overrides
-    )
+    return router_from_settings(app.settings)
 
 
 @click.group("sms")

@@ -17,10 +17,11 @@ import structlog
 from sqlalchemy import Engine
 
 from broadcaster.config import Settings
-from broadcaster.planner import Occurrence
+from broadcaster.planner import Occurrence, for_notice
 from broadcaster.programmes import Priority as BulletinPriority
+from broadcaster.programmes import Programme
 from broadcaster.sms import blast as blasts
-from broadcaster.sms.numbers import build_router
+from broadcaster.sms.numbers import router_from_settings
 from broadcaster.sms.states import Priority
 
 log = structlog.get_logger(__name__)
@@ -34,10 +35,7 @@ class SmsHandler:
         self.settings = settings
         self.engine = engine
         self.clock = clock
-        self.registry = settings.registry()
-        self.router = build_router(
-            {name: c.prefixes for name, c in settings.carriers.items()}, settings.sms.overrides
-        )
+        self.router = router_from_settings(settings)
 
     def __call__(self, occurrences: Sequence[Occurrence]) -> dict[Key, str]:
         groups: dict[tuple[str, datetime], list[Occurrence]] = defaultdict(list)
@@ -52,25 +50,73 @@ class SmsHandler:
         return failures
 
     def _blast(self, programme: str, group: list[Occurrence]) -> None:
-        first = group[0]
-        if not first.content.text:
-            raise ValueError(f"programme {programme!r} has no SMS text (content.text)")
-        urgent = first.priority == BulletinPriority.EMERGENCY
-        now = self.clock()
-        preview = blasts.draft(
+        preview = draft_for_programme(
+            self.settings,
             self.engine,
-            self.registry,
-            self.router,
-            self.settings.sms,
+            group,
             areas=[o.area for o in group],
-            body=first.content.text,
-            unaccented=False,
-            priority=Priority.URGENT if urgent else Priority.ROUTINE,
             by=f"schedule:{programme}",
-            exercise=False,
-            now=now,
+            now=self.clock(),
         )
         queued = blasts.approve(
-            self.engine, self.router, self.settings.sms, preview.id, by="daemon", now=now
+            self.engine, self.router, self.settings.sms, preview.id, by="daemon", now=self.clock()
         )
         log.info("sms.scheduled_blast", programme=programme, blast=preview.id, queued=queued)
+
+
+def draft_for_programme(
+    settings: Settings,
+    engine: Engine,
+    group: Sequence[Occurrence],
+    *,
+    areas: Sequence[str],
+    by: str,
+    now: datetime,
+) -> blasts.Preview:
+    """Draft the blast one SMS programme's occurrences send; emergency programmes go urgent."""
+    first = group[0]
+    if not first.content.text:
+        raise ValueError(f"programme {first.programme!r} has no SMS text (content.text)")
+    return blasts.draft(
+        engine,
+        settings.registry(),
+        router_from_settings(settings),
+        settings.sms,
+        areas=list(areas),
+        body=first.content.text,
+        unaccented=False,
+        priority=Priority.URGENT
+        if first.priority == BulletinPriority.EMERGENCY
+        else Priority.ROUTINE,
+        by=by,
+        exercise=False,
+        now=now,
+    )
+
+
+def draft_notice_sms(
+    settings: Settings,
+    engine: Engine,
+    programmes: Sequence[Programme],
+    *,
+    areas: Sequence[str],
+    text: str,
+    by: str,
+    now: datetime,
+) -> list[blasts.Preview]:
+    """Draft, for one urgent notice, the SMS of every notice-triggered programme that
+    covers some of the notice's areas, sent only to those areas."""
+    registry = settings.registry()
+    reached = {code: set(blasts.communes_of(registry, [code])) for code in areas}
+    by_programme: dict[str, list[Occurrence]] = defaultdict(list)
+    for occurrence in for_notice(programmes, text, now):
+        by_programme[occurrence.programme].append(occurrence)
+    previews = []
+    for group in by_programme.values():
+        covered = set(blasts.communes_of(registry, [o.area for o in group]))
+        targets = [code for code in areas if reached[code] & covered]
+        if targets:
+            previews.append(
+                draft_for_programme(settings, engine, group, areas=targets, by=by, now=now)
+            )
+    return previews
