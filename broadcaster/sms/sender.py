@@ -305,6 +305,7 @@ class CarrierSender:
                 self._send(unbind_pdu(session.next_seq()))
             session.link.sock.close()
             session.link = None
+        self.outbox.close()
         log.info("sms.sender_stopped", carrier=self.bind.carrier)
 
 
