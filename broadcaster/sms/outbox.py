@@ -9,6 +9,8 @@ nothing it should not.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,29 +58,20 @@ def _t(name: str) -> BindParameter[datetime]:
     return bindparam(name, type_=_TS)
 
 
-_RELEASE_EXPIRED = text(
+_RELEASE_EXPIRED = (
     "UPDATE sms_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL "
-    f"WHERE carrier = :carrier AND {moving_to(QUEUED)} AND lease_until < :now"
-).bindparams(_t("now"))
-
-_CLAIM_SQLITE = text(
-    "UPDATE sms_messages SET state = 'sending', sending_at = :now, lease_owner = :owner, "
-    "lease_until = :until, attempts = attempts + 1 WHERE id IN ("
-    f" SELECT id FROM sms_messages WHERE carrier = :carrier AND {moving_to(SENDING)}"
-    " AND rank <= :max_rank ORDER BY rank, id LIMIT :limit) "
+    f"WHERE carrier = ? AND {moving_to(QUEUED)} AND lease_until < ?"
+)
+_CLAIM = (
+    "UPDATE sms_messages SET state = 'sending', sending_at = ?, lease_owner = ?, "
+    "lease_until = ?, attempts = attempts + 1 WHERE id IN ("
+    f" SELECT id FROM sms_messages WHERE carrier = ? AND {moving_to(SENDING)}"
+    " AND rank <= ? ORDER BY rank, id LIMIT ?{lock}) "
     "RETURNING id, blast_id, msisdn, rank"
-).bindparams(_t("now"), _t("until"))
+)
 
-_CLAIM_PG = text(
-    "UPDATE sms_messages SET state = 'sending', sending_at = :now, lease_owner = :owner, "
-    "lease_until = :until, attempts = attempts + 1 WHERE id IN ("
-    f" SELECT id FROM sms_messages WHERE carrier = :carrier AND {moving_to(SENDING)}"
-    " AND rank <= :max_rank ORDER BY rank, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
-    "RETURNING id, blast_id, msisdn, rank"
-).bindparams(_t("now"), _t("until"))
-
-# The hot path (one transaction per sender turn) runs these through the DBAPI on a
-# connection the sender keeps: SQLAlchemy's per-statement work and a pool checkout
+# The hot path (claims, and one transaction per sender turn) runs through the DBAPI
+# on a connection the sender keeps: SQLAlchemy's per-statement work and a pool checkout
 # per turn were a third of the sender's time at 4,000 msg/s. `?` becomes `%s` for
 # psycopg; timestamps are converted once per batch by the column type's processor.
 _INSERT_PART = (
@@ -128,11 +121,12 @@ class Outbox:
         self.engine = engine
         self.carrier = carrier
         self.owner = owner
-        self._claim = _CLAIM_PG if engine.dialect.name == "postgresql" else _CLAIM_SQLITE
+        lock = " FOR UPDATE SKIP LOCKED" if engine.dialect.name == "postgresql" else ""
         self._qmark = engine.dialect.paramstyle == "qmark"
         self._sql = {
             q: self._native(q)
             for q in (
+                _RELEASE_EXPIRED,
                 _INSERT_PART,
                 _SUBMITTED,
                 _FAILED,
@@ -141,6 +135,7 @@ class Outbox:
                 _MARK_PART,
             )
         }
+        self._claim = self._native(_CLAIM.format(lock=lock))
         self._to_db = _TS.bind_processor(engine.dialect)
         self._raw: Any = None  # the DBAPI connection record() keeps (sender thread only)
         # Messages with a part receipt recorded before the message itself was: only
@@ -159,23 +154,15 @@ class Outbox:
         self, now: datetime, limit: int, lease: timedelta, routine_allowed: bool
     ) -> list[Claimed]:
         """Take up to limit queued messages, urgent first, under a lease."""
-        with self.engine.begin() as conn:
-            conn.execute(_RELEASE_EXPIRED, {"carrier": self.carrier, "now": now})
-            rows = conn.execute(
+        at, until = self._at(now), self._at(now + lease)
+        with self._cursor() as cursor:
+            cursor.execute(self._sql[_RELEASE_EXPIRED], (self.carrier, at))
+            cursor.execute(
                 self._claim,
-                {
-                    "now": now,
-                    "until": now + lease,
-                    "owner": self.owner,
-                    "carrier": self.carrier,
-                    "max_rank": 1 if routine_allowed else 0,
-                    "limit": limit,
-                },
-            ).all()
-        claimed = sorted(
-            (Claimed(r.id, r.blast_id, r.msisdn, r.rank) for r in rows),
-            key=lambda c: (c.rank, c.id),
-        )
+                (at, self.owner, until, self.carrier, int(routine_allowed), limit),
+            )
+            rows = cursor.fetchall()
+        claimed = sorted((Claimed(*row) for row in rows), key=lambda c: (c.rank, c.id))
         if claimed:
             log.debug("sms.claimed", carrier=self.carrier, count=len(claimed))
         return claimed
@@ -197,10 +184,8 @@ class Outbox:
         A receipt can overtake its submit_sm_resp on the wire, so the caller
         offers unmatched receipts again for a while before giving up on them.
         """
-        raw = self._hot_connection()
         at = self._at(now)
-        cursor = raw.cursor()
-        try:
+        with self._cursor() as cursor:
             self._write(cursor, outcomes, at)
             touched, unmatched = self._apply_receipts(cursor, outcomes.receipts, at)
             submitted = set(outcomes.submitted)
@@ -210,12 +195,6 @@ class Outbox:
                 cursor.executemany(
                     self._sql[_DELIVERED_WHEN_COMPLETE], [(at, m) for m in sorted(touched)]
                 )
-            raw.commit()
-        except BaseException:
-            self.close()
-            raise
-        finally:
-            cursor.close()
         return unmatched
 
     def _write(self, cursor: Any, outcomes: Outcomes, at: object) -> None:
@@ -233,10 +212,22 @@ class Outbox:
         if outcomes.released:
             cursor.executemany(sql[_RELEASED], [(m, self.owner) for m in outcomes.released])
 
-    def _hot_connection(self) -> Any:
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """Run the block as one transaction on the kept connection; on error drop it."""
         if self._raw is None:
             self._raw = self.engine.raw_connection()
-        return self._raw
+        raw = self._raw
+        try:
+            cursor = raw.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+            raw.commit()
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Return the connection record() keeps between batches (rolled back) to the pool."""

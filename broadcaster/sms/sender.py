@@ -113,18 +113,24 @@ class CarrierSender:
         self._finish()
 
     def _turn(self) -> None:
-        """Do one round: database chores, send what is allowed, wait, read, record."""
+        """Do one round: send what is allowed, database chores, wait, read, record.
+
+        Sending comes before the chores: a claim takes milliseconds, and slots
+        freed by the last commit should not wait for it (the next parts are
+        claimed a window ahead).
+        """
         session, cfg = self.session, self.bind
         link = session.link
         assert link is not None
         mono = time.monotonic()
-        self._chores(mono)
         wire = session.fill(mono)
         if link.enquire_sent is None and mono - link.last_rx > cfg.enquire_link:
             wire.append(enquire_link_pdu(session.next_seq()))
             link.enquire_sent = mono
         if wire:
             self._send(b"".join(wire))
+        self._chores(mono)
+        mono = time.monotonic()
         self._check_timeouts(mono)
         readable, _, _ = select.select([link.sock], [], [], self._timeout(mono))
         if readable:
