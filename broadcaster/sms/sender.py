@@ -41,6 +41,7 @@ from broadcaster.sms.smpp import (
     unbind_pdu,
     utcnow,
 )
+from broadcaster.store.checkpoint import WalCheckpointer
 
 log = structlog.get_logger(__name__)
 UNMATCHED_RETRY = 1.0  # a receipt may overtake its submit_sm_resp: offer it again after this
@@ -346,6 +347,19 @@ def run_senders(
     clock: Callable[[], datetime] = utcnow,
 ) -> None:
     """Run one sender per carrier until stop is set (or, draining, until all are done)."""
+    with WalCheckpointer(engine):
+        _run_all(settings, engine, stop, drain, receipt_wait, carriers, clock)
+
+
+def _run_all(
+    settings: Settings,
+    engine: Engine,
+    stop: threading.Event,
+    drain: bool,
+    receipt_wait: float,
+    carriers: list[str] | None,
+    clock: Callable[[], datetime],
+) -> None:
     senders = []
     for bind in bind_configs(settings):
         if carriers and bind.carrier not in carriers:
