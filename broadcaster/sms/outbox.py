@@ -240,22 +240,16 @@ class Outbox:
     ) -> tuple[set[int], list[Receipt]]:
         """Mark the parts final receipts name and fail undelivered messages; return the
         messages a DELIVRD touched and the receipts that matched no part."""
-        unmatched: list[Receipt] = []
         touched: set[int] = set()
         final = [r for r in receipts if r.final]
-        readings = {r.smsc_id: id_readings(r.smsc_id) for r in final}
-        by_id = self._find_parts(cursor, sorted({i for ids in readings.values() for i in ids}))
+        rows, unmatched = self._match(cursor, final)
         marks: list[tuple[object, ...]] = []
         failed: list[tuple[object, ...]] = []
-        used: set[int] = set()
         for receipt in final:
-            candidates = (r for i in readings[receipt.smsc_id] for r in by_id.get(i, ()))
-            row = next((r for r in candidates if r[0] not in used), None)
+            row = rows.get(id(receipt))
             if row is None:
-                unmatched.append(receipt)
                 continue
             part_id, message_id, _, state = row
-            used.add(part_id)
             marks.append((receipt.stat, at, part_id))
             if receipt.delivered:
                 touched.add(message_id)
@@ -270,9 +264,32 @@ class Outbox:
             cursor.executemany(self._sql[_FAILED], failed)
         return touched, unmatched
 
+    def _match(
+        self, cursor: Any, final: list[Receipt]
+    ) -> tuple[dict[int, tuple[Any, ...]], list[Receipt]]:
+        """Find each receipt's part: by its id as given, then, for the few left, by the
+        id's other readings (hex for decimal and back); return rows by id(receipt)."""
+        rows: dict[int, tuple[Any, ...]] = {}
+        used: set[int] = set()
+        left = final
+        for readings in (lambda r: (r.smsc_id,), lambda r: id_readings(r.smsc_id)[1:]):
+            wanted = {r.smsc_id: readings(r) for r in left}
+            by_id = self._find_parts(cursor, sorted({i for ids in wanted.values() for i in ids}))
+            missing: list[Receipt] = []
+            for receipt in left:
+                candidates = (r for i in wanted[receipt.smsc_id] for r in by_id.get(i, ()))
+                row = next((r for r in candidates if r[0] not in used), None)
+                if row is None:
+                    missing.append(receipt)
+                else:
+                    used.add(row[0])
+                    rows[id(receipt)] = row
+            left = missing
+        return rows, left
+
     def _find_parts(self, cursor: Any, wanted: list[str]) -> dict[str, list[tuple[Any, ...]]]:
         by_id: dict[str, list[tuple[Any, ...]]] = {}
-        for start in range(0, len(wanted), FIND_CHUNK):
+        for start in range(0, len(wanted), FIND_CHUNK):  # nothing wanted: no query
             chunk = wanted[start : start + FIND_CHUNK]
             marks = ", ".join("?" * len(chunk))
             query = _FIND_PART.format(marks=marks)
