@@ -9,12 +9,14 @@ nothing it should not.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import BindParameter, Connection, Engine, Row, bindparam, text
+from sqlalchemy import BindParameter, Engine, bindparam, text
 
 from broadcaster.sms.receipts import Receipt, id_readings
 from broadcaster.sms.states import MessageState, moving_to
@@ -56,64 +58,50 @@ def _t(name: str) -> BindParameter[datetime]:
     return bindparam(name, type_=_TS)
 
 
-_RELEASE_EXPIRED = text(
+_RELEASE_EXPIRED = (
     "UPDATE sms_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL "
-    f"WHERE carrier = :carrier AND {moving_to(QUEUED)} AND lease_until < :now"
-).bindparams(_t("now"))
-
-_CLAIM_SQLITE = text(
-    "UPDATE sms_messages SET state = 'sending', sending_at = :now, lease_owner = :owner, "
-    "lease_until = :until, attempts = attempts + 1 WHERE id IN ("
-    f" SELECT id FROM sms_messages WHERE carrier = :carrier AND {moving_to(SENDING)}"
-    " AND rank <= :max_rank ORDER BY rank, id LIMIT :limit) "
+    f"WHERE carrier = ? AND {moving_to(QUEUED)} AND lease_until < ?"
+)
+_CLAIM = (
+    "UPDATE sms_messages SET state = 'sending', sending_at = ?, lease_owner = ?, "
+    "lease_until = ?, attempts = attempts + 1 WHERE id IN ("
+    f" SELECT id FROM sms_messages WHERE carrier = ? AND {moving_to(SENDING)}"
+    " AND rank <= ? ORDER BY rank, id LIMIT ?{lock}) "
     "RETURNING id, blast_id, msisdn, rank"
-).bindparams(_t("now"), _t("until"))
-
-_CLAIM_PG = text(
-    "UPDATE sms_messages SET state = 'sending', sending_at = :now, lease_owner = :owner, "
-    "lease_until = :until, attempts = attempts + 1 WHERE id IN ("
-    f" SELECT id FROM sms_messages WHERE carrier = :carrier AND {moving_to(SENDING)}"
-    " AND rank <= :max_rank ORDER BY rank, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
-    "RETURNING id, blast_id, msisdn, rank"
-).bindparams(_t("now"), _t("until"))
-
-_INSERT_PART = text(
-    "INSERT INTO sms_parts (message_id, seq, carrier, smsc_id, submitted_at) "
-    "VALUES (:m, :seq, :carrier, :smsc_id, :at)"
-).bindparams(_t("at"))
-
-_SUBMITTED = text(
-    "UPDATE sms_messages SET state = 'submitted', submitted_at = :at, lease_owner = NULL, "
-    f"lease_until = NULL WHERE id = :m AND {moving_to(SUBMITTED)}"
-).bindparams(_t("at"))
-
-_FAILED = text(
-    "UPDATE sms_messages SET state = 'failed', final_at = :at, status = :status, "
-    "reason = :reason, lease_owner = NULL, lease_until = NULL "
-    f"WHERE id = :m AND {moving_to(FAILED)}"
-).bindparams(_t("at"))
-
-_RELEASED = text(
-    "UPDATE sms_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL "
-    f"WHERE id = :m AND {moving_to(QUEUED)} AND lease_owner = :owner"
 )
 
-_DELIVERED_WHEN_COMPLETE = text(
-    "UPDATE sms_messages SET state = 'delivered', final_at = :at WHERE id = :m "
+# The hot path (claims, and one transaction per sender turn) runs through the DBAPI
+# on a connection the sender keeps: SQLAlchemy's per-statement work and a pool checkout
+# per turn were a third of the sender's time at 4,000 msg/s. `?` becomes `%s` for
+# psycopg; timestamps are converted once per batch by the column type's processor.
+_INSERT_PART = (
+    "INSERT INTO sms_parts (message_id, seq, carrier, smsc_id, submitted_at) VALUES (?, ?, ?, ?, ?)"
+)
+_SUBMITTED = (
+    "UPDATE sms_messages SET state = 'submitted', submitted_at = ?, lease_owner = NULL, "
+    f"lease_until = NULL WHERE id = ? AND {moving_to(SUBMITTED)}"
+)
+_FAILED = (
+    "UPDATE sms_messages SET state = 'failed', final_at = ?, status = ?, reason = ?, "
+    f"lease_owner = NULL, lease_until = NULL WHERE id = ? AND {moving_to(FAILED)}"
+)
+_RELEASED = (
+    "UPDATE sms_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL "
+    f"WHERE id = ? AND {moving_to(QUEUED)} AND lease_owner = ?"
+)
+_DELIVERED_WHEN_COMPLETE = (
+    "UPDATE sms_messages SET state = 'delivered', final_at = ? WHERE id = ? "
     f"AND {moving_to(DELIVERED)} AND (SELECT count(DISTINCT p.seq) FROM sms_parts p "
     " WHERE p.message_id = sms_messages.id AND p.stat = 'DELIVRD') >= "
     "(SELECT b.parts FROM sms_blasts b WHERE b.id = sms_messages.blast_id)"
-).bindparams(_t("at"))
-
-_FIND_PART = text(
-    "SELECT p.id, p.message_id, p.smsc_id, m.state FROM sms_parts p "
-    "JOIN sms_messages m ON m.id = p.message_id WHERE p.carrier = :carrier "
-    "AND p.smsc_id IN :ids AND p.receipt_at IS NULL"
-).bindparams(bindparam("ids", expanding=True))
-
-_MARK_PART = text("UPDATE sms_parts SET stat = :stat, receipt_at = :at WHERE id = :p").bindparams(
-    _t("at")
 )
+_FIND_PART = (
+    "SELECT p.id, p.message_id, p.smsc_id, m.state FROM sms_parts p "
+    "JOIN sms_messages m ON m.id = p.message_id WHERE p.carrier = ? "
+    "AND p.receipt_at IS NULL AND p.smsc_id IN ({marks})"
+)
+_MARK_PART = "UPDATE sms_parts SET stat = ?, receipt_at = ? WHERE id = ?"
+FIND_CHUNK = 500
 
 _RENEW = text(
     "UPDATE sms_messages SET lease_until = :until WHERE lease_owner = :owner AND state = 'sending'"
@@ -133,32 +121,48 @@ class Outbox:
         self.engine = engine
         self.carrier = carrier
         self.owner = owner
-        self._claim = _CLAIM_PG if engine.dialect.name == "postgresql" else _CLAIM_SQLITE
+        lock = " FOR UPDATE SKIP LOCKED" if engine.dialect.name == "postgresql" else ""
+        self._qmark = engine.dialect.paramstyle == "qmark"
+        self._sql = {
+            q: self._native(q)
+            for q in (
+                _RELEASE_EXPIRED,
+                _INSERT_PART,
+                _SUBMITTED,
+                _FAILED,
+                _RELEASED,
+                _DELIVERED_WHEN_COMPLETE,
+                _MARK_PART,
+            )
+        }
+        self._claim = self._native(_CLAIM.format(lock=lock))
+        self._to_db = _TS.bind_processor(engine.dialect)
+        self._raw: Any = None  # the DBAPI connection record() keeps (sender thread only)
         # Messages with a part receipt recorded before the message itself was: only
         # these need the completeness check when their submission is recorded.
         self._early: set[int] = set()
+
+    def _native(self, query: str) -> str:
+        """Return query in the driver's own placeholder style."""
+        return query if self._qmark else query.replace("?", "%s")
+
+    def _at(self, now: datetime) -> object:
+        """Return now as the driver wants it for a UTCDateTime column."""
+        return self._to_db(now) if self._to_db is not None else now
 
     def claim(
         self, now: datetime, limit: int, lease: timedelta, routine_allowed: bool
     ) -> list[Claimed]:
         """Take up to limit queued messages, urgent first, under a lease."""
-        with self.engine.begin() as conn:
-            conn.execute(_RELEASE_EXPIRED, {"carrier": self.carrier, "now": now})
-            rows = conn.execute(
+        at, until = self._at(now), self._at(now + lease)
+        with self._cursor() as cursor:
+            cursor.execute(self._sql[_RELEASE_EXPIRED], (self.carrier, at))
+            cursor.execute(
                 self._claim,
-                {
-                    "now": now,
-                    "until": now + lease,
-                    "owner": self.owner,
-                    "carrier": self.carrier,
-                    "max_rank": 1 if routine_allowed else 0,
-                    "limit": limit,
-                },
-            ).all()
-        claimed = sorted(
-            (Claimed(r.id, r.blast_id, r.msisdn, r.rank) for r in rows),
-            key=lambda c: (c.rank, c.id),
-        )
+                (at, self.owner, until, self.carrier, int(routine_allowed), limit),
+            )
+            rows = cursor.fetchall()
+        claimed = sorted((Claimed(*row) for row in rows), key=lambda c: (c.rank, c.id))
         if claimed:
             log.debug("sms.claimed", carrier=self.carrier, count=len(claimed))
         return claimed
@@ -180,86 +184,119 @@ class Outbox:
         A receipt can overtake its submit_sm_resp on the wire, so the caller
         offers unmatched receipts again for a while before giving up on them.
         """
-        with self.engine.begin() as conn:
-            if outcomes.parts:
-                conn.execute(
-                    _INSERT_PART,
-                    [
-                        {"m": m, "seq": seq, "carrier": self.carrier, "smsc_id": sid, "at": now}
-                        for m, seq, sid in outcomes.parts
-                    ],
-                )
-            if outcomes.submitted:
-                conn.execute(_SUBMITTED, [{"m": m, "at": now} for m in outcomes.submitted])
-            if outcomes.failed:
-                conn.execute(
-                    _FAILED,
-                    [
-                        {"m": m, "status": status, "reason": reason, "at": now}
-                        for m, status, reason in outcomes.failed
-                    ],
-                )
-            if outcomes.released:
-                conn.execute(_RELEASED, [{"m": m, "owner": self.owner} for m in outcomes.released])
-            touched, unmatched = self._apply_receipts(conn, outcomes.receipts, now)
+        at = self._at(now)
+        with self._cursor() as cursor:
+            self._write(cursor, outcomes, at)
+            touched, unmatched = self._apply_receipts(cursor, outcomes.receipts, at)
             submitted = set(outcomes.submitted)
             touched |= submitted & self._early
             self._early -= submitted
             if touched:
-                conn.execute(_DELIVERED_WHEN_COMPLETE, [{"m": m, "at": now} for m in touched])
+                cursor.executemany(
+                    self._sql[_DELIVERED_WHEN_COMPLETE], [(at, m) for m in sorted(touched)]
+                )
         return unmatched
 
+    def _write(self, cursor: Any, outcomes: Outcomes, at: object) -> None:
+        sql, carrier = self._sql, self.carrier
+        if outcomes.parts:
+            cursor.executemany(
+                sql[_INSERT_PART], [(m, seq, carrier, sid, at) for m, seq, sid in outcomes.parts]
+            )
+        if outcomes.submitted:
+            cursor.executemany(sql[_SUBMITTED], [(at, m) for m in outcomes.submitted])
+        if outcomes.failed:
+            cursor.executemany(
+                sql[_FAILED], [(at, status, reason, m) for m, status, reason in outcomes.failed]
+            )
+        if outcomes.released:
+            cursor.executemany(sql[_RELEASED], [(m, self.owner) for m in outcomes.released])
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """Run the block as one transaction on the kept connection; on error drop it."""
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()
+        raw = self._raw
+        try:
+            cursor = raw.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+            raw.commit()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Return the connection record() keeps between batches (rolled back) to the pool."""
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            raw.close()
+
     def _apply_receipts(
-        self, conn: Connection, receipts: list[Receipt], now: datetime
+        self, cursor: Any, receipts: list[Receipt], at: object
     ) -> tuple[set[int], list[Receipt]]:
+        """Mark the parts final receipts name and fail undelivered messages; return the
+        messages a DELIVRD touched and the receipts that matched no part."""
         touched: set[int] = set()
-        unmatched: list[Receipt] = []
         final = [r for r in receipts if r.final]
-        readings = {r.smsc_id: id_readings(r.smsc_id) for r in final}
-        wanted = sorted({i for ids in readings.values() for i in ids})
-        by_id: dict[str, list[Row[Any]]] = {}
-        for start in range(0, len(wanted), 500):
-            rows = conn.execute(
-                _FIND_PART, {"carrier": self.carrier, "ids": wanted[start : start + 500]}
-            )
-            for found in rows:
-                by_id.setdefault(found.smsc_id, []).append(found)
-        marks: list[dict[str, object]] = []
-        failed: list[dict[str, object]] = []
-        used: set[int] = set()
+        rows, unmatched = self._match(cursor, final)
+        marks: list[tuple[object, ...]] = []
+        failed: list[tuple[object, ...]] = []
         for receipt in final:
-            row: Row[Any] | None = next(
-                (
-                    r
-                    for i in readings[receipt.smsc_id]
-                    for r in by_id.get(i, ())
-                    if r.id not in used
-                ),
-                None,
-            )
+            row = rows.get(id(receipt))
             if row is None:
-                unmatched.append(receipt)
                 continue
-            used.add(row.id)
-            marks.append({"stat": receipt.stat, "at": now, "p": row.id})
+            part_id, message_id, _, state = row
+            marks.append((receipt.stat, at, part_id))
             if receipt.delivered:
-                touched.add(row.message_id)
-                if row.state == "sending":
-                    self._early.add(row.message_id)
+                touched.add(message_id)
+                if state == "sending":
+                    self._early.add(message_id)
             else:
-                failed.append(
-                    {
-                        "m": row.message_id,
-                        "status": None,
-                        "at": now,
-                        "reason": f"receipt stat:{receipt.stat} err:{receipt.err}",
-                    }
-                )
+                reason = f"receipt stat:{receipt.stat} err:{receipt.err}"
+                failed.append((at, None, reason, message_id))
         if marks:
-            conn.execute(_MARK_PART, marks)
+            cursor.executemany(self._sql[_MARK_PART], marks)
         if failed:
-            conn.execute(_FAILED, failed)
+            cursor.executemany(self._sql[_FAILED], failed)
         return touched, unmatched
+
+    def _match(
+        self, cursor: Any, final: list[Receipt]
+    ) -> tuple[dict[int, tuple[Any, ...]], list[Receipt]]:
+        """Find each receipt's part: by its id as given, then, for the few left, by the
+        id's other readings (hex for decimal and back); return rows by id(receipt)."""
+        rows: dict[int, tuple[Any, ...]] = {}
+        used: set[int] = set()
+        left = final
+        for readings in (lambda r: (r.smsc_id,), lambda r: id_readings(r.smsc_id)[1:]):
+            wanted = {r.smsc_id: readings(r) for r in left}
+            by_id = self._find_parts(cursor, sorted({i for ids in wanted.values() for i in ids}))
+            missing: list[Receipt] = []
+            for receipt in left:
+                candidates = (r for i in wanted[receipt.smsc_id] for r in by_id.get(i, ()))
+                row = next((r for r in candidates if r[0] not in used), None)
+                if row is None:
+                    missing.append(receipt)
+                else:
+                    used.add(row[0])
+                    rows[id(receipt)] = row
+            left = missing
+        return rows, left
+
+    def _find_parts(self, cursor: Any, wanted: list[str]) -> dict[str, list[tuple[Any, ...]]]:
+        by_id: dict[str, list[tuple[Any, ...]]] = {}
+        for start in range(0, len(wanted), FIND_CHUNK):  # nothing wanted: no query
+            chunk = wanted[start : start + FIND_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            query = _FIND_PART.format(marks=marks)
+            cursor.execute(self._native(query), [self.carrier, *chunk])
+            for found in cursor.fetchall():
+                by_id.setdefault(found[2], []).append(tuple(found))
+        return by_id
 
     def renew(self, now: datetime, lease: timedelta) -> None:
         """Extend the lease on every message this sender still holds."""

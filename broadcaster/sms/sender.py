@@ -41,6 +41,7 @@ from broadcaster.sms.smpp import (
     unbind_pdu,
     utcnow,
 )
+from broadcaster.store.checkpoint import WalCheckpointer
 
 log = structlog.get_logger(__name__)
 UNMATCHED_RETRY = 1.0  # a receipt may overtake its submit_sm_resp: offer it again after this
@@ -113,18 +114,24 @@ class CarrierSender:
         self._finish()
 
     def _turn(self) -> None:
-        """Do one round: database chores, send what is allowed, wait, read, record."""
+        """Do one round: send what is allowed, database chores, wait, read, record.
+
+        Sending comes before the chores: a claim takes milliseconds, and slots
+        freed by the last commit should not wait for it (the next parts are
+        claimed a window ahead).
+        """
         session, cfg = self.session, self.bind
         link = session.link
         assert link is not None
         mono = time.monotonic()
-        self._chores(mono)
         wire = session.fill(mono)
         if link.enquire_sent is None and mono - link.last_rx > cfg.enquire_link:
             wire.append(enquire_link_pdu(session.next_seq()))
             link.enquire_sent = mono
         if wire:
             self._send(b"".join(wire))
+        self._chores(mono)
+        mono = time.monotonic()
         self._check_timeouts(mono)
         readable, _, _ = select.select([link.sock], [], [], self._timeout(mono))
         if readable:
@@ -305,6 +312,7 @@ class CarrierSender:
                 self._send(unbind_pdu(session.next_seq()))
             session.link.sock.close()
             session.link = None
+        self.outbox.close()
         log.info("sms.sender_stopped", carrier=self.bind.carrier)
 
 
@@ -339,6 +347,19 @@ def run_senders(
     clock: Callable[[], datetime] = utcnow,
 ) -> None:
     """Run one sender per carrier until stop is set (or, draining, until all are done)."""
+    with WalCheckpointer(engine):
+        _run_all(settings, engine, stop, drain, receipt_wait, carriers, clock)
+
+
+def _run_all(
+    settings: Settings,
+    engine: Engine,
+    stop: threading.Event,
+    drain: bool,
+    receipt_wait: float,
+    carriers: list[str] | None,
+    clock: Callable[[], datetime],
+) -> None:
     senders = []
     for bind in bind_configs(settings):
         if carriers and bind.carrier not in carriers:
