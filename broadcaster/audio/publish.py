@@ -333,16 +333,19 @@ def _signature(occ: Occurrence) -> tuple[Hashable, ...]:
 
 def _frozen(value: Any) -> Hashable:
     """Turn an occurrence's content (lists, mappings, dataclasses) into a hashable twin."""
-    try:
-        hash(value)
-        return value  # type: ignore[no-any-return]
-    except TypeError:
-        pass
+    if isinstance(value, str | int | float | None):
+        return value
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(map(_frozen, value)))
     if hasattr(value, "__dataclass_fields__"):
         return (type(value).__qualname__, _frozen(asdict(value)))
     if isinstance(value, Mapping):
         return ("mapping", tuple((k, _frozen(v)) for k, v in value.items()))
-    return (type(value).__name__, tuple(_frozen(v) for v in value))
+    try:
+        hash(value)
+    except TypeError:
+        return (type(value).__name__, tuple(map(_frozen, value)))
+    return value  # type: ignore[no-any-return]
 
 
 def save_plan(root: Path, occurrences: Sequence[Occurrence]) -> None:
