@@ -12,7 +12,10 @@ A station's manifests for one day are stored together in one file: at
 40,000 per-slot files took 18 s, mostly open and mkdir), and one document
 lets a station fetch its whole day before its link drops. Every file is
 written through a temporary file and a rename, and only when its bytes
-change, so a poll never sees half a file and ETags stay stable.
+change, so a poll never sees half a file and ETags stay stable. Communes
+hearing the same occurrences in the same languages share one rendering of
+their day (`manifest.DayTemplate`); what is left per station is joining its
+code and token in, comparing with the file and, when changed, the write.
 
 Layout under `data_dir/publish/`:
     audio/<sha256>.mp3                         immutable, content-addressed
