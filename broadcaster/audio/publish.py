@@ -31,7 +31,7 @@ import shutil
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -330,8 +330,14 @@ def m3u(manifest: dict[str, Any]) -> bytes:
 
 
 def _signature(occ: Occurrence) -> tuple[Hashable, ...]:
-    """What of an occurrence its slots depend on, all but the area, as a cache key."""
-    return (occ.programme, occ.channel, occ.at, occ.priority, _frozen(occ.content), occ.duration)
+    """What of an occurrence its slots depend on, all but the area, as a cache key.
+
+    The time is keyed in UTC: datetimes in one zone compare by wall clock,
+    so the two 01:30s of a DST fold would otherwise share a key. A naive
+    time stays naive and never matches an aware one, so it is still refused.
+    """
+    at = occ.at.astimezone(UTC) if occ.at.utcoffset() is not None else occ.at
+    return (occ.programme, occ.channel, at, occ.priority, _frozen(occ.content), occ.duration)
 
 
 def _frozen(value: Any) -> Hashable:
