@@ -38,6 +38,7 @@ from broadcaster.planner import Occurrence, group_by_time, plan
 from broadcaster.programmes import Channel, Programme, ScheduleError, load_programmes
 from broadcaster.sdnotify import notify, watchdog_interval
 from broadcaster.store import dispatch as store
+from broadcaster.store.leader import SchedulerLock
 from broadcaster.store.levels import change_marker, load_changes
 
 log = structlog.get_logger(__name__)
@@ -46,6 +47,7 @@ HEARTBEAT_SECONDS = 2.0
 STOP_SECONDS = 10.0
 LOOKBACK = timedelta(minutes=5)  # keep just-past instants so a late job still finds its bucket
 CATCH_UP_LIMIT = timedelta(hours=24)
+STANDBY_SECONDS = 1.0  # how often a standby tries to take the scheduler over
 Clock = Callable[[], datetime]
 PlanObserver = Callable[[Sequence[Programme], Sequence[LevelChange]], None]
 
@@ -69,6 +71,7 @@ class Daemon:
         self.settings = settings
         self.observers = tuple(observers)
         self.on_stop = tuple(on_stop)
+        self.lock = SchedulerLock(engine)
         self.engine = engine
         self.handlers = dict(handlers)
         self.clock = clock
@@ -102,6 +105,8 @@ class Daemon:
     def run(self) -> bool:
         """Run until SIGTERM/SIGINT; True when all in-flight work ended in time."""
         self._install_signals()
+        if not self._lead():
+            return self._stand_down()
         previous = store.read_status(self.engine)
         now = self.clock()
         since = now
@@ -120,6 +125,29 @@ class Daemon:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+
+    def _lead(self) -> bool:
+        """Hold the scheduler lock, waiting in standby while another daemon holds it;
+        False when told to stop first. A standby still sends SMS and serves stations."""
+        if self.lock.acquire():
+            return True
+        log.info("daemon.standby", node=self.node)
+        notify("READY=1")
+        watchdog = watchdog_interval()
+        while not self._stop.wait(min(STANDBY_SECONDS, watchdog or STANDBY_SECONDS)):
+            if watchdog:
+                notify("WATCHDOG=1")
+            if self.lock.acquire():
+                log.info("daemon.took_over", node=self.node)
+                return True
+        return False
+
+    def _stand_down(self) -> bool:
+        log.info("daemon.stopping", inflight=0, role="standby")
+        notify("STOPPING=1")
+        for callback in self.on_stop:
+            callback()
+        return True
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -182,6 +210,7 @@ class Daemon:
                     stop()
             finished = self._wait_idle(deadline + 1.5)
         store.write_status(self.engine, now=self.clock(), stopped=True, report=self._report())
+        self.lock.release()
         log.info("daemon.stopped", clean=finished)
         return finished
 

@@ -37,6 +37,7 @@ from broadcaster.audio.publish import (
     m3u,
     slot_manifest,
 )
+from broadcaster.metrics import StoreCollector
 from broadcaster.store.audio import AsRun, record_asrun
 
 log = structlog.get_logger(__name__)
@@ -91,6 +92,8 @@ def make_app(
 ) -> Starlette:
     """Build the ASGI app; `clock` gives the aware current time (tests pass their own)."""
     metrics = Metrics(registry or CollectorRegistry())
+    if engine is not None:
+        metrics.registry.register(StoreCollector(engine, clock))
     api = _Api(pub, stations, engine, clock, max_body, metrics)
     return Starlette(
         routes=[

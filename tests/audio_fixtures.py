@@ -219,3 +219,39 @@ def day_plan(start: datetime) -> list[Occ]:
             timedelta(minutes=5),
         ),
     ]
+
+
+MPV_SCRIPT = REPO / "tests" / "data" / "mpv_pcm_per_item.lua"
+
+
+def mpv_decoded_seconds(playlist_url: str, out: Path) -> list[float]:
+    """Have mpv fetch a playlist over HTTP and decode every item to its own PCM file;
+    return each item's decoded length (sox reads mpv's WAVE_FORMAT_EXTENSIBLE header)."""
+    out.mkdir(parents=True, exist_ok=True)
+    played = subprocess.run(
+        [
+            "mpv",
+            "--no-config",
+            "--no-video",
+            "--ao=pcm",
+            "--gapless-audio=no",
+            "--really-quiet",
+            f"--script={MPV_SCRIPT}",
+            f"--script-opts=pcmdir={out}",
+            playlist_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    reasons = [line.split()[2] for line in played.stdout.splitlines() if line.startswith("ITEM")]
+    assert reasons and reasons[0] == "redirect" and set(reasons[1:]) == {"eof"}, played.stdout
+    return [
+        float(
+            subprocess.run(
+                ["soxi", "-D", str(p)], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for p in sorted(out.glob("*.wav"))
+    ]

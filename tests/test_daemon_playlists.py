@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from broadcaster.audio.tokens import Tokens
-from tests.audio_fixtures import SECRET, audio_config, seed_store
+from tests.audio_fixtures import SECRET, audio_config, mpv_decoded_seconds, seed_store
 from tests.conftest import REPO, free_port
 from tests.daemon_fixtures import broadcaster, config_factory, daemon_factory, wait_for
 
@@ -71,3 +71,16 @@ def test_level_change_republishes_van_rounds_within_five_seconds(daemon_with_web
     )
     elapsed = time.monotonic() - changed
     assert len(after["slots"]) == 3, (rounds_before, elapsed)
+
+
+def test_mpv_plays_a_slot_from_the_daemon_at_its_manifest_durations(
+    daemon_with_web, tmp_path: Path
+) -> None:
+    _, base = daemon_with_web
+    day = wait_for(lambda: _day(base, "linh-thong"), 30, "linh-thong's day from the daemon")
+    slot = next(s for s in day["slots"] if any(i["kind"] == "clip" for i in s["items"]))
+    decoded = mpv_decoded_seconds(slot["playlist_url"], tmp_path / "pcm")
+    expected = [item["duration"] for item in slot["items"] if "url" in item]
+    assert len(decoded) == len(expected) >= 3
+    for got, want in zip(decoded, expected, strict=True):
+        assert abs(got - want) <= 0.2, (decoded, expected)

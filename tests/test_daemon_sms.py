@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, text
 
@@ -43,15 +44,18 @@ def test_scheduled_sms_fires_once_and_every_subscriber_gets_it(
     (tmp_path / "schedules" / "sms.toml").write_text(
         _sms_schedule(clock_times(now() + timedelta(seconds=4), 1)), encoding="utf-8"
     )
+    port = free_port()
     with config.open("a", encoding="utf-8") as out:
-        out.write(
-            f'\n[http]\nbind = "127.0.0.1:{free_port()}"\n[planner]\nschedules = "schedules"\n'
-        )
+        out.write(f'\n[http]\nbind = "127.0.0.1:{port}"\n[planner]\nschedules = "schedules"\n')
     numbers = seed_subscribers(engine, 30)
     with SmscThread([smsc]):
         daemons(config).start()
         [blast] = wait_for(lambda: _blast_ids(engine), 20, "the scheduled blast")
         wait_for(lambda: counts(engine, blast).get("delivered") == 30, 30, "all 30 delivered")
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     received = reassemble(smsc.stats.accepted)
     assert sorted(received) == sorted(numbers)
     assert all(bodies == [TEXT] for bodies in received.values())
+    assert 'broadcaster_sms_messages{carrier="viettel",state="delivered"} 30.0' in metrics
+    assert 'broadcaster_dispatch_occurrences{channel="sms",state="done"} 1.0' in metrics
+    assert "broadcaster_scheduler_heartbeat_age_seconds" in metrics

@@ -1,0 +1,71 @@
+"""Who holds the scheduler when several daemons share one database.
+
+Every daemon sends SMS and serves stations; only one plans and fires. On
+PostgreSQL that one holds a session-level advisory lock on a connection it
+keeps open, so the lock dies with the process (kill -9 included) and a
+standby takes over. On SQLite, where daemons share a file on one machine,
+an exclusive `flock` on a file beside the database does the same.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.engine import make_url
+
+LOCK_KEY = 0x62636173_7363686C  # "bcas" "schl": one scheduler per database
+
+
+class SchedulerLock:
+    """A non-blocking, process-lifetime lock for the scheduler role."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._connection is not None or self._fd is not None
+
+    def acquire(self) -> bool:
+        """Take the lock if nobody holds it; True when this process now holds it."""
+        if self.held:
+            return True
+        if self._engine.dialect.name == "postgresql":
+            return self._acquire_advisory()
+        return self._acquire_flock()
+
+    def release(self) -> None:
+        if self._connection is not None:
+            self._connection.close()  # ends the session: PostgreSQL drops the lock
+            self._connection = None
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def _acquire_advisory(self) -> bool:
+        connection = self._engine.connect()
+        got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY})
+        if got.scalar():
+            connection.commit()
+            self._connection = connection
+            return True
+        connection.close()
+        return False
+
+    def _acquire_flock(self) -> bool:
+        database = make_url(str(self._engine.url)).database
+        if not database or database == ":memory:":
+            return True  # a private in-memory database has no one to share with
+        fd = os.open(Path(database).with_suffix(".scheduler.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
