@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -78,6 +79,26 @@ def test_each_slot_gets_an_m3u_with_absolute_urls_carrying_the_station_token(pub
     assert [i["url"] for i in manifest["items"]] == urls
     assert [i["priority"] for i in manifest["items"][1:3]] == ["priority", "normal"]
     assert manifest["items"][1]["clip"] == "gian-cach"
+
+
+def test_communes_sharing_a_day_each_get_their_own_station_commune_and_token(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    same = []
+    for station, commune in (("cho-chu", "05437"), ("lam-vy", "05443")):
+        raw = pub.day_file(station, date(2021, 9, 1)).read_bytes()
+        doc = json.loads(raw)
+        assert raw == json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+        slots = doc["slots"]
+        assert {m["station"] for m in slots} == {station}
+        assert {m["commune"] for m in slots} == {commune}
+        token = pub.tokens.for_station(station)
+        urls = [m["playlist_url"] for m in slots] + [
+            i["url"] for m in slots for i in m["items"] if "url" in i
+        ]
+        assert len(urls) > len(slots)
+        assert all(f"/stations/{station}/" in u and u.endswith(f"?token={token}") for u in urls)
+        same.append(raw.decode().replace(station, "S").replace(commune, "C").replace(token, "T"))
+    assert same[0] == same[1]
 
 
 def test_relay_is_in_the_manifest_with_its_source_but_not_in_the_m3u(pub, registry):

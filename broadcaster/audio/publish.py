@@ -12,7 +12,10 @@ A station's manifests for one day are stored together in one file: at
 40,000 per-slot files took 18 s, mostly open and mkdir), and one document
 lets a station fetch its whole day before its link drops. Every file is
 written through a temporary file and a rename, and only when its bytes
-change, so a poll never sees half a file and ETags stay stable.
+change, so a poll never sees half a file and ETags stay stable. Communes
+hearing the same occurrences in the same languages share one rendering of
+their day (`manifest.DayTemplate`); what is left per station is joining its
+code and token in, comparing with the file and, when changed, the write.
 
 Layout under `data_dir/publish/`:
     audio/<sha256>.mp3                         immutable, content-addressed
@@ -23,11 +26,12 @@ Layout under `data_dir/publish/`:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,13 +39,10 @@ import structlog
 
 from broadcaster.areas import Area, AreaKind, AreaRegistry
 from broadcaster.audio.library import Clip, Library, write_atomic
+from broadcaster.audio.manifest import DayTemplate, Renderer
 from broadcaster.audio.playlist import (
     Dropped,
-    Entry,
-    EntryKind,
     Occurrence,
-    Slot,
-    VanRound,
     playlist,
     van_rounds,
 )
@@ -85,7 +86,11 @@ class Publisher:
         )
 
     def day_file(self, station: str, day: date) -> Path:
-        return self.root / "stations" / day.isoformat() / f"{station}.json"
+        return Path(self.day_path(station, day))
+
+    def day_path(self, station: str, day: date) -> str:
+        """The day file's path as text: pathlib costs more than the write at 10,000 files."""
+        return f"{self.root}/stations/{day.isoformat()}/{station}.json"
 
     def url(self, station: str, path: str) -> str:
         token = self.tokens.for_station(station)
@@ -175,27 +180,35 @@ def publish(
         by_area[occ.area].append(occ)
     wanted = set(only) if only is not None else None
     job = _Job(pub, rendered, PublishReport(), {})
+    renderer = Renderer(pub.public_url, pub.tz, rendered, job.mix)
+    shapes: dict[tuple[Hashable, ...], DayTemplate] = {}
     for code, area in stations(registry).items():
         if wanted is not None and code not in wanted:
             continue
         job.report.stations += 1
+        token = pub.tokens.for_station(code)
         if area.kind is AreaKind.COMMUNE:
             covering = [a.code for a in registry.ancestors(area.code)]
             mine = [o for c in (area.code, *covering) for o in by_area.get(c, ())]
+            # The slots read of the commune only its languages (and its code, to pick
+            # `mine`), so communes hearing the same occurrences share one rendering.
+            signature = tuple(_signature(o) for o in mine)
             for day in days:
-                slots = playlist(
-                    area,
-                    day,
-                    mine,
-                    library,
-                    tz=pub.tz,
-                    chime=pub.audio.chime,
-                    gap=pub.audio.gap_seconds,
-                    covering=covering,
-                )
-                job.write_day(
-                    code, day, [(s.id, _slot_manifest(job, code, area, day, s)) for s in slots]
-                )
+                key = (day, area.languages, signature)
+                template = shapes.get(key)
+                if template is None:
+                    slots = playlist(
+                        area,
+                        day,
+                        mine,
+                        library,
+                        tz=pub.tz,
+                        chime=pub.audio.chime,
+                        gap=pub.audio.gap_seconds,
+                        covering=covering,
+                    )
+                    template = shapes[key] = renderer.commune_day(day, slots)
+                job.write_day(code, day, template, template.fill(code, area.code, token))
         else:
             route = registry.communes_under(area.code)
             for day in days:
@@ -210,9 +223,8 @@ def publish(
                     chime=pub.audio.chime,
                     gap=pub.audio.gap_seconds,
                 )
-                job.write_day(
-                    code, day, [(r.id, _round_manifest(job, code, area, day, r)) for r in rounds]
-                )
+                template = renderer.van_day(area.code, day, rounds, pub.audio.gap_seconds)
+                job.write_day(code, day, template, template.fill(code, area.code, token))
     report = job.report
     _remove_old_days(pub, today)
     _log_dropped(report.dropped)
@@ -264,28 +276,24 @@ class _Job:
     report: PublishReport
     mixes: dict[tuple[str, ...], Rendered | None]
 
-    def write_day(self, station: str, day: date, slots: list[tuple[str, dict[str, Any]]]) -> None:
+    def write_day(self, station: str, day: date, template: DayTemplate, data: bytes) -> None:
         """Write a station's slots for one day; a day with none leaves no file."""
-        path = self.pub.day_file(station, day)
-        for slot_id, manifest in slots:
+        path = self.pub.day_path(station, day)
+        for slot_id, dropped in template.slots:
             self.report.slots += 1
-            self.report.dropped += [(station, slot_id, d) for d in manifest.pop("_dropped")]
-        if slots:
-            self._write(
-                path,
-                _json_bytes(
-                    {"station": station, "date": day.isoformat(), "slots": [m for _, m in slots]}
-                ),
-            )
-        elif path.exists():
-            path.unlink()
+            self.report.dropped += [(station, slot_id, d) for d in dropped]
+        if template.slots:
+            self._write(path, data)
+        elif os.path.exists(path):
+            os.unlink(path)
             self.report.removed += 1
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _write(self, path: str, data: bytes) -> None:
         try:
-            if path.read_bytes() == data:
-                self.report.unchanged += 1
-                return
+            with open(path, "rb") as fh:
+                if fh.read() == data:
+                    self.report.unchanged += 1
+                    return
         except FileNotFoundError:
             pass
         write_atomic(path, data)
@@ -302,82 +310,6 @@ class _Job:
                 parts, a.gap_seconds, self.pub.target, self.pub.store, a.pydub_max_seconds
             )
         return self.mixes[key]
-
-
-def _slot_manifest(job: _Job, station: str, area: Area, day: date, slot: Slot) -> dict[str, Any]:
-    pub = job.pub
-    items = [_item(job, station, slot.start, e) for e in slot.entries]
-    mix = job.mix([job.rendered[(e.clip.id, e.clip.language)] for e in slot.entries if e.clip])
-    return {
-        "station": station,
-        "commune": area.code,
-        "date": day.isoformat(),
-        "slot": slot.id,
-        "start": _iso(slot.start, pub.tz),
-        "end": _iso(slot.end, pub.tz) if slot.end else None,
-        "duration": round(slot.duration, 3),
-        "playlist_url": pub.url(station, f"{day.isoformat()}/{slot.id}.m3u"),
-        "audio_url": pub.url(station, f"audio/{mix.name}") if mix else None,
-        "audio_duration": round(mix.duration, 3) if mix else None,
-        "items": items,
-        "dropped": [_dropped(d) for d in slot.dropped],
-        "_dropped": slot.dropped,
-    }
-
-
-def _round_manifest(
-    job: _Job, station: str, area: Area, day: date, rnd: VanRound
-) -> dict[str, Any]:
-    pub = job.pub
-    gap = pub.audio.gap_seconds
-    length = rnd.loop_duration + gap
-    loop = [job.rendered[(e.clip.id, e.clip.language)] for e in rnd.loop if e.clip]
-    mix = job.mix(loop * rnd.repeat)
-    return {
-        "station": station,
-        "district": area.code,
-        "date": day.isoformat(),
-        "slot": rnd.id,
-        "start": _iso(rnd.start, pub.tz),
-        "end": None,
-        "duration": round(length * rnd.repeat - gap, 3) if rnd.repeat else 0.0,
-        "repeat": rnd.repeat,
-        "route": list(rnd.route),
-        "playlist_url": pub.url(station, f"{day.isoformat()}/{rnd.id}.m3u"),
-        "audio_url": pub.url(station, f"audio/{mix.name}") if mix else None,
-        "audio_duration": round(mix.duration, 3) if mix else None,
-        "loop_duration": round(rnd.loop_duration, 3),
-        "items": [_item(job, station, rnd.start, e) for e in rnd.loop],
-        "dropped": [_dropped(d) for d in rnd.dropped],
-        "_dropped": rnd.dropped,
-    }
-
-
-def _item(job: _Job, station: str, start: datetime, entry: Entry) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "kind": entry.kind.value,
-        "programme": entry.programme,
-        "priority": entry.priority.value,
-        "offset": round(entry.offset, 3),
-        "duration": round(entry.duration, 3),
-        "air_time": _iso(start + timedelta(seconds=entry.offset), job.pub.tz),
-    }
-    if entry.kind is EntryKind.RELAY:
-        item["source"] = entry.source
-    elif entry.clip is not None:
-        done = job.rendered[(entry.clip.id, entry.clip.language)]
-        item |= {
-            "clip": entry.clip.id,
-            "language": entry.clip.language,
-            "title": entry.clip.title,
-            "sha256": done.sha256,
-            "url": job.pub.url(station, f"audio/{done.name}"),
-        }
-    return item
-
-
-def _dropped(d: Dropped) -> dict[str, Any]:
-    return {**asdict(d), "priority": d.priority.value}
 
 
 def m3u(manifest: dict[str, Any]) -> bytes:
@@ -397,17 +329,32 @@ def m3u(manifest: dict[str, Any]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def _json_bytes(obj: Any) -> bytes:
-    """Compact JSON: the C encoder, which indent= would turn off, and smaller polls."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_skip).encode("utf-8")
+def _signature(occ: Occurrence) -> tuple[Hashable, ...]:
+    """What of an occurrence its slots depend on, all but the area, as a cache key.
+
+    The time is keyed in UTC: datetimes in one zone compare by wall clock,
+    so the two 01:30s of a DST fold would otherwise share a key. A naive
+    time stays naive and never matches an aware one, so it is still refused.
+    """
+    at = occ.at.astimezone(UTC) if occ.at.utcoffset() is not None else occ.at
+    return (occ.programme, occ.channel, at, occ.priority, _frozen(occ.content), occ.duration)
 
 
-def _skip(value: Any) -> Any:
-    raise TypeError(f"not serialisable in a manifest: {value!r}")
-
-
-def _iso(moment: datetime, tz: tzinfo) -> str:
-    return moment.astimezone(tz).isoformat(timespec="seconds")
+def _frozen(value: Any) -> Hashable:
+    """Turn an occurrence's content (lists, mappings, dataclasses) into a hashable twin."""
+    if isinstance(value, str | int | float | None):
+        return value
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(map(_frozen, value)))
+    if hasattr(value, "__dataclass_fields__"):
+        return (type(value).__qualname__, _frozen(asdict(value)))
+    if isinstance(value, Mapping):
+        return ("mapping", tuple((k, _frozen(v)) for k, v in value.items()))
+    try:
+        hash(value)
+    except TypeError:
+        return (type(value).__name__, tuple(map(_frozen, value)))
+    return value  # type: ignore[no-any-return]
 
 
 def save_plan(root: Path, occurrences: Sequence[Occurrence]) -> None:
