@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from datetime import date, datetime
 
@@ -295,11 +296,18 @@ class BackgroundServer:
     """Run the station API inside the daemon, on a thread of its own."""
 
     def __init__(self, app: Starlette, bind: str) -> None:
+        self._bind = bind
         self._server = uvicorn_server(app, bind)
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
 
-    def start(self) -> None:
+    def start(self, timeout: float = 10.0) -> None:
+        """Start serving and return once the socket listens, so READY means reachable."""
         self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"the station API could not listen on {self._bind}")
+            time.sleep(0.02)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._server.should_exit = True

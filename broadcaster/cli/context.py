@@ -29,6 +29,7 @@ DOMAIN_ERRORS = (
     UnknownArea,
     UnknownLevel,
     ValueError,
+    OSError,
 )
 
 
