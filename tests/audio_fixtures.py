@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 
 from broadcaster.areas import Area, AreaKind, Station
 from broadcaster.audio.library import Clip, ClipKind, Library, load_library
-from broadcaster.audio.publish import Publisher, prepare_library
+from broadcaster.audio.publish import PlannedOccurrence, Publisher, prepare_library
 from broadcaster.audio.settings import AudioSettings
 from broadcaster.audio.tokens import Tokens
 from tests.conftest import free_port
@@ -28,17 +27,7 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 REPO = Path(__file__).resolve().parent.parent
 
 
-@dataclass(frozen=True)
-class Occ:
-    """The planner's Occurrence shape, for tests of the pure builder."""
-
-    programme: str
-    channel: str
-    area: str
-    at: datetime
-    priority: str = "normal"
-    content: Any = None
-    duration: timedelta | None = None
+Occ = PlannedOccurrence  # the planner's Occurrence shape, for tests of the pure builder
 
 
 def local(hhmm: str, day: int = 1) -> datetime:
