@@ -267,15 +267,8 @@ def test_cli_draft_json_and_status_json(tmp_path, db_url, engine):
     status = json.loads(out.output)
     assert status["total"] == 7 and status["queued"] == 7
     assert status["per_carrier"]["viettel"]["queued"] == 7
-    assert set(status) >= {
-        "queued",
-        "sending",
-        "submitted",
-        "delivered",
-        "failed",
-        "expired",
-        "cancelled",
-    }
+    assert set(status) >= {"queued", "sending", "submitted", "delivered", "failed", "expired",
+                           "cancelled"}
 
 
 def test_cli_exercise_draft_says_so(tmp_path, db_url, engine):

@@ -14,7 +14,7 @@ from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.numbers import CarrierRouter, router_from_settings
 from broadcaster.sms.sender import run_senders
-from broadcaster.sms.states import Priority
+from broadcaster.sms.states import MessageState, Priority
 from broadcaster.sms.subscribers import import_csv
 
 
@@ -129,16 +129,7 @@ def status_cmd(app: App, blast_id: int, watch: bool, fmt: str) -> None:
 
 
 def _counts(counts: dict[str, object]) -> str:
-    keys = (
-        "total",
-        "queued",
-        "sending",
-        "submitted",
-        "delivered",
-        "failed",
-        "expired",
-        "cancelled",
-    )
+    keys = ("total", *MessageState)
     return "  ".join(f"{k} {counts[k]}" for k in keys)
 
 
