@@ -24,10 +24,12 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from broadcaster.areas import Area, AreaKind, AreaRegistry, Station
 from broadcaster.audio.settings import AudioSettings
+from broadcaster.cadence import parse_duration
 from broadcaster.levels import Ladder, Level
 from broadcaster.sms.settings import SmsSettings
 
@@ -142,6 +144,26 @@ class PlannerSettings(_Model):
     task_timeout: DurationText = "5m"  # a task command or URL call longer than this fails
 
 
+class StationsSettings(_Model):
+    """When the centre calls a station late or offline (see health.py)."""
+
+    late_after: DurationText = "90s"  # no heartbeat or poll for this long: late
+    offline_after: DurationText = "5m"  # and for this long: offline
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StationsSettings:
+        if parse_duration(self.offline_after) <= parse_duration(self.late_after):
+            raise ValueError("offline_after must be longer than late_after")
+        return self
+
+
+class ReportSettings(_Model):
+    """When the daemon writes the daily report (seed 002: before 08:30) into data_dir/reports."""
+
+    at: str = Field(default="07:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # local HH:MM
+    keep_days: int = Field(default=35, ge=2, le=3660)  # heartbeats kept this many days
+
+
 class Settings(_Model):
     timezone: str = "Asia/Ho_Chi_Minh"
     data_dir: Path = Path("data")
@@ -154,6 +176,8 @@ class Settings(_Model):
     sms: SmsSettings = SmsSettings()
     planner: PlannerSettings = PlannerSettings()
     audio: AudioSettings = AudioSettings()
+    stations: StationsSettings = StationsSettings()
+    report: ReportSettings = ReportSettings()
 
     _path: Path = PrivateAttr(default=Path("config.toml"))
 

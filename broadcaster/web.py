@@ -11,13 +11,16 @@ here without them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
 import re
 import threading
 import time
 from collections.abc import Callable
 from datetime import date, datetime
+from pathlib import Path
 
 import structlog
 import uvicorn
@@ -39,7 +42,9 @@ from broadcaster.audio.publish import (
     slot_manifest,
 )
 from broadcaster.metrics import StoreCollector
-from broadcaster.store.audio import AsRun, record_asrun
+from broadcaster.station_metrics import StationCollector
+from broadcaster.store.audio import AsRun, AsRunEvent, record_asrun
+from broadcaster.store.stations import Heartbeat, record_heartbeat, record_polls
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +56,12 @@ MEDIA_TYPES = {"m3u": M3U_TYPE, "json": "application/json"}
 
 
 class Report(BaseModel):
-    """One playback report from a station: an item and when it aired."""
+    """One playback report from a station: an item and when it aired.
+
+    A station agent also names the report (`id`, so a resend is stored
+    once), what happened (`event`), why it failed or stopped (`reason`),
+    and the slot's day and programme; a plain player sends only the first four.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -59,9 +69,33 @@ class Report(BaseModel):
     started: AwareDatetime
     finished: AwareDatetime | None = None
     slot: str | None = Field(None, max_length=64)
+    id: str | None = Field(None, min_length=8, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    event: AsRunEvent | None = None
+    reason: str | None = Field(None, max_length=500)
+    day: date | None = None
+    programme: str | None = Field(None, max_length=128)
 
 
 REPORTS = TypeAdapter(list[Report] | Report)
+
+
+class HeartbeatIn(BaseModel):
+    """What a station agent says of itself every half minute."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime
+    version: str = Field(max_length=64)
+    cache_until: date | None = None
+    disk_free: int | None = Field(None, ge=0)
+    player: str = Field(max_length=32)
+    last_item: str | None = Field(None, max_length=256)
+    last_aired: AwareDatetime | None = None
+
+
+POLL_WRITE_SECONDS = 10.0  # a station's last poll is written at most this often
+WAIT_LIMIT = 60.0  # longest long-poll a station may ask for
+WAIT_STEP = 0.25  # how often a long-poll looks at the day file
 
 
 class Metrics:
@@ -95,6 +129,7 @@ def make_app(
     metrics = Metrics(registry or CollectorRegistry())
     if engine is not None:
         metrics.registry.register(StoreCollector(engine, clock))
+        metrics.registry.register(StationCollector(engine))
     api = _Api(pub, stations, engine, clock, max_body, metrics)
     return Starlette(
         routes=[
@@ -102,6 +137,7 @@ def make_app(
             Route("/metrics", api.metrics),
             Route("/stations/{station}/audio/{name}", api.audio, methods=["GET", "HEAD"]),
             Route("/stations/{station}/reports", api.reports, methods=["POST"]),
+            Route("/stations/{station}/heartbeat", api.heartbeat, methods=["POST"]),
             Route("/stations/{station}/{which}.{ext}", api.relative_slot),
             Route("/stations/{station}/{day}/{slot}.{ext}", api.given_slot),
         ]
@@ -124,6 +160,7 @@ class _Api:
         self.clock = clock
         self.max_body = max_body
         self.m = metrics
+        self._polls_written: dict[str, float] = {}
 
     def health(self, request: Request) -> Response:
         ok = self.pub.root.is_dir()
@@ -134,12 +171,13 @@ class _Api:
     def metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.m.registry), media_type=CONTENT_TYPE_LATEST)
 
-    def relative_slot(self, request: Request) -> Response:
+    async def relative_slot(self, request: Request) -> Response:
         station, which, ext = (request.path_params[k] for k in ("station", "which", "ext"))
         if (refused := self._guard(request, station, "playlist")) is not None:
             return refused
+        await self._seen(station)
         if DAY.match(which) and ext == "json":
-            return self._day(request, station, which)
+            return await self._day_when_changed(request, station, which)
         if which not in ("current", "next") or ext not in MEDIA_TYPES:
             return self._status(
                 404,
@@ -152,6 +190,26 @@ class _Api:
             return self._status(404, "playlist", f"no {which} slot published")
         return self._slot_file(request, slot, ext)
 
+    async def _day_when_changed(self, request: Request, station: str, day: str) -> Response:
+        """Serve a station's day; with `?wait=SECONDS` and a matching If-None-Match,
+        hold the request until the day changes (a notice, a retraction, a replan)
+        or the wait ends, so an agent hears of an emergency within a second."""
+        try:
+            wait = min(float(request.query_params.get("wait", "0")), WAIT_LIMIT)
+        except ValueError:
+            return self._status(400, "playlist", "wait must be a number of seconds")
+        deadline = time.monotonic() + max(wait, 0.0)
+        path = self.pub.day_file(station, date.fromisoformat(day)) if _is_date(day) else None
+        while True:
+            stamp = _stamp(path)
+            response = self._day(request, station, day)
+            if response.status_code != 304 or time.monotonic() >= deadline:
+                return response
+            while _stamp(path) == stamp and time.monotonic() < deadline:
+                if await request.is_disconnected():
+                    return response
+                await asyncio.sleep(WAIT_STEP)
+
     def _day(self, request: Request, station: str, day: str) -> Response:
         """Serve a station's whole day, so it can air on when its link drops."""
         try:
@@ -162,6 +220,18 @@ class _Api:
             return self._status(404, "playlist", "nothing published for that day")
         body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return self._conditional(request, body, "application/json")
+
+    async def _seen(self, station: str) -> None:
+        """Record that a station polled, at most every POLL_WRITE_SECONDS per station."""
+        tick = time.monotonic()
+        last = self._polls_written.get(station, -1e9)
+        if self.engine is None or tick - last < POLL_WRITE_SECONDS:
+            return
+        self._polls_written[station] = tick
+        try:
+            await run_in_threadpool(record_polls, self.engine, {station: self.clock()})
+        except Exception as exc:  # noqa: BLE001 - a busy database must not refuse a playlist
+            log.warning("web.poll_not_recorded", station=station, detail=str(exc))
 
     def given_slot(self, request: Request) -> Response:
         station, day, slot_id, ext = (
@@ -231,13 +301,47 @@ class _Api:
             return self._status(422, "report", "; ".join(problems[:5]))
         items = parsed if isinstance(parsed, list) else [parsed]
         now = self.clock()
-        rows = [AsRun(station, r.slot, r.item, r.started, r.finished, now) for r in items]
+        rows = [
+            AsRun(
+                station, r.slot, r.item, r.started, r.finished, now, r.id, r.event,
+                r.day.isoformat() if r.day else None, r.programme, r.reason,
+            )
+            for r in items
+        ]
+        stored = len(rows)
         if self.engine is not None:
-            await run_in_threadpool(record_asrun, self.engine, rows)
-        self.m.reports.inc(len(rows))
+            stored = await run_in_threadpool(record_asrun, self.engine, rows)
+        self.m.reports.inc(stored)
         self.m.polls.labels("report", "202").inc()
-        log.info("web.reports_stored", station=station, count=len(rows))
-        return JSONResponse({"stored": len(rows)}, status_code=202)
+        log.info("web.reports_stored", station=station, count=stored, again=len(rows) - stored)
+        return JSONResponse({"stored": stored, "duplicates": len(rows) - stored}, status_code=202)
+
+    async def heartbeat(self, request: Request) -> Response:
+        station = request.path_params["station"]
+        if (refused := self._guard(request, station, "heartbeat")) is not None:
+            return refused
+        body = await _read_limited(request, self.max_body)
+        if body is None:
+            return self._status(413, "heartbeat", f"body larger than {self.max_body} bytes")
+        try:
+            beat = HeartbeatIn.model_validate_json(body)
+        except ValidationError as exc:
+            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+            return self._status(422, "heartbeat", "; ".join(problems[:5]))
+        row = Heartbeat(
+            station,
+            self.clock(),  # the centre's clock: a station's may drift
+            beat.version,
+            beat.cache_until.isoformat() if beat.cache_until else None,
+            beat.disk_free,
+            beat.player,
+            beat.last_item,
+            beat.last_aired,
+        )
+        if self.engine is not None:
+            await run_in_threadpool(record_heartbeat, self.engine, row)
+        self.m.polls.labels("heartbeat", "204").inc()
+        return Response(status_code=204)
 
     def _guard(self, request: Request, station: str, kind: str) -> Response | None:
         """Refuse unknown stations, missing tokens and other stations' tokens."""
@@ -257,6 +361,23 @@ class _Api:
     def _status(self, status: int, kind: str, message: str) -> Response:
         self.m.polls.labels(kind, str(status)).inc()
         return JSONResponse({"error": message}, status_code=status)
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return bool(DAY.match(text))
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """The day file's change stamp, cheap enough to look at four times a second."""
+    try:
+        st = os.stat(path) if path is not None else None
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size) if st else None
 
 
 def _bearer(request: Request) -> str | None:

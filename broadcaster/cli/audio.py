@@ -147,18 +147,30 @@ def serve(app: App) -> None:
 @format_option
 @pass_app
 def stations_cmd(app: App, fmt: str) -> None:
-    """List stations with the URLs of their current or next slot (token included)."""
+    """List stations: health (last seen, state), their token, and current or next slot."""
+    from broadcaster.report.gather import station_health
+
     pub = publisher(app.settings)
     now = app.now()
+    health = station_health(app.settings, app.engine, now)
     rows = []
     for code, area in stations(app.registry).items():
         current, upcoming = current_and_next(pub, code, now)
         slot = current or upcoming
+        seen = health[code]
         rows.append(
             {
                 "station": code,
                 "area": area.code,
                 "name": area.name,
+                "state": seen["state"],
+                "last_seen": app.local(seen["last_seen"]),
+                "cache_until": seen["cache_until"],
+                "last_aired": seen["last_aired"],
+                "last_aired_at": app.local(seen["last_aired_at"]),
+                "player": seen["player"],
+                "version": seen["version"],
+                "token": pub.tokens.for_station(code),
                 "slot": slot.id if slot else None,
                 "start": app.local(slot.start) if slot else None,
                 "playlist_url": playlist_url(pub, slot) if slot else None,
@@ -170,8 +182,9 @@ def stations_cmd(app: App, fmt: str) -> None:
         return
     for row in rows:
         click.echo(
-            f"{row['station']:<14} {row['area']:<6} {row['start'] or 'nothing published'}"
-            f"  {row['playlist_url'] or ''}"
+            f"{row['station']:<14} {row['area']:<6} {row['state']:<8} "
+            f"seen {row['last_seen'] or 'never'}  cache to {row['cache_until'] or '-'}  "
+            f"next {row['start'] or 'nothing published'}  {row['playlist_url'] or ''}"
         )
 
 
@@ -180,10 +193,18 @@ def stations_cmd(app: App, fmt: str) -> None:
 @click.option(
     "--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Local day (default: today)."
 )
+@click.option("--gaps", "gaps_day", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
+              help="List instead, per station, the items planned that DATE with no report "
+                   "of airing.")
 @format_option
 @pass_app
-def asrun(app: App, station: str | None, day: datetime | None, fmt: str) -> None:
-    """Show what stations reported airing (the as-run log)."""
+def asrun(
+    app: App, station: str | None, day: datetime | None, gaps_day: datetime | None, fmt: str
+) -> None:
+    """Show what stations reported airing (the as-run log), or what did not air."""
+    if gaps_day is not None:
+        _gaps(app, gaps_day.date(), station, fmt)
+        return
     tz = app.settings.tz
     local_day = day.date() if day else app.now().astimezone(tz).date()
     start = datetime.combine(local_day, time(), tz)
@@ -198,6 +219,12 @@ def asrun(app: App, station: str | None, day: datetime | None, fmt: str) -> None
                     "started": app.local(r.started),
                     "finished": app.local(r.finished),
                     "received": app.local(r.received),
+                    "event": r.event.value if r.event else None,
+                    "aired": r.aired,
+                    "day": r.day,
+                    "programme": r.programme,
+                    "reason": r.reason,
+                    "id": r.report_id,
                 }
                 for r in rows
             ]
@@ -206,10 +233,41 @@ def asrun(app: App, station: str | None, day: datetime | None, fmt: str) -> None
     if not rows:
         click.echo(f"no playback reported on {local_day}")
     for r in rows:
+        what = r.event.value if r.event else "aired"
+        why = f"  ({r.reason})" if r.reason else ""
         click.echo(
-            f"{app.local(r.started)}  {r.station:<14} {r.slot or '-':<6} {r.item}"
-            f"  until {app.local(r.finished) or '?'}"
+            f"{app.local(r.started)}  {r.station:<14} {r.slot or '-':<6} {what:<11} {r.item}"
+            f"  until {app.local(r.finished) or '?'}{why}"
         )
+
+
+def _gaps(app: App, day: date, station: str | None, fmt: str) -> None:
+    from broadcaster.report.gather import day_gaps
+
+    found = day_gaps(app.settings, app.engine, day, app.now(), [station] if station else None)
+    if fmt == "json":
+        app.echo_json(
+            {
+                g.station: {
+                    "published": g.published,
+                    "gaps": [
+                        {"slot": x.slot, "item": x.item, "programme": x.programme,
+                         "kind": x.kind, "at": app.local(x.at)}
+                        for x in g.gaps
+                    ],
+                }
+                for g in found
+            }
+        )
+        return
+    for g in found:
+        if not g.published:
+            click.echo(f"{g.station:<14} nothing published for {day} (or no longer kept)")
+        elif not g.gaps:
+            click.echo(f"{g.station:<14} everything due aired")
+        for x in g.gaps:
+            click.echo(f"{g.station:<14} {app.local(x.at)}  {x.slot:<6} {x.programme or x.kind:<20}"
+                       f" {x.item}  not aired")
 
 
 def _next_midnight(day: date, tz: object) -> datetime:

@@ -17,6 +17,7 @@ from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.daemon import HEARTBEAT_SECONDS, Daemon
 from broadcaster.dispatch import default_handlers
 from broadcaster.programmes import Channel, ScheduleError
+from broadcaster.report.writer import ReportWriter
 from broadcaster.sms.scheduled import SmsHandler
 from broadcaster.sms.sender import run_senders
 from broadcaster.store import dispatch as store
@@ -58,6 +59,9 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
         )
         web.start()
         daemon.on_stop += (lambda: web.stop(timeout=2),)
+    reports = ReportWriter(settings, app.engine)
+    daemon.on_stop += (reports.stop,)
+    reports.start()
     playlists.start()
     clean = daemon.run()
     if senders.is_alive():

@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Engine, Float, Index, String, Text, func, select, update
+from sqlalchemy import (
+    Engine,
+    Float,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.store.db import session_scope
@@ -20,11 +31,27 @@ class NoticeState(StrEnum):
     LIVE = "live"
 
 
+class AsRunEvent(StrEnum):
+    """What a station agent reports of one item: it started, ended, was cut, or could not."""
+
+    STARTED = "started"
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+
 class AsRunRow(Base):
-    """One playback a station reported: what it aired, from when to when."""
+    """One playback a station reported: what it aired, from when to when.
+
+    An agent's reports carry an id it chose, unique here, so a report sent
+    again after a lost answer is stored once.
+    """
 
     __tablename__ = "audio_asrun"
-    __table_args__ = (Index("ix_audio_asrun_station_started", "station", "started"),)
+    __table_args__ = (
+        Index("ix_audio_asrun_station_started", "station", "started"),
+        UniqueConstraint("report_id", name="uq_audio_asrun_report_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     station: Mapped[str] = mapped_column(String(64))
@@ -33,6 +60,11 @@ class AsRunRow(Base):
     started: Mapped[datetime] = mapped_column(UTCDateTime())
     finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
     received: Mapped[datetime] = mapped_column(UTCDateTime())
+    report_id: Mapped[str | None] = mapped_column(String(64))
+    event: Mapped[str | None] = mapped_column(String(16))
+    day: Mapped[str | None] = mapped_column(String(10))
+    programme: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class NoticeRow(Base):
@@ -55,12 +87,26 @@ class NoticeRow(Base):
 
 @dataclass(frozen=True)
 class AsRun:
+    """A playback report as stored; `event` is None for a plain player's bare report."""
+
     station: str
     slot: str | None
     item: str
     started: datetime
     finished: datetime | None
     received: datetime
+    report_id: str | None = None
+    event: AsRunEvent | None = None
+    day: str | None = None
+    programme: str | None = None
+    reason: str | None = None
+
+    @property
+    def aired(self) -> bool:
+        """Whether this report says the item aired to its end."""
+        if self.event is None:
+            return self.finished is not None
+        return self.event is AsRunEvent.FINISHED
 
 
 @dataclass(frozen=True)
@@ -84,19 +130,34 @@ class Notice:
 
 
 def record_asrun(engine: Engine, reports: Sequence[AsRun]) -> int:
+    """Store reports, skipping any whose id is stored already; return how many were new."""
+    if not reports:
+        return 0
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    rows = [
+        {
+            "station": r.station,
+            "slot": r.slot,
+            "item": r.item,
+            "started": r.started,
+            "finished": r.finished,
+            "received": r.received,
+            "report_id": r.report_id,
+            "event": r.event.value if r.event else None,
+            "day": r.day,
+            "programme": r.programme,
+            "reason": r.reason,
+        }
+        for r in reports
+    ]
     with session_scope(engine) as session:
-        session.add_all(
-            AsRunRow(
-                station=r.station,
-                slot=r.slot,
-                item=r.item,
-                started=r.started,
-                finished=r.finished,
-                received=r.received,
-            )
-            for r in reports
+        stmt = (
+            insert(AsRunRow)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["report_id"])
+            .returning(AsRunRow.id)
         )
-    return len(reports)
+        return len(session.execute(stmt).all())
 
 
 def load_asrun(
@@ -104,7 +165,9 @@ def load_asrun(
     station: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    day: str | None = None,
 ) -> list[AsRun]:
+    """Reports by start time, or (`day`) those of slots of that local day."""
     query = select(AsRunRow).order_by(AsRunRow.started, AsRunRow.id)
     if station is not None:
         query = query.where(AsRunRow.station == station)
@@ -112,9 +175,14 @@ def load_asrun(
         query = query.where(AsRunRow.started >= since)
     if until is not None:
         query = query.where(AsRunRow.started < until)
+    if day is not None:
+        query = query.where(AsRunRow.day == day)
     with session_scope(engine) as session:
         return [
-            AsRun(r.station, r.slot, r.item, r.started, r.finished, r.received)
+            AsRun(
+                r.station, r.slot, r.item, r.started, r.finished, r.received, r.report_id,
+                AsRunEvent(r.event) if r.event else None, r.day, r.programme, r.reason,
+            )
             for r in session.scalars(query)
         ]
 

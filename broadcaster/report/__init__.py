@@ -1,0 +1,1 @@
+"""The daily report (seed 002): what each commune planned and aired, stations away, SMS."""

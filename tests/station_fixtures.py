@@ -1,0 +1,106 @@
+"""Run station agents as real processes, with mpv writing each item's audio to a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from broadcaster.audio.tokens import Tokens
+from tests.audio_fixtures import MPV_SCRIPT, SECRET
+from tests.conftest import REPO
+from tests.daemon_fixtures import HCM
+
+
+def token(station: str) -> str:
+    return Tokens(SECRET.encode()).for_station(station)
+
+
+def loudspeaker_schedule(programme: str, areas: list[str], times: list[datetime],
+                         clips: list[str]) -> str:
+    """A loudspeaker programme airing `clips` at local `times` (seconds included)."""
+    clock = ", ".join(f'"{t.astimezone(HCM).strftime("%H:%M:%S")}"' for t in times)
+    return textwrap.dedent(f"""\
+        [[programme]]
+        id = "{programme}"
+        channel = "loudspeaker"
+        priority = "normal"
+        areas = {json.dumps(areas)}
+        duration = "5m"
+        content = {{ clips = {json.dumps(clips)} }}
+        [programme.levels."5.1"]
+        times = [{clock}]
+        """)
+
+
+@dataclass
+class AgentProcess:
+    """`broadcaster station run` as a real process, its audio decoded to `pcm/NNN.wav`."""
+
+    station: str
+    base: str
+    folder: Path
+    heartbeat: float = 1.0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pcm(self) -> Path:
+        return self.folder / "pcm"
+
+    @property
+    def cache(self) -> Path:
+        return self.folder / "cache"
+
+    def start(self) -> AgentProcess:
+        self.pcm.mkdir(parents=True, exist_ok=True)
+        self.log = (self.folder / "agent.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "broadcaster", "station", "run", "--centre", self.base,
+             "--station", self.station, "--token", token(self.station), "--cache",
+             str(self.cache), "--heartbeat", str(self.heartbeat), "--refresh", "2",
+             "--mpv-option", "ao=pcm", "--mpv-option", f"script={MPV_SCRIPT}",
+             "--mpv-option", f"script-opts=pcmdir={self.pcm}"],
+            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        return self
+
+    def wavs(self) -> list[Path]:
+        return sorted(self.pcm.glob("*.wav"))
+
+    def queued_reports(self) -> list[dict]:
+        return [json.loads(p.read_bytes()) for p in sorted((self.cache / "reports").glob("*.json"))]
+
+    def output(self) -> str:
+        return (self.folder / "agent.log").read_text(errors="replace")[-4000:]
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if hasattr(self, "log"):
+            self.log.close()
+
+
+def seconds(wav: Path) -> float:
+    """A decoded item's length (sox reads mpv's WAVE_FORMAT_EXTENSIBLE header)."""
+    out = subprocess.run(["soxi", "-D", str(wav)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def day_document(base: str, station: str, day: str) -> dict:
+    response = httpx.get(f"{base}/stations/{station}/{day}.json",
+                         params={"token": token(station)}, timeout=10)
+    return response.json() if response.status_code == 200 else {}
