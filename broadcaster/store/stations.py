@@ -84,7 +84,7 @@ def record_polls(engine: Engine, seen: dict[str, datetime]) -> None:
 
 def last_polls(engine: Engine) -> dict[str, datetime]:
     with session_scope(engine) as session:
-        return dict(session.execute(select(PollRow.station, PollRow.at)).tuples())
+        return {station: at for station, at in session.execute(select(PollRow.station, PollRow.at))}
 
 
 def latest_heartbeats(engine: Engine) -> dict[str, Heartbeat]:
