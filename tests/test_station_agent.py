@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -69,8 +70,10 @@ def district(tmp_path_factory, normalised_store: Path) -> Iterator[District]:
     port = int(config.read_text().split('bind = "127.0.0.1:')[1].split('"')[0])
     audio_config(config, port, render_slots=False, library_dir=str(library),
                  notice_requires_approval=True)
-    with config.open("a", encoding="utf-8") as out:
-        out.write(f'\n[stations]\nlate_after = "{LATE}s"\noffline_after = "{OFFLINE}s"\n')
+    body = config.read_text(encoding="utf-8")
+    body = re.sub(r'(?m)^late_after = .*$', f'late_after = "{LATE}s"', body)
+    body = re.sub(r'(?m)^offline_after = .*$', f'offline_after = "{OFFLINE}s"', body)
+    config.write_text(body, encoding="utf-8")
     seed_store(normalised_store, tmp / "data")
     broadcaster(config, "db", "upgrade")
     broadcaster(config, "audio", "import", str(long_talk), "--title", "Nói chuyện dài",

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -87,6 +88,7 @@ class Mpv:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,  # errors come over IPC; an unread pipe would block mpv
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + START_SECONDS
         while True:
@@ -197,6 +199,16 @@ class Mpv:
                     entry if isinstance(entry, int) else None,
                 )
             )
+
+
+def _die_with_parent() -> None:
+    """Have the kernel stop mpv when the agent dies, even by SIGKILL (Linux only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _str(value: object) -> str | None:
