@@ -104,3 +104,64 @@ def day_document(base: str, station: str, day: str) -> dict:
     response = httpx.get(f"{base}/stations/{station}/{day}.json",
                          params={"token": token(station)}, timeout=10)
     return response.json() if response.status_code == 200 else {}
+
+
+ICECAST_XML = """<icecast>
+  <limits><clients>10</clients><sources>2</sources><source-timeout>5</source-timeout></limits>
+  <authentication><source-password>{password}</source-password>
+    <admin-user>admin</admin-user><admin-password>{password}</admin-password></authentication>
+  <hostname>127.0.0.1</hostname>
+  <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
+  <paths><basedir>/usr/share/icecast2</basedir><logdir>{folder}</logdir>
+    <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot>
+  </paths>
+  <logging><errorlog>error.log</errorlog><loglevel>2</loglevel></logging>
+  <security><chroot>0</chroot>{owner}</security>
+</icecast>
+"""
+
+
+@dataclass
+class Icecast:
+    """A real Icecast server (Debian's icecast2) fed a tone by ffmpeg, on a free port."""
+
+    folder: Path
+    port: int
+    mount: str = "district.mp3"
+    password: str = "relay-test"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{self.mount}"
+
+    def start(self) -> Icecast:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.chmod(0o777)  # icecast drops to nobody when started as root
+        owner = ("<changeowner><user>nobody</user><group>nogroup</group></changeowner>"
+                 if os.getuid() == 0 else "")
+        config = self.folder / "icecast.xml"
+        config.write_text(ICECAST_XML.format(password=self.password, port=self.port,
+                                             folder=self.folder, owner=owner))
+        config.chmod(0o644)
+        self.server = subprocess.Popen(["icecast2", "-c", str(config)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.feed = subprocess.Popen(
+            ["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+             "sine=frequency=440:sample_rate=44100", "-c:a", "libmp3lame", "-b:a", "64k",
+             "-content_type", "audio/mpeg", "-f", "mp3",
+             f"icecast://source:{self.password}@127.0.0.1:{self.port}/{self.mount}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def live(self) -> bool:
+        try:
+            with httpx.stream("GET", self.url, timeout=2) as response:
+                return response.status_code == 200 and bool(next(response.iter_bytes(), b""))
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        for proc in (getattr(self, "feed", None), getattr(self, "server", None)):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)

@@ -17,7 +17,7 @@ import pytest
 
 from broadcaster.station.plan import item_id
 from tests.audio_fixtures import audio_config, seed_store
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 from tests.daemon_fixtures import (
     HCM,
     DaemonProcess,
@@ -32,7 +32,7 @@ from tests.station_fixtures import AgentProcess, day_document, loudspeaker_sched
 STATIONS = {"cho-chu": "05437", "linh-thong": "05440"}
 LEAD = timedelta(seconds=35)  # daemon start, publication and the agents' first fetch fit in it
 SLOT_GAP = timedelta(seconds=45)
-LONG_SECONDS = 40  # the long item an emergency interrupts
+LONG_SECONDS = 90  # the long item an emergency interrupts
 LATE, OFFLINE = 4, 12  # the test config's [stations] thresholds, in seconds
 
 
@@ -73,6 +73,8 @@ def district(tmp_path_factory, normalised_store: Path) -> Iterator[District]:
     body = config.read_text(encoding="utf-8")
     body = re.sub(r'(?m)^late_after = .*$', f'late_after = "{LATE}s"', body)
     body = re.sub(r'(?m)^offline_after = .*$', f'offline_after = "{OFFLINE}s"', body)
+    # No SMSC here: carriers point at free ports, never at another test's SMSC on the fixed ones.
+    body = re.sub(r'(?m)^port = 27\d\d$', lambda _: f"port = {free_port()}", body)
     config.write_text(body, encoding="utf-8")
     seed_store(normalised_store, tmp / "data")
     broadcaster(config, "db", "upgrade")

@@ -32,6 +32,7 @@ from broadcaster.audio.publish import (
     publish,
     save_plan,
 )
+from broadcaster.audio.render import normalise
 from broadcaster.store.audio import Notice, create_notice, live_notices
 
 log = structlog.get_logger(__name__)
@@ -103,6 +104,8 @@ def issue_notice(
     log.info(
         "audio.notice_created", notice=notice.id, areas=list(areas), by=by, state=notice.state.value
     )
+    # Normalise now, while the notice waits for its approver, so approval only republishes.
+    normalise(path, notice.clip_sha256, pub.target, pub.store)
     if needs_approval:
         return notice, None
     return notice, republish(

@@ -143,7 +143,9 @@ class Agent:
         """Fetch today's and tomorrow's days and their audio; drop what is older."""
         today = self._today()
         changed = False
-        for day in (today, today + timedelta(days=1)):
+        # Yesterday too: a slot may air past midnight, and until the first day
+        # arrives the agent knows only the machine's zone, not the centre's.
+        for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
             changed |= self.cache.fetch_day(client, self._day_url(day), day)
         problems = self.cache.fetch_audio(client, sources(self._load_plan()))
         if problems:
