@@ -66,7 +66,9 @@ class AgentProcess:
             [sys.executable, "-m", "broadcaster", "station", "run", "--centre", self.base,
              "--station", self.station, "--token", token(self.station), "--cache",
              str(self.cache), "--heartbeat", str(self.heartbeat), "--refresh", "2",
-             "--mpv-option", "ao=pcm", "--mpv-option", f"script={MPV_SCRIPT}",
+             # ao=pcm writes as fast as mpv decodes; arealtime paces it like a sound card
+             "--mpv-option", "ao=pcm", "--mpv-option", "af=lavfi=[arealtime]",
+             "--mpv-option", f"script={MPV_SCRIPT}",
              "--mpv-option", f"script-opts=pcmdir={self.pcm}"],
             cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -79,3 +79,15 @@ def test_a_relay_without_a_url_has_no_source_and_keeps_its_fallback() -> None:
              "fallback": item("tiep-song", 0, 3)}
     (cue,) = cues([day(slot("0600", T0, 900, [relay]))])
     assert cue.source is None and cue.live and cue.fallback.name == "tiep-song.vi"
+
+
+def test_an_item_moved_to_a_notice_slot_is_the_same_item_still_playing() -> None:
+    from broadcaster.station.plan import carried_over
+
+    before = cues([day(slot("0600", T0, 60, [item("long", 0, 50)]))])
+    notice_at = T0 + timedelta(seconds=20)
+    after = cues([day(slot("0600-1", notice_at, 60,
+                           [item("khan", 20, 3, "emergency"), item("long", 23.5, 50)]))])
+    moved = carried_over(before[0], after, set(), notice_at)
+    assert moved is not None and moved.key == "2026-12-01/0600-1/long.vi#1"
+    assert carried_over(before[0], after, {moved.key}, notice_at) is None

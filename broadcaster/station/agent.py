@@ -26,7 +26,17 @@ import structlog
 from broadcaster.station.cache import Cache, FetchError, write_atomic
 from broadcaster.station.mpv import Event, Mpv, PlayerError
 from broadcaster.station.outbox import Outbox
-from broadcaster.station.plan import BadDay, Cue, Source, choose, cues, horizon, next_due, sources
+from broadcaster.station.plan import (
+    BadDay,
+    Cue,
+    Source,
+    carried_over,
+    choose,
+    cues,
+    horizon,
+    next_due,
+    sources,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -252,8 +262,13 @@ class Agent:
                 self._start(wanted, wanted.source, fallback=False)
             return
         if playing.cue.key not in {c.key for c in planned}:
-            self._interrupt("withdrawn by the centre", resume=False)
-        elif wanted is not None and wanted.emergency and not playing.cue.emergency:
+            successor = carried_over(playing.cue, planned, busy, now)
+            if successor is None:
+                self._interrupt("withdrawn by the centre", resume=False)
+                return
+            # A republished day moved the item (a notice opened a slot before it): same item.
+            playing.cue = successor
+        if wanted is not None and wanted.emergency and not playing.cue.emergency:
             self._interrupt("emergency notice", resume=True)
             self._start(wanted, wanted.source, fallback=False)
         elif playing.cue.live and not playing.fallback and playing.started and (

@@ -97,6 +97,16 @@ def choose(cues: Sequence[Cue], now: datetime, done: Collection[str]) -> Cue | N
     return (urgent or due or [None])[0]
 
 
+def carried_over(cue: Cue, cues: Sequence[Cue], done: Collection[str], now: datetime) -> Cue | None:
+    """The same item in a republished day, if still to air: a notice may open a slot
+    before it and move it there, and what plays should go on, not start again."""
+    return next(
+        (c for c in cues if c.day == cue.day and c.item == cue.item and c.source == cue.source
+         and c.key not in done and now < c.deadline),
+        None,
+    )
+
+
 def next_due(cues: Sequence[Cue], now: datetime, done: Collection[str]) -> datetime | None:
     """When the next cue not yet aired falls due, to sleep until then."""
     return min((c.at for c in cues if c.key not in done and c.at > now), default=None)
