@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -125,12 +127,16 @@ ICECAST_XML = """<icecast>
 
 @dataclass
 class Icecast:
-    """A real Icecast server (Debian's icecast2) fed a tone by ffmpeg, on a free port."""
+    """A real Icecast server (Debian's icecast2) fed a tone by ffmpeg, on a free port.
 
-    folder: Path
+    Its folder is outside pytest's private tmp tree: started as root, icecast
+    drops to `nobody`, which must still reach its log folder.
+    """
+
     port: int
     mount: str = "district.mp3"
     password: str = "relay-test"
+    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bcast-icecast-")))
 
     @property
     def url(self) -> str:
@@ -162,8 +168,16 @@ class Icecast:
         except httpx.HTTPError:
             return False
 
+    def log(self) -> str:
+        path = self.folder / "error.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else "(no icecast log)"
+
     def stop(self) -> None:
         for proc in (getattr(self, "feed", None), getattr(self, "server", None)):
             if proc is not None and proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)

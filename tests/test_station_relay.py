@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,10 +48,10 @@ def test_a_relay_airs_the_stream_for_its_length_and_the_fallback_when_icecast_is
     fallback = {"clip": "tiep-song-vov", "language": "vi", "title": "Tiếp sóng",
                 "sha256": clip.sha256, "duration": clip.duration,
                 "url": f"{base}/stations/{STATION}/audio/{clip.name}?token={token(STATION)}"}
-    icecast = Icecast(tmp_path / "icecast", free_port()).start()
+    icecast = Icecast(free_port()).start()
     agent = AgentProcess(STATION, base, tmp_path / "agent")
     try:
-        wait_for(icecast.live, 20, "Icecast to serve the stream")
+        wait_for(icecast.live, 20, "Icecast to serve the stream: " + icecast.log())
         first = datetime.now(UTC).astimezone(TZ).replace(microsecond=0) + timedelta(seconds=12)
         second = first + timedelta(seconds=25)
         _write_day(data_dir, first.date().isoformat(), [
@@ -74,8 +73,7 @@ def test_a_relay_airs_the_stream_for_its_length_and_the_fallback_when_icecast_is
         assert abs(seconds(agent.wavs()[-1]) - clip.duration) <= 0.2
     finally:
         agent.stop()
-        icecast.stop()
-        shutil.rmtree(tmp_path / "icecast", ignore_errors=True)
+        icecast.remove()
 
 
 def _events(config: Path, slot: str, event: str) -> list[dict]:
