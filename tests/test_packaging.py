@@ -80,6 +80,19 @@ def run(args: list[str | Path], cwd: Path, env: dict[str, str]) -> subprocess.Co
     return done
 
 
+def verify_unit(text: str, tmp_path: Path) -> None:
+    """systemd's own check of a unit: every key known, every command executable."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = tmp_path / "verify" / "broadcaster.service"
+    unit.parent.mkdir()
+    unit.write_text(text)
+    done = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
 def test_non_editable_install_ships_every_package_file_and_runs_from_etc(
     tmp_path: Path, source: Path
 ) -> None:
@@ -145,6 +158,7 @@ def test_install_script_lays_out_a_server_under_a_root_and_keeps_edits(
 
     unit = (root / "etc" / "systemd" / "system" / "broadcaster.service").read_text()
     assert "ExecStart=/opt/broadcaster/bin/broadcaster run" in unit
+    verify_unit(unit.replace("/opt/broadcaster/", f"{root}/opt/broadcaster/"), tmp_path)
     credentials = etc / "credentials"
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o700
     named = re.findall(r"(?m)^LoadCredential=([^:]+):/etc/broadcaster/credentials/\1$", unit)
