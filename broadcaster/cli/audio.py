@@ -4,27 +4,23 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from broadcaster.audio.library import ClipKind, Library, LibraryError, import_clip, load_library
-from broadcaster.audio.notice import affected_stations, issue_notice, republish
-from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
-from broadcaster.audio.render import RenderError
-from broadcaster.audio.settings import library_dir
+from broadcaster.audio.library import ClipKind, LibraryError
 from broadcaster.cli.context import App, config_option, format_option, pass_app
-from broadcaster.programmes import ScheduleError, load_programmes
-from broadcaster.sms import blast as blasts
-from broadcaster.sms.numbers import router_from_settings
-from broadcaster.sms.scheduled import draft_notice_sms
-from broadcaster.store.audio import approve_notice, load_asrun
-from broadcaster.web import make_app, uvicorn_server
+
+if TYPE_CHECKING:
+    from broadcaster.audio.library import Library
 
 
 class _AudioGroup(click.Group):
     """Show library and rendering problems as one clean error line."""
 
     def invoke(self, ctx: click.Context) -> object:
+        from broadcaster.audio.render import RenderError
+
         try:
             return super().invoke(ctx)
         except (LibraryError, RenderError) as exc:
@@ -32,6 +28,9 @@ class _AudioGroup(click.Group):
 
 
 def _library(app: App) -> Library:
+    from broadcaster.audio.library import load_library
+    from broadcaster.audio.settings import library_dir
+
     return load_library(library_dir(app.settings.audio, app.settings.path))
 
 
@@ -64,6 +63,8 @@ def import_cmd(
     replace: bool,
 ) -> None:
     """Copy FILE into the library with its duration and SHA-256."""
+    from broadcaster.audio.library import import_clip
+
     _, clip = import_clip(
         _library(app),
         file,
@@ -118,6 +119,9 @@ def list_cmd(app: App, fmt: str) -> None:
 @pass_app
 def publish_cmd(app: App) -> None:
     """Republish today and tomorrow from the last published plan and the live notices."""
+    from broadcaster.audio.notice import republish
+    from broadcaster.audio.publish import publisher
+
     report = republish(
         app.engine, app.registry, publisher(app.settings), _library(app), now=app.now()
     )
@@ -132,6 +136,9 @@ def publish_cmd(app: App) -> None:
 @pass_app
 def serve(app: App) -> None:
     """Run the station API alone (the daemon runs it too)."""
+    from broadcaster.audio.publish import publisher, stations
+    from broadcaster.web import make_app, uvicorn_server
+
     settings = app.settings
     web = make_app(
         publisher(settings),
@@ -148,6 +155,8 @@ def serve(app: App) -> None:
 @pass_app
 def stations_cmd(app: App, fmt: str) -> None:
     """List stations with the URLs of their current or next slot (token included)."""
+    from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
+
     pub = publisher(app.settings)
     now = app.now()
     rows = []
@@ -184,6 +193,8 @@ def stations_cmd(app: App, fmt: str) -> None:
 @pass_app
 def asrun(app: App, station: str | None, day: datetime | None, fmt: str) -> None:
     """Show what stations reported airing (the as-run log)."""
+    from broadcaster.store.audio import load_asrun
+
     tz = app.settings.tz
     local_day = day.date() if day else app.now().astimezone(tz).date()
     start = datetime.combine(local_day, time(), tz)
@@ -252,6 +263,9 @@ def notice(
 def _issue(
     app: App, areas: tuple[str, ...], audio_file: Path | None, text: str | None, by: str
 ) -> None:
+    from broadcaster.audio.notice import issue_notice
+    from broadcaster.audio.publish import publisher
+
     settings = app.settings
     needs_approval = settings.audio.notice_requires_approval
     if needs_approval is None:
@@ -282,6 +296,11 @@ def _issue(
 def _notice_sms(app: App, areas: tuple[str, ...], text: str, by: str) -> None:
     """Draft the SMS that the notice-triggered programmes send (seed 003: one SMS to all
     subscribers for each urgent notice); it goes out under the SMS approval rule."""
+    from broadcaster.programmes import ScheduleError, load_programmes
+    from broadcaster.sms import blast as blasts
+    from broadcaster.sms.numbers import router_from_settings
+    from broadcaster.sms.scheduled import draft_notice_sms
+
     settings = app.settings
     try:
         programmes = load_programmes(settings)
@@ -307,6 +326,10 @@ def _notice_sms(app: App, areas: tuple[str, ...], text: str, by: str) -> None:
 @pass_app
 def approve(app: App, notice_id: int, by: str) -> None:
     """Approve a drafted notice; it goes on the air at once."""
+    from broadcaster.audio.notice import affected_stations, republish
+    from broadcaster.audio.publish import publisher
+    from broadcaster.store.audio import approve_notice
+
     made = approve_notice(app.engine, notice_id, by=by, now=app.now())
     report = republish(
         app.engine,
