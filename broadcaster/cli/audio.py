@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from broadcaster.audio.library import ClipKind, LibraryError
+from broadcaster.audio.kinds import ClipKind
 from broadcaster.cli.context import App, config_option, format_option, pass_app
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ class _AudioGroup(click.Group):
     """Show library and rendering problems as one clean error line."""
 
     def invoke(self, ctx: click.Context) -> object:
+        from broadcaster.audio.library import LibraryError
         from broadcaster.audio.render import RenderError
 
         try:
@@ -157,11 +158,14 @@ def stations_cmd(app: App, fmt: str) -> None:
     """List stations with the URLs of their current or next slot (token included)."""
     from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
 
-    pub = publisher(app.settings)
+    # Before the first publication there are no URLs to show, and building the
+    # publisher would generate the token secret: a listing must not write.
+    published = (app.settings.data_dir / "publish").is_dir()
+    pub = publisher(app.settings) if published else None
     now = app.now()
     rows = []
     for code, area in stations(app.registry).items():
-        current, upcoming = current_and_next(pub, code, now)
+        current, upcoming = current_and_next(pub, code, now) if pub else (None, None)
         slot = current or upcoming
         rows.append(
             {
@@ -170,8 +174,8 @@ def stations_cmd(app: App, fmt: str) -> None:
                 "name": area.name,
                 "slot": slot.id if slot else None,
                 "start": app.local(slot.start) if slot else None,
-                "playlist_url": playlist_url(pub, slot) if slot else None,
-                "manifest_url": playlist_url(pub, slot, ".json") if slot else None,
+                "playlist_url": playlist_url(pub, slot) if pub and slot else None,
+                "manifest_url": playlist_url(pub, slot, ".json") if pub and slot else None,
             }
         )
     if fmt == "json":
