@@ -49,8 +49,11 @@ def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> Event
     return event_dict
 
 
+SEVERITY_OF_METHOD = {"warn": "warning", "exception": "error", "fatal": "critical"}
+
+
 def add_severity(_logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-    event_dict.setdefault("severity", "warning" if method == "warn" else method)
+    event_dict.setdefault("severity", SEVERITY_OF_METHOD.get(method, method))
     return event_dict
 
 
