@@ -18,6 +18,7 @@ with its syslog priority (`<3>` error … `<7>` debug, sd-daemon(3)).
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
@@ -74,7 +75,7 @@ class ReopeningFileHandler(logging.handlers.WatchedFileHandler):
     def __init__(self, path: Path) -> None:
         super().__init__(path, encoding="utf-8", delay=True)
 
-    def _open(self) -> IO[Any]:
+    def _open(self) -> io.TextIOWrapper:
         Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
         return super()._open()
 

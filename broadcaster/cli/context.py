@@ -3,7 +3,6 @@ the clock, and rendering of domain errors as one clear line each."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import sys
@@ -12,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, update_wrapper
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -144,20 +143,21 @@ class DomainGroup(click.Group):
             return super().invoke(ctx)
         except BrokenPipeError:
             _leave_quietly()
-        except (ValueError, OSError, *_loaded_domain_errors()) as exc:
-            if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
-                _leave_quietly()
+        except Exception as exc:
+            if not isinstance(exc, (ValueError, OSError, *_loaded_domain_errors())):
+                raise
             raise click.ClickException(str(exc)) from exc
 
 
 def _loaded_domain_errors() -> tuple[type[Exception], ...]:
+    """The domain error classes of the modules this run has imported."""
     return tuple(
         getattr(sys.modules[module], name) for module, name in DOMAIN_ERRORS.items()
         if module in sys.modules
     )
 
 
-def _leave_quietly() -> None:
+def _leave_quietly() -> NoReturn:
     """Stop writing to a closed pipe and exit as a shell reports SIGPIPE (128 + 13)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
