@@ -1,72 +1,69 @@
-"""Station health from what stations did: when last seen, and when they were away.
+"""What /healthz answers: is this service able to do its work right now.
 
-Pure: the times of heartbeats and polls come in, states and periods go out.
-A station is `online` while it was seen within `late_after`, `late` until
-`offline_after`, then `offline` (also when never seen at all).
+Healthy means the database answers and *some* daemon holds the scheduler and
+heartbeats (its status row is younger than `STALE_AFTER`). Every daemon asks
+the same question, the standby included: a standby cannot schedule, but it
+can see that nobody does, which is what a monitor needs to hear from any
+node it polls. `role` tells whether this process is the scheduler. Nothing
+published yet also fails, so a fresh install is not reported ready before
+stations have anything to fetch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Engine
 
-class StationState(StrEnum):
-    ONLINE = "online"
-    LATE = "late"
-    OFFLINE = "offline"
+from broadcaster.store import dispatch as store
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    late_after: timedelta
-    offline_after: timedelta
-
-
-@dataclass(frozen=True)
-class Away:
-    """A stretch with no heartbeat for longer than the offline threshold."""
-
-    since: datetime
-    until: datetime
+class Health:
+    reasons: tuple[str, ...]
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def seconds(self) -> float:
-        return (self.until - self.since).total_seconds()
+    def ok(self) -> bool:
+        return not self.reasons
+
+    def as_json(self) -> dict[str, Any]:
+        status = {"status": "ok"} if self.ok else {"status": "fail", "reasons": list(self.reasons)}
+        return {**status, **self.details}
 
 
-def state_of(last_seen: datetime | None, now: datetime, limits: Thresholds) -> StationState:
-    if last_seen is None or now - last_seen >= limits.offline_after:
-        return StationState.OFFLINE
-    if now - last_seen >= limits.late_after:
-        return StationState.LATE
-    return StationState.ONLINE
-
-
-def last_seen(*moments: datetime | None) -> datetime | None:
-    """The latest of a station's heartbeat and poll times."""
-    return max((m for m in moments if m is not None), default=None)
-
-
-def away_periods(
-    beats: Sequence[datetime],
-    start: datetime,
-    end: datetime,
-    limits: Thresholds,
-    before: datetime | None = None,
-) -> list[Away]:
-    """The stretches within [start, end) a station was offline, from its heartbeat times.
-
-    `before` is its last heartbeat before `start` (None when there was none in
-    reach, which counts it away from `start`). A stretch is counted from the
-    last beat, so it says how long the centre heard nothing.
-    """
-    found = []
-    previous = before if before is not None else start
-    for beat in [*sorted(b for b in beats if start <= b < end), end]:
-        if beat - previous >= limits.offline_after:
-            found.append(Away(max(previous, start), beat))
-        previous = beat
-    return found
+def check(engine: Engine | None, node: str, now: datetime, published: bool) -> Health:
+    """Check the database, the scheduler's heartbeat and that something is published."""
+    reasons: list[str] = []
+    details: dict[str, Any] = {}
+    if not published:
+        reasons.append("nothing published yet")
+    if engine is None:
+        return Health(tuple(reasons), details)
+    try:
+        row = store.read_status(engine)
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the answer
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        reasons.append(f"database unreachable: {type(exc).__name__}: {first_line}")
+        return Health(tuple(reasons), {**details, "database": "unreachable"})
+    details["database"] = "ok"
+    if row is None or row.heartbeat_at is None:
+        reasons.append("no scheduler has run on this database")
+        return Health(tuple(reasons), details)
+    age = (now - row.heartbeat_at).total_seconds()
+    details["scheduler"] = {
+        "node": row.node,
+        "heartbeat_at": row.heartbeat_at.isoformat(),
+        "age_seconds": round(age, 1),
+    }
+    details["role"] = "scheduler" if row.node == node else "standby"
+    if row.stopped_at is not None and row.stopped_at >= row.heartbeat_at:
+        reasons.append(f"the scheduler on {row.node} stopped at {row.stopped_at.isoformat()}")
+    elif age > store.STALE_AFTER.total_seconds():
+        reasons.append(
+            f"scheduler heartbeat stale: {row.node} last beat {age:.0f} s ago "
+            f"(more than {store.STALE_AFTER.total_seconds():.0f} s)"
+        )
+    return Health(tuple(reasons), details)

@@ -12,7 +12,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
-from broadcaster.health import last_seen
+from broadcaster.station_health import last_seen
 from broadcaster.store.stations import last_polls, latest_heartbeats
 
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from broadcaster.asrun import Aired, gaps
-from broadcaster.health import StationState, Thresholds, away_periods, state_of
 from broadcaster.report.daily import CommuneInput, VanReport, as_csv, as_html, daily_report
 from broadcaster.station.plan import cues
+from broadcaster.station_health import StationState, Thresholds, away_periods, state_of
 from tests.test_station_plan import T0, day, item, slot
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")

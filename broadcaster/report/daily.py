@@ -19,8 +19,8 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from broadcaster.asrun import Gap
-from broadcaster.health import Away
 from broadcaster.station.plan import Cue
+from broadcaster.station_health import Away
 
 SMS_STATES = ("submitted", "delivered", "failed", "expired")
 

@@ -18,9 +18,9 @@ from broadcaster.areas import AreaKind
 from broadcaster.asrun import Aired, Gap, gaps
 from broadcaster.audio.publish import VAN_PREFIX, Publisher, day_document, publisher, stations
 from broadcaster.cadence import parse_duration
-from broadcaster.health import Thresholds, away_periods, last_seen, state_of
 from broadcaster.report.daily import CommuneInput, DailyReport, VanReport, daily_report
 from broadcaster.station.plan import BadDay, Cue, cues
+from broadcaster.station_health import Thresholds, away_periods, last_seen, state_of
 from broadcaster.store.audio import load_asrun
 from broadcaster.store.db import session_scope
 from broadcaster.store.sms import MessageRow
