@@ -46,8 +46,8 @@ def run(centre: str, station: str, token: str, cache: Path, mpv_options: tuple[s
         raise click.BadParameter(str(exc), param_hint="--mpv-option") from None
     agent = Agent(AgentConfig(centre, station, token, cache, options, heartbeat, refresh,
                               version=_version()))
-    signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
-    signal.signal(signal.SIGINT, lambda *_: agent.stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: agent.shutdown())
+    signal.signal(signal.SIGINT, lambda *_: agent.shutdown())
     agent.run()
 
 

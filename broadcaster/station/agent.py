@@ -130,6 +130,12 @@ class Agent:
                 thread.join(timeout=2)
             log.info("station.agent_stopped", pending_reports=self.outbox.pending())
 
+    def shutdown(self) -> None:
+        """Ask `run` to return (from a signal handler): stop what plays, flush reports."""
+        self.stop.set()
+        self._wake.set()
+        self._reports_wake.set()
+
     def _client(self) -> httpx.Client:
         return httpx.Client(headers={"Authorization": f"Bearer {self.config.token}"})
 
@@ -147,6 +153,9 @@ class Agent:
                                                   max(next_refresh - time.monotonic(), 0.0)))
                 except FetchError as exc:
                     log.warning("station.centre_unreachable", detail=str(exc))
+                    self.stop.wait(self.config.retry)
+                except Exception as exc:  # noqa: BLE001 - a full disk must not end the syncing
+                    log.error("station.sync_failed", detail=f"{type(exc).__name__}: {exc}")
                     self.stop.wait(self.config.retry)
 
     def _refresh(self, client: httpx.Client) -> None:
@@ -205,10 +214,13 @@ class Agent:
             while not self.stop.is_set():
                 self._reports_wake.wait(self.config.retry)
                 self._reports_wake.clear()
-                if self.outbox.pending():
+                try:
                     sent = self.outbox.send(client, f"{self.base}/reports")
-                    if sent:
-                        log.info("station.reports_sent", count=sent)
+                except OSError as exc:  # the outbox folder itself failed: say so, keep going
+                    log.error("station.outbox_failed", detail=str(exc))
+                    continue
+                if sent:
+                    log.info("station.reports_sent", count=sent)
             self.outbox.send(client, f"{self.base}/reports")
 
     def _heartbeat_loop(self) -> None:
@@ -246,7 +258,12 @@ class Agent:
     def _play_loop(self) -> None:
         while not self.stop.is_set():
             self._drain_events()
-            self._step(self.clock())
+            try:
+                self._step(self.clock())
+            except PlayerError as exc:  # mpv is started again on the next command
+                log.error("station.player_failed", detail=str(exc))
+                self._state.player = "down"
+                self.stop.wait(1.0)
             self._wake.wait(self._sleep(self.clock()))
             self._wake.clear()
 
