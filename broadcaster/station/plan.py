@@ -94,7 +94,7 @@ def choose(cues: Sequence[Cue], now: datetime, done: Collection[str]) -> Cue | N
     """The cue to air now: a due emergency first, else the earliest due cue not yet aired."""
     due = [c for c in cues if c.key not in done and c.at <= now < c.deadline]
     urgent = [c for c in due if c.emergency]
-    return (urgent or due or [None])[0]
+    return next(iter(urgent or due), None)
 
 
 def carried_over(cue: Cue, cues: Sequence[Cue], done: Collection[str], now: datetime) -> Cue | None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Engine, Index, String, delete, func, select
+from sqlalchemy import BigInteger, CursorResult, Engine, Index, String, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -119,7 +120,8 @@ def heartbeat_times(
 
 def prune_heartbeats(engine: Engine, before: datetime) -> int:
     with session_scope(engine) as session:
-        return session.execute(delete(HeartbeatRow).where(HeartbeatRow.at < before)).rowcount
+        result = session.execute(delete(HeartbeatRow).where(HeartbeatRow.at < before))
+        return int(cast(CursorResult[Any], result).rowcount)
 
 
 def _beat(r: HeartbeatRow) -> Heartbeat:
