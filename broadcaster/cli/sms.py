@@ -251,7 +251,13 @@ def smsc(
     receipts: bool,
 ) -> None:
     """Run a local test SMSC (smpp34's server) on 127.0.0.1 with receipts; Ctrl-C stops."""
-    from smpp34 import SmppError
+    try:
+        from smpp34 import SmppError
+    except ImportError:
+        raise click.ClickException(
+            "the test SMSC needs the smsc extra: pip install 'broadcaster[smsc]' "
+            "(scripts/setup installs it)"
+        ) from None
 
     from broadcaster.testing.smsc import SmscPolicy, TestSmsc, run_forever
 
