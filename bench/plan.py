@@ -17,7 +17,7 @@ from broadcaster.areas import Area, AreaKind, AreaRegistry
 from broadcaster.cadence import QuietHours, parse_time
 from broadcaster.levels import Ladder, Level, LevelChange
 from broadcaster.planner import group_by_time, plan
-from broadcaster.programmes import parse_schedule
+from broadcaster.schedules import parse_schedule
 
 DISTRICTS, COMMUNES_EACH = 100, 100
 LADDER = Ladder("bench", "", tuple(Level(n) for n in ("1", "2", "3", "4", "5.1", "5.2", "5.3")))
@@ -95,7 +95,7 @@ def main() -> None:
     tz = ZoneInfo("Asia/Ho_Chi_Minh")
     reg = registry()
     quiet = QuietHours(parse_time("21:00"), parse_time("06:00"))
-    programmes = parse_schedule(Path("bench.toml"), SCHEDULE, reg, {"bench": LADDER}, quiet)
+    programmes = parse_schedule(Path("bench.toml"), SCHEDULE, reg, {"bench": LADDER}, quiet, {})
     communes = len(reg.communes_under("P"))
     start = datetime(2021, 9, 10, 17, tzinfo=UTC)
     end = start + timedelta(days=2)

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from broadcaster.cadence import every, parse_duration, spread
-from broadcaster.programmes import Channel, Priority, ScheduleError, Trigger, load_schedules
+from broadcaster.occurrence import Channel, Priority
+from broadcaster.programmes import Trigger
+from broadcaster.schedules import ScheduleError, load_schedules
 from tests.planner_fixtures import QUIET, REPO, programmes_from, sample_programmes, settings
 
 CONFIG = settings()
@@ -150,7 +152,7 @@ def test_duplicate_ids_across_files_are_refused(tmp_path: Path):
     (tmp_path / "a.toml").write_text(source, encoding="utf-8")
     (tmp_path / "b.toml").write_text(source, encoding="utf-8")
     with pytest.raises(ScheduleError) as caught:
-        load_schedules(tmp_path, CONFIG.registry(), CONFIG.ladder_objects(), QUIET)
+        load_schedules(tmp_path, CONFIG.registry(), CONFIG.ladder_objects(), QUIET, {})
     assert "id is already used in" in caught.value.problems[0]
 
 
@@ -158,7 +160,7 @@ def test_every_problem_in_every_file_is_reported(tmp_path: Path):
     (tmp_path / "a.toml").write_text("[[programme]]\nid = 'x'\n", encoding="utf-8")
     (tmp_path / "b.toml").write_text("not toml = = 1", encoding="utf-8")
     with pytest.raises(ScheduleError) as caught:
-        load_schedules(tmp_path, CONFIG.registry(), CONFIG.ladder_objects(), QUIET)
+        load_schedules(tmp_path, CONFIG.registry(), CONFIG.ladder_objects(), QUIET, {})
     text = "\n".join(caught.value.problems)
     assert "a.toml:2: programme 'x' (programme[0]): channel: Field required" in text
     assert "b.toml: not valid TOML" in text

@@ -13,7 +13,7 @@ from broadcaster.audio.publish import current_and_next, playlist_url, publisher,
 from broadcaster.audio.render import RenderError
 from broadcaster.audio.settings import library_dir
 from broadcaster.cli.context import App, config_option, format_option, pass_app
-from broadcaster.programmes import ScheduleError, load_programmes
+from broadcaster.schedules import ScheduleError, load_programmes
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.numbers import router_from_settings
 from broadcaster.sms.scheduled import draft_notice_sms

@@ -18,7 +18,7 @@ from broadcaster.areas import AreaRegistry, UnknownArea
 from broadcaster.config import ConfigError, Settings, default_config_path, load_settings
 from broadcaster.levels import Ladder, UnknownLevel
 from broadcaster.logging import configure_logging
-from broadcaster.programmes import ScheduleError
+from broadcaster.schedules import ScheduleError
 from broadcaster.store.db import SchemaOutdated, check_schema, make_engine
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -16,7 +16,8 @@ from broadcaster.audio.service import AIRED_CHANNELS, PlaylistService, published
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.daemon import HEARTBEAT_SECONDS, Daemon
 from broadcaster.dispatch import default_handlers
-from broadcaster.programmes import Channel, ScheduleError
+from broadcaster.occurrence import Channel
+from broadcaster.schedules import ScheduleError
 from broadcaster.sms.scheduled import SmsHandler
 from broadcaster.sms.sender import run_senders
 from broadcaster.store import dispatch as store

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from broadcaster.planner import Occurrence
+from broadcaster.occurrence import Occurrence
 from broadcaster.store.db import session_scope
 from broadcaster.store.models import Base
 from broadcaster.store.types import UTCDateTime
