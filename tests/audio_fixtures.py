@@ -228,9 +228,10 @@ def day_plan(start: datetime) -> list[Occurrence]:
 MPV_SCRIPT = REPO / "tests" / "data" / "mpv_pcm_per_item.lua"
 
 
-def mpv_decoded_seconds(playlist_url: str, out: Path) -> list[float]:
-    """Have mpv fetch a playlist over HTTP and decode every item to its own PCM file;
-    return each item's decoded length (sox reads mpv's WAVE_FORMAT_EXTENSIBLE header)."""
+def mpv_decoded_seconds(playlist_url: str, out: Path, playlist: bool = True) -> list[float]:
+    """Have mpv fetch a playlist (or one file) over HTTP and decode every item to its own
+    PCM file; return each item's decoded length (sox reads mpv's WAVE_FORMAT_EXTENSIBLE
+    header)."""
     out.mkdir(parents=True, exist_ok=True)
     played = subprocess.run(
         [
@@ -250,7 +251,9 @@ def mpv_decoded_seconds(playlist_url: str, out: Path) -> list[float]:
         check=True,
     )
     reasons = [line.split()[2] for line in played.stdout.splitlines() if line.startswith("ITEM")]
-    assert reasons and reasons[0] == "redirect" and set(reasons[1:]) == {"eof"}, played.stdout
+    items = reasons[1:] if playlist else reasons
+    assert reasons and (not playlist or reasons[0] == "redirect"), played.stdout
+    assert set(items) == {"eof"}, played.stdout
     return [
         float(
             subprocess.run(
