@@ -17,7 +17,7 @@ from broadcaster.occurrence import Channel
 from broadcaster.programmes import Programme
 from broadcaster.schedules import ScheduleError, load_programmes
 from broadcaster.sms import blast as blasts
-from broadcaster.sms.numbers import router_from_settings
+from broadcaster.sms.carriers import router_from_settings
 from broadcaster.sms.scheduled import draft_notice_sms
 from broadcaster.store.audio import approve_notice, load_asrun
 from broadcaster.web import make_app, uvicorn_server

@@ -12,7 +12,8 @@ import click
 
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.sms import blast as blasts
-from broadcaster.sms.numbers import CarrierRouter, router_from_settings
+from broadcaster.sms.carriers import router_from_settings
+from broadcaster.sms.numbers import CarrierRouter
 from broadcaster.sms.sender import run_senders
 from broadcaster.sms.states import MessageState, Priority
 from broadcaster.sms.subscribers import import_csv

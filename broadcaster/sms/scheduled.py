@@ -22,7 +22,7 @@ from broadcaster.occurrence import Priority as BulletinPriority
 from broadcaster.planner import for_notice
 from broadcaster.programmes import Programme
 from broadcaster.sms import blast as blasts
-from broadcaster.sms.numbers import router_from_settings
+from broadcaster.sms.carriers import router_from_settings
 from broadcaster.sms.states import Priority
 
 log = structlog.get_logger(__name__)
