@@ -7,6 +7,11 @@ runs into the next one: what does not fit is returned as `Dropped` so the
 shell can log it. An emergency that arrives while a slot airs joins that
 slot at its head and the slot airs again from the moment of the emergency.
 
+This is the one slot arithmetic: the publisher, `schedule check` and `plan`
+all lay slots out here (`clashes.find_drops`), so what the check accepts is
+what airs. A relay is one entry of its planned length with its stream and
+fallback clip; a recorded bulletin (`with_recordings`) replaces one relay.
+
 Van rounds are per district: each round is a loop of the van programme in
 every language of the communes on its route, repeated to fill the round.
 """

@@ -154,6 +154,8 @@ def list_cmd(app: App, fmt: str) -> None:
                     "sha256": c.sha256,
                     "valid_from": c.valid_from,
                     "valid_until": c.valid_until,
+                    "for_programme": c.for_programme,
+                    "airs_at": app.local(c.airs_at),
                 }
                 for c in clips
             ]
