@@ -46,6 +46,7 @@ from broadcaster.audio.render import (
     LoudnessTarget,
     Rendered,
     normalise,
+    normalised_key,
     render_sequence,
 )
 from broadcaster.audio.settings import AudioSettings
@@ -82,10 +83,7 @@ class Publisher:
 
     @property
     def target(self) -> LoudnessTarget:
-        a = self.audio
-        return LoudnessTarget(
-            a.loudness_lufs, a.true_peak_dbtp, a.loudness_range_lu, a.bitrate_kbps
-        )
+        return loudness_target(self.audio)
 
     def day_file(self, station: str, day: date) -> Path:
         return Path(self.day_path(station, day))
@@ -97,6 +95,22 @@ class Publisher:
     def url(self, station: str, path: str) -> str:
         token = self.tokens.for_station(station)
         return f"{self.public_url}/stations/{station}/{path}?token={token}"
+
+
+def loudness_target(a: AudioSettings) -> LoudnessTarget:
+    return LoudnessTarget(a.loudness_lufs, a.true_peak_dbtp, a.loudness_range_lu, a.bitrate_kbps)
+
+
+def aired_durations(library: Library, settings: Settings) -> Library:
+    """The library with the durations stations air, where the publisher has normalised
+    a clip already (normalising trims silence); the catalogue's elsewhere. Reads only."""
+    store = AudioStore(settings.data_dir / "publish" / "audio")
+    target = loudness_target(settings.audio)
+    clips = []
+    for clip in library.clips:
+        done = store.lookup(normalised_key(clip.sha256, target))
+        clips.append(replace(clip, duration=done.duration) if done else clip)
+    return Library(library.root, tuple(clips))
 
 
 def publisher(settings: Settings) -> Publisher:

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from broadcaster.audio.library import LibraryError, load_library
+from broadcaster.audio.publish import aired_durations
 from broadcaster.audio.settings import library_dir
 from broadcaster.clashes import Drop, Layout, find_clashes, find_drops
 from broadcaster.cli.context import App, format_option, pass_app
@@ -22,10 +23,12 @@ from broadcaster.store.levels import load_changes
 
 
 def layout_or_fail(app: App) -> Layout:
-    """How the publisher lays out slots: the library, the chime, the gap."""
+    """How the publisher lays out slots: the library with the durations it airs (those it
+    has normalised so far; the catalogue's for the rest), the chime, the gap."""
     audio = app.settings.audio
     try:
-        library = load_library(library_dir(audio, app.settings.path))
+        library = aired_durations(load_library(library_dir(audio, app.settings.path)),
+                                  app.settings)
     except LibraryError as exc:
         raise click.ClickException(f"invalid audio library:\n{exc}") from None
     return Layout(library, audio.chime, audio.gap_seconds, audio.van_round_minutes * 60)
