@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from broadcaster.cadence import every, parse_duration, spread
-from broadcaster.occurrence import Channel, Priority
+from broadcaster.occurrence import Channel, Priority, Relay
 from broadcaster.programmes import Trigger
 from broadcaster.schedules import ScheduleError, load_schedules
 from tests.planner_fixtures import QUIET, REPO, programmes_from, sample_programmes, settings
@@ -170,3 +170,21 @@ def test_durations_read_hours_minutes_seconds():
     assert parse_duration("1h30m") == timedelta(minutes=90)
     with pytest.raises(ValueError, match="'15 minutes'"):
         parse_duration("15 minutes")
+
+
+def test_a_relay_names_a_configured_stream_and_carries_its_url_and_fallback():
+    relay = """
+[[programme]]
+id = "district"
+channel = "relay"
+areas = ["167/communes"]
+content = {{ relay = "{name}" }}
+[programme.levels."5.1"]
+times = ["06:00"]
+"""
+    (programme,) = programmes_from(relay.format(name="dinh-hoa"), CONFIG)
+    assert programme.content == Relay("dinh-hoa", "http://127.0.0.1:8000/dinh-hoa.mp3",
+                                      "ban-tin-huyen-du-phong")
+    [problem] = _errors(relay.format(name="vov"))
+    assert problem.endswith("content.relay: unknown relay 'vov'; name one of [relays.NAME] in "
+                            "the config: dinh-hoa")
