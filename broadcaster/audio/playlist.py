@@ -97,12 +97,6 @@ class VanRound:
         return last.offset + last.duration if last else 0.0
 
 
-@dataclass(frozen=True)
-class _Item:
-    occurrence: Occurrence
-    priority: Priority
-
-
 def playlist(
     commune: Area,
     day: date,
@@ -146,21 +140,20 @@ def _group(
     day: date,
     gap: float,
     chime: str,
-) -> list[tuple[datetime, list[_Item]]]:
+) -> list[tuple[datetime, list[Occurrence]]]:
     """Gather occurrences into slots; an emergency inside a running slot restarts it."""
-    groups: list[tuple[datetime, list[_Item]]] = []
+    groups: list[tuple[datetime, list[Occurrence]]] = []
     for occ in occurrences:
-        item = _Item(occ, occ.priority)
         if groups and groups[-1][0] == occ.at:
-            groups[-1][1].append(item)
+            groups[-1][1].append(occ)
             continue
-        if groups and item.priority is Priority.EMERGENCY:
+        if groups and occ.priority is Priority.EMERGENCY:
             start, items = groups[-1]
             entries, _ = _fill(items, languages, library, day, start, None, chime, gap)
             if occ.at < start + timedelta(seconds=_length(entries)):
-                groups[-1] = (occ.at, [item, *items])
+                groups[-1] = (occ.at, [occ, *items])
                 continue
-        groups.append((occ.at, [item]))
+        groups.append((occ.at, [occ]))
     return groups
 
 
@@ -169,7 +162,7 @@ def _length(entries: Sequence[Entry]) -> float:
 
 
 def _fill(
-    items: Sequence[_Item],
+    items: Sequence[Occurrence],
     languages: Sequence[str],
     library: Library,
     day: date,
@@ -203,30 +196,29 @@ def _fill(
 
 
 def _candidates(
-    items: Sequence[_Item],
+    items: Sequence[Occurrence],
     languages: Sequence[str],
     library: Library,
     day: date,
 ) -> Iterable[tuple[Entry, Dropped | None]]:
     """Expand items into entries in airing order, or say which item has no clip."""
-    for item in items:
-        occ = item.occurrence
+    for occ in items:
         match occ.content:
             case Relay() as relay:
                 fallback = _fallback(relay, languages, library, day)
                 seconds = (occ.duration or DEFAULT_RELAY).total_seconds()
                 yield (
-                    Entry(EntryKind.RELAY, 0.0, seconds, item.priority, occ.programme,
+                    Entry(EntryKind.RELAY, 0.0, seconds, occ.priority, occ.programme,
                           relay=relay, fallback=fallback),
                     None,
                 )
             case Clips(clips):
-                yield from _clip_entries(occ.programme, clips, item.priority, languages,
+                yield from _clip_entries(occ.programme, clips, occ.priority, languages,
                                          library, day)
             case _:
                 yield (
-                    Entry(EntryKind.CLIP, 0, 0, item.priority),
-                    Dropped(occ.programme, occ.content.kind, None, item.priority,
+                    Entry(EntryKind.CLIP, 0, 0, occ.priority),
+                    Dropped(occ.programme, occ.content.kind, None, occ.priority,
                             f"{occ.content.kind} content cannot air on a loudspeaker"),
                 )
 
@@ -286,8 +278,7 @@ def van_rounds(
     rounds: list[VanRound] = []
     ids: set[str] = set()
     for occ in vans:
-        item = _Item(occ, occ.priority)
-        loop, dropped = _fill([item], languages, library, day, occ.at, None, chime, gap)
+        loop, dropped = _fill([occ], languages, library, day, occ.at, None, chime, gap)
         length = loop[-1].offset + loop[-1].duration + gap if loop else 0.0
         seconds = occ.duration.total_seconds() if occ.duration else round_seconds
         repeat = max(1, int(seconds // length)) if length else 0
