@@ -39,8 +39,8 @@ def test_plan_json_lists_a_day_with_offsets(cli, samples):
 def test_plan_follows_a_level_set_and_filters_by_area(cli, samples):
     cli("db", "upgrade")
     cli("level", "set", "167", "5.3", "--reason", "test", "--by", "test")
-    # Tomorrow: today's plan before the moment of the change is still at 5.1.
-    tomorrow = (datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date() + timedelta(days=1)).isoformat()
+    # Tomorrow: today's plan runs from local midnight, before the level was set.
+    tomorrow = (datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")) + timedelta(days=1)).date().isoformat()
     day = cli("plan", "--from", tomorrow, "--area", "05440", "--format", "json").output
     rows = json.loads(day)
     assert {r["area"] for r in rows} == {"05440", "167"}

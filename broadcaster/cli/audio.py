@@ -4,29 +4,25 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from broadcaster.audio.library import ClipKind, Library, LibraryError, import_clip, load_library
-from broadcaster.audio.notice import affected_stations, issue_notice, republish
-from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
-from broadcaster.audio.render import RenderError
-from broadcaster.audio.settings import library_dir
+from broadcaster.audio.kinds import ClipKind
 from broadcaster.cli.context import App, config_option, format_option, pass_app
-from broadcaster.occurrence import Channel
-from broadcaster.programmes import Programme
-from broadcaster.schedules import ScheduleError, load_programmes
-from broadcaster.sms import blast as blasts
-from broadcaster.sms.carriers import router_from_settings
-from broadcaster.sms.scheduled import draft_notice_sms
-from broadcaster.store.audio import approve_notice, load_asrun
-from broadcaster.web import make_app, uvicorn_server
+
+if TYPE_CHECKING:
+    from broadcaster.audio.library import Library
+    from broadcaster.programmes import Programme
 
 
 class _AudioGroup(click.Group):
     """Show library and rendering problems as one clean error line."""
 
     def invoke(self, ctx: click.Context) -> object:
+        from broadcaster.audio.library import LibraryError
+        from broadcaster.audio.render import RenderError
+
         try:
             return super().invoke(ctx)
         except (LibraryError, RenderError) as exc:
@@ -34,6 +30,9 @@ class _AudioGroup(click.Group):
 
 
 def _library(app: App) -> Library:
+    from broadcaster.audio.library import load_library
+    from broadcaster.audio.settings import library_dir
+
     return load_library(library_dir(app.settings.audio, app.settings.path))
 
 
@@ -75,6 +74,8 @@ def import_cmd(
     With --for PROGRAMME --at DATE TIME the file is a recorded bulletin: it airs
     as an ordinary clip in place of that relay occurrence only.
     """
+    from broadcaster.audio.library import import_clip
+
     recorded_for = None
     if for_programme is not None or at is not None:
         programme, moment = _recording_target(app, for_programme, at)
@@ -112,6 +113,9 @@ def _recording_target(
     app: App, programme_id: str | None, at: tuple[str, str] | None
 ) -> tuple[Programme, datetime]:
     """The relay programme and the instant a recording stands in for, or a clear error."""
+    from broadcaster.occurrence import Channel
+    from broadcaster.schedules import ScheduleError, load_programmes
+
     if programme_id is None or at is None:
         raise click.UsageError("a recorded bulletin needs both --for PROGRAMME and --at DATE TIME")
     try:
@@ -174,6 +178,9 @@ def list_cmd(app: App, fmt: str) -> None:
 @pass_app
 def publish_cmd(app: App) -> None:
     """Republish today and tomorrow from the last published plan and the live notices."""
+    from broadcaster.audio.notice import republish
+    from broadcaster.audio.publish import publisher
+
     report = republish(
         app.engine, app.registry, publisher(app.settings), _library(app), now=app.now()
     )
@@ -188,6 +195,9 @@ def publish_cmd(app: App) -> None:
 @pass_app
 def serve(app: App) -> None:
     """Run the station API alone (the daemon runs it too)."""
+    from broadcaster.audio.publish import publisher, stations
+    from broadcaster.web import make_app, uvicorn_server
+
     settings = app.settings
     web = make_app(
         publisher(settings),
@@ -204,11 +214,16 @@ def serve(app: App) -> None:
 @pass_app
 def stations_cmd(app: App, fmt: str) -> None:
     """List stations with the URLs of their current or next slot (token included)."""
-    pub = publisher(app.settings)
+    from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
+
+    # Before the first publication there are no URLs to show, and building the
+    # publisher would generate the token secret: a listing must not write.
+    published = (app.settings.data_dir / "publish").is_dir()
+    pub = publisher(app.settings) if published else None
     now = app.now()
     rows = []
     for code, area in stations(app.registry).items():
-        current, upcoming = current_and_next(pub, code, now)
+        current, upcoming = current_and_next(pub, code, now) if pub else (None, None)
         slot = current or upcoming
         rows.append(
             {
@@ -217,8 +232,8 @@ def stations_cmd(app: App, fmt: str) -> None:
                 "name": area.name,
                 "slot": slot.id if slot else None,
                 "start": app.local(slot.start) if slot else None,
-                "playlist_url": playlist_url(pub, slot) if slot else None,
-                "manifest_url": playlist_url(pub, slot, ".json") if slot else None,
+                "playlist_url": playlist_url(pub, slot) if pub and slot else None,
+                "manifest_url": playlist_url(pub, slot, ".json") if pub and slot else None,
             }
         )
     if fmt == "json":
@@ -240,6 +255,8 @@ def stations_cmd(app: App, fmt: str) -> None:
 @pass_app
 def asrun(app: App, station: str | None, day: datetime | None, fmt: str) -> None:
     """Show what stations reported airing (the as-run log)."""
+    from broadcaster.store.audio import load_asrun
+
     tz = app.settings.tz
     local_day = day.date() if day else app.now().astimezone(tz).date()
     start = datetime.combine(local_day, time(), tz)
@@ -308,6 +325,9 @@ def notice(
 def _issue(
     app: App, areas: tuple[str, ...], audio_file: Path | None, text: str | None, by: str
 ) -> None:
+    from broadcaster.audio.notice import issue_notice
+    from broadcaster.audio.publish import publisher
+
     settings = app.settings
     needs_approval = settings.audio.notice_requires_approval
     if needs_approval is None:
@@ -338,6 +358,11 @@ def _issue(
 def _notice_sms(app: App, areas: tuple[str, ...], text: str, by: str) -> None:
     """Draft the SMS that the notice-triggered programmes send (seed 003: one SMS to all
     subscribers for each urgent notice); it goes out under the SMS approval rule."""
+    from broadcaster.schedules import ScheduleError, load_programmes
+    from broadcaster.sms import blast as blasts
+    from broadcaster.sms.carriers import router_from_settings
+    from broadcaster.sms.scheduled import draft_notice_sms
+
     settings = app.settings
     try:
         programmes = load_programmes(settings)
@@ -363,6 +388,10 @@ def _notice_sms(app: App, areas: tuple[str, ...], text: str, by: str) -> None:
 @pass_app
 def approve(app: App, notice_id: int, by: str) -> None:
     """Approve a drafted notice; it goes on the air at once."""
+    from broadcaster.audio.notice import affected_stations, republish
+    from broadcaster.audio.publish import publisher
+    from broadcaster.store.audio import approve_notice
+
     made = approve_notice(app.engine, notice_id, by=by, now=app.now())
     report = republish(
         app.engine,

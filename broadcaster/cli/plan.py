@@ -5,26 +5,27 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from broadcaster.audio.library import LibraryError, load_library
-from broadcaster.audio.publish import aired_durations
-from broadcaster.audio.settings import library_dir
-from broadcaster.clashes import Drop, Layout, find_clashes, find_drops
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.levels import LevelChange
-from broadcaster.occurrence import Occurrence, Relay, content_to_json
-from broadcaster.planner import plan
-from broadcaster.programmes import Programme
-from broadcaster.schedules import ScheduleError, load_programmes, schedule_dir
-from broadcaster.store.levels import load_changes
+
+if TYPE_CHECKING:
+    from broadcaster.clashes import Drop, Layout
+    from broadcaster.occurrence import Occurrence
+    from broadcaster.programmes import Programme
 
 
 def layout_or_fail(app: App) -> Layout:
     """How the publisher lays out slots: the library with the durations it airs (those it
     has normalised so far; the catalogue's for the rest), the chime, the gap."""
+    from broadcaster.audio.library import LibraryError, load_library
+    from broadcaster.audio.publish import aired_durations
+    from broadcaster.audio.settings import library_dir
+    from broadcaster.clashes import Layout
+
     audio = app.settings.audio
     try:
         library = aired_durations(load_library(library_dir(audio, app.settings.path)),
@@ -36,6 +37,8 @@ def layout_or_fail(app: App) -> Layout:
 
 def programmes_or_fail(app: App) -> tuple[Programme, ...]:
     """Load the schedules or stop with one line per problem."""
+    from broadcaster.schedules import ScheduleError, load_programmes
+
     try:
         return load_programmes(app.settings)
     except ScheduleError as exc:
@@ -51,6 +54,10 @@ def programmes_or_fail(app: App) -> tuple[Programme, ...]:
 @pass_app
 def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: str) -> None:
     """Show the occurrences planned from the schedules and the levels in force."""
+    from broadcaster.clashes import find_drops
+    from broadcaster.planner import plan
+    from broadcaster.store.levels import load_changes
+
     tz = app.settings.tz
     first = day.date() if day else app.now().astimezone(tz).date()
     start, end = local_span(first, days, app)
@@ -120,6 +127,8 @@ def local_span(first: date, days: int, app: App) -> tuple[datetime, datetime]:
 
 
 def occurrence_row(app: App, o: Occurrence) -> dict[str, Any]:
+    from broadcaster.occurrence import content_to_json
+
     return {
         "programme": o.programme,
         "channel": o.channel.value,
@@ -144,6 +153,10 @@ def schedule_cmd() -> None:
 def check_cmd(app: App, days: int) -> None:
     """Check the schedules at every level: errors (exit 1), items that would not air
     (exit 1) and warnings for clashes."""
+    from broadcaster.clashes import find_clashes, find_drops
+    from broadcaster.planner import plan
+    from broadcaster.schedules import schedule_dir
+
     programmes = programmes_or_fail(app)
     layout = layout_or_fail(app)
     tz = app.settings.tz
@@ -193,6 +206,8 @@ def _not_aired_lines(
 
 def _fallback_errors(programmes: tuple[Programme, ...], layout: Layout) -> list[str]:
     """A relay's fallback must be a clip in the library, or a failed stream airs nothing."""
+    from broadcaster.occurrence import Relay
+
     ids = layout.library.ids()
     return sorted({
         f"{p.file}: programme {p.id!r}: relay {p.content.name!r}: fallback clip "
