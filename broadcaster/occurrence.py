@@ -95,7 +95,7 @@ class Occurrence:
     level: str = ""
 
     def __post_init__(self) -> None:
-        if self.at.tzinfo is None or self.at.utcoffset() is None:
+        if self.at.tzinfo is None:
             raise ValueError(
                 f"occurrence of {self.programme!r} at {self.at}: naive datetime; "
                 "times must carry a zone"
