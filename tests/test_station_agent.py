@@ -148,6 +148,7 @@ def test_agents_air_from_cache_while_the_centre_is_down_and_report_once_it_retur
             == planned[s] and got,
             SLOT_GAP.total_seconds() + 30, f"{station} to air slot 2 with the centre down")
         assert held == planned[station]
+    district.daemon.messages.clear()  # await this start's READY=1, not the first one's
     district.daemon.start()
     reported = wait_for(lambda: (got := _finished(district, 1)) == planned and got, 30,
                         "slot 2's reports after the centre came back")
