@@ -215,19 +215,23 @@ def serve(app: App) -> None:
 def stations_cmd(app: App, fmt: str) -> None:
     """List stations: health (last seen, state), token, and their current or next slot."""
     from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
-    from broadcaster.report.gather import station_health
+    from broadcaster.report.gather import HEALTH_FIELDS, station_health
+    from broadcaster.store.db import NoDatabase
 
     # Before the first publication there are no URLs to show, and building the
     # publisher would generate the token secret: a listing must not write.
     published = (app.settings.data_dir / "publish").is_dir()
     pub = publisher(app.settings) if published else None
     now = app.now()
-    health = station_health(app.settings, app.engine, now)
+    try:
+        health = station_health(app.settings, app.engine, now)
+    except NoDatabase:  # a fresh install: no station has been heard of yet
+        health = {}
     rows = []
     for code, area in stations(app.registry).items():
         current, upcoming = current_and_next(pub, code, now) if pub else (None, None)
         slot = current or upcoming
-        seen = health[code]
+        seen = health.get(code) or dict.fromkeys(HEALTH_FIELDS) | {"state": "offline"}
         rows.append(
             {
                 "station": code,

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from broadcaster.config import Settings
 
 
+HEALTH_FIELDS = ("last_seen", "state", "cache_until", "last_aired", "last_aired_at", "player",
+                 "version")
+
+
 def thresholds(settings: Settings) -> Thresholds:
     s = settings.stations
     return Thresholds(parse_duration(s.late_after), parse_duration(s.offline_after))
