@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from broadcaster.sms import blast as blasts  # noqa: E402
 from broadcaster.sms.sender import run_senders  # noqa: E402
-from broadcaster.sms.smpp import utcnow  # noqa: E402
+from broadcaster.sms.link import utcnow  # noqa: E402
 from broadcaster.sms.states import Priority  # noqa: E402
 from broadcaster.store.db import make_engine, upgrade  # noqa: E402
 from broadcaster.testing.smsc import free_port  # noqa: E402

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.sender import run_senders
-from broadcaster.sms.smpp import utcnow
+from broadcaster.sms.link import utcnow
 from broadcaster.sms.states import Priority
 from broadcaster.testing.smsc import SmscPolicy, SmscThread, TestSmsc, free_port
 from tests.sms_fixtures import (

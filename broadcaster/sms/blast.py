@@ -209,7 +209,12 @@ def expand(
 
 
 def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
-    """Cancel a blast: nothing not yet submitted goes out; return messages cancelled."""
+    """Cancel a blast: nothing not yet submitted goes out; return messages cancelled here.
+
+    Messages no live sender holds are cancelled in this transaction; each sender
+    checks the blasts in its hand before every write, so it submits nothing of
+    this blast once the commit is visible, and cancels what it held itself.
+    """
     at = bindparam("at", type_=_TS)
     with engine.begin() as conn:
         blast = _load_on(conn, blast_id)
@@ -225,7 +230,8 @@ def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
         result = conn.execute(
             text(
                 "UPDATE sms_messages SET state = 'cancelled', final_at = :at, "
-                f"reason = :reason WHERE blast_id = :id AND {moving_to(MessageState.CANCELLED)}"
+                f"reason = :reason WHERE blast_id = :id AND {moving_to(MessageState.CANCELLED)} "
+                "AND (lease_owner IS NULL OR lease_until < :at)"
             ).bindparams(at),
             {"at": now, "id": blast_id, "reason": f"blast cancelled by {by}"},
         )

@@ -23,7 +23,7 @@ from typing import Any
 import smpp34
 import structlog
 
-from broadcaster.sms.smpp import TLV_MESSAGE_STATE, TLV_RECEIPTED_MESSAGE_ID
+from broadcaster.sms.pdu import TLV_MESSAGE_STATE, TLV_RECEIPTED_MESSAGE_ID
 
 log = structlog.get_logger(__name__)
 
