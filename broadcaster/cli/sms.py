@@ -220,6 +220,25 @@ def import_cmd(app: App, path: Path) -> None:
 @click.option("--throttle-every", type=int, default=0, help="Answer every Nth submit 0x58.")
 @click.option("--delay-ms", type=float, default=0.0, help="Delay each response.")
 @click.option("--drop-after", type=int, default=0, help="Cut links every N submits.")
+@click.option("--reject-every", type=int, default=0, help="Refuse every Nth submit.")
+@click.option(
+    "--reject-status", default="0x0B", show_default=True, help="Status of refused submits (hex)."
+)
+@click.option("--nack-every", type=int, default=0, help="Answer every Nth submit generic_nack.")
+@click.option(
+    "--malformed-deliver",
+    type=click.Choice(["once", "every_bind"]),
+    default=None,
+    help="Send a malformed deliver_sm after the first bind, or after every bind.",
+)
+@click.option(
+    "--bad-length", type=int, default=0, help="After the first bind, a header of this length."
+)
+@click.option("--truncate-once", is_flag=True, help="After the first bind, half a PDU, then close.")
+@click.option(
+    "--short-bind-resp", type=int, default=0, help="Answer the first N binds with 4 bytes."
+)
+@click.option("--unbind-after", type=int, default=0, help="Unbind once after N submits.")
 @click.option(
     "--receipts/--no-receipts",
     default=True,
@@ -232,20 +251,30 @@ def smsc(
     ports: tuple[int, ...],
     throttle_every: int,
     delay_ms: float,
-    drop_after: int,
     receipts: bool,
+    reject_every: int,
+    reject_status: str,
+    **wire: object,
 ) -> None:
     """Run a local test SMSC (smpp34's server) on 127.0.0.1 with receipts; Ctrl-C stops."""
     from smpp34 import SmppError
 
+    from broadcaster.testing.faults import WireFaults
     from broadcaster.testing.smsc import SmscPolicy, TestSmsc, run_forever
 
     chosen = ports or tuple(sorted({c.port for c in app.settings.carriers.values()}))
+    try:
+        status = int(reject_status, 16)
+    except ValueError:
+        raise click.BadParameter(f"{reject_status!r} is not hex", param_hint="--reject-status")
+    wire["malformed_deliver"] = wire["malformed_deliver"] or ""
     policy = SmscPolicy(
         throttle_every=throttle_every,
         delay=delay_ms / 1000,
-        drop_after=drop_after,
         receipts=receipts,
+        reject_every=reject_every,
+        reject_status=status,
+        wire=WireFaults(**wire),  # type: ignore[arg-type]
     )
     click.echo(f"test SMSC on 127.0.0.1:{', '.join(map(str, chosen))} (Ctrl-C stops)", err=True)
     try:

@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from broadcaster.config import Settings
 from broadcaster.sms.link import Backoff, Link, utcnow
 from broadcaster.sms.outbox import Outbox, StoreUnavailable
-from broadcaster.sms.pdu import enquire_link_pdu, unbind_pdu
+from broadcaster.sms.pdu import enquire_link_pdu, hex_head, unbind_pdu
 from broadcaster.sms.receipts import Receipt
 from broadcaster.sms.session import BindConfig, LinkLost, SmppSession
 from broadcaster.sms.settings import SmsSettings
@@ -318,10 +318,14 @@ class CarrierSender:
         mono = time.monotonic()
         delay = self.backoff.link_lost(mono - self._bound_at, session.answered)
         self._reconnect_at = mono + delay
+        reason = exc.reason
+        if session.link is not None and session.link.buffer:
+            partial = session.link.buffer
+            reason += f"; {len(partial)} bytes of an unfinished PDU ({hex_head(partial)})"
         log.warning(
             "sms.link_lost",
             carrier=self.bind.carrier,
-            reason=exc.reason,
+            reason=reason,
             inflight=len(session.inflight),
             rebind_in=round(delay, 2),
         )

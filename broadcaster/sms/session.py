@@ -253,8 +253,9 @@ class SmppSession:
                 length = frame_length(buffer, pos)
                 if len(buffer) - pos < length:
                     break
-                reply = self._on_pdu(bytes(buffer[pos : pos + length]), now)
+                raw = bytes(buffer[pos : pos + length])
                 pos += length
+                reply = self._on_pdu(raw, now)
                 if reply is not None:
                     replies.append(reply)
         except FramingLost as exc:
