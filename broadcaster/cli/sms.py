@@ -266,7 +266,9 @@ def smsc(
     try:
         status = int(reject_status, 16)
     except ValueError:
-        raise click.BadParameter(f"{reject_status!r} is not hex", param_hint="--reject-status")
+        raise click.BadParameter(
+            f"{reject_status!r} is not hex", param_hint="--reject-status"
+        ) from None
     wire["malformed_deliver"] = wire["malformed_deliver"] or ""
     policy = SmscPolicy(
         throttle_every=throttle_every,
