@@ -122,7 +122,9 @@ def status_cmd(app: App, blast_id: int, watch: bool, fmt: str) -> None:
         app.echo_json(report)
         return
     label = " [EXERCISE]" if report["exercise"] else ""
-    click.echo(f"blast {blast_id} {report['state']}{label}: {_counts(report)}")
+    partly = report["partly_sent"]
+    partly_note = f"  (of the cancelled, {partly} partly sent)" if partly else ""
+    click.echo(f"blast {blast_id} {report['state']}{label}: {_counts(report)}{partly_note}")
     per_carrier = cast(dict[str, dict[str, object]], report["per_carrier"])
     for carrier, counts in per_carrier.items():
         click.echo(f"  {carrier:<14} {_counts(counts)}")

@@ -240,7 +240,9 @@ def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
 
 
 def status(engine: Engine, blast_id: int) -> dict[str, object]:
-    """Count a blast's messages by state, overall and per carrier."""
+    """Count a blast's messages by state, overall and per carrier; the states add up to
+    the total. `partly_sent` counts cancelled messages some of whose parts had gone out
+    (the cancel stops a long message between parts)."""
     blast = _load(engine, blast_id)
     with engine.connect() as conn:
         rows = conn.execute(
@@ -250,6 +252,14 @@ def status(engine: Engine, blast_id: int) -> dict[str, object]:
             ),
             {"b": blast_id},
         ).all()
+        partly_sent = conn.execute(
+            text(
+                "SELECT count(DISTINCT m.id) FROM sms_messages m "
+                "JOIN sms_parts p ON p.message_id = m.id "
+                "WHERE m.blast_id = :b AND m.state = 'cancelled'"
+            ),
+            {"b": blast_id},
+        ).scalar_one()
     overall = _zero_counts()
     per_carrier: dict[str, dict[str, int]] = {}
     for row in rows:
@@ -264,6 +274,7 @@ def status(engine: Engine, blast_id: int) -> dict[str, object]:
         "exercise": bool(blast.exercise),
         "priority": blast.priority,
         **overall,
+        "partly_sent": partly_sent,
         "per_carrier": per_carrier,
     }
 
