@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import smpplib.smpp
 from hypothesis import HealthCheck, given, settings
@@ -246,8 +248,6 @@ def test_mutated_receipts_never_raise_anything_but_malformed(data):
         else:
             raw[at:at] = data.draw(st.binary(min_size=1, max_size=8))
     raw[0:4] = len(raw).to_bytes(4, "big")  # framing intact: the body is what is hostile
-    try:
+    with contextlib.suppress(MalformedPdu):
         read_deliver_sm(bytes(raw))
-    except MalformedPdu:
-        pass
     _assert_bounded(session(), bytes(raw))
