@@ -16,6 +16,7 @@ smpplib's generic field walk at one receipt per part).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -317,7 +318,9 @@ def read_deliver_sm(raw: bytes) -> DeliverSm:
     return DeliverSm(short_message, read_tlvs(raw, pos + length, bad))
 
 
-def read_tlvs(raw: bytes, pos: int, bad) -> dict[int, bytes]:  # type: ignore[no-untyped-def]
+def read_tlvs(
+    raw: bytes, pos: int, bad: Callable[[CommandStatus, str], MalformedPdu]
+) -> dict[int, bytes]:
     """Read TLVs from pos to the end; one overrunning the PDU is malformed."""
     tlvs: dict[int, bytes] = {}
     end = len(raw)
