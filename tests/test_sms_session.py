@@ -251,3 +251,15 @@ def test_mutated_receipts_never_raise_anything_but_malformed(data):
     with contextlib.suppress(MalformedPdu):
         read_deliver_sm(bytes(raw))
     _assert_bounded(session(), bytes(raw))
+
+
+def test_a_part_accepted_after_its_message_failed_still_frees_its_window_slot():
+    s = session(window=2)
+    _claimed_one(s)  # two parts, both written
+    first, second = s.fill(1.0)
+    _respond(s, [first], status=CommandStatus.ESME_RINVDSTADR)
+    _respond(s, [second])
+    outcomes, parts, _ = s.take_outcomes()
+    assert outcomes.failed[0][0] == 11 and [p[:2] for p in outcomes.parts] == [(11, 2)]
+    s.durable(parts)
+    assert s.capacity() == 2

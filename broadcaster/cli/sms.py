@@ -105,7 +105,10 @@ def approve_cmd(app: App, blast_id: int, by: str, yes: bool) -> None:
 def cancel_cmd(app: App, blast_id: int, by: str) -> None:
     """Cancel a blast; what is not yet submitted is not sent."""
     n = blasts.cancel(app.engine, blast_id, by=by, now=app.now())
-    click.echo(f"blast {blast_id} cancelled: {n} queued messages will not be sent")
+    click.echo(
+        f"blast {blast_id} cancelled: {n} queued messages will not be sent; "
+        "senders stop what they hold before their next submit"
+    )
 
 
 @command.command("status")

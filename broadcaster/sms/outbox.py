@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from broadcaster.sms.receipts import Receipt, id_readings
@@ -395,16 +395,12 @@ class Outbox:
 
     def backlog(self, routine_allowed: bool) -> tuple[int, int]:
         """Return (messages still to send, messages awaiting a receipt) for this carrier."""
-        query = text(
-            "SELECT state, count(*) AS n FROM sms_messages WHERE carrier = :carrier "
+        query = self._native(
+            "SELECT state, count(*) FROM sms_messages WHERE carrier = ? "
             "AND state IN ('queued', 'sending', 'submitted') "
-            "AND (rank <= :max_rank OR state <> 'queued') GROUP BY state"
+            "AND (rank <= ? OR state <> 'queued') GROUP BY state"
         )
-        with self.engine.connect() as conn:
-            counts = {
-                r.state: r.n
-                for r in conn.execute(
-                    query, {"carrier": self.carrier, "max_rank": 1 if routine_allowed else 0}
-                )
-            }
+        with self._cursor() as cursor:
+            cursor.execute(query, (self.carrier, 1 if routine_allowed else 0))
+            counts = dict(cursor.fetchall())
         return counts.get("queued", 0) + counts.get("sending", 0), counts.get("submitted", 0)

@@ -133,7 +133,7 @@ class SmppSession:
     @property
     def blasts_in_hand(self) -> list[int]:
         """Return the blasts with messages this session holds and has not finished."""
-        return [b for b, outs in self._held.items() if outs]
+        return list(self._held)
 
     # -- queue state ------------------------------------------------------------------
     @property
@@ -333,9 +333,13 @@ class SmppSession:
         if status == 0:
             self.bucket.recover(now)
             out.acked += 1
-            self.open_parts += 1
             self._pending.parts.append((out.claimed.id, index + 1, normalise_id(message_id)))
-            if out.acked == len(out.pdus) and not out.done:
+            if out.done:  # its message already ended (failed): the slot frees on commit
+                self.undurable += 1
+                self._pending_parts += 1
+                return
+            self.open_parts += 1
+            if out.acked == len(out.pdus):
                 self._finish(out)
                 self._pending.submitted.append(out.claimed.id)
         else:
@@ -384,6 +388,8 @@ class SmppSession:
         held = self._held.get(out.claimed.blast_id)
         if held is not None:
             held.discard(out)
+            if not held:
+                del self._held[out.claimed.blast_id]
 
     def _on_deliver(self, raw: bytes) -> None:
         deliver = read_deliver_sm(raw)
