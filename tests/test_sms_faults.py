@@ -9,7 +9,10 @@ failed with its status, and the logs name the cause.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -23,7 +26,7 @@ from broadcaster.sms.pdu import CommandId, CommandStatus
 from broadcaster.testing.faults import WireFaults
 from broadcaster.testing.smsc import SmscPolicy, SmscThread, TestSmsc, free_port
 from tests.sms_fixtures import counts, seed_subscribers, settings_for, write_config
-from tests.test_sms_sending import send_all, start_blast
+from tests.test_sms_sending import REPO, send_all, start_blast
 
 WINDOW = 5
 RECIPIENTS = 20
@@ -210,3 +213,29 @@ def test_database_locked_mid_blast_loses_no_outcome_and_strands_nothing(tmp_path
     unavailable = [e for e in logs if e["event"] == "sms.store_unavailable"]
     assert unavailable and "locked" in unavailable[0]["error"]
     assert any(e["event"] == "sms.store_back" for e in logs)
+
+
+def test_smsc_command_commits_the_wire_fault_its_option_names(tmp_path, db_url, engine):
+    """`broadcaster smsc --nack-every 1` as a real process: every submit gets generic_nack."""
+    port = free_port()
+    retry = '[sms.retry.statuses]\ngeneric_nack = { action = "retry", attempts = 2, backoff = 0.1 }'
+    settings = settings_for(write_config(tmp_path, db_url, {"viettel": port}, sms=retry))
+    seed_subscribers(engine, RECIPIENTS)
+    blast_id = start_blast(engine, settings, "Thong bao.")
+    command = [sys.executable, "-m", "broadcaster", "smsc", "--port", str(port)]
+    smsc = subprocess.Popen([*command, "--nack-every", "1"], cwd=REPO, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(500):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        send_all(settings, engine, receipt_wait=2.0)
+    finally:
+        smsc.terminate()
+        smsc.wait(10)
+    assert counts(engine, blast_id) == {"failed": RECIPIENTS}
+    with engine.connect() as conn:
+        reasons = set(conn.execute(text("SELECT reason FROM sms_messages")).scalars())
+    assert reasons == {"generic_nack (0x00000008) after 2 submission(s)"}
