@@ -119,6 +119,21 @@ def test_command_length_out_of_bounds_drops_the_link_once_and_rebinds(
     assert "framing lost" in run.events("sms.link_lost")[0]["reason"]
 
 
+def test_links_that_fail_right_after_each_bind_back_off_ever_longer(tmp_path, db_url, engine):
+    faults = WireFaults(bad_length=8, bad_length_binds=4)
+    run = run_blast(tmp_path, db_url, engine, SmscPolicy(wire=faults))
+    assert_sound(run, engine, link_losses=4, binds_at_most=5)
+    assert run.binds == 5 and counts(engine, run.blast_id) == {"delivered": RECIPIENTS}
+    binds = run.smsc.wire_stats.binds
+    gaps = [b - a for a, b in zip(binds, binds[1:], strict=False)]
+    # Equal jitter: each wait is at least half its doubled ceiling, so no wait is
+    # shorter than the one before (a little slack for the bind's own round trip).
+    assert all(later >= earlier * 0.9 for earlier, later in zip(gaps, gaps[1:], strict=False))
+    assert gaps[-1] >= 2.0 and gaps[0] < 1.0
+    rebinds = [e["rebind_in"] for e in run.events("sms.link_lost")]
+    assert len(rebinds) == 4 and rebinds[-1] >= 2.0
+
+
 def test_truncated_pdu_then_close_rebinds_and_names_the_cut(tmp_path, db_url, engine):
     run = run_blast(tmp_path, db_url, engine, SmscPolicy(wire=WireFaults(truncate_once=True)))
     assert_sound(run, engine, link_losses=1, binds_at_most=2)

@@ -239,6 +239,9 @@ def import_cmd(app: App, path: Path) -> None:
 @click.option(
     "--bad-length", type=int, default=0, help="After the first bind, a header of this length."
 )
+@click.option(
+    "--bad-length-binds", type=int, default=1, help="Send --bad-length after the first N binds."
+)
 @click.option("--truncate-once", is_flag=True, help="After the first bind, half a PDU, then close.")
 @click.option(
     "--short-bind-resp", type=int, default=0, help="Answer the first N binds with 4 bytes."

@@ -30,7 +30,8 @@ class WireFaults:
 
     drop_after: int = 0  # cut every link after this many submits
     malformed_deliver: str = ""  # "once" or "every_bind"
-    bad_length: int = 0  # after the first bind, a header with this command_length
+    bad_length: int = 0  # after a bind, a header with this command_length
+    bad_length_binds: int = 1  # … after each of the first N binds
     truncate_once: bool = False  # after the first bind, half a deliver_sm, then close
     short_bind_resp: int = 0  # answer the first N binds with a bind_resp of command_length 4
     nack_every: int = 0  # answer every Nth submit_sm with generic_nack
@@ -181,7 +182,7 @@ class FaultRelay:
             faults.malformed_deliver == "once" and first
         ):
             self._inject(esme, malformed_deliver_sm(INJECTED_SEQ + self._bound_links))
-        if faults.bad_length and first:
+        if faults.bad_length and self._bound_links <= faults.bad_length_binds:
             self._inject(
                 esme, HEADER.pack(faults.bad_length, CommandId.DELIVER_SM, 0, INJECTED_SEQ)
             )
