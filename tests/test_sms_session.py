@@ -86,6 +86,9 @@ def test_responses_and_generic_nacks_are_never_answered():
 def test_a_request_an_esme_does_not_take_is_refused_with_its_resp():
     (reply,) = session().on_bytes(header(CommandId.BIND_TRANSCEIVER, 6), 1.0)
     assert answer(reply) == (CommandId.BIND_TRANSCEIVER_RESP, CommandStatus.ESME_RINVBNDSTS, 6)
+    (reply,) = session().on_bytes(header(CommandId.DATA_SM, 7, b"\0" * 20), 1.0)
+    assert answer(reply) == (CommandId.DATA_SM_RESP, CommandStatus.ESME_RX_P_APPN, 7)
+    assert session().on_bytes(header(CommandId.ALERT_NOTIFICATION, 8), 1.0) == []
 
 
 @pytest.mark.parametrize("length", [0, 8, 15, 0x7FFFFFFF])

@@ -46,6 +46,7 @@ from broadcaster.sms.retry import GENERIC_NACK, RetryPolicy
 
 log = structlog.get_logger(__name__)
 _REQUEST_IDS = frozenset(c for c in CommandId if not c & 0x80000000)
+_UNANSWERED = frozenset({CommandId.ALERT_NOTIFICATION, CommandId.OUTBIND})
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,15 @@ class SmppSession:
                 "sms.pdu_ignored", carrier=self.config.carrier, command=command_name(command_id)
             )
             return None
-        if command_id in _REQUEST_IDS:  # a request an ESME does not take: refuse it
+        if command_id in _UNANSWERED:  # no response exists for these
+            log.info(
+                "sms.pdu_ignored", carrier=self.config.carrier, command=command_name(command_id)
+            )
+            return None
+        if command_id == CommandId.DATA_SM:  # receipts come as deliver_sm here
+            log.warning("sms.data_sm_refused", carrier=self.config.carrier, hex=hex_head(raw))
+            return response_pdu(CommandId.DATA_SM_RESP, CommandStatus.ESME_RX_P_APPN, seq, b"\0")
+        if command_id in _REQUEST_IDS:  # a request only an SMSC takes: refuse it
             return response_pdu(command_id | 0x80000000, CommandStatus.ESME_RINVBNDSTS, seq)
         raise MalformedPdu(CommandStatus.ESME_RINVCMDID, command_id, seq, "unknown command", raw)
 
