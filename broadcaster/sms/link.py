@@ -41,12 +41,16 @@ class Link:
     def open(cls, config: BindConfig, sequence: int, timeout: float = 10.0) -> Link:
         """Connect, set TCP_NODELAY and bind_transceiver; raise LinkLost on any failure."""
         try:
+            bind = bind_transceiver_pdu(sequence, config.system_id, config.password)
+        except ValueError as exc:  # not ASCII, too long: the SMSC could not read it
+            raise LinkLost(f"bind not sent: {exc}") from exc
+        try:
             sock = socket.create_connection((config.host, config.port), timeout=timeout)
         except OSError as exc:
             raise LinkLost(f"connect failed: {type(exc).__name__}: {exc}") from exc
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.sendall(bind_transceiver_pdu(sequence, config.system_id, config.password))
+            sock.sendall(bind)
             _expect_bind_resp(sock)
         except (OSError, LinkLost) as exc:
             sock.close()

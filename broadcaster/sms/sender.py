@@ -97,10 +97,10 @@ class CarrierSender:
     # -- the loop ---------------------------------------------------------------------
     def _run(self) -> None:
         while not self.stop.is_set():
-            if self.link is None:
-                self._offline(time.monotonic())
-                continue
             try:
+                if self.link is None:
+                    self._offline(time.monotonic())
+                    continue
                 self._turn()
             except LinkLost as exc:
                 self._lose_link(exc)
@@ -108,7 +108,10 @@ class CarrierSender:
                 self._lose_link(LinkLost(f"{type(exc).__name__}: {exc}"))
             except Exception as exc:  # a bug must cost a reconnect, not the sender
                 log.exception("sms.sender_error", carrier=self.bind.carrier)
-                self._lose_link(LinkLost(f"{type(exc).__name__}: {exc}"))
+                if self.link is None:
+                    self.stop.wait(1.0)
+                else:
+                    self._lose_link(LinkLost(f"{type(exc).__name__}: {exc}"))
         self._finish()
 
     def _offline(self, mono: float) -> None:
