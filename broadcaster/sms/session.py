@@ -411,7 +411,7 @@ class SmppSession:
                 state[0] if state else None,
             )
         except NotAReceipt:
-            log.info("sms.mo_ignored", carrier=self.config.carrier, hex=hex_head(raw))
+            log.info("sms.mo_ignored", carrier=self.config.carrier)
             return
         self._pending.receipts.append(receipt)
 
