@@ -33,7 +33,6 @@ from broadcaster.sms.pdu import (
     command_name,
     deliver_sm_resp,
     frame_length,
-    hex_head,
     read_deliver_sm,
     read_message_id,
     response_pdu,
@@ -312,18 +311,13 @@ class SmppSession:
             )
             self._on_submit_resp(seq, GENERIC_NACK, "", now, nack_status=status)
             return None
-        if command_id & 0x80000000:
-            log.info(
-                "sms.pdu_ignored", carrier=self.config.carrier, command=command_name(command_id)
-            )
-            return None
-        if command_id in _UNANSWERED:  # no response exists for these
+        if command_id & 0x80000000 or command_id in _UNANSWERED:  # no response exists
             log.info(
                 "sms.pdu_ignored", carrier=self.config.carrier, command=command_name(command_id)
             )
             return None
         if command_id == CommandId.DATA_SM:  # receipts come as deliver_sm here
-            log.warning("sms.data_sm_refused", carrier=self.config.carrier, hex=hex_head(raw))
+            log.warning("sms.data_sm_refused", carrier=self.config.carrier, sequence=seq)
             return response_pdu(CommandId.DATA_SM_RESP, CommandStatus.ESME_RX_P_APPN, seq, b"\0")
         if command_id in _REQUEST_IDS:  # a request only an SMSC takes: refuse it
             return response_pdu(command_id | 0x80000000, CommandStatus.ESME_RINVBNDSTS, seq)
