@@ -159,6 +159,11 @@ class Outbox:
         self.owner = owner
         lock = " FOR UPDATE SKIP LOCKED" if engine.dialect.name == "postgresql" else ""
         self._qmark = engine.dialect.paramstyle == "qmark"
+        self._sqlite_file = engine.dialect.name == "sqlite" and engine.url.database not in (
+            None,
+            "",
+            ":memory:",
+        )
         self._sql = {
             q: self._native(q)
             for q in (
@@ -302,16 +307,25 @@ class Outbox:
                 cursor.close()
             raw.commit()
         except BaseException as exc:
-            self.close()
-            if isinstance(exc, (DBAPIError, *self._dbapi_errors)):
+            broken = isinstance(exc, (DBAPIError, *self._dbapi_errors))
+            self.close(discard=broken)
+            if broken:
                 raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
             raise
 
-    def close(self) -> None:
-        """Return the connection record() keeps between batches (rolled back) to the pool."""
+    def close(self, discard: bool = False) -> None:
+        """Let go of the connection the sender keeps (rolled back).
+
+        A connection that failed, or a SQLite one (it carries the sender's short
+        busy timeout), is discarded rather than handed to the pool's other users.
+        """
         raw, self._raw = self._raw, None
-        if raw is not None:
-            with suppress(Exception):  # a connection already broken closes as it can
+        if raw is None:
+            return
+        with suppress(Exception):  # a connection already broken goes as it can
+            if discard or self._sqlite_file:
+                raw.invalidate()
+            else:
                 raw.close()
 
     def _apply_receipts(
