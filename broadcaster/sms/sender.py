@@ -152,8 +152,12 @@ class CarrierSender:
         self._maybe_record(time.monotonic())
 
     def _timeout(self, mono: float) -> float:
+        """Return how long to wait for the SMSC: until a part may go, at most SELECT_MAX
+        (while the store is refusing nothing goes, so wait until it is asked again)."""
         session = self.session
         timeout = SELECT_MAX
+        if not self._store_ready(mono):
+            return max(0.0, min(timeout, self._store_retry_at - mono))
         if session.ready and session.capacity() > 0:
             timeout = min(timeout, session.bucket.wait(mono))
         if session.retry:
