@@ -158,7 +158,9 @@ class CarrierSender:
         timeout = SELECT_MAX
         if not self._store_ready(mono):
             return max(0.0, min(timeout, self._store_retry_at - mono))
-        if session.ready and session.capacity() > 0:
+        if session.capacity() <= 0:  # only an answer can free a slot: wait for it
+            return timeout
+        if session.ready:
             timeout = min(timeout, session.bucket.wait(mono))
         if session.retry:
             timeout = min(timeout, max(0.0, session.retry[0][0] - mono))
