@@ -13,7 +13,8 @@ from sqlalchemy import text
 from broadcaster.cli import main
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.blast import BlastError
-from broadcaster.sms.outbox import Outbox, Outcomes
+from broadcaster.sms.outbox import Outbox
+from broadcaster.sms.outcomes import Outcomes
 from broadcaster.sms.settings import SmsSettings
 from broadcaster.sms.states import Priority
 from broadcaster.sms.subscribers import ImportFileError, import_csv
@@ -231,8 +232,6 @@ def test_submitted_message_without_final_receipt_expires(engine, settings):
     blasts.approve(engine, router_of(settings), settings.sms, preview.id, by="binh", now=NOW)
     outbox = Outbox(engine, "viettel", "me")
     claimed = outbox.claim(NOW, 10, timedelta(seconds=60), True)
-    from broadcaster.sms.outbox import Outcomes
-
     outbox.record(Outcomes(submitted=[c.id for c in claimed]), NOW)
     assert outbox.expire_overdue(NOW + timedelta(hours=23), timedelta(hours=24)) == 0
     assert outbox.expire_overdue(NOW + timedelta(hours=25), timedelta(hours=24)) == 2

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from broadcaster.sms.link import Backoff
-from broadcaster.sms.outbox import Claimed
+from broadcaster.sms.outcomes import Claimed
 from broadcaster.sms.pdu import (
     HEADER,
     CommandId,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,54 +18,12 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from broadcaster.sms.outcomes import Claimed, Outcomes
 from broadcaster.sms.receipts import Receipt, id_readings
 from broadcaster.sms.states import MessageState, moving_to
 from broadcaster.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A message a sender now holds under lease."""
-
-    id: int
-    blast_id: int
-    msisdn: str
-    rank: int
-
-
-@dataclass
-class Outcomes:
-    """What a sender learnt since its last write, in arrival order per kind."""
-
-    parts: list[tuple[int, int, str]] = field(default_factory=list)  # message, seq, smsc id
-    submitted: list[int] = field(default_factory=list)
-    failed: list[tuple[int, int, str]] = field(default_factory=list)  # message, status, reason
-    released: list[int] = field(default_factory=list)
-    cancelled: list[tuple[int, int]] = field(default_factory=list)  # message, parts sent
-    receipts: list[Receipt] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.parts
-            or self.submitted
-            or self.failed
-            or self.released
-            or self.cancelled
-            or self.receipts
-        )
-
-    def then(self, later: Outcomes) -> Outcomes:
-        """Return these outcomes followed by later ones (a failed write offered again)."""
-        return Outcomes(
-            self.parts + later.parts,
-            self.submitted + later.submitted,
-            self.failed + later.failed,
-            self.released + later.released,
-            self.cancelled + later.cancelled,
-            self.receipts + later.receipts,
-        )
 
 
 class StoreUnavailable(Exception):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from broadcaster.sms.encoding import EncodedText, encode_text, short_messages
-from broadcaster.sms.outbox import Claimed, Outcomes
+from broadcaster.sms.outcomes import Claimed, Outcomes
 from broadcaster.sms.pdu import (
     HEADER,
     HEADER_SIZE,
