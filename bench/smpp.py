@@ -57,13 +57,15 @@ def start_smsc(port: int, delay_ms: float, receipts: list[str]) -> subprocess.Po
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    for _ in range(500):
+    for _ in range(3000):  # a loaded machine can take seconds to import and listen
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
             return proc
         except OSError:
             time.sleep(0.01)
-    raise RuntimeError("SMSC did not start")
+    proc.kill()
+    proc.wait()
+    raise RuntimeError("SMSC did not start within 30 s")
 
 
 def bare_loop(port: int, count: int, window: int, receipts_on: bool = True) -> tuple[float, float]:
