@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, tzinfo
 import structlog
 from sqlalchemy import Engine
 
+from broadcaster import binds
 from broadcaster.config import Settings
 from broadcaster.sms.link import Backoff, Link, utcnow
 from broadcaster.sms.outbox import Outbox, StoreUnavailable
@@ -97,6 +98,7 @@ class CarrierSender:
     # -- the loop ---------------------------------------------------------------------
     def _run(self) -> None:
         while not self.stop.is_set():
+            binds.mark(self.bind.carrier, up=self.link is not None)  # for /metrics
             try:
                 if self.link is None:
                     self._offline(time.monotonic())

@@ -55,7 +55,7 @@ class RetrySettings(BaseModel):
 class SmsSettings(BaseModel):
     """How blasts are approved and how senders behave on every bind."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     require_second_operator: bool = Field(
         default=True, description="approval must come from someone other than the drafter"
