@@ -125,7 +125,8 @@ def test_cancel_lets_the_written_part_finish_and_sends_nothing_more():
     _claimed_one(s)  # two parts
     first = s.fill(1.0)
     assert len(first) == 1
-    s.cancel_blasts({1})
+    assert s.cancel_blasts({1}) == 1
+    assert s.cancel_blasts({1}) == 0  # the written part is still out: stopped already
     _respond(s, first)
     assert s.fill(3.0) == []
     outcomes, parts, _ = s.take_outcomes()

@@ -197,9 +197,14 @@ class CarrierSender:
             self._store_failed(exc)
             return False
         self._store_answered()
-        if cancelled:
-            log.info("sms.blast_stopped", carrier=self.bind.carrier, blasts=sorted(cancelled))
-            self.session.cancel_blasts(cancelled)
+        stopped = self.session.cancel_blasts(cancelled) if cancelled else 0
+        if stopped:
+            log.info(
+                "sms.blast_stopped",
+                carrier=self.bind.carrier,
+                blasts=sorted(cancelled),
+                messages=stopped,
+            )
         return True
 
     def _maybe_record(self, mono: float) -> None:

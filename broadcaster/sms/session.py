@@ -176,17 +176,21 @@ class SmppSession:
             for index in range(len(pdus)):
                 self.ready.append((out, index))
 
-    def cancel_blasts(self, blast_ids: set[int]) -> None:
-        """Stop the given blasts: no part of theirs is written from now on.
+    def cancel_blasts(self, blast_ids: set[int]) -> int:
+        """Stop the given blasts: no part of theirs is written from now on; return how
+        many messages this newly stopped.
 
         Parts already written finish their PDU and nothing more; a message whose
         parts are all answered is cancelled at once (or submitted, if every part went).
         """
+        stopped = 0
         for blast_id in blast_ids:
             for out in list(self._held.get(blast_id, ())):
+                stopped += not out.cancelled
                 out.cancelled = True
                 if out.flying == 0:
                     self._settle_cancelled(out)
+        return stopped
 
     def _settle_cancelled(self, out: Outgoing) -> None:
         if out.done:
