@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from broadcaster.planner import Occurrence
+from broadcaster.occurrence import Occurrence
 from broadcaster.store.counters import DispatchCounterRow
 from broadcaster.store.db import session_scope
 from broadcaster.store.models import Base
