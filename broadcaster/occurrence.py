@@ -128,13 +128,17 @@ def content_from_json(raw: Any) -> Content:
     if kind == "clips":
         return Clips(tuple(_strings(raw.get("clips"), "clips")))
     if kind == "relay":
-        return Relay(_string(raw.get("name"), "name"), _string(raw.get("url"), "url"),
-                     _optional(raw.get("fallback"), "fallback"))
+        return Relay(
+            _string(raw.get("name"), "name"),
+            _string(raw.get("url"), "url"),
+            _optional(raw.get("fallback"), "fallback"),
+        )
     if kind == "sms":
         return SmsText(_string(raw.get("text"), "text"))
     if kind == "task":
-        return Task(tuple(_strings(raw.get("command", []), "command")),
-                    _optional(raw.get("url"), "url"))
+        return Task(
+            tuple(_strings(raw.get("command", []), "command")), _optional(raw.get("url"), "url")
+        )
     raise ValueError(f"content kind {kind!r} is unknown; one of clips, relay, sms, task")
 
 
