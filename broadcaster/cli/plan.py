@@ -173,14 +173,15 @@ def check_cmd(app: App, days: int) -> None:
             warnings += find_clashes(occurrences, app.registry, tz)
             errors += _not_aired_lines(app, files, level, find_drops(occurrences, app.registry,
                                                                      layout, tz))
+    if not errors:
+        click.echo(f"ok: {len(programmes)} programmes in {len(set(files.values()))} files "
+                   f"under {schedule_dir(app.settings)}")
     for line in errors:
         click.echo(f"error: {line}", err=True)
-    if errors:
-        raise SystemExit(1)
-    click.echo(f"ok: {len(programmes)} programmes in {len(set(files.values()))} files under "
-               f"{schedule_dir(app.settings)}")
     for clash in warnings:
         click.echo(f"warning: {clash.describe()}")
+    if errors:
+        raise SystemExit(1)
 
 
 def _not_aired_lines(
