@@ -18,7 +18,7 @@ from broadcaster.cadence import QuietHours, parse_time
 from broadcaster.levels import Ladder, Level, LevelChange
 from broadcaster.occurrence import Relay
 from broadcaster.planner import group_by_time, plan
-from broadcaster.schedules import parse_schedule
+from broadcaster.schedule_files import parse_schedule
 
 DISTRICTS, COMMUNES_EACH = 100, 100
 RELAYS = {name: Relay(name, f"http://stream.example/{name}", "a") for name in ("district", "vov1")}

@@ -29,7 +29,7 @@ CORE = [
 ]
 SHELL = [
     "broadcaster.config",
-    "broadcaster.schedules",
+    "broadcaster.schedule_files",
     "broadcaster.store",
     "sqlalchemy",
     "httpx",

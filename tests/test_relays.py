@@ -27,7 +27,7 @@ from broadcaster.config import load_settings
 from broadcaster.levels import LevelChange
 from broadcaster.occurrence import Relay
 from broadcaster.planner import plan
-from broadcaster.schedules import load_programmes
+from broadcaster.schedule_files import load_programmes
 from tests.audio_fixtures import (
     REPO,
     TZ,

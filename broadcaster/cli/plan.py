@@ -37,7 +37,7 @@ def layout_or_fail(app: App) -> Layout:
 
 def programmes_or_fail(app: App) -> tuple[Programme, ...]:
     """Load the schedules or stop with one line per problem."""
-    from broadcaster.schedules import ScheduleError, load_programmes
+    from broadcaster.schedule_files import ScheduleError, load_programmes
 
     try:
         return load_programmes(app.settings)
@@ -155,7 +155,7 @@ def check_cmd(app: App, days: int) -> None:
     (exit 1) and warnings for clashes."""
     from broadcaster.clashes import find_clashes, find_drops
     from broadcaster.planner import plan
-    from broadcaster.schedules import schedule_dir
+    from broadcaster.schedule_files import schedule_dir
 
     programmes = programmes_or_fail(app)
     layout = layout_or_fail(app)
