@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 class AudioSettings(BaseModel):
     """Settings for clips, playlists and the station API; every key has a default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     library_dir: Path = Field(
         default=Path("audio"), description="clip catalogue; relative to config"

@@ -6,20 +6,21 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from broadcaster.cli.context import App, format_option, pass_app
-from broadcaster.sms import blast as blasts
-from broadcaster.sms.numbers import CarrierRouter, router_from_settings
-from broadcaster.sms.sender import run_senders
 from broadcaster.sms.states import MessageState, Priority
-from broadcaster.sms.subscribers import import_csv
+
+if TYPE_CHECKING:
+    from broadcaster.sms.numbers import CarrierRouter
 
 
 def router_for(app: App) -> CarrierRouter:
     """Build the carrier router from the config's prefixes and ported-number overrides."""
+    from broadcaster.sms.numbers import router_from_settings
+
     return router_from_settings(app.settings)
 
 
@@ -53,6 +54,8 @@ def draft_cmd(
     fmt: str,
 ) -> None:
     """Draft a blast and show what it will cost; nothing is sent before approval."""
+    from broadcaster.sms import blast as blasts
+
     preview = blasts.draft(
         app.engine,
         app.registry,
@@ -87,6 +90,8 @@ def draft_cmd(
 @pass_app
 def approve_cmd(app: App, blast_id: int, by: str, yes: bool) -> None:
     """Approve a draft: its recipients are queued for the senders."""
+    from broadcaster.sms import blast as blasts
+
     router = router_for(app)
     preview = blasts.preview(app.engine, router, app.settings.sms, blast_id)
     label = "EXERCISE (test numbers only)" if preview.exercise else "LIVE"
@@ -104,6 +109,8 @@ def approve_cmd(app: App, blast_id: int, by: str, yes: bool) -> None:
 @pass_app
 def cancel_cmd(app: App, blast_id: int, by: str) -> None:
     """Cancel a blast; what is not yet submitted is not sent."""
+    from broadcaster.sms import blast as blasts
+
     n = blasts.cancel(app.engine, blast_id, by=by, now=app.now())
     click.echo(f"blast {blast_id} cancelled: {n} queued messages will not be sent")
 
@@ -115,6 +122,8 @@ def cancel_cmd(app: App, blast_id: int, by: str) -> None:
 @pass_app
 def status_cmd(app: App, blast_id: int, watch: bool, fmt: str) -> None:
     """Count a blast's messages by state, overall and per carrier."""
+    from broadcaster.sms import blast as blasts
+
     report = blasts.status(app.engine, blast_id)
     if watch:
         report = _watch(app, blast_id, report)
@@ -134,6 +143,8 @@ def _counts(counts: dict[str, object]) -> str:
 
 
 def _watch(app: App, blast_id: int, report: dict[str, object]) -> dict[str, object]:
+    from broadcaster.sms import blast as blasts
+
     total = int(report["total"])  # type: ignore[call-overload]
 
     def final(r: dict[str, object]) -> int:
@@ -163,6 +174,8 @@ def _watch(app: App, blast_id: int, report: dict[str, object]) -> dict[str, obje
 @pass_app
 def send_cmd(app: App, carriers: tuple[str, ...], receipt_wait: float) -> None:
     """Run the senders until every queued message is submitted and receipted."""
+    from broadcaster.sms.sender import run_senders
+
     stop = threading.Event()
     try:
         run_senders(
@@ -188,6 +201,8 @@ def subscribers() -> None:
 @pass_app
 def import_cmd(app: App, path: Path) -> None:
     """Import subscribers from CSV (msisdn, commune[, language, name]); idempotent."""
+    from broadcaster.sms.subscribers import import_csv
+
     communes = {a.code for a in app.registry.all() if a.kind == "commune"}
     total = sum(1 for _ in path.open(encoding="utf-8-sig")) - 1
     show = sys.stderr.isatty()
