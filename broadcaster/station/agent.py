@@ -102,7 +102,7 @@ class Agent:
         self._state = _State(done=self._load_done())
         self._playing: Playing | None = None
         self._entry: int | None = None
-        self.player = Mpv(config.mpv_options, self._on_event)
+        self.player = Mpv(config.mpv_options, self._on_event, config.cache)
 
     # --- lifecycle ---------------------------------------------------------------
 

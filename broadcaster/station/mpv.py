@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -62,11 +63,16 @@ def mpv_args(socket_path: str, options: Sequence[str]) -> list[str]:
 class Mpv:
     """A running mpv and its IPC connection."""
 
-    def __init__(self, options: Sequence[str], on_event: Callable[[Event], None]) -> None:
+    def __init__(
+        self, options: Sequence[str], on_event: Callable[[Event], None], folder: Path
+    ) -> None:
         self._options = tuple(options)
         self._on_event = on_event
-        self._dir = tempfile.mkdtemp(prefix="broadcaster-mpv-")
-        self._path = os.path.join(self._dir, "ipc")
+        # The socket lives in the agent's own folder, so a killed agent leaves nothing
+        # elsewhere; a folder too deep for a socket path (108 bytes) falls back to /tmp.
+        path = folder / "mpv.sock"
+        self._dir = None if len(str(path)) < 100 else tempfile.mkdtemp(prefix="broadcaster-mpv-")
+        self._path = os.path.join(self._dir, "mpv.sock") if self._dir else str(path)
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
@@ -83,6 +89,7 @@ class Mpv:
         if self._proc is not None and self._proc.poll() is None and self._sock is not None:
             return
         self.close()
+        Path(self._path).unlink(missing_ok=True)  # left by a killed agent's mpv
         self._proc = subprocess.Popen(
             mpv_args(self._path, self._options),
             stdin=subprocess.DEVNULL,
@@ -156,7 +163,10 @@ class Mpv:
 
     def shutdown(self) -> None:
         self.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        else:
+            Path(self._path).unlink(missing_ok=True)
 
     def _read(self, sock: socket.socket) -> None:
         """Sort mpv's lines into answers (by request id) and events."""
