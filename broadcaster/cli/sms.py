@@ -75,6 +75,9 @@ def draft_cmd(
         f"  recipients {preview.recipients}  encoding {preview.encoding}  "
         f"parts/message {preview.parts}  total SMS {preview.total_sms}"
     )
+    if preview.ucs2_chars:
+        hint = "" if unaccent else " (--unaccent folds diacritics and typographic punctuation)"
+        click.echo(f"  UCS-2 because of: {' '.join(preview.ucs2_chars)}{hint}")
     for carrier, n in preview.per_carrier.items():
         click.echo(f"  {carrier:<14} {n}")
     click.echo(f"approve with: broadcaster sms approve {preview.id} --by <second operator>")

@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from broadcaster.areas import AreaRegistry
-from broadcaster.sms.encoding import encode_text
+from broadcaster.sms.encoding import encode_text, ucs2_chars
 from broadcaster.sms.numbers import CarrierRouter, normalise_msisdn
 from broadcaster.sms.settings import SmsSettings
 from broadcaster.sms.states import BlastState, MessageState, Priority, moving_to
@@ -39,6 +39,7 @@ class Preview:
     encoding: str
     parts: int
     per_carrier: dict[str, int]
+    ucs2_chars: tuple[str, ...] = ()
 
     @property
     def total_sms(self) -> int:
@@ -55,6 +56,7 @@ class Preview:
             "parts": self.parts,
             "total_sms": self.total_sms,
             "per_carrier": self.per_carrier,
+            "ucs2_chars": list(self.ucs2_chars),
         }
 
 
@@ -133,6 +135,7 @@ def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: i
         blast.encoding,
         blast.parts,
         per_carrier,
+        ucs2_chars(blast.text, unaccented=bool(blast.unaccented)),
     )
 
 
