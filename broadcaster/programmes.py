@@ -24,7 +24,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from broadcaster.areas import AreaKind, AreaRegistry
 from broadcaster.cadence import (
@@ -78,6 +85,8 @@ class Content:
     source: str | None = None  # relay: what the station relays
     command: tuple[str, ...] = ()  # task: argv to run
     url: str | None = None  # task: URL to call
+    env: tuple[tuple[str, str], ...] = ()  # task command: variables set for it
+    pass_env: tuple[str, ...] = ()  # task command: variables copied from the daemon's
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,20 @@ class Programme:
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
 TimeText = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")]
 DurationText = Annotated[str, StringConstraints(pattern=r"^(\d+h)?(\d+m)?(\d+s)?$", min_length=2)]
+# An environment variable a task may be given; the daemon's own (BROADCASTER_*, which
+# carry carrier passwords and the token secret) are never handed to a task.
+def _not_the_daemons(name: str) -> str:
+    if name.startswith("BROADCASTER_"):
+        raise ValueError(f"{name!r}: BROADCASTER_* names are the daemon's settings and secrets, "
+                         "never given to a task")
+    return name
+
+
+EnvName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128),
+    AfterValidator(_not_the_daemons),
+]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -132,6 +155,8 @@ class ContentModel(_Model):
     source: Annotated[str, StringConstraints(min_length=1)] | None = None
     command: list[str] | None = Field(None, min_length=1)
     url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
+    env: dict[EnvName, Annotated[str, StringConstraints(max_length=4096)]] | None = None
+    pass_env: list[EnvName] | None = None
 
 
 class ProgrammeModel(_Model):
@@ -159,6 +184,9 @@ _CONTENT_BY_CHANNEL: dict[Channel, tuple[str, ...]] = {
     Channel.RELAY: ("source",),
     Channel.TASK: ("command", "url"),
 }
+
+
+_COMMAND_OPTIONS = ("env", "pass_env")
 
 
 # --- loading ------------------------------------------------------------------
@@ -269,6 +297,7 @@ def _explain(error: Any) -> str:
             "(\\d+h)": "use a duration such as '15m', '6h', '1h30m'",
             "a-z0-9": "use lowercase letters, digits, '-', '_' or '.'",
             "https?": "use an http:// or https:// URL",
+            "[A-Za-z_]": "use a variable name: letters, digits and '_'",
         }
         for needle, hint in hints.items():
             if needle in pattern:
@@ -310,6 +339,8 @@ def _build(
             source=content["source"],
             command=tuple(content["command"] or ()),
             url=content["url"],
+            env=tuple(sorted((content["env"] or {}).items())),
+            pass_env=tuple(content["pass_env"] or ()),
         ),
         duration=parse_duration(item.duration) if item.duration else None,
         ladder=ladder.name,
@@ -321,8 +352,12 @@ def _build(
 def _check_content(item: ProgrammeModel) -> list[str]:
     allowed = _CONTENT_BY_CHANNEL[item.channel]
     given = [key for key, value in item.content if value is not None]
+    options = [key for key in given if key in _COMMAND_OPTIONS]
+    given = [key for key in given if key not in _COMMAND_OPTIONS]
     problems = [f"content.{key}: not used by a {item.channel.value!r} programme; "
                 f"it takes {' or '.join(allowed)}" for key in given if key not in allowed]
+    if options and item.content.command is None:
+        problems += [f"content.{key}: only a task with a command takes it" for key in options]
     chosen = [key for key in given if key in allowed]
     if len(chosen) != 1:
         problems.append(f"content: a {item.channel.value!r} programme needs exactly one of "

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from broadcaster.dispatch import TaskHandler, is_missed
+from broadcaster.dispatch import TaskHandler, is_missed, task_environment
 from broadcaster.planner import Occurrence
 from broadcaster.programmes import Channel, Content, Priority
 from broadcaster.store import dispatch as store
@@ -58,3 +59,17 @@ def test_task_handler_gives_up_after_its_timeout(tmp_path: Path):
     slow = Content(command=("sh", "-c", "sleep 30"))
     failures = TaskHandler(tmp_path, timedelta(seconds=0.3))([_occurrence("1", content=slow)])
     assert list(failures.values()) == ["timed out after 0 s"]
+
+
+def test_a_task_gets_only_what_its_programme_names_never_the_daemons_secrets(monkeypatch):
+    monkeypatch.setenv("BROADCASTER_CARRIERS_VIETTEL_PASSWORD", "s3cret")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("UNRELATED", "x")
+    content = Content(command=("env",), env=(("MAP_STYLE", "dark"),), pass_env=("HTTPS_PROXY",))
+    env = task_environment(_occurrence("167", content=content), "/data", dict(os.environ))
+    assert set(env) <= {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "MAP_STYLE", "HTTPS_PROXY",
+                        "BROADCASTER_PROGRAMME", "BROADCASTER_AREA", "BROADCASTER_AT",
+                        "BROADCASTER_DATA_DIR"}
+    assert (env["MAP_STYLE"], env["HTTPS_PROXY"], env["BROADCASTER_AREA"]) == (
+        "dark", "http://proxy:3128", "167")
+    assert "LANG" in env and "PATH" in env
