@@ -56,6 +56,25 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def catch_up_since(
+    now: datetime, last_heartbeat: datetime | None, grace: Mapping[Channel, timedelta]
+) -> datetime:
+    """Say from when a daemon taking the scheduler re-offers past instants.
+
+    Every instant within the largest grace is offered again, whatever the last
+    heartbeat says: the previous holder may have beaten after an instant fell
+    due and died before claiming it. The dispatch claim drops those already
+    done (as Procrastinate re-offers periodic ticks and lets its unique key
+    refuse the repeats). After a longer outage the look-back reaches the last
+    heartbeat (at most CATCH_UP_LIMIT), so what fell in the gap is recorded
+    `missed` rather than forgotten.
+    """
+    since = now - max(grace.values(), default=timedelta(0))
+    if last_heartbeat is not None:
+        since = min(since, max(last_heartbeat, now - CATCH_UP_LIMIT))
+    return since
+
+
 class Daemon:
     """Wire the planner, the scheduler, the dispatch table and the handlers."""
 
@@ -109,9 +128,7 @@ class Daemon:
             return self._stand_down()
         previous = store.read_status(self.engine)
         now = self.clock()
-        since = now
-        if previous is not None and previous.heartbeat_at is not None:
-            since = max(previous.heartbeat_at, now - CATCH_UP_LIMIT)
+        since = catch_up_since(now, previous.heartbeat_at if previous else None, self.grace)
         store.write_status(self.engine, now=now, started=True, node=self.node, pid=os.getpid())
         self._markers = (change_marker(self.engine), store.reload_marker(self.engine))
         self._scheduler.start()
@@ -240,7 +257,8 @@ class Daemon:
     def _replan(self, reason: str, catch_up_since: datetime | None = None) -> None:
         began = monotonic_time.monotonic()
         now = self.clock()
-        start = min(catch_up_since or now, now - LOOKBACK)
+        # keep every instant a job still waits to fire, however late it runs
+        start = min(catch_up_since or now, now - LOOKBACK, self._oldest_waiting(now))
         changes = load_changes(self.engine)
         occurrences = plan(self.programmes, changes, self.registry, start, now + self.horizon,
                            self.tz)
@@ -280,12 +298,16 @@ class Daemon:
             for at in sorted(a for a in self._buckets if catch_up_since <= a < now):
                 self._add_job(at, now)
 
+    def _oldest_waiting(self, now: datetime) -> datetime:
+        return min((datetime.fromisoformat(job.id) for job in self._scheduler.get_jobs()),
+                   default=now)
+
     def _add_job(self, at: datetime, run_at: datetime) -> None:
-        channels = {o.channel for o in self._buckets[at]}
-        grace = max((self.grace.get(c, timedelta(0)) for c in channels), default=timedelta(0))
+        # No misfire limit: APScheduler would drop a late job without a trace; the job
+        # itself records what is past its channel's grace as `missed` (`_dispatch`).
         self._scheduler.add_job(
             self._fire, "date", run_date=run_at, args=[at], id=at.isoformat(),
-            misfire_grace_time=max(1, int(grace.total_seconds())), replace_existing=True,
+            misfire_grace_time=None, replace_existing=True,
         )
 
     # --- firing ----------------------------------------------------------------

@@ -113,10 +113,10 @@ class DaemonProcess:
         self._sock.close()
 
 
-def broadcaster(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def broadcaster(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the CLI as another process, the way an operator does."""
     return subprocess.run([sys.executable, "-m", "broadcaster", "--config", str(config), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+                          cwd=REPO, capture_output=True, text=True, timeout=60, check=check)
 
 
 def now() -> datetime:

@@ -66,7 +66,7 @@ def test_kill_9_and_restart_never_fires_an_occurrence_twice(
 ):
     fired = tmp_path / "fired.txt"
     slots = 8
-    first = now() + timedelta(seconds=3)
+    first = now() + timedelta(seconds=6)  # a late start catches up, ticks then run side by side
     command = f'echo "$BROADCASTER_AT" >> {fired}; sleep 0.3'
     config = daemon_config({"tick.toml": task_schedule("tick", clock_times(first, slots), command)})
     daemon = daemons(config).start()
@@ -83,8 +83,10 @@ def test_kill_9_and_restart_never_fires_an_occurrence_twice(
     assert len(lines) == len(set(lines)), f"fired twice: {lines}"
     assert len(rows) == slots
     done = {r.at.isoformat() for r in rows if r.state == "done"}
+    interrupted = {r.at.isoformat() for r in rows if r.state == "claimed"}
     assert done <= set(lines)
-    assert len(lines) - len(done) <= 1  # at most the one the kill interrupted
+    assert set(lines) - done <= interrupted  # only what the kill cut short is left claimed
+    assert len(interrupted) <= 4  # the executor's threads
 
 
 def test_invalid_edit_keeps_the_schedule_and_a_valid_one_applies(

@@ -6,6 +6,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from broadcaster.daemon import CATCH_UP_LIMIT, catch_up_since
 from broadcaster.dispatch import TaskHandler, is_missed, task_environment
 from broadcaster.planner import Occurrence
 from broadcaster.programmes import Channel, Content, Priority
@@ -73,3 +74,18 @@ def test_a_task_gets_only_what_its_programme_names_never_the_daemons_secrets(mon
     assert (env["MAP_STYLE"], env["HTTPS_PROXY"], env["BROADCASTER_AREA"]) == (
         "dark", "http://proxy:3128", "167")
     assert "LANG" in env and "PATH" in env
+
+
+def test_catch_up_re_offers_the_largest_grace_even_after_a_recent_heartbeat():
+    grace = {Channel.SMS: timedelta(minutes=30), Channel.TASK: timedelta(hours=1),
+             Channel.VAN: timedelta(minutes=15)}
+    now = AT
+    # the dead leader beat a second ago: an instant due before that may still be unclaimed
+    assert catch_up_since(now, now - timedelta(seconds=1), grace) == now - timedelta(hours=1)
+    assert catch_up_since(now, None, grace) == now - timedelta(hours=1)
+
+
+def test_catch_up_after_a_long_outage_reaches_the_last_heartbeat_within_a_day():
+    grace = {Channel.TASK: timedelta(hours=1)}
+    assert catch_up_since(AT, AT - timedelta(hours=5), grace) == AT - timedelta(hours=5)
+    assert catch_up_since(AT, AT - timedelta(days=3), grace) == AT - CATCH_UP_LIMIT

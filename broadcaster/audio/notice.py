@@ -32,7 +32,7 @@ from broadcaster.audio.publish import (
     publish,
     save_plan,
 )
-from broadcaster.store.audio import Notice, create_notice, live_notices
+from broadcaster.store.audio import Notice, create_notice, live_notices, retract_notice
 
 log = structlog.get_logger(__name__)
 
@@ -121,6 +121,31 @@ def issue_notice(
     return notice, republish(
         engine, registry, pub, library, now=now, only=affected_stations(registry, [notice])
     )
+
+
+def retract(
+    engine: Engine,
+    registry: AreaRegistry,
+    pub: Publisher,
+    library: Library,
+    notice_id: int,
+    *,
+    by: str,
+    now: datetime,
+) -> tuple[Notice, PublishReport]:
+    """Take a notice off the air: record the retraction, then republish its stations at once.
+
+    The daemon's publisher sees the retraction on its next notices poll too
+    and republishes everything, so the notice is gone from every station's
+    next poll even when this process's publication races another.
+    """
+    notice = retract_notice(engine, notice_id, by=by, now=now)
+    log.warning("audio.notice_retracted", notice=notice.id, by=by, areas=list(notice.areas),
+                was_approved_by=notice.approved_by)
+    report = republish(
+        engine, registry, pub, library, now=now, only=affected_stations(registry, [notice])
+    )
+    return notice, report
 
 
 def republish(
