@@ -156,8 +156,17 @@ class Daemon:
                 notify("WATCHDOG=1")
             if self.lock.acquire():
                 log.info("daemon.took_over", node=self.node)
+                self._reread_schedules()
                 return True
         return False
+
+    def _reread_schedules(self) -> None:
+        """Take over with the schedules as they are now, not as they were at our start
+        (an edit the leader reloaded may be days newer); a broken edit keeps ours."""
+        try:
+            self.programmes = load_programmes(self.settings)
+        except ScheduleError as exc:
+            self._error("planner.reload_rejected", "; ".join(exc.problems))
 
     def _stand_down(self) -> bool:
         log.info("daemon.stopping", inflight=0, role="standby")

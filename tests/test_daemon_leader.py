@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -91,17 +92,20 @@ def test_an_instant_due_but_unclaimed_when_the_leader_dies_is_fired_by_the_stand
     if engine.dialect.name != "postgresql":
         pytest.skip("holds a table lock that stops claims but not heartbeats: PostgreSQL only")
     fired = tmp_path / "fired.txt"
-    due = (now() + timedelta(seconds=6)).replace(microsecond=0)
     command = f'echo "$BROADCASTER_AT" >> {fired}'
     config = config_factory(tmp_path, db_url)(
-        {"tick.toml": task_schedule("tick", clock_times(due, 1), command)}
+        {"tick.toml": task_schedule("tick", clock_times(now() + timedelta(hours=12), 1), command)}
     )
     leader = daemons(config).start()
     standby = daemons(_second_config(config)).start()
     wait_for(lambda: "daemon.standby" in standby.stderr_path.read_text(), 10, "the standby")
-    assert now() < due, "the machine is too slow to arrange the instant"
     with engine.connect() as blocker:  # claims wait on this lock; status rows do not
         blocker.execute(text("LOCK TABLE dispatch IN EXCLUSIVE MODE"))
+        # arranged only now that both daemons run, so a slow start cannot pass the instant
+        due = (now() + timedelta(seconds=8)).replace(microsecond=0)
+        (tmp_path / "schedules" / "tick.toml").write_text(
+            task_schedule("tick", clock_times(due, 1), command), encoding="utf-8")
+        leader.process.send_signal(signal.SIGHUP)
         wait_for(lambda: _claims_waiting(engine), 30, "the leader's claim to wait")
         wait_for(lambda: store.read_status(engine).heartbeat_at > due, 10, "a beat after it")
         leader.process.kill()
