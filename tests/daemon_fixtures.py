@@ -66,7 +66,7 @@ class DaemonProcess:
     messages: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
 
-    def start(self, timeout: float = 20) -> DaemonProcess:
+    def start(self, timeout: float = 60) -> DaemonProcess:
         if self.notify_path.exists():
             self.notify_path.unlink()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

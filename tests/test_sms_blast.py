@@ -121,6 +121,7 @@ def test_draft_previews_recipients_parts_and_carriers(engine, settings):
         "per_carrier": {"vinaphone": 12, "viettel": 30},
         "ucs2_chars": ["ă", "ư", "ờ", "ử", "ụ", "á", "ị", "ô", "ự", "ế", "ê", "ổ", "ỉ", "ó", "ả",
                        "ể", "ú", "đ", "ơ", "â", "ễ"],
+        "corrects": None,
     }
     assert draft(engine, settings, unaccented=True).parts == 2
     assert counts(engine, preview.id) == {}

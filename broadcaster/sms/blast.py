@@ -1,7 +1,9 @@
 """Draft, approve, cancel and count SMS blasts; expansion is one INSERT … SELECT.
 
 Approval expands the blast to one message row per recipient in set-based SQL;
-the unique key (blast, msisdn) makes a repeated expansion add nothing.
+the unique key (blast, msisdn) makes a repeated expansion add nothing. A
+correction (`sms/correction.py`) expands from the messages of the blast it
+corrects instead of from the subscribers.
 """
 
 from __future__ import annotations
@@ -18,11 +20,19 @@ from broadcaster.areas import AreaRegistry
 from broadcaster.sms.encoding import encode_text, ucs2_chars
 from broadcaster.sms.numbers import CarrierRouter, normalise_msisdn
 from broadcaster.sms.settings import SmsSettings
-from broadcaster.sms.states import BlastState, MessageState, Priority, moving_to
+from broadcaster.sms.states import (
+    MAY_HAVE_REACHED,
+    BlastState,
+    MessageState,
+    Priority,
+    moving_to,
+    state_in,
+)
 from broadcaster.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
 _TS = UTCDateTime()
+_REACHED = state_in(MAY_HAVE_REACHED)
 
 
 class BlastError(ValueError):
@@ -40,6 +50,7 @@ class Preview:
     parts: int
     per_carrier: dict[str, int]
     ucs2_chars: tuple[str, ...] = ()
+    corrects: int | None = None
 
     @property
     def total_sms(self) -> int:
@@ -57,6 +68,7 @@ class Preview:
             "total_sms": self.total_sms,
             "per_carrier": self.per_carrier,
             "ucs2_chars": list(self.ucs2_chars),
+            "corrects": self.corrects,
         }
 
 
@@ -116,8 +128,15 @@ def draft(
 def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: int) -> Preview:
     """Count the recipients a blast reaches, per carrier."""
     blast = _load(engine, blast_id)
-    if blast.exercise:
-        per_carrier: dict[str, int] = {}
+    if blast.corrects is not None:
+        query = text(
+            f"SELECT carrier, count(*) AS n FROM sms_messages WHERE blast_id = :first "
+            f"AND {_REACHED} GROUP BY carrier ORDER BY carrier"
+        )
+        with engine.connect() as conn:
+            per_carrier = {r.carrier: r.n for r in conn.execute(query, {"first": blast.corrects})}
+    elif blast.exercise:
+        per_carrier = {}
         for _, carrier in _test_numbers(sms, router):
             per_carrier[carrier] = per_carrier.get(carrier, 0) + 1
     else:
@@ -136,6 +155,7 @@ def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: i
         blast.parts,
         per_carrier,
         ucs2_chars(blast.text, unaccented=bool(blast.unaccented)),
+        blast.corrects,
     )
 
 
@@ -186,6 +206,17 @@ def expand(
     blast = _load_on(conn, blast_id)
     rank = Priority(blast.priority).rank
     at = bindparam("at", type_=_TS)
+    if blast.corrects is not None:  # exactly those the corrected blast may have reached
+        conn.execute(
+            text(
+                "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
+                "attempts) SELECT :b, msisdn, carrier, :rank, 'queued', :at, 0 "
+                f"FROM sms_messages WHERE blast_id = :first AND {_REACHED} "
+                "ON CONFLICT (blast_id, msisdn) DO NOTHING"
+            ).bindparams(at),
+            {"b": blast_id, "rank": rank, "at": now, "first": blast.corrects},
+        )
+        return
     if blast.exercise:
         rows = [
             {"b": blast_id, "msisdn": m, "carrier": c, "rank": rank, "at": now}
@@ -260,6 +291,7 @@ def status(engine: Engine, blast_id: int) -> dict[str, object]:
         "state": blast.state,
         "exercise": bool(blast.exercise),
         "priority": blast.priority,
+        "corrects": blast.corrects,
         **overall,
         "per_carrier": per_carrier,
     }
