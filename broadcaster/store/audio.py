@@ -203,11 +203,10 @@ def retract_notice(engine: Engine, notice_id: int, *, by: str, now: datetime) ->
 
 
 def recent_notices(engine: Engine, since: datetime) -> list[Notice]:
-    """Notices created from `since` on, in any state: what stations may still hold."""
+    """Notices airing from `since` on, in any state: what stations may still hold."""
+    airs_at = func.coalesce(NoticeRow.approved_at, NoticeRow.created_at)
     with session_scope(engine) as session:
-        rows = session.scalars(
-            select(NoticeRow).where(NoticeRow.created_at >= since).order_by(NoticeRow.id)
-        )
+        rows = session.scalars(select(NoticeRow).where(airs_at >= since).order_by(NoticeRow.id))
         return [_notice(r) for r in rows]
 
 
