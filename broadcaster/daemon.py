@@ -222,12 +222,14 @@ class Daemon:
 
     def _shutdown(self) -> bool:
         """Stop taking jobs, let in-flight work finish or stop it, within STOP_SECONDS."""
+        # The clock starts now: the callbacks' own waits (the web server's) count against it,
+        # and the interpreter's exit after a stop took up to 2.4 s on a loaded machine.
+        deadline = monotonic_time.monotonic() + STOP_SECONDS - 3
         log.info("daemon.stopping", inflight=self._inflight)
         notify("STOPPING=1")
         self._scheduler.shutdown(wait=False)
         for callback in self.on_stop:  # senders and publishers wind down alongside
             callback()
-        deadline = monotonic_time.monotonic() + STOP_SECONDS - 2
         finished = self._wait_idle(deadline)
         if not finished:
             for handler in self.handlers.values():
