@@ -34,16 +34,18 @@ from broadcaster.cadence import parse_duration
 from broadcaster.config import Settings
 from broadcaster.dispatch import Handler, grace_periods, is_missed
 from broadcaster.levels import LevelChange, latest_changes, level_in_force
-from broadcaster.planner import Occurrence, group_by_time, plan
-from broadcaster.programmes import Channel, Programme, ScheduleError, load_programmes
+from broadcaster.occurrence import Channel, Occurrence
+from broadcaster.planner import group_by_time, plan
+from broadcaster.programmes import Programme
+from broadcaster.schedules import ScheduleError, load_programmes
 from broadcaster.sdnotify import notify, watchdog_interval
 from broadcaster.store import dispatch as store
+from broadcaster.store.dispatch import HEARTBEAT_SECONDS
 from broadcaster.store.leader import SchedulerLock
 from broadcaster.store.levels import change_marker, load_changes
 
 log = structlog.get_logger(__name__)
 
-HEARTBEAT_SECONDS = 2.0
 STOP_SECONDS = 10.0
 LOOKBACK = timedelta(minutes=5)  # keep just-past instants so a late job still finds its bucket
 CATCH_UP_LIMIT = timedelta(hours=24)

@@ -24,8 +24,7 @@ from datetime import datetime, timedelta
 
 from broadcaster.cadence import parse_duration
 from broadcaster.config import Settings
-from broadcaster.planner import Occurrence
-from broadcaster.programmes import Channel
+from broadcaster.occurrence import Channel, Occurrence, Task
 
 Key = tuple[str, str, datetime]
 Failures = Mapping[Key, str] | None
@@ -46,7 +45,7 @@ DEFAULT_ENV = {"PATH": os.defpath, "LANG": "C.UTF-8"}
 
 
 def task_environment(
-    occurrence: Occurrence, data_dir: str, daemon_env: Mapping[str, str]
+    occurrence: Occurrence, task: Task, data_dir: str, daemon_env: Mapping[str, str]
 ) -> dict[str, str]:
     """Build a task command's whole environment from what its programme names.
 
@@ -56,12 +55,11 @@ def task_environment(
     its `pass_env` names copied from the daemon's, its own `env`, and the
     occurrence in BROADCASTER_PROGRAMME, _AREA, _AT and _DATA_DIR.
     """
-    content = occurrence.content
-    copied = (*BASE_ENV, *content.pass_env)
+    copied = (*BASE_ENV, *task.pass_env)
     return {
         **DEFAULT_ENV,
         **{name: daemon_env[name] for name in copied if name in daemon_env},
-        **dict(content.env),
+        **dict(task.env),
         "BROADCASTER_PROGRAMME": occurrence.programme,
         "BROADCASTER_AREA": occurrence.area,
         "BROADCASTER_AT": occurrence.at.isoformat(),
@@ -104,12 +102,14 @@ class TaskHandler:
 
     def _run_one(self, occurrence: Occurrence) -> None:
         content = occurrence.content
+        if not isinstance(content, Task):
+            raise TypeError(f"a task handler got {content.kind!r} content, not a task")
         if content.url:
             with urllib.request.urlopen(content.url, timeout=self._timeout) as response:
                 if not 200 <= response.status < 300:
                     raise RuntimeError(f"{content.url} answered HTTP {response.status}")
             return
-        env = task_environment(occurrence, self._data_dir, os.environ)
+        env = task_environment(occurrence, content, self._data_dir, os.environ)
         os.makedirs(self._data_dir, exist_ok=True)
         process = subprocess.Popen(list(content.command), env=env, cwd=self._data_dir,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -8,15 +8,14 @@ from pathlib import Path
 
 from broadcaster.daemon import CATCH_UP_LIMIT, catch_up_since
 from broadcaster.dispatch import TaskHandler, is_missed, task_environment
-from broadcaster.planner import Occurrence
-from broadcaster.programmes import Channel, Content, Priority
+from broadcaster.occurrence import Channel, Occurrence, Priority, Task
 from broadcaster.store import dispatch as store
 
 AT = datetime(2021, 9, 10, 23, 0, tzinfo=UTC)
-EMPTY = Content()
+EMPTY = Task()
 
 
-def _occurrence(area: str, channel: Channel = Channel.TASK, content: Content = EMPTY,
+def _occurrence(area: str, channel: Channel = Channel.TASK, content: Task = EMPTY,
                 at: datetime = AT) -> Occurrence:
     return Occurrence("p", channel, area, at, Priority.NORMAL, content, None, "5.1")
 
@@ -48,8 +47,8 @@ def test_sms_is_late_within_thirty_minutes_and_missed_after():
 
 
 def test_task_handler_runs_commands_with_the_occurrence_in_the_environment(tmp_path: Path):
-    ok = Content(command=("sh", "-c", 'echo "$BROADCASTER_AREA $BROADCASTER_AT" >> out.txt'))
-    bad = Content(command=("sh", "-c", "echo nope >&2; exit 3"))
+    ok = Task(command=("sh", "-c", 'echo "$BROADCASTER_AREA $BROADCASTER_AT" >> out.txt'))
+    bad = Task(command=("sh", "-c", "echo nope >&2; exit 3"))
     handler = TaskHandler(tmp_path, timedelta(seconds=10))
     failures = handler([_occurrence("167", content=ok), _occurrence("168", content=bad)])
     assert (tmp_path / "out.txt").read_text() == f"167 {AT.isoformat()}\n"
@@ -57,7 +56,7 @@ def test_task_handler_runs_commands_with_the_occurrence_in_the_environment(tmp_p
 
 
 def test_task_handler_gives_up_after_its_timeout(tmp_path: Path):
-    slow = Content(command=("sh", "-c", "sleep 30"))
+    slow = Task(command=("sh", "-c", "sleep 30"))
     failures = TaskHandler(tmp_path, timedelta(seconds=0.3))([_occurrence("1", content=slow)])
     assert list(failures.values()) == ["timed out after 0 s"]
 
@@ -66,8 +65,8 @@ def test_a_task_gets_only_what_its_programme_names_never_the_daemons_secrets(mon
     monkeypatch.setenv("BROADCASTER_CARRIERS_VIETTEL_PASSWORD", "s3cret")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
     monkeypatch.setenv("UNRELATED", "x")
-    content = Content(command=("env",), env=(("MAP_STYLE", "dark"),), pass_env=("HTTPS_PROXY",))
-    env = task_environment(_occurrence("167", content=content), "/data", dict(os.environ))
+    task = Task(command=("env",), env=(("MAP_STYLE", "dark"),), pass_env=("HTTPS_PROXY",))
+    env = task_environment(_occurrence("167", content=task), task, "/data", dict(os.environ))
     assert set(env) <= {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "MAP_STYLE", "HTTPS_PROXY",
                         "BROADCASTER_PROGRAMME", "BROADCASTER_AREA", "BROADCASTER_AT",
                         "BROADCASTER_DATA_DIR"}

@@ -306,9 +306,8 @@ def test_cli_import_prints_each_bad_line(tmp_path, db_url, engine):
 
 
 def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
-    from broadcaster.planner import Occurrence
-    from broadcaster.programmes import Channel, Content
-    from broadcaster.programmes import Priority as Bulletin
+    from broadcaster.occurrence import Channel, Occurrence, SmsText
+    from broadcaster.occurrence import Priority as Bulletin
     from broadcaster.sms.scheduled import SmsHandler
 
     seed_subscribers(engine, 9)
@@ -319,7 +318,7 @@ def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
             area,
             NOW,
             Bulletin.EMERGENCY,
-            Content(text="Khẩn: ở nhà."),
+            SmsText("Khẩn: ở nhà."),
             None,
             "5.1",
         )
@@ -335,12 +334,11 @@ def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
 
 
 def test_scheduled_sms_without_text_fails_each_occurrence(engine, settings):
-    from broadcaster.planner import Occurrence
-    from broadcaster.programmes import Channel, Content
-    from broadcaster.programmes import Priority as Bulletin
+    from broadcaster.occurrence import Channel, Occurrence, Task
+    from broadcaster.occurrence import Priority as Bulletin
     from broadcaster.sms.scheduled import SmsHandler
 
-    occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, Content(), None, "1")
+    occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, Task(), None, "1")
     failures = SmsHandler(settings, engine, lambda: NOW)([occurrence])
     assert "no SMS text" in failures[occurrence.key]
 

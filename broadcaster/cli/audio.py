@@ -4,27 +4,25 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from broadcaster.audio.library import ClipKind, Library, LibraryError, import_clip, load_library
-from broadcaster.audio.notice import affected_stations, issue_notice, republish, retract
-from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
-from broadcaster.audio.render import RenderError
-from broadcaster.audio.settings import library_dir
+from broadcaster.audio.kinds import ClipKind
 from broadcaster.cli.context import App, config_option, format_option, pass_app
-from broadcaster.programmes import ScheduleError, load_programmes
-from broadcaster.sms import blast as blasts
-from broadcaster.sms.numbers import router_from_settings
-from broadcaster.sms.scheduled import draft_notice_sms
-from broadcaster.store.audio import approve_notice, load_asrun
-from broadcaster.web import make_app, uvicorn_server
+
+if TYPE_CHECKING:
+    from broadcaster.audio.library import Library
+    from broadcaster.programmes import Programme
 
 
 class _AudioGroup(click.Group):
     """Show library and rendering problems as one clean error line."""
 
     def invoke(self, ctx: click.Context) -> object:
+        from broadcaster.audio.library import LibraryError
+        from broadcaster.audio.render import RenderError
+
         try:
             return super().invoke(ctx)
         except (LibraryError, RenderError) as exc:
@@ -32,6 +30,9 @@ class _AudioGroup(click.Group):
 
 
 def _library(app: App) -> Library:
+    from broadcaster.audio.library import load_library
+    from broadcaster.audio.settings import library_dir
+
     return load_library(library_dir(app.settings.audio, app.settings.path))
 
 
@@ -42,28 +43,50 @@ def audio() -> None:
 
 @audio.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--title", required=True, help="What the clip says, for people.")
-@click.option("--language", required=True, help="ISO 639 code: vi, tyz, ium, nut, …")
-@click.option(
-    "--kind", type=click.Choice([k.value for k in ClipKind]), default="bulletin", show_default=True
-)
+@click.option("--title", help="What the clip says, for people (a recording: the programme's).")
+@click.option("--language", help="ISO 639 code: vi, tyz, ium, nut, … (a recording: vi).")
+@click.option("--kind", type=click.Choice([k.value for k in ClipKind if k != "recording"]),
+              default="bulletin", show_default=True)
 @click.option("--id", "clip_id", help="Library id shared by language variants (default: name).")
 @click.option("--valid-from", type=click.DateTime(["%Y-%m-%d"]), help="First day it may air.")
 @click.option("--valid-until", type=click.DateTime(["%Y-%m-%d"]), help="Last day it may air.")
 @click.option("--replace", is_flag=True, help="Swap an existing clip of that id and language.")
+@click.option("--for", "for_programme", metavar="PROGRAMME",
+              help="A recorded bulletin: the relay programme it airs in place of (with --at).")
+@click.option("--at", "at", nargs=2, metavar="DATE TIME",
+              help="With --for: the local date and time of the relay it replaces.")
 @pass_app
 def import_cmd(
     app: App,
     file: Path,
-    title: str,
-    language: str,
+    title: str | None,
+    language: str | None,
     kind: str,
     clip_id: str | None,
     valid_from: datetime | None,
     valid_until: datetime | None,
     replace: bool,
+    for_programme: str | None,
+    at: tuple[str, str] | None,
 ) -> None:
-    """Copy FILE into the library with its duration and SHA-256."""
+    """Copy FILE into the library with its duration and SHA-256.
+
+    With --for PROGRAMME --at DATE TIME the file is a recorded bulletin: it airs
+    as an ordinary clip in place of that relay occurrence only.
+    """
+    from broadcaster.audio.library import import_clip
+
+    recorded_for = None
+    if for_programme is not None or at is not None:
+        programme, moment = _recording_target(app, for_programme, at)
+        recorded_for = (programme.id, moment)
+        local = moment.astimezone(app.settings.tz)
+        clip_id = clip_id or f"{programme.id}-{local:%Y%m%d-%H%M}"
+        title = title or f"{programme.title} ({local:%d/%m/%Y %H:%M}, ghi âm)"
+        language = language or "vi"
+        kind = ClipKind.RECORDING.value
+    if title is None or language is None:
+        raise click.UsageError("--title and --language are required (unless --for … --at …)")
     _, clip = import_clip(
         _library(app),
         file,
@@ -74,11 +97,46 @@ def import_cmd(
         replace=replace,
         valid_from=valid_from.date() if valid_from else None,
         valid_until=valid_until.date() if valid_until else None,
+        recorded_for=recorded_for,
     )
     click.echo(
         f"{clip.id} [{clip.language}] {clip.kind} {clip.duration:.2f}s "
         f"sha256 {clip.sha256[:12]}… -> {clip.file}"
     )
+    if recorded_for is not None:
+        click.echo(f"airs in place of the relay of {recorded_for[0]!r} at "
+                   f"{app.local(recorded_for[1])}; run `broadcaster audio publish` "
+                   "(the daemon republishes on its next plan change)")
+
+
+def _recording_target(
+    app: App, programme_id: str | None, at: tuple[str, str] | None
+) -> tuple[Programme, datetime]:
+    """The relay programme and the instant a recording stands in for, or a clear error."""
+    from broadcaster.occurrence import Channel
+    from broadcaster.schedules import ScheduleError, load_programmes
+
+    if programme_id is None or at is None:
+        raise click.UsageError("a recorded bulletin needs both --for PROGRAMME and --at DATE TIME")
+    try:
+        programmes = load_programmes(app.settings)
+    except ScheduleError as exc:
+        raise click.ClickException(f"invalid schedules:\n{exc}") from None
+    relays = {p.id: p for p in programmes if p.channel is Channel.RELAY}
+    programme = relays.get(programme_id)
+    if programme is None:
+        raise click.BadParameter(f"{programme_id!r} is not a relay programme; relay programmes: "
+                                 f"{', '.join(sorted(relays)) or 'none'}", param_hint="--for")
+    try:
+        moment = datetime.strptime(" ".join(at), "%Y-%m-%d %H:%M").replace(tzinfo=app.settings.tz)
+    except ValueError:
+        raise click.BadParameter(f"{' '.join(at)!r}: use DATE TIME as 2021-09-10 06:00",
+                                 param_hint="--at") from None
+    times = sorted({t.strftime("%H:%M") for c in programme.cadences.values() if c for t in c.times})
+    if moment.strftime("%H:%M") not in times:
+        raise click.BadParameter(f"{programme.id!r} airs at no level at {moment:%H:%M}; its "
+                                 f"times: {', '.join(times)}", param_hint="--at")
+    return programme, moment
 
 
 @audio.command("list")
@@ -100,6 +158,8 @@ def list_cmd(app: App, fmt: str) -> None:
                     "sha256": c.sha256,
                     "valid_from": c.valid_from,
                     "valid_until": c.valid_until,
+                    "for_programme": c.for_programme,
+                    "airs_at": app.local(c.airs_at),
                 }
                 for c in clips
             ]
@@ -118,6 +178,9 @@ def list_cmd(app: App, fmt: str) -> None:
 @pass_app
 def publish_cmd(app: App) -> None:
     """Republish today and tomorrow from the last published plan and the live notices."""
+    from broadcaster.audio.notice import republish
+    from broadcaster.audio.publish import publisher
+
     report = republish(
         app.engine, app.registry, publisher(app.settings), _library(app), now=app.now()
     )
@@ -132,6 +195,9 @@ def publish_cmd(app: App) -> None:
 @pass_app
 def serve(app: App) -> None:
     """Run the station API alone (the daemon runs it too)."""
+    from broadcaster.audio.publish import publisher, stations
+    from broadcaster.web import make_app, uvicorn_server
+
     settings = app.settings
     web = make_app(
         publisher(settings),
@@ -149,11 +215,16 @@ def serve(app: App) -> None:
 @pass_app
 def stations_cmd(app: App, fmt: str) -> None:
     """List stations with the URLs of their current or next slot (token included)."""
-    pub = publisher(app.settings)
+    from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
+
+    # Before the first publication there are no URLs to show, and building the
+    # publisher would generate the token secret: a listing must not write.
+    published = (app.settings.data_dir / "publish").is_dir()
+    pub = publisher(app.settings) if published else None
     now = app.now()
     rows = []
     for code, area in stations(app.registry).items():
-        current, upcoming = current_and_next(pub, code, now)
+        current, upcoming = current_and_next(pub, code, now) if pub else (None, None)
         slot = current or upcoming
         rows.append(
             {
@@ -162,8 +233,8 @@ def stations_cmd(app: App, fmt: str) -> None:
                 "name": area.name,
                 "slot": slot.id if slot else None,
                 "start": app.local(slot.start) if slot else None,
-                "playlist_url": playlist_url(pub, slot) if slot else None,
-                "manifest_url": playlist_url(pub, slot, ".json") if slot else None,
+                "playlist_url": playlist_url(pub, slot) if pub and slot else None,
+                "manifest_url": playlist_url(pub, slot, ".json") if pub and slot else None,
             }
         )
     if fmt == "json":
@@ -185,6 +256,8 @@ def stations_cmd(app: App, fmt: str) -> None:
 @pass_app
 def asrun(app: App, station: str | None, day: datetime | None, fmt: str) -> None:
     """Show what stations reported airing (the as-run log)."""
+    from broadcaster.store.audio import load_asrun
+
     tz = app.settings.tz
     local_day = day.date() if day else app.now().astimezone(tz).date()
     start = datetime.combine(local_day, time(), tz)
@@ -253,6 +326,9 @@ def notice(
 def _issue(
     app: App, areas: tuple[str, ...], audio_file: Path | None, text: str | None, by: str
 ) -> None:
+    from broadcaster.audio.notice import issue_notice
+    from broadcaster.audio.publish import publisher
+
     settings = app.settings
     needs_approval = settings.audio.notice_requires_approval
     if needs_approval is None:
@@ -283,6 +359,11 @@ def _issue(
 def _notice_sms(app: App, areas: tuple[str, ...], text: str, by: str) -> None:
     """Draft the SMS that the notice-triggered programmes send (seed 003: one SMS to all
     subscribers for each urgent notice); it goes out under the SMS approval rule."""
+    from broadcaster.schedules import ScheduleError, load_programmes
+    from broadcaster.sms import blast as blasts
+    from broadcaster.sms.carriers import router_from_settings
+    from broadcaster.sms.scheduled import draft_notice_sms
+
     settings = app.settings
     try:
         programmes = load_programmes(settings)
@@ -308,6 +389,10 @@ def _notice_sms(app: App, areas: tuple[str, ...], text: str, by: str) -> None:
 @pass_app
 def approve(app: App, notice_id: int, by: str) -> None:
     """Approve a drafted notice; it goes on the air at once."""
+    from broadcaster.audio.notice import affected_stations, republish
+    from broadcaster.audio.publish import publisher
+    from broadcaster.store.audio import approve_notice
+
     made = approve_notice(app.engine, notice_id, by=by, now=app.now())
     report = republish(
         app.engine,
@@ -326,6 +411,9 @@ def approve(app: App, notice_id: int, by: str) -> None:
 @pass_app
 def retract_cmd(app: App, notice_id: int, by: str) -> None:
     """Take a notice off the air at once: it leaves every affected station's next poll."""
+    from broadcaster.audio.notice import retract
+    from broadcaster.audio.publish import publisher
+
     made, report = retract(
         app.engine,
         app.registry,

@@ -6,21 +6,22 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from broadcaster.cli.context import App, format_option, pass_app
-from broadcaster.sms import blast as blasts
-from broadcaster.sms.correction import draft_correction
-from broadcaster.sms.numbers import CarrierRouter, router_from_settings
-from broadcaster.sms.sender import run_senders
 from broadcaster.sms.states import MessageState, Priority
-from broadcaster.sms.subscribers import import_csv
+
+if TYPE_CHECKING:
+    from broadcaster.sms.blast import Preview
+    from broadcaster.sms.numbers import CarrierRouter
 
 
 def router_for(app: App) -> CarrierRouter:
     """Build the carrier router from the config's prefixes and ported-number overrides."""
+    from broadcaster.sms.carriers import router_from_settings
+
     return router_from_settings(app.settings)
 
 
@@ -54,6 +55,8 @@ def draft_cmd(
     fmt: str,
 ) -> None:
     """Draft a blast and show what it will cost; nothing is sent before approval."""
+    from broadcaster.sms import blast as blasts
+
     preview = blasts.draft(
         app.engine,
         app.registry,
@@ -70,7 +73,7 @@ def draft_cmd(
     _show_draft(app, preview, unaccent, fmt)
 
 
-def _show_draft(app: App, preview: blasts.Preview, unaccent: bool, fmt: str) -> None:
+def _show_draft(app: App, preview: Preview, unaccent: bool, fmt: str) -> None:
     if fmt == "json":
         app.echo_json(preview.as_json())
         return
@@ -103,6 +106,8 @@ def _label(exercise: bool, corrects: int | None) -> str:
 def correct_cmd(app: App, blast_id: int, body: str, unaccent: bool, by: str, fmt: str) -> None:
     """Draft a correction of a blast, to exactly those it may have reached; a second
     operator sends it with `sms approve`."""
+    from broadcaster.sms.correction import draft_correction
+
     preview = draft_correction(
         app.engine,
         router_for(app),
@@ -123,6 +128,8 @@ def correct_cmd(app: App, blast_id: int, body: str, unaccent: bool, by: str, fmt
 @pass_app
 def approve_cmd(app: App, blast_id: int, by: str, yes: bool) -> None:
     """Approve a draft: its recipients are queued for the senders."""
+    from broadcaster.sms import blast as blasts
+
     router = router_for(app)
     preview = blasts.preview(app.engine, router, app.settings.sms, blast_id)
     label = _label(preview.exercise, preview.corrects)
@@ -140,6 +147,8 @@ def approve_cmd(app: App, blast_id: int, by: str, yes: bool) -> None:
 @pass_app
 def cancel_cmd(app: App, blast_id: int, by: str) -> None:
     """Cancel a blast; what is not yet submitted is not sent."""
+    from broadcaster.sms import blast as blasts
+
     n = blasts.cancel(app.engine, blast_id, by=by, now=app.now())
     click.echo(f"blast {blast_id} cancelled: {n} queued messages will not be sent")
 
@@ -151,6 +160,8 @@ def cancel_cmd(app: App, blast_id: int, by: str) -> None:
 @pass_app
 def status_cmd(app: App, blast_id: int, watch: bool, fmt: str) -> None:
     """Count a blast's messages by state, overall and per carrier."""
+    from broadcaster.sms import blast as blasts
+
     report = blasts.status(app.engine, blast_id)
     if watch:
         report = _watch(app, blast_id, report)
@@ -172,6 +183,8 @@ def _counts(counts: dict[str, object]) -> str:
 
 
 def _watch(app: App, blast_id: int, report: dict[str, object]) -> dict[str, object]:
+    from broadcaster.sms import blast as blasts
+
     total = int(report["total"])  # type: ignore[call-overload]
 
     def final(r: dict[str, object]) -> int:
@@ -201,6 +214,8 @@ def _watch(app: App, blast_id: int, report: dict[str, object]) -> dict[str, obje
 @pass_app
 def send_cmd(app: App, carriers: tuple[str, ...], receipt_wait: float) -> None:
     """Run the senders until every queued message is submitted and receipted."""
+    from broadcaster.sms.sender import run_senders
+
     stop = threading.Event()
     try:
         run_senders(
@@ -226,6 +241,8 @@ def subscribers() -> None:
 @pass_app
 def import_cmd(app: App, path: Path) -> None:
     """Import subscribers from CSV (msisdn, commune[, language, name]); idempotent."""
+    from broadcaster.sms.subscribers import import_csv
+
     communes = {a.code for a in app.registry.all() if a.kind == "commune"}
     total = sum(1 for _ in path.open(encoding="utf-8-sig")) - 1
     show = sys.stderr.isatty()
@@ -274,7 +291,13 @@ def smsc(
     receipts: bool,
 ) -> None:
     """Run a local test SMSC (smpp34's server) on 127.0.0.1 with receipts; Ctrl-C stops."""
-    from smpp34 import SmppError
+    try:
+        from smpp34 import SmppError
+    except ImportError:
+        raise click.ClickException(
+            "the test SMSC needs the smsc extra: pip install 'broadcaster[smsc]' "
+            "(scripts/setup installs it)"
+        ) from None
 
     from broadcaster.testing.smsc import SmscPolicy, TestSmsc, run_forever
 

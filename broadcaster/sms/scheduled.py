@@ -17,11 +17,12 @@ import structlog
 from sqlalchemy import Engine
 
 from broadcaster.config import Settings
-from broadcaster.planner import Occurrence, for_notice
-from broadcaster.programmes import Priority as BulletinPriority
+from broadcaster.occurrence import Occurrence, SmsText
+from broadcaster.occurrence import Priority as BulletinPriority
+from broadcaster.planner import for_notice
 from broadcaster.programmes import Programme
 from broadcaster.sms import blast as blasts
-from broadcaster.sms.numbers import router_from_settings
+from broadcaster.sms.carriers import router_from_settings
 from broadcaster.sms.states import Priority
 
 log = structlog.get_logger(__name__)
@@ -75,7 +76,7 @@ def draft_for_programme(
 ) -> blasts.Preview:
     """Draft the blast one SMS programme's occurrences send; emergency programmes go urgent."""
     first = group[0]
-    if not first.content.text:
+    if not isinstance(first.content, SmsText):
         raise ValueError(f"programme {first.programme!r} has no SMS text (content.text)")
     return blasts.draft(
         engine,
