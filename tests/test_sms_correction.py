@@ -15,8 +15,8 @@ from broadcaster.cli import main
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.blast import BlastError
 from broadcaster.sms.correction import draft_correction
+from broadcaster.sms.link import utcnow
 from broadcaster.sms.sender import run_senders
-from broadcaster.sms.smpp import utcnow
 from broadcaster.sms.states import Priority
 from broadcaster.testing.smsc import SmscPolicy, SmscThread, TestSmsc, free_port
 from tests.sms_fixtures import (
@@ -118,3 +118,24 @@ def test_a_blast_still_sending_or_never_sent_cannot_be_corrected(tmp_path, db_ur
     with pytest.raises(BlastError, match="is a draft"):
         draft_correction(engine, router, settings.sms, draft.id, body=RIGHT, unaccented=False,
                          by="an", now=NOW)
+
+
+def test_a_long_message_cut_between_parts_by_the_cancel_gets_the_correction(
+    tmp_path, db_url, engine
+):
+    settings = settings_for(write_config(tmp_path, db_url, {"viettel": free_port()}))
+    numbers = seed_subscribers(engine, 3)
+    first = _first_blast(engine, settings)
+    blasts.cancel(engine, first, by="an", now=NOW)
+    with engine.begin() as conn:  # what a sender leaves when the cancel lands between parts
+        cut = conn.execute(text("SELECT id FROM sms_messages WHERE msisdn = :m"),
+                           {"m": numbers[0]}).scalar_one()
+        conn.execute(text("INSERT INTO sms_parts (message_id, seq, carrier, smsc_id, "
+                          "submitted_at) VALUES (:id, 1, 'viettel', 'a1', :at)"),
+                     {"id": cut, "at": NOW.isoformat()})
+    router = router_of(settings)
+    preview = draft_correction(engine, router, settings.sms, first, body=RIGHT,
+                               unaccented=False, by="an", now=NOW)
+    assert preview.recipients == 1
+    blasts.approve(engine, router, settings.sms, preview.id, by="binh", now=NOW)
+    assert _numbers(engine, preview.id, ("queued",)) == {numbers[0]}

@@ -32,7 +32,12 @@ from broadcaster.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
 _TS = UTCDateTime()
-_REACHED = state_in(MAY_HAVE_REACHED)
+# A message `m` of a blast that may be on a handset: in one of MAY_HAVE_REACHED, or cancelled
+# after some of its parts had gone out (the cancel stops a long message between parts).
+REACHED = (
+    f"(m.{state_in(MAY_HAVE_REACHED)} OR (m.state = 'cancelled' AND EXISTS "
+    "(SELECT 1 FROM sms_parts p WHERE p.message_id = m.id)))"
+)
 
 
 class BlastError(ValueError):
@@ -130,8 +135,8 @@ def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: i
     blast = _load(engine, blast_id)
     if blast.corrects is not None:
         query = text(
-            f"SELECT carrier, count(*) AS n FROM sms_messages WHERE blast_id = :first "
-            f"AND {_REACHED} GROUP BY carrier ORDER BY carrier"
+            f"SELECT m.carrier, count(*) AS n FROM sms_messages m WHERE m.blast_id = :first "
+            f"AND {REACHED} GROUP BY m.carrier ORDER BY m.carrier"
         )
         with engine.connect() as conn:
             per_carrier = {r.carrier: r.n for r in conn.execute(query, {"first": blast.corrects})}
@@ -210,8 +215,8 @@ def expand(
         conn.execute(
             text(
                 "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
-                "attempts) SELECT :b, msisdn, carrier, :rank, 'queued', :at, 0 "
-                f"FROM sms_messages WHERE blast_id = :first AND {_REACHED} "
+                "attempts) SELECT :b, m.msisdn, m.carrier, :rank, 'queued', :at, 0 "
+                f"FROM sms_messages m WHERE m.blast_id = :first AND {REACHED} "
                 "ON CONFLICT (blast_id, msisdn) DO NOTHING"
             ).bindparams(at),
             {"b": blast_id, "rank": rank, "at": now, "first": blast.corrects},
@@ -243,7 +248,12 @@ def expand(
 
 
 def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
-    """Cancel a blast: nothing not yet submitted goes out; return messages cancelled."""
+    """Cancel a blast: nothing not yet submitted goes out; return messages cancelled here.
+
+    Messages no live sender holds are cancelled in this transaction; each sender
+    checks the blasts in its hand before every write, so it submits nothing of
+    this blast once the commit is visible, and cancels what it held itself.
+    """
     at = bindparam("at", type_=_TS)
     with engine.begin() as conn:
         blast = _load_on(conn, blast_id)
@@ -259,7 +269,8 @@ def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
         result = conn.execute(
             text(
                 "UPDATE sms_messages SET state = 'cancelled', final_at = :at, "
-                f"reason = :reason WHERE blast_id = :id AND {moving_to(MessageState.CANCELLED)}"
+                f"reason = :reason WHERE blast_id = :id AND {moving_to(MessageState.CANCELLED)} "
+                "AND (lease_owner IS NULL OR lease_until < :at)"
             ).bindparams(at),
             {"at": now, "id": blast_id, "reason": f"blast cancelled by {by}"},
         )
@@ -268,7 +279,9 @@ def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
 
 
 def status(engine: Engine, blast_id: int) -> dict[str, object]:
-    """Count a blast's messages by state, overall and per carrier."""
+    """Count a blast's messages by state, overall and per carrier; the states add up to
+    the total. `partly_sent` counts cancelled messages some of whose parts had gone out
+    (the cancel stops a long message between parts)."""
     blast = _load(engine, blast_id)
     with engine.connect() as conn:
         rows = conn.execute(
@@ -278,6 +291,14 @@ def status(engine: Engine, blast_id: int) -> dict[str, object]:
             ),
             {"b": blast_id},
         ).all()
+        partly_sent = conn.execute(
+            text(
+                "SELECT count(DISTINCT m.id) FROM sms_messages m "
+                "JOIN sms_parts p ON p.message_id = m.id "
+                "WHERE m.blast_id = :b AND m.state = 'cancelled'"
+            ),
+            {"b": blast_id},
+        ).scalar_one()
     overall = _zero_counts()
     per_carrier: dict[str, dict[str, int]] = {}
     for row in rows:
@@ -293,6 +314,7 @@ def status(engine: Engine, blast_id: int) -> dict[str, object]:
         "priority": blast.priority,
         "corrects": blast.corrects,
         **overall,
+        "partly_sent": partly_sent,
         "per_carrier": per_carrier,
     }
 

@@ -5,8 +5,9 @@ is send a correction to the same people and no one else. A correction is an
 ordinary blast whose `corrects` names the first: drafted by one operator and
 sent only when a second approves it with `sms approve`, like any other. It is
 expanded at approval, in one INSERT … SELECT from the first blast's messages
-that may have reached a handset (`MAY_HAVE_REACHED`: sending, submitted,
-delivered, expired), so messages still in flight at the draft are counted.
+that may have reached a handset (`blast.REACHED`: sending, submitted,
+delivered, expired, or cancelled after some of its parts went out), so
+messages still in flight at the draft are counted.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from datetime import datetime
 import structlog
 from sqlalchemy import Connection, Engine, bindparam, text
 
-from broadcaster.sms.blast import BlastError, Preview, preview
+from broadcaster.sms.blast import REACHED, BlastError, Preview, preview
 from broadcaster.sms.encoding import encode_text
 from broadcaster.sms.numbers import CarrierRouter
 from broadcaster.sms.settings import SmsSettings
-from broadcaster.sms.states import MAY_HAVE_REACHED, BlastState, MessageState, state_in
+from broadcaster.sms.states import BlastState, MessageState, state_in
 from broadcaster.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
@@ -53,13 +54,13 @@ def draft_correction(
         if first.state == BlastState.DRAFT:
             raise BlastError(f"blast {blast_id} is a draft and reached no one: cancel it and "
                              "draft the right text instead")
-        queued = _count(conn, blast_id, state_in((MessageState.QUEUED,)))
+        queued = _count(conn, blast_id, f"m.{state_in((MessageState.QUEUED,))}")
         if first.state == BlastState.APPROVED and queued:
             raise BlastError(
                 f"blast {blast_id} still has {queued} messages queued: cancel it first "
                 f"(broadcaster sms cancel {blast_id}) so no one else gets the text being corrected"
             )
-        if not _count(conn, blast_id, state_in(MAY_HAVE_REACHED)):
+        if not _count(conn, blast_id, REACHED):
             raise BlastError(f"blast {blast_id} reached no one; there is nothing to correct")
         correction = conn.execute(
             text(
@@ -86,5 +87,5 @@ def draft_correction(
 
 
 def _count(conn: Connection, blast_id: int, condition: str) -> int:
-    query = text(f"SELECT count(*) FROM sms_messages WHERE blast_id = :id AND {condition}")
+    query = text(f"SELECT count(*) FROM sms_messages m WHERE m.blast_id = :id AND {condition}")
     return int(conn.execute(query, {"id": blast_id}).scalar_one())

@@ -25,8 +25,9 @@ class MessageState(StrEnum):
     CANCELLED = "cancelled"
 
 
-# A message in one of these may be on a handset: handed to the SMSC, or being handed when
-# its blast was cancelled (the PDU in flight finishes), or expired without a final receipt.
+# A message in one of these may be on a handset: handed to the SMSC, being handed (its PDU
+# in flight finishes), or expired without a final receipt. A cancelled message may be
+# too, when some of its parts had gone out (`sms/blast.py` REACHED asks sms_parts).
 MAY_HAVE_REACHED = (
     MessageState.SENDING,
     MessageState.SUBMITTED,
@@ -54,9 +55,15 @@ class Priority(StrEnum):
 
 TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     MessageState.QUEUED: frozenset({MessageState.SENDING, MessageState.CANCELLED}),
-    # A sending message returns to the queue when its lease lapses (crash) or it is released.
+    # A sending message returns to the queue when its lease lapses (crash) or it is released;
+    # its sender cancels it when its blast is cancelled before it went out.
     MessageState.SENDING: frozenset(
-        {MessageState.QUEUED, MessageState.SUBMITTED, MessageState.FAILED}
+        {
+            MessageState.QUEUED,
+            MessageState.SUBMITTED,
+            MessageState.FAILED,
+            MessageState.CANCELLED,
+        }
     ),
     MessageState.SUBMITTED: frozenset(
         {MessageState.DELIVERED, MessageState.FAILED, MessageState.EXPIRED}
