@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -35,6 +35,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from broadcaster import health
+from broadcaster.areas import AreaRegistry
+from broadcaster.audio.notice import affected_stations
 from broadcaster.audio.publish import (
     PublishedSlot,
     Publisher,
@@ -45,7 +47,7 @@ from broadcaster.audio.publish import (
 )
 from broadcaster.metrics import register_service_metrics
 from broadcaster.station_metrics import StationCollector
-from broadcaster.store.audio import AsRun, AsRunEvent, record_asrun
+from broadcaster.store.audio import AsRun, AsRunEvent, NoticeState, recent_notices, record_asrun
 from broadcaster.store.stations import Heartbeat, record_heartbeat, record_polls
 
 log = structlog.get_logger(__name__)
@@ -55,6 +57,7 @@ DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SLOT = re.compile(r"^\d{4}(-\d+)?$")
 AUDIO = re.compile(r"^[0-9a-f]{64}\.mp3$")
 MEDIA_TYPES = {"m3u": M3U_TYPE, "json": "application/json"}
+NOTICE_WINDOW = timedelta(days=1)  # notices older than this shape no slot any more
 
 
 class Report(BaseModel):
@@ -126,13 +129,17 @@ def make_app(
     clock: Callable[[], datetime],
     max_body: int = 65536,
     registry: CollectorRegistry | None = None,
+    areas: AreaRegistry | None = None,
 ) -> Starlette:
-    """Build the ASGI app; `clock` gives the aware current time (tests pass their own)."""
+    """Build the ASGI app; `clock` gives the aware current time (tests pass their own).
+
+    With `areas` (and an engine) it also serves each station's notices.
+    """
     metrics = Metrics(registry or CollectorRegistry())
     register_service_metrics(metrics.registry, engine)
     if engine is not None:
         metrics.registry.register(StationCollector(engine))
-    api = _Api(pub, stations, engine, clock, max_body, metrics)
+    api = _Api(pub, stations, engine, clock, max_body, metrics, areas)
     return Starlette(
         routes=[
             Route("/healthz", api.health),
@@ -140,6 +147,7 @@ def make_app(
             Route("/stations/{station}/audio/{name}", api.audio, methods=["GET", "HEAD"]),
             Route("/stations/{station}/reports", api.reports, methods=["POST"]),
             Route("/stations/{station}/heartbeat", api.heartbeat, methods=["POST"]),
+            Route("/stations/{station}/notices.json", api.notices),
             Route("/stations/{station}/{which}.{ext}", api.relative_slot),
             Route("/stations/{station}/{day}/{slot}.{ext}", api.given_slot),
         ]
@@ -155,8 +163,10 @@ class _Api:
         clock: Callable[[], datetime],
         max_body: int,
         metrics: Metrics,
+        areas: AreaRegistry | None,
     ) -> None:
         self.pub = pub
+        self.areas = areas
         self.stations = stations
         self.engine = engine
         self.clock = clock
@@ -234,6 +244,37 @@ class _Api:
             await run_in_threadpool(record_polls, self.engine, {station: self.clock()})
         except Exception as exc:  # noqa: BLE001 - a busy database must not refuse a playlist
             log.warning("web.poll_not_recorded", station=station, detail=str(exc))
+
+    def notices(self, request: Request) -> Response:
+        """List the station's notices of the last day, live and retracted (a retracted one may
+        never have aired), so a station playing one from its cache learns to stop it."""
+        station = request.path_params["station"]
+        if (refused := self._guard(request, station, "notices")) is not None:
+            return refused
+        if self.engine is None or self.areas is None:
+            return self._status(404, "notices", "notices are not served here")
+        now = self.clock()
+        mine = [
+            n
+            for n in recent_notices(self.engine, since=now - NOTICE_WINDOW)
+            if n.state is not NoticeState.PENDING
+            if station in affected_stations(self.areas, [n])
+        ]
+        doc = {
+            "station": station,
+            "notices": [
+                {
+                    "id": n.id,
+                    "item": f"notice-{n.id}",
+                    "state": n.state.value,
+                    "airs_at": n.airs_at.isoformat(),
+                    "retracted_at": n.retracted_at.isoformat() if n.retracted_at else None,
+                }
+                for n in mine
+            ],
+        }
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return self._conditional(request, body, "application/json")
 
     def given_slot(self, request: Request) -> Response:
         station, day, slot_id, ext = (
