@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, update_wrapper
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from broadcaster.areas import AreaRegistry
     from broadcaster.config import Settings
     from broadcaster.levels import Ladder
+    from broadcaster.store.read import Reader
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Errors shown as one line, by module and class name: a class whose module was
@@ -85,6 +87,26 @@ class App:
             check_schema(engine)
             self._engines[True] = engine
         return self._engines[True]
+
+    @contextmanager
+    def reading(self) -> Iterator[Reader]:
+        """The database for reading commands, checked against the schema.
+
+        It goes through the driver itself, without SQLAlchemy (`store/read.py`);
+        a database it cannot open that way (missing, in memory, another driver) or
+        whose schema does not match goes through the engine, which says what to do."""
+        from broadcaster.store.read import Reader, current_heads, expected_heads
+
+        reader = Reader.open(self.settings.storage_url)
+        if reader is not None:
+            try:
+                if current_heads(reader) == expected_heads():
+                    yield reader
+                    return
+            finally:
+                reader.close()
+        with Reader.of(self.engine) as pooled:
+            yield pooled
 
     def now(self) -> datetime:
         return datetime.now(UTC)
