@@ -36,6 +36,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
 
     app.console_logs = True
     settings = app.settings
+    app.save_essentials()
     handlers = default_handlers(settings)
     aired = published_ahead_handler(settings)
     for channel in AIRED_CHANNELS:

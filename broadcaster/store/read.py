@@ -129,7 +129,7 @@ def current_heads(reader: Reader) -> set[str]:
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
         if reader.sqlite
         else "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'alembic_version' "
-        "AND schemaname = ANY (current_schemas(false))"
+        "AND schemaname = current_schema()"
     )
     if not reader.rows(exists)[0][0]:
         return set()
