@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,8 @@ CACHE_NAME = "settings-cache.json"
 ENV_PREFIX = "BROADCASTER_"  # of every variable that sets a config key (overrides.py)
 CREDENTIALS = "CREDENTIALS_DIRECTORY"  # systemd's folder of credential files
 PACKAGE = Path(__file__).parent
+_TABLE = re.compile(rb"^[ \t]*\[", re.MULTILINE)  # the first table ends the top-level keys
+_DATA_DIR = re.compile(rb"""^data_dir\s*=\s*(["'])([^"'\\\n]*)\1\s*(?:#.*)?$""", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,7 @@ def cached(config_path: Path, environ: Mapping[str, str] | None = None) -> Essen
     environ = os.environ if environ is None else environ
     try:
         content = config_path.read_bytes()
-        raw = tomllib.loads(content.decode("utf-8"))
-        data_dir = environ.get(f"{ENV_PREFIX}DATA_DIR") or raw.get("data_dir", "data")
+        data_dir = environ.get(f"{ENV_PREFIX}DATA_DIR") or _data_dir_line(content) or "data"
         folder = config_path.resolve().parent / data_dir
         saved = json.loads((folder / CACHE_NAME).read_text(encoding="utf-8"))
         if saved.get("key") != _key(config_path, content, environ):
@@ -83,6 +84,15 @@ def cached(config_path: Path, environ: Mapping[str, str] | None = None) -> Essen
         return _decode(saved["essentials"])
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
+
+
+def _data_dir_line(content: bytes) -> str | None:
+    """`data_dir` as a plain top-level line says, found without parsing the whole file
+    (parsing a config with hundreds of communes costs more than the rest of a
+    reading command). A value written otherwise only makes the lookup miss."""
+    table = _TABLE.search(content)
+    match = _DATA_DIR.search(content[: table.start() if table else None])
+    return match.group(2).decode("utf-8") if match else None
 
 
 def save(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
@@ -113,10 +123,19 @@ def _key(config_path: Path, content: bytes, environ: Mapping[str, str]) -> str:
     if credentials and Path(credentials).is_dir():
         for file in sorted(Path(credentials).iterdir()):
             add(file.name, file.read_bytes() if file.is_file() else b"")
-    for module in sorted(PACKAGE.rglob("*.py")):
-        stat = module.stat()
-        add(str(module.relative_to(PACKAGE)), stat.st_size, stat.st_mtime_ns)
+    add(sorted(_module_stats(str(PACKAGE))))
     return digest.hexdigest()
+
+
+def _module_stats(folder: str) -> Iterator[tuple[str, int, int]]:
+    """Path, size and mtime of every module under `folder` (os.scandir: pathlib costs more)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir() and entry.name != "__pycache__":
+                yield from _module_stats(entry.path)
+            elif entry.name.endswith(".py"):
+                stat = entry.stat()
+                yield entry.path, stat.st_size, stat.st_mtime_ns
 
 
 def _encode(essentials: Essentials) -> dict[str, Any]:

@@ -99,3 +99,25 @@ def test_a_database_behind_the_code_is_refused_by_the_reading_path_too(upgraded:
     assert refused.returncode == 1
     assert "older than this broadcaster" in refused.stderr
     assert "run `broadcaster db upgrade`" in refused.stderr
+
+
+@pytest.mark.parametrize("data_dir", ["data", "ABSOLUTE"])
+def test_the_cache_gives_what_validation_gives_and_misses_after_any_change(
+    tmp_path: Path, data_dir: str
+) -> None:
+    from broadcaster.config import load_settings
+    from broadcaster.essentials import Essentials, cached, save
+
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'data' / 'broadcaster.db'}")
+    folder = str(tmp_path / "elsewhere") if data_dir == "ABSOLUTE" else data_dir
+    body = config.read_text(encoding="utf-8").replace('data_dir = "data"', f'data_dir = "{folder}"')
+    config.write_text(body, encoding="utf-8")
+    environ = {"PATH": "/usr/bin"}
+    settings = load_settings(config, environ)
+    assert cached(config, environ) is None  # nothing saved yet
+    save(settings, environ)
+    assert (settings.data_dir / "settings-cache.json").is_file()
+    assert cached(config, environ) == Essentials.of(settings)
+    assert cached(config, {**environ, "BROADCASTER_SMS_MAX_PARTS": "3"}) is None
+    config.write_text(body + "\n# edited\n", encoding="utf-8")
+    assert cached(config, environ) is None
