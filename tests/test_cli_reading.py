@@ -3,6 +3,7 @@ without SQLAlchemy, pydantic or structlog, and the cache never hides a config ch
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -121,3 +122,21 @@ def test_the_cache_gives_what_validation_gives_and_misses_after_any_change(
     assert cached(config, {**environ, "BROADCASTER_SMS_MAX_PARTS": "3"}) is None
     config.write_text(body + "\n# edited\n", encoding="utf-8")
     assert cached(config, environ) is None
+
+
+def test_status_reads_the_daemons_row_on_either_backend(cli, engine) -> None:
+    from datetime import UTC, datetime
+
+    from broadcaster.store import dispatch as store
+
+    beat = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
+    store.write_status(engine, now=beat, started=True, node="node-1", pid=4242,
+                       report={"levels": {"167": "5.2"}, "planned_at": beat.isoformat()})
+    status = json.loads(cli("status", "--format", "json").output)
+    assert status["running"] is False  # its last heartbeat is long past
+    assert (status["node"], status["pid"]) == ("node-1", 4242)
+    assert status["heartbeat_at"] == status["started_at"] == "2020-01-02T10:04:05+07:00"
+    assert status["planned_at"] == "2020-01-02T10:04:05+07:00"
+    assert status["levels"] == {"167": "5.2"}
+    assert "daemon: not running (node-1; heartbeat 2020-01-02T10:04:05+07:00)" in cli(
+        "status").output
