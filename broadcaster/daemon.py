@@ -37,7 +37,7 @@ from broadcaster.levels import LevelChange, latest_changes, level_in_force
 from broadcaster.occurrence import Channel, Occurrence
 from broadcaster.planner import group_by_time, plan
 from broadcaster.programmes import Programme
-from broadcaster.schedules import ScheduleError, load_programmes
+from broadcaster.schedule_files import ScheduleError, load_programmes
 from broadcaster.sdnotify import notify, watchdog_interval
 from broadcaster.store import dispatch as store
 from broadcaster.store.dispatch import HEARTBEAT_SECONDS

@@ -114,7 +114,7 @@ def _recording_target(
 ) -> tuple[Programme, datetime]:
     """The relay programme and the instant a recording stands in for, or a clear error."""
     from broadcaster.occurrence import Channel
-    from broadcaster.schedules import ScheduleError, load_programmes
+    from broadcaster.schedule_files import ScheduleError, load_programmes
 
     if programme_id is None or at is None:
         raise click.UsageError("a recorded bulletin needs both --for PROGRAMME and --at DATE TIME")
@@ -358,7 +358,7 @@ def _issue(
 def _notice_sms(app: App, areas: tuple[str, ...], text: str, by: str) -> None:
     """Draft the SMS that the notice-triggered programmes send (seed 003: one SMS to all
     subscribers for each urgent notice); it goes out under the SMS approval rule."""
-    from broadcaster.schedules import ScheduleError, load_programmes
+    from broadcaster.schedule_files import ScheduleError, load_programmes
     from broadcaster.sms import blast as blasts
     from broadcaster.sms.carriers import router_from_settings
     from broadcaster.sms.scheduled import draft_notice_sms

@@ -31,7 +31,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 DOMAIN_ERRORS = {
     "broadcaster.config": "ConfigError",
     "broadcaster.store.db": "SchemaOutdated",
-    "broadcaster.schedules": "ScheduleError",
+    "broadcaster.schedule_files": "ScheduleError",
     "broadcaster.areas": "UnknownArea",
     "broadcaster.levels": "UnknownLevel",
 }
