@@ -58,8 +58,13 @@ class Essentials:
 
     @classmethod
     def of(cls, settings: Settings) -> Essentials:
-        return cls(settings.timezone, settings.storage_url, settings.data_dir,
-                   settings.ladder_objects(), settings.registry())
+        return cls(
+            settings.timezone,
+            settings.storage_url,
+            settings.data_dir,
+            settings.ladder_objects(),
+            settings.registry(),
+        )
 
 
 def default_config_path() -> Path:
@@ -99,8 +104,10 @@ def save(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
     """Save the essentials of freshly validated `settings` into the data folder."""
     environ = os.environ if environ is None else environ
     content = settings.path.read_bytes()
-    document = {"key": _key(settings.path, content, environ),
-                "essentials": _encode(Essentials.of(settings))}
+    document = {
+        "key": _key(settings.path, content, environ),
+        "essentials": _encode(Essentials.of(settings)),
+    }
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     target = settings.data_dir / CACHE_NAME
     partial = target.with_name(f".{CACHE_NAME}.{os.getpid()}")
@@ -148,8 +155,16 @@ def _encode(essentials: Essentials) -> dict[str, Any]:
             for name, ladder in essentials.ladders.items()
         },
         "areas": [
-            [a.code, a.name, a.kind.value, a.parent, a.ladder, list(a.languages),
-             [a.station.code, a.station.name] if a.station else None, a.level]
+            [
+                a.code,
+                a.name,
+                a.kind.value,
+                a.parent,
+                a.ladder,
+                list(a.languages),
+                [a.station.code, a.station.name] if a.station else None,
+                a.level,
+            ]
             for a in essentials.registry.areas.values()
         ],
     }
@@ -161,9 +176,18 @@ def _decode(data: dict[str, Any]) -> Essentials:
         for name, (title, levels) in data["ladders"].items()
     }
     areas = {
-        code: Area(code, name, AreaKind(kind), parent, ladder, tuple(languages),
-                   Station(*station) if station else None, level)
+        code: Area(
+            code,
+            name,
+            AreaKind(kind),
+            parent,
+            ladder,
+            tuple(languages),
+            Station(*station) if station else None,
+            level,
+        )
         for code, name, kind, parent, ladder, languages, station, level in data["areas"]
     }
-    return Essentials(data["timezone"], data["storage_url"], Path(data["data_dir"]), ladders,
-                      AreaRegistry(areas))
+    return Essentials(
+        data["timezone"], data["storage_url"], Path(data["data_dir"]), ladders, AreaRegistry(areas)
+    )

@@ -17,15 +17,25 @@ SKIPPED = ("sqlalchemy", "pydantic", "structlog", "alembic", "psycopg")
 SAMPLE_BLAST = ("--area", "167", "--text", "test", "--by", "A")
 
 
-CLEAN = {k: v for k, v in os.environ.items()
-         if not k.startswith("BROADCASTER_") and k != "JOURNAL_STREAM"}
+CLEAN = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith("BROADCASTER_") and k != "JOURNAL_STREAM"
+}
 
 
-def run(config: Path, *argv: str, env: dict[str, str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "broadcaster", "--config", str(config), *argv],
-                          env={**CLEAN, **(env or {})}, cwd=REPO, capture_output=True,
-                          text=True, timeout=60, check=check)
+def run(
+    config: Path, *argv: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "broadcaster", "--config", str(config), *argv],
+        env={**CLEAN, **(env or {})},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )
 
 
 def loaded_by(config: Path, *argv: str) -> tuple[str, list[str]]:
@@ -39,8 +49,15 @@ def loaded_by(config: Path, *argv: str) -> tuple[str, list[str]]:
         "    pass\n"
         f"print('loaded:' + ','.join(m for m in {SKIPPED!r} if m in sys.modules))\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], env=CLEAN, cwd=REPO,
-                            capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=CLEAN,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     *output, last = result.stdout.strip().splitlines()
     return "\n".join(output), [m for m in last.removeprefix("loaded:").split(",") if m]
 
@@ -51,20 +68,29 @@ def upgraded(tmp_path: Path) -> Path:
     (the CLI tests run the reading path on PostgreSQL too)."""
     sample_config = write_config(tmp_path, f"sqlite:///{tmp_path / 'data' / 'broadcaster.db'}")
     run(sample_config, "db", "upgrade")
-    run(sample_config, "subscribers", "import", str(REPO / "examples" / "subscribers.csv"),
-        check=False)  # the sample list holds a deliberately malformed number
+    run(
+        sample_config,
+        "subscribers",
+        "import",
+        str(REPO / "examples" / "subscribers.csv"),
+        check=False,
+    )  # the sample list holds a deliberately malformed number
     run(sample_config, "level", "set", "167", "5.2", "--reason", "r", "--by", "A")
     run(sample_config, "sms", "draft", *SAMPLE_BLAST)
     return sample_config
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    (("level", "show", "167"), "167  Huyện Định Hóa: level 5.2  (since "),
-    (("level", "history"), "167  5.1 -> 5.2  by A: r"),
-    (("status",), "daemon: not running"),
-    (("sms", "status", "1"), "blast 1 draft: total"),
-    (("areas",), "19  Tỉnh Thái Nguyên"),
-], ids=["level show", "level history", "status", "sms status", "areas"])
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (("level", "show", "167"), "167  Huyện Định Hóa: level 5.2  (since "),
+        (("level", "history"), "167  5.1 -> 5.2  by A: r"),
+        (("status",), "daemon: not running"),
+        (("sms", "status", "1"), "blast 1 draft: total"),
+        (("areas",), "19  Tỉnh Thái Nguyên"),
+    ],
+    ids=["level show", "level history", "status", "sms status", "areas"],
+)
 def test_reading_commands_load_neither_sqlalchemy_nor_pydantic_nor_structlog(
     upgraded: Path, argv: tuple[str, ...], expected: str
 ) -> None:
@@ -77,8 +103,9 @@ def test_an_edited_config_is_validated_again_not_read_from_the_cache(upgraded: P
     body = upgraded.read_text(encoding="utf-8")
     upgraded.write_text(body.replace("Huyện Định Hóa", "Huyện Định Hoá"), encoding="utf-8")
     assert "167  Huyện Định Hoá (district" in run(upgraded, "areas").stdout
-    upgraded.write_text(body.replace('timezone = "Asia/Ho_Chi_Minh"', 'timezone = "Mars/Base"'),
-                        encoding="utf-8")
+    upgraded.write_text(
+        body.replace('timezone = "Asia/Ho_Chi_Minh"', 'timezone = "Mars/Base"'), encoding="utf-8"
+    )
     broken = run(upgraded, "level", "show", check=False)
     assert broken.returncode == 1
     assert "timezone: Value error, unknown time zone 'Mars/Base'" in broken.stderr
@@ -130,13 +157,20 @@ def test_status_reads_the_daemons_row_on_either_backend(cli, engine) -> None:
     from broadcaster.store import dispatch as store
 
     beat = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
-    store.write_status(engine, now=beat, started=True, node="node-1", pid=4242,
-                       report={"levels": {"167": "5.2"}, "planned_at": beat.isoformat()})
+    store.write_status(
+        engine,
+        now=beat,
+        started=True,
+        node="node-1",
+        pid=4242,
+        report={"levels": {"167": "5.2"}, "planned_at": beat.isoformat()},
+    )
     status = json.loads(cli("status", "--format", "json").output)
     assert status["running"] is False  # its last heartbeat is long past
     assert (status["node"], status["pid"]) == ("node-1", 4242)
     assert status["heartbeat_at"] == status["started_at"] == "2020-01-02T10:04:05+07:00"
     assert status["planned_at"] == "2020-01-02T10:04:05+07:00"
     assert status["levels"] == {"167": "5.2"}
-    assert "daemon: not running (node-1; heartbeat 2020-01-02T10:04:05+07:00)" in cli(
-        "status").output
+    assert (
+        "daemon: not running (node-1; heartbeat 2020-01-02T10:04:05+07:00)" in cli("status").output
+    )

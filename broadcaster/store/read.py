@@ -113,8 +113,10 @@ def expected_heads() -> set[str]:
     revisions: set[str] = set()
     parents: set[str] = set()
     for path in (MIGRATIONS / "versions").glob("*.py"):
-        values = {key: ast.literal_eval(value.split("#")[0].strip())
-                  for key, value in _REVISION_LINE.findall(path.read_text(encoding="utf-8"))}
+        values = {
+            key: ast.literal_eval(value.split("#")[0].strip())
+            for key, value in _REVISION_LINE.findall(path.read_text(encoding="utf-8"))
+        }
         if "revision" not in values:
             continue
         revisions.add(values["revision"])
@@ -149,8 +151,10 @@ def level_changes(reader: Reader, areas: Iterable[str] | None = None) -> list[Le
             return []
         sql += f" WHERE area IN ({', '.join(':' + name for name in params)})"
     rows = reader.rows(sql + " ORDER BY at, id", **params)
-    return [LevelChange(area, level, utc(at), by, reason, previous)  # type: ignore[arg-type]
-            for area, level, at, by, reason, previous in rows]
+    return [
+        LevelChange(area, level, utc(at), by, reason, previous)  # type: ignore[arg-type]
+        for area, level, at, by, reason, previous in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -169,18 +173,22 @@ class DaemonStatus:
 def daemon_status(reader: Reader) -> DaemonStatus | None:
     rows = reader.rows(
         "SELECT node, pid, started_at, heartbeat_at, stopped_at, report, reloads "
-        "FROM daemon_status WHERE name = :name", name=SCHEDULER)
+        "FROM daemon_status WHERE name = :name",
+        name=SCHEDULER,
+    )
     if not rows:
         return None
     node, pid, started, beat, stopped, report, reloads = rows[0]
-    return DaemonStatus(node, pid, utc(started), utc(beat), utc(stopped), report or "{}",
-                        reloads or 0)
+    return DaemonStatus(
+        node, pid, utc(started), utc(beat), utc(stopped), report or "{}", reloads or 0
+    )
 
 
 def dispatch_counts(reader: Reader) -> dict[str, int]:
     """Occurrences by state, from the counts the database keeps (store/counters.py)."""
-    rows = reader.rows("SELECT state, sum(n) FROM dispatch_counters GROUP BY state "
-                       "HAVING sum(n) != 0")
+    rows = reader.rows(
+        "SELECT state, sum(n) FROM dispatch_counters GROUP BY state HAVING sum(n) != 0"
+    )
     return {state: int(count) for state, count in rows}
 
 
@@ -194,17 +202,23 @@ def blast_status(reader: Reader, blast_id: int) -> dict[str, object]:
     (the cancel stops a long message between parts)."""
     from broadcaster.sms.states import MessageState
 
-    blast = reader.rows("SELECT state, exercise, priority FROM sms_blasts WHERE id = :b",
-                        b=blast_id)
+    blast = reader.rows(
+        "SELECT state, exercise, priority FROM sms_blasts WHERE id = :b", b=blast_id
+    )
     if not blast:
         raise NotFound(f"no blast {blast_id}")
     state, exercise, priority = blast[0]
-    rows = reader.rows("SELECT carrier, state, count(*) FROM sms_messages WHERE blast_id = :b "
-                       "GROUP BY carrier, state", b=blast_id)
-    (partly_sent,), = reader.rows(
+    rows = reader.rows(
+        "SELECT carrier, state, count(*) FROM sms_messages WHERE blast_id = :b "
+        "GROUP BY carrier, state",
+        b=blast_id,
+    )
+    ((partly_sent,),) = reader.rows(
         "SELECT count(DISTINCT m.id) FROM sms_messages m "
         "JOIN sms_parts p ON p.message_id = m.id "
-        "WHERE m.blast_id = :b AND m.state = 'cancelled'", b=blast_id)
+        "WHERE m.blast_id = :b AND m.state = 'cancelled'",
+        b=blast_id,
+    )
 
     def zero() -> dict[str, int]:
         return {"total": 0, **{str(s): 0 for s in MessageState}}
