@@ -120,6 +120,9 @@ def test_draft_previews_recipients_parts_and_carriers(engine, settings):
         "parts": 3,
         "total_sms": 126,
         "per_carrier": {"vinaphone": 12, "viettel": 30},
+        "ucs2_chars": ["ă", "ư", "ờ", "ử", "ụ", "á", "ị", "ô", "ự", "ế", "ê", "ổ", "ỉ", "ó", "ả",
+                       "ể", "ú", "đ", "ơ", "â", "ễ"],
+        "corrects": None,
     }
     assert draft(engine, settings, unaccented=True).parts == 2
     assert counts(engine, preview.id) == {}
@@ -369,3 +372,18 @@ def test_scheduled_sms_without_text_fails_each_occurrence(engine, settings):
     occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, Task(), None, "1")
     failures = SmsHandler(settings, engine, lambda: NOW)([occurrence])
     assert "no SMS text" in failures[occurrence.key]
+
+
+def test_cli_draft_names_the_characters_that_still_force_ucs2(tmp_path, db_url, engine):
+    config = write_config(tmp_path, db_url, PORTS)
+    seed_subscribers(engine, 3)
+    args = ["sms", "draft", "--config", str(config), "--area", "167", "--by", "an",
+            "--unaccent", "--text", "“Ở yên” – tại chỗ… ✓ Đã rõ 😀"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    assert "UCS-2 because of: ✓ 😀" in out.output
+    out = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert json.loads(out.output)["ucs2_chars"] == ["✓", "😀"]
+    out = CliRunner().invoke(main, [*args[:-1], "“Ở yên” – tại chỗ…", "--format", "json"])
+    preview = json.loads(out.output)
+    assert (preview["encoding"], preview["parts"], preview["ucs2_chars"]) == ("gsm7", 1, [])

@@ -31,11 +31,12 @@ from broadcaster.audio.publish import (
     save_plan,
 )
 from broadcaster.occurrence import Channel, Clips, Occurrence, Priority
-from broadcaster.store.audio import Notice, create_notice, live_notices
+from broadcaster.store.audio import Notice, create_notice, live_notices, retract_notice
 
 log = structlog.get_logger(__name__)
 
 VOICE = "vi"
+MAX_TEXT = 2000  # characters; a notice is a few sentences, espeak-ng's time grows with length
 
 
 def notice_audio(data_dir: Path, *, audio: Path | None, text: str | None) -> Path:
@@ -46,14 +47,8 @@ def notice_audio(data_dir: Path, *, audio: Path | None, text: str | None) -> Pat
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         if text is not None:
-            if not text.strip():
-                raise ValueError("--text is empty")
             source = Path(tmp) / "speech.wav"
-            subprocess.run(
-                ["espeak-ng", "-v", VOICE, "-s", "150", "-w", str(source), text],
-                check=True,
-                capture_output=True,
-            )
+            speak(text, source)
         else:
             assert audio is not None
             if not audio.is_file():
@@ -65,6 +60,24 @@ def notice_audio(data_dir: Path, *, audio: Path | None, text: str | None) -> Pat
         if not target.exists():
             source.replace(target)
     return target
+
+
+def speak(text: str, target: Path) -> None:
+    """Write text as speech to a WAV file with espeak-ng.
+
+    The text goes in on stdin, never on the command line, so a text such as
+    `-f/etc/hostname` is spoken as written rather than read as an option.
+    """
+    if not text.strip():
+        raise ValueError("--text is empty")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"--text is {len(text)} characters; at most {MAX_TEXT} are spoken")
+    subprocess.run(
+        ["espeak-ng", "-v", VOICE, "-s", "150", "-w", str(target), "--stdin"],
+        input=text.encode("utf-8"),
+        check=True,
+        capture_output=True,
+    )
 
 
 def issue_notice(
@@ -107,6 +120,31 @@ def issue_notice(
     return notice, republish(
         engine, registry, pub, library, now=now, only=affected_stations(registry, [notice])
     )
+
+
+def retract(
+    engine: Engine,
+    registry: AreaRegistry,
+    pub: Publisher,
+    library: Library,
+    notice_id: int,
+    *,
+    by: str,
+    now: datetime,
+) -> tuple[Notice, PublishReport]:
+    """Take a notice off the air: record the retraction, then republish its stations at once.
+
+    The daemon's publisher sees the retraction on its next notices poll too
+    and republishes everything, so the notice is gone from every station's
+    next poll even when this process's publication races another.
+    """
+    notice = retract_notice(engine, notice_id, by=by, now=now)
+    log.warning("audio.notice_retracted", notice=notice.id, by=by, areas=list(notice.areas),
+                was_approved_by=notice.approved_by)
+    report = republish(
+        engine, registry, pub, library, now=now, only=affected_stations(registry, [notice])
+    )
+    return notice, report
 
 
 def republish(

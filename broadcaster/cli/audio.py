@@ -205,6 +205,7 @@ def serve(app: App) -> None:
         engine=app.engine,
         clock=app.now,
         max_body=settings.audio.max_report_bytes,
+        areas=app.registry,
     )
     uvicorn_server(web, settings.http.bind).run()
 
@@ -402,6 +403,30 @@ def approve(app: App, notice_id: int, by: str) -> None:
         only=affected_stations(app.registry, [made]),
     )
     click.echo(f"notice #{made.id} approved by {by}; on the air at {report.stations} stations")
+
+
+@notice.command("retract")
+@click.argument("notice_id", type=int)
+@click.option("--by", required=True, help="The operator stopping it (no second one needed).")
+@pass_app
+def retract_cmd(app: App, notice_id: int, by: str) -> None:
+    """Take a notice off the air at once: it leaves every affected station's next poll."""
+    from broadcaster.audio.notice import retract
+    from broadcaster.audio.publish import publisher
+
+    made, report = retract(
+        app.engine,
+        app.registry,
+        publisher(app.settings),
+        _library(app),
+        notice_id,
+        by=by,
+        now=app.now(),
+    )
+    click.echo(
+        f"notice #{made.id} retracted by {by} at {app.local(made.retracted_at)}; "
+        f"{report.stations} stations republished without it"
+    )
 
 
 commands = (audio, serve, stations_cmd, asrun, notice)

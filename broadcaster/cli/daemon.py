@@ -57,7 +57,8 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     if not no_web:
         web = BackgroundServer(
             make_app(publisher(settings), frozenset(stations(app.registry)), engine=app.engine,
-                     clock=app.now, max_body=settings.audio.max_report_bytes),
+                     clock=app.now, max_body=settings.audio.max_report_bytes,
+                     areas=app.registry),
             settings.http.bind,
         )
         web.start()

@@ -14,6 +14,7 @@ from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.sms.states import MessageState, Priority
 
 if TYPE_CHECKING:
+    from broadcaster.sms.blast import Preview
     from broadcaster.sms.numbers import CarrierRouter
 
 
@@ -69,18 +70,55 @@ def draft_cmd(
         exercise=exercise,
         now=app.now(),
     )
+    _show_draft(app, preview, unaccent, fmt)
+
+
+def _show_draft(app: App, preview: Preview, unaccent: bool, fmt: str) -> None:
     if fmt == "json":
         app.echo_json(preview.as_json())
         return
-    label = "EXERCISE — test numbers only" if preview.exercise else "LIVE"
-    click.echo(f"blast {preview.id} drafted [{label}]")
+    click.echo(f"blast {preview.id} drafted [{_label(preview.exercise, preview.corrects)}]")
     click.echo(
         f"  recipients {preview.recipients}  encoding {preview.encoding}  "
         f"parts/message {preview.parts}  total SMS {preview.total_sms}"
     )
+    if preview.ucs2_chars:
+        hint = "" if unaccent else " (--unaccent folds diacritics and typographic punctuation)"
+        click.echo(f"  UCS-2 because of: {' '.join(preview.ucs2_chars)}{hint}")
     for carrier, n in preview.per_carrier.items():
         click.echo(f"  {carrier:<14} {n}")
     click.echo(f"approve with: broadcaster sms approve {preview.id} --by <second operator>")
+
+
+def _label(exercise: bool, corrects: int | None) -> str:
+    """Say how a blast reaches people: exercise or live, and whether it corrects another."""
+    label = "EXERCISE — test numbers only" if exercise else "LIVE"
+    return label if corrects is None else f"{label}, CORRECTION of blast {corrects}"
+
+
+@command.command("correct")
+@click.argument("blast_id", type=int)
+@click.option("--text", "body", required=True, help="The corrected text.")
+@click.option("--unaccent", is_flag=True, help="Strip Vietnamese diacritics (GSM: fewer parts).")
+@click.option("--by", required=True, help="Operator drafting the correction.")
+@format_option
+@pass_app
+def correct_cmd(app: App, blast_id: int, body: str, unaccent: bool, by: str, fmt: str) -> None:
+    """Draft a correction of a blast, to exactly those it may have reached; a second
+    operator sends it with `sms approve`."""
+    from broadcaster.sms.correction import draft_correction
+
+    preview = draft_correction(
+        app.engine,
+        router_for(app),
+        app.settings.sms,
+        blast_id,
+        body=body,
+        unaccented=unaccent,
+        by=by,
+        now=app.now(),
+    )
+    _show_draft(app, preview, unaccent, fmt)
 
 
 @command.command("approve")
@@ -94,7 +132,7 @@ def approve_cmd(app: App, blast_id: int, by: str, yes: bool) -> None:
 
     router = router_for(app)
     preview = blasts.preview(app.engine, router, app.settings.sms, blast_id)
-    label = "EXERCISE (test numbers only)" if preview.exercise else "LIVE"
+    label = _label(preview.exercise, preview.corrects)
     if not yes:
         click.confirm(
             f"{label}: send {preview.total_sms} SMS to {preview.recipients} recipients?", abort=True
@@ -135,6 +173,8 @@ def status_cmd(app: App, blast_id: int, watch: bool, fmt: str) -> None:
         app.echo_json(report)
         return
     label = " [EXERCISE]" if report["exercise"] else ""
+    if report["corrects"] is not None:
+        label += f" [CORRECTION of blast {report['corrects']}]"
     partly = report["partly_sent"]
     partly_note = f"  (of the cancelled, {partly} partly sent)" if partly else ""
     click.echo(f"blast {blast_id} {report['state']}{label}: {_counts(report)}{partly_note}")

@@ -203,11 +203,11 @@ def blast_status(reader: Reader, blast_id: int) -> dict[str, object]:
     from broadcaster.sms.states import MessageState
 
     blast = reader.rows(
-        "SELECT state, exercise, priority FROM sms_blasts WHERE id = :b", b=blast_id
+        "SELECT state, exercise, priority, corrects FROM sms_blasts WHERE id = :b", b=blast_id
     )
     if not blast:
         raise NotFound(f"no blast {blast_id}")
-    state, exercise, priority = blast[0]
+    state, exercise, priority, corrects = blast[0]
     rows = reader.rows(
         "SELECT carrier, state, count(*) FROM sms_messages WHERE blast_id = :b "
         "GROUP BY carrier, state",
@@ -234,6 +234,7 @@ def blast_status(reader: Reader, blast_id: int) -> dict[str, object]:
         "state": state,
         "exercise": bool(exercise),
         "priority": priority,
+        "corrects": corrects,
         **overall,
         "partly_sent": partly_sent,
         "per_carrier": per_carrier,

@@ -53,6 +53,9 @@ class BlastRow(Base):
     approved_by: Mapped[str | None] = mapped_column(String(128))
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_by: Mapped[str | None] = mapped_column(String(128))
+    corrects: Mapped[int | None] = mapped_column(
+        ForeignKey("sms_blasts.id", name="fk_sms_blasts_corrects")
+    )
 
 
 class MessageRow(Base):
