@@ -4,7 +4,8 @@ Run by hand: `.venv/bin/python bench/cli.py [--runs N]`. Prints figures; asserts
 nothing. Each command runs as a fresh process (as an operator types it) on the
 sample config copied into a temporary folder with a migrated SQLite database,
 one level decision and one small blast, so `level show`, `status` and
-`sms status` read real rows. `python -c pass` is measured in the same run, so
+`sms status` read real rows (`db upgrade` also saves the settings cache the
+reading commands use, as on a server). `python -c pass` is measured in the same run, so
 the ratio holds on a loaded machine too. Goal: every command ≤ 0.25 s,
 within about 7× a bare Python start.
 """
@@ -27,8 +28,10 @@ GOAL = 0.25
 COMMANDS: list[tuple[str, list[str]]] = [
     ("--help", ["--help"]),
     ("level show", ["level", "show"]),
+    ("level history", ["level", "history"]),
     ("status", ["status"]),
     ("sms status 1", ["sms", "status", "1"]),
+    ("areas", ["areas"]),
 ]
 
 
@@ -70,7 +73,9 @@ def main() -> None:
             for name, argv in subjects:
                 times[name].append(timed(argv, env, folder))
     bare = min(times["python -c pass"])
-    print(f"{runs} runs each, as subprocesses, interleaved; best and median wall time")
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{runs} runs each, as subprocesses, interleaved; best and median wall time; "
+          f"load average {load}")
     print(f"{'command':<28} {'best':>8} {'median':>8} {'best / bare':>12}  goal ≤ {GOAL} s")
     for name, values in times.items():
         best, median = min(values), statistics.median(values)

@@ -232,15 +232,6 @@ class Settings(_Model):
         return _build_registry(self.areas)
 
 
-def default_config_path() -> Path:
-    """The config an operator means when they name none: ./config.toml, else /etc."""
-    env = os.environ.get(f"{ENV_PREFIX}CONFIG")
-    if env:
-        return Path(env)
-    local = Path("config.toml")
-    return local if local.exists() else Path("/etc/broadcaster/config.toml")
-
-
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read, override from BROADCASTER_* variables and credentials, validate, resolve paths."""
     path = Path(path)

@@ -27,8 +27,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-ENV_PREFIX = "BROADCASTER_"
-CREDENTIALS = "CREDENTIALS_DIRECTORY"
+from broadcaster.essentials import CREDENTIALS, ENV_PREFIX
+
 Path_ = tuple[str, ...]
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, update_wrapper
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
 
     from broadcaster.areas import AreaRegistry
     from broadcaster.config import Settings
+    from broadcaster.essentials import Essentials
     from broadcaster.levels import Ladder
+    from broadcaster.store.read import Reader
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Errors shown as one line, by module and class name: a class whose module was
@@ -54,12 +57,32 @@ class App:
         return settings
 
     @cached_property
-    def registry(self) -> AreaRegistry:
-        return self.settings.registry()
+    def essentials(self) -> Essentials:
+        """What reading commands need: from the validated cache when it matches the
+        config and environment exactly (no pydantic, no logging set up), else from
+        `settings` (broadcaster/essentials.py)."""
+        from broadcaster.essentials import Essentials, cached
 
-    @cached_property
+        return cached(self.config_path) or Essentials.of(self.settings)
+
+    def save_essentials(self) -> None:
+        """Let later reading commands skip validation; only commands that write call this."""
+        import structlog
+
+        from broadcaster.essentials import save
+
+        try:
+            save(self.settings)
+        except OSError as exc:  # reading commands then validate in full, as without a cache
+            structlog.get_logger(__name__).warning("settings_cache.unwritable", error=str(exc))
+
+    @property
+    def registry(self) -> AreaRegistry:
+        return self.essentials.registry
+
+    @property
     def ladders(self) -> dict[str, Ladder]:
-        return self.settings.ladder_objects()
+        return self.essentials.ladders
 
     def engine_unchecked(self, create: bool = False) -> Engine:
         """The engine without the schema check, for `db upgrade` (`create`) and `db status`.
@@ -86,12 +109,34 @@ class App:
             self._engines[True] = engine
         return self._engines[True]
 
+    @contextmanager
+    def reading(self) -> Iterator[Reader]:
+        """The database for reading commands, checked against the schema.
+
+        It goes through the driver itself, without SQLAlchemy (`store/read.py`);
+        a database it cannot open that way (missing, in memory, another driver) or
+        whose schema does not match goes through the engine, which says what to do."""
+        from broadcaster.store.read import Reader, current_heads, expected_heads
+
+        reader = Reader.open(self.essentials.storage_url)
+        if reader is not None:
+            try:
+                if current_heads(reader) == expected_heads():
+                    yield reader
+                    return
+            finally:
+                reader.close()
+        with Reader.of(self.engine) as pooled:
+            yield pooled
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 
     def local(self, moment: datetime | None) -> str | None:
         """A stored UTC time shown in the configured zone, ISO 8601 with offset."""
-        return moment.astimezone(self.settings.tz).isoformat(timespec="seconds") if moment else None
+        if moment is None:
+            return None
+        return moment.astimezone(self.essentials.tz).isoformat(timespec="seconds")
 
     @staticmethod
     def echo_json(obj: Any) -> None:
@@ -114,7 +159,7 @@ def pass_app(func: F) -> F:
     """Give a command `--config` and hand it an `App` as its first argument."""
 
     def wrapper(ctx: click.Context, config_path: Path | None, *args: Any, **kwargs: Any) -> Any:
-        from broadcaster.config import default_config_path
+        from broadcaster.essentials import default_config_path
 
         parent = ctx.find_object(App)
         path = config_path or (parent.config_path if parent else None) or default_config_path()

@@ -37,6 +37,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
 
     app.console_logs = True
     settings = app.settings
+    app.save_essentials()
     handlers = default_handlers(settings)
     aired = published_ahead_handler(settings)
     for channel in AIRED_CHANNELS:
@@ -99,12 +100,13 @@ def status_cmd(app: App, fmt: str) -> None:
 
 
 def status_of(app: App) -> dict[str, Any]:
-    from broadcaster.store import dispatch as store
+    from broadcaster.store.read import STALE_AFTER, daemon_status, dispatch_counts
 
-    row = store.read_status(app.engine)
+    with app.reading() as db:
+        row, counts = daemon_status(db), dispatch_counts(db)
     report: dict[str, Any] = json.loads(row.report) if row else {}
     running = bool(row and row.stopped_at is None and row.heartbeat_at is not None
-                   and app.now() - row.heartbeat_at < store.STALE_AFTER)
+                   and app.now() - row.heartbeat_at < STALE_AFTER)
     return {
         "running": running,
         "node": row.node if row else None,
@@ -115,7 +117,7 @@ def status_of(app: App) -> dict[str, Any]:
         "planned_at": _local_text(app, report.get("planned_at")),
         "planned": report.get("planned", {}),
         "next": [{**item, "at": _local_text(app, item["at"])} for item in report.get("next", [])],
-        "counts": store.counts(app.engine),
+        "counts": counts,
         "errors": report.get("errors", []),
     }
 

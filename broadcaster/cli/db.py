@@ -22,6 +22,7 @@ def upgrade_cmd(app: App) -> None:
 
     engine = app.engine_unchecked(create=True)
     before, after = upgrade(engine)
+    app.save_essentials()
     url = engine.url.render_as_string(hide_password=True)
     structlog.get_logger(__name__).info(
         "db.upgraded", url=url, before=sorted(before), after=sorted(after)

@@ -49,11 +49,12 @@ def set_cmd(app: App, area: str, level: str, reason: str, by: str) -> None:
 @pass_app
 def show_cmd(app: App, area: str | None, fmt: str) -> None:
     """Show the level in force for AREA and the areas below it (default: all)."""
-    from broadcaster.store.levels import load_changes
+    from broadcaster.store.read import level_changes
 
     registry = app.registry
     areas = [registry.get(area), *registry.descendants(area)] if area else registry.all()
-    latest = latest_changes(load_changes(app.engine))
+    with app.reading() as db:
+        latest = latest_changes(level_changes(db))
     rows = [
         _in_force_row(app, level_in_force(a.code, registry, app.ladders, latest)) for a in areas
     ]
@@ -76,12 +77,13 @@ def show_cmd(app: App, area: str | None, fmt: str) -> None:
 @pass_app
 def history_cmd(app: App, area: str | None, fmt: str) -> None:
     """List level decisions, oldest first; for AREA, also those on the areas above it."""
-    from broadcaster.store.levels import load_changes
+    from broadcaster.store.read import level_changes
 
     scope = None
     if area:
         scope = [area, *(a.code for a in app.registry.ancestors(area))]
-    changes = load_changes(app.engine, scope)
+    with app.reading() as db:
+        changes = level_changes(db, scope)
     if fmt == "json":
         app.echo_json([_change_row(app, c) for c in changes])
         return

@@ -163,9 +163,10 @@ def cancel_cmd(app: App, blast_id: int, by: str) -> None:
 @pass_app
 def status_cmd(app: App, blast_id: int, watch: bool, fmt: str) -> None:
     """Count a blast's messages by state, overall and per carrier."""
-    from broadcaster.sms import blast as blasts
+    from broadcaster.store.read import blast_status
 
-    report = blasts.status(app.engine, blast_id)
+    with app.reading() as db:
+        report = blast_status(db, blast_id)
     if watch:
         report = _watch(app, blast_id, report)
     if fmt == "json":
@@ -188,7 +189,7 @@ def _counts(counts: dict[str, object]) -> str:
 
 
 def _watch(app: App, blast_id: int, report: dict[str, object]) -> dict[str, object]:
-    from broadcaster.sms import blast as blasts
+    from broadcaster.store.read import blast_status
 
     total = int(report["total"])  # type: ignore[call-overload]
 
@@ -200,7 +201,8 @@ def _watch(app: App, blast_id: int, report: dict[str, object]) -> dict[str, obje
         bar.update(done)
         while done < total:
             time.sleep(1)
-            report = blasts.status(app.engine, blast_id)
+            with app.reading() as db:
+                report = blast_status(db, blast_id)
             now_done = final(report)
             bar.update(now_done - done)
             done = now_done

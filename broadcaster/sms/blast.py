@@ -28,6 +28,7 @@ from broadcaster.sms.states import (
     moving_to,
     state_in,
 )
+from broadcaster.store.read import Reader, blast_status
 from broadcaster.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
@@ -279,48 +280,9 @@ def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
 
 
 def status(engine: Engine, blast_id: int) -> dict[str, object]:
-    """Count a blast's messages by state, overall and per carrier; the states add up to
-    the total. `partly_sent` counts cancelled messages some of whose parts had gone out
-    (the cancel stops a long message between parts)."""
-    blast = _load(engine, blast_id)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT carrier, state, count(*) AS n FROM sms_messages WHERE blast_id = :b "
-                "GROUP BY carrier, state"
-            ),
-            {"b": blast_id},
-        ).all()
-        partly_sent = conn.execute(
-            text(
-                "SELECT count(DISTINCT m.id) FROM sms_messages m "
-                "JOIN sms_parts p ON p.message_id = m.id "
-                "WHERE m.blast_id = :b AND m.state = 'cancelled'"
-            ),
-            {"b": blast_id},
-        ).scalar_one()
-    overall = _zero_counts()
-    per_carrier: dict[str, dict[str, int]] = {}
-    for row in rows:
-        overall[row.state] += row.n
-        overall["total"] += row.n
-        counts = per_carrier.setdefault(row.carrier, _zero_counts())
-        counts[row.state] += row.n
-        counts["total"] += row.n
-    return {
-        "id": blast_id,
-        "state": blast.state,
-        "exercise": bool(blast.exercise),
-        "priority": blast.priority,
-        "corrects": blast.corrects,
-        **overall,
-        "partly_sent": partly_sent,
-        "per_carrier": per_carrier,
-    }
-
-
-def _zero_counts() -> dict[str, int]:
-    return {"total": 0, **{str(s): 0 for s in MessageState}}
+    """Count a blast's messages by state (see `store.read.blast_status`)."""
+    with Reader.of(engine) as reader:
+        return blast_status(reader, blast_id)
 
 
 def _test_numbers(sms: SmsSettings, router: CarrierRouter) -> list[tuple[str, str]]:

@@ -8,22 +8,21 @@ commands take.
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from broadcaster.store import read
+from broadcaster.store.read import MIGRATIONS, Reader, expected_heads
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*=\s*(.+)$", re.MULTILINE)
 
 
 class SchemaOutdated(RuntimeError):
@@ -79,29 +78,10 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def expected_heads() -> set[str]:
-    """The revisions no migration builds on, read from the files' `revision` and
-    `down_revision` lines (Alembic's own answer is pinned equal by a test)."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        values = {key: ast.literal_eval(value.split("#")[0].strip())
-                  for key, value in _REVISION_LINE.findall(path.read_text(encoding="utf-8"))}
-        if "revision" not in values:
-            continue
-        revisions.add(values["revision"])
-        down = values.get("down_revision")
-        parents.update([down] if isinstance(down, str) else (down or ()))
-    return revisions - parents
-
-
 def current_heads(engine: Engine) -> set[str]:
     """The revisions recorded in the database; empty before the first upgrade."""
-    with engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return set()
-        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
-        return {version for (version,) in rows}
+    with Reader.of(engine) as reader:
+        return read.current_heads(reader)
 
 
 def upgrade(engine: Engine) -> tuple[set[str], set[str]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
@@ -24,22 +24,20 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
-    func,
     select,
     update,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.occurrence import Occurrence
-from broadcaster.store.counters import DispatchCounterRow
 from broadcaster.store.db import session_scope
 from broadcaster.store.models import Base
+from broadcaster.store.read import HEARTBEAT_SECONDS as HEARTBEAT_SECONDS
+from broadcaster.store.read import SCHEDULER, DaemonStatus, Reader, daemon_status, dispatch_counts
+from broadcaster.store.read import STALE_AFTER as STALE_AFTER
 from broadcaster.store.types import UTCDateTime
 
 CHUNK = 1000
-SCHEDULER = "scheduler"
-HEARTBEAT_SECONDS = 2.0  # how often the scheduling daemon writes its status row
-STALE_AFTER = timedelta(seconds=5 * HEARTBEAT_SECONDS)  # a scheduler this quiet is dead
 
 
 class DispatchState(StrEnum):
@@ -140,10 +138,8 @@ def release(engine: Engine, ids: Iterable[int]) -> None:
 
 def counts(engine: Engine) -> dict[str, int]:
     """Occurrences by state, from the counts the database keeps (store/counters.py)."""
-    with session_scope(engine) as session:
-        total = func.sum(DispatchCounterRow.n)
-        query = select(DispatchCounterRow.state, total).group_by(DispatchCounterRow.state)
-        return {state: int(count) for state, count in session.execute(query.having(total != 0))}
+    with Reader.of(engine) as reader:
+        return dispatch_counts(reader)
 
 
 def rows_for(engine: Engine, programme: str | None = None) -> list[DispatchRow]:
@@ -173,9 +169,9 @@ def write_status(engine: Engine, *, now: datetime, report: dict[str, Any] | None
             row.report = json.dumps(report, ensure_ascii=False, default=str)
 
 
-def read_status(engine: Engine) -> DaemonStatusRow | None:
-    with session_scope(engine) as session:
-        return session.get(DaemonStatusRow, SCHEDULER)
+def read_status(engine: Engine) -> DaemonStatus | None:
+    with Reader.of(engine) as reader:
+        return daemon_status(reader)
 
 
 def reload_marker(engine: Engine) -> int:

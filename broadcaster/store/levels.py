@@ -12,17 +12,15 @@ from broadcaster.areas import AreaRegistry
 from broadcaster.levels import Ladder, LevelChange, latest_changes, level_in_force, validate_change
 from broadcaster.store.db import session_scope
 from broadcaster.store.models import LevelChangeRow
+from broadcaster.store.read import Reader, level_changes
 
 log = structlog.get_logger(__name__)
 
 
 def load_changes(engine: Engine, areas: Iterable[str] | None = None) -> list[LevelChange]:
     """Every recorded change, oldest first, optionally only for some areas."""
-    query = select(LevelChangeRow).order_by(LevelChangeRow.at, LevelChangeRow.id)
-    if areas is not None:
-        query = query.where(LevelChangeRow.area.in_(list(areas)))
-    with session_scope(engine) as session:
-        return [row.to_change() for row in session.scalars(query)]
+    with Reader.of(engine) as reader:
+        return level_changes(reader, areas)
 
 
 def change_marker(engine: Engine) -> int:
