@@ -41,6 +41,7 @@ from broadcaster.store.levels import set_level as store_set_level
 if TYPE_CHECKING:
     from broadcaster.audio.publish import PublishReport
     from broadcaster.config import Settings
+    from broadcaster.schedules import Pending
     from broadcaster.sms.numbers import CarrierRouter
 
 log = structlog.get_logger(__name__)
@@ -255,14 +256,38 @@ def retract_notice(ctx: Context, actor: Account, notice_id: int) -> Notice:
 # --- schedules ------------------------------------------------------------------
 
 
-def approve_schedules(ctx: Context, actor: Account) -> Any:
-    """Accept the schedule files as they are now: the daemon runs them from then on.
+def schedule_review(ctx: Context, actor: Account) -> Pending:
+    """What accepting the schedule files now would change (SMS and emergency programmes
+    added, changed, removed; SMS count and cost a day per level)."""
+    from broadcaster.schedules import pending
 
-    Needs an approver covering every area the changed SMS or emergency
-    programmes reach; returns the review (what changed, SMS count and cost).
-    The body arrives with `broadcaster/schedule_review.py`.
+    check(actor, Action.READ, ctx.registry)
+    return pending(ctx.settings, ctx.engine)
+
+
+def approve_schedules(ctx: Context, actor: Account, *, sha256: str | None = None) -> Pending:
+    """Accept the schedule files as they are now; the daemon runs them from then on.
+
+    Needs an approver covering every area the added or changed SMS and
+    emergency programmes reach. `sha256` (from the review shown) makes sure
+    the files accepted are the ones the approver saw. Asks the daemon to reload.
     """
-    raise NotImplementedError("schedule approval is being built")
+    from broadcaster.schedules import pending
+    from broadcaster.store import schedules as sets
+    from broadcaster.store.dispatch import request_reload
+
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        found = pending(ctx.settings, conn)
+        check(actor, Action.APPROVE_SCHEDULE, ctx.registry, found.areas)
+        if sha256 is not None and sha256 != found.sha256:
+            raise Forbidden("the schedule files changed since the review shown; review again")
+        accepted = sets.record(conn, found.files, account_id=actor.id, now=now,
+                               note=f"{len(found.files)} files")
+        _audit(conn, actor, Action.APPROVE_SCHEDULE, f"schedules:{accepted.id}", now,
+               sha256=found.sha256, files=sorted(found.files), **found.review.as_json())
+    request_reload(ctx.engine)
+    return found
 
 
 # --- accounts -------------------------------------------------------------------
