@@ -1,4 +1,4 @@
-"""The one operations layer: every face (CLI, `/api/v1`, `/console/`) acts through here.
+"""Operations that act: each checks, acts and audits in one transaction.
 
 Each operation takes the `Context` (settings, database, clock) and the acting
 `Account`, checks the account's role and areas (`broadcaster.accounts`),
@@ -11,10 +11,9 @@ raises `ValueError` (or a subclass) naming what is wrong.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import cached_property
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +29,8 @@ from broadcaster.accounts import (
     check_grant,
     check_second_account,
 )
-from broadcaster.areas import AreaRegistry
-from broadcaster.levels import Ladder, LevelChange
+from broadcaster.levels import LevelChange
+from broadcaster.operations.context import Context, NotFound
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.states import Priority
 from broadcaster.store import accounts as store
@@ -42,39 +41,8 @@ if TYPE_CHECKING:
     from broadcaster.audio.publish import PublishReport
     from broadcaster.config import Settings
     from broadcaster.schedules import Pending
-    from broadcaster.sms.numbers import CarrierRouter
 
 log = structlog.get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Context:
-    """What operations need: the settings, the database and the clock (tests pass theirs)."""
-
-    settings: Settings
-    engine: Engine
-    clock: Callable[[], datetime] = field(default=utc_now)
-
-    @cached_property
-    def registry(self) -> AreaRegistry:
-        return self.settings.registry()
-
-    @cached_property
-    def ladders(self) -> dict[str, Ladder]:
-        return self.settings.ladder_objects()
-
-    @cached_property
-    def router(self) -> CarrierRouter:
-        from broadcaster.sms.numbers import router_from_settings
-
-        return router_from_settings(self.settings)
-
-    def now(self) -> datetime:
-        return self.clock()
 
 
 @dataclass(frozen=True)
@@ -232,11 +200,10 @@ def approve_notice(ctx: Context, actor: Account, notice_id: int) -> tuple[Notice
     """Approve a pending notice as a second account covering its areas; it airs at once."""
     from broadcaster.audio.notice import affected_stations
     from broadcaster.store.audio import approve_notice as store_approve
-    from broadcaster.store.audio import load_notice
 
     now = ctx.now()
     with ctx.engine.begin() as conn:
-        pending = load_notice(conn, notice_id)
+        pending = _notice(conn, notice_id)
         check(actor, Action.APPROVE_NOTICE, ctx.registry, pending.areas)
         check_second_account(actor, _notice_drafter(conn, notice_id), pending.created_by,
                              f"notice #{notice_id}")
@@ -384,7 +351,7 @@ def _blast_row(conn: Connection, blast_id: int) -> Any:
     row = conn.execute(text("SELECT * FROM sms_blasts WHERE id = :id"),
                        {"id": blast_id}).one_or_none()
     if row is None:
-        raise blasts.BlastError(f"no blast {blast_id}")
+        raise NotFound(f"no blast {blast_id}")
     return row
 
 
@@ -397,6 +364,15 @@ def _areas_of(row: Any) -> list[str]:
 def _blast_areas(engine: Engine, blast_id: int) -> list[str]:
     with engine.connect() as conn:
         return _areas_of(_blast_row(conn, blast_id))
+
+
+def _notice(conn: Connection, notice_id: int) -> Notice:
+    from broadcaster.store.audio import load_notice
+
+    try:
+        return load_notice(conn, notice_id)
+    except ValueError as exc:
+        raise NotFound(str(exc)) from None
 
 
 def _notice_drafter(conn: Connection, notice_id: int) -> int | None:
