@@ -158,9 +158,11 @@ def approve_cmd(app: App, yes: bool, actor: Account) -> None:
     from broadcaster.operations import approve_schedules, schedule_review
 
     found = schedule_review(app.ops, actor)
-    shown = found.review.as_json()
-    for key in ("added", "changed", "removed"):
-        click.echo(f"{key}: {', '.join(shown[key]) or '-'}")
+    review = found.review
+    for key, ids in (("added", review.added), ("changed", review.changed),
+                     ("removed", review.removed)):
+        click.echo(f"{key}: {', '.join(ids) or '-'}")
+    shown = review.as_json()
     _print_loads(app, shown)
     if not yes:
         click.confirm(f"accept these {len(found.files)} schedule files "
