@@ -136,7 +136,11 @@ def _report_sms(app: App) -> None:
 
 def _print_loads(app: App, review: dict[str, Any]) -> None:
     currency = app.settings.sms.currency
-    for row in review["sms_a_day"]:
+    rows = [r for r in review["sms_a_day"]
+            if r["blasts"] or (r["before"] and r["before"]["blasts"])]
+    if not rows:
+        click.echo("SMS a day: none scheduled at any level")
+    for row in rows:
         before = row["before"]
         was = (f"  (accepted: {before['blasts']} blasts, {before['parts']:,} parts, "
                f"{before['cost']:,.0f} {currency})") if before else ""
