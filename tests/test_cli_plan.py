@@ -134,13 +134,13 @@ def test_schedule_check_fails_naming_file_programme_level_time_and_stations_when
     assert "ok:" not in result.output
 
 
-def test_plan_marks_the_occurrences_that_would_not_air(cli, sample_config: Path):
+def test_plan_marks_the_occurrences_that_would_not_air(cli, sample_config: Path, people):
     folder = sample_config.parent / "schedules"
     folder.mkdir()
     (folder / "news.toml").write_text(RELAY_THAT_CANNOT_FIT, encoding="utf-8")
     _use_schedules(sample_config, folder)
     cli("db", "upgrade")
-    cli("level", "set", "167", "5.2", "--reason", "test", "--by", "test")
+    cli("level", "set", "167", "5.2", "--reason", "test")
     tomorrow = (datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date() + timedelta(days=1)).isoformat()
     rows = json.loads(cli("plan", "--from", tomorrow, "--format", "json").output)
     relays = {r["area"]: r for r in rows if r["programme"] == "district-news"}
