@@ -60,6 +60,25 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def catch_up_since(
+    now: datetime, last_heartbeat: datetime | None, grace: Mapping[Channel, timedelta]
+) -> datetime:
+    """Say from when a daemon taking the scheduler re-offers past instants.
+
+    Every instant within the largest grace is offered again, whatever the last
+    heartbeat says: the previous holder may have beaten after an instant fell
+    due and died before claiming it. The dispatch claim drops those already
+    done (as Procrastinate re-offers periodic ticks and lets its unique key
+    refuse the repeats). After a longer outage the look-back reaches the last
+    heartbeat (at most CATCH_UP_LIMIT), so what fell in the gap is recorded
+    `missed` rather than forgotten.
+    """
+    since = now - max(grace.values(), default=timedelta(0))
+    if last_heartbeat is not None:
+        since = min(since, max(last_heartbeat, now - CATCH_UP_LIMIT))
+    return since
+
+
 class Daemon:
     """Wire the planner, the scheduler, the dispatch table and the handlers."""
 
@@ -113,9 +132,7 @@ class Daemon:
             return self._stand_down()
         previous = store.read_status(self.engine)
         now = self.clock()
-        since = now
-        if previous is not None and previous.heartbeat_at is not None:
-            since = max(previous.heartbeat_at, now - CATCH_UP_LIMIT)
+        since = catch_up_since(now, previous.heartbeat_at if previous else None, self.grace)
         store.write_status(self.engine, now=now, started=True, node=self.node, pid=os.getpid())
         self._markers = (change_marker(self.engine), store.reload_marker(self.engine))
         self._scheduler.start()
@@ -145,8 +162,17 @@ class Daemon:
                 notify("WATCHDOG=1")
             if self.lock.acquire():
                 log.info("daemon.took_over", node=self.node)
+                self._reread_schedules()
                 return True
         return False
+
+    def _reread_schedules(self) -> None:
+        """Take over with the schedules as they are now, not as they were at our start
+        (an edit the leader reloaded may be days newer); a broken edit keeps ours."""
+        try:
+            self.programmes, self.held = running(self.settings, self.engine)
+        except ScheduleError as exc:
+            self._error("planner.reload_rejected", "; ".join(exc.problems))
 
     def _stand_down(self) -> bool:
         log.info("daemon.stopping", inflight=0, role="standby")
@@ -202,12 +228,14 @@ class Daemon:
 
     def _shutdown(self) -> bool:
         """Stop taking jobs, let in-flight work finish or stop it, within STOP_SECONDS."""
+        # The clock starts now: the callbacks' own waits (the web server's) count against it,
+        # and the interpreter's exit after a stop took up to 2.4 s on a loaded machine.
+        deadline = monotonic_time.monotonic() + STOP_SECONDS - 3
         log.info("daemon.stopping", inflight=self._inflight)
         notify("STOPPING=1")
         self._scheduler.shutdown(wait=False)
         for callback in self.on_stop:  # senders and publishers wind down alongside
             callback()
-        deadline = monotonic_time.monotonic() + STOP_SECONDS - 2
         finished = self._wait_idle(deadline)
         if not finished:
             for handler in self.handlers.values():
@@ -246,7 +274,8 @@ class Daemon:
     def _replan(self, reason: str, catch_up_since: datetime | None = None) -> None:
         began = monotonic_time.monotonic()
         now = self.clock()
-        start = min(catch_up_since or now, now - LOOKBACK)
+        # keep every instant a job still waits to fire, however late it runs
+        start = min(catch_up_since or now, now - LOOKBACK, self._oldest_waiting(now))
         changes = load_changes(self.engine)
         occurrences = plan(self.programmes, changes, self.registry, start, now + self.horizon,
                            self.tz)
@@ -286,12 +315,16 @@ class Daemon:
             for at in sorted(a for a in self._buckets if catch_up_since <= a < now):
                 self._add_job(at, now)
 
+    def _oldest_waiting(self, now: datetime) -> datetime:
+        return min((datetime.fromisoformat(job.id) for job in self._scheduler.get_jobs()),
+                   default=now)
+
     def _add_job(self, at: datetime, run_at: datetime) -> None:
-        channels = {o.channel for o in self._buckets[at]}
-        grace = max((self.grace.get(c, timedelta(0)) for c in channels), default=timedelta(0))
+        # No misfire limit: APScheduler would drop a late job without a trace; the job
+        # itself records what is past its channel's grace as `missed` (`_dispatch`).
         self._scheduler.add_job(
             self._fire, "date", run_date=run_at, args=[at], id=at.isoformat(),
-            misfire_grace_time=max(1, int(grace.total_seconds())), replace_existing=True,
+            misfire_grace_time=None, replace_existing=True,
         )
 
     # --- firing ----------------------------------------------------------------

@@ -40,12 +40,39 @@ def grace_periods(settings: Settings) -> dict[Channel, timedelta]:
     return {Channel(name): parse_duration(text) for name, text in settings.planner.grace.items()}
 
 
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")  # copied when the daemon has them
+DEFAULT_ENV = {"PATH": os.defpath, "LANG": "C.UTF-8"}
+
+
+def task_environment(
+    occurrence: Occurrence, task: Task, data_dir: str, daemon_env: Mapping[str, str]
+) -> dict[str, str]:
+    """Build a task command's whole environment from what its programme names.
+
+    A task never inherits the daemon's environment: that holds carrier
+    passwords and the station token secret. It gets PATH, HOME, LANG, LC_ALL
+    and TZ (PATH and LANG defaulted when the daemon has none), the variables
+    its `pass_env` names copied from the daemon's, its own `env`, and the
+    occurrence in BROADCASTER_PROGRAMME, _AREA, _AT and _DATA_DIR.
+    """
+    copied = (*BASE_ENV, *task.pass_env)
+    return {
+        **DEFAULT_ENV,
+        **{name: daemon_env[name] for name in copied if name in daemon_env},
+        **dict(task.env),
+        "BROADCASTER_PROGRAMME": occurrence.programme,
+        "BROADCASTER_AREA": occurrence.area,
+        "BROADCASTER_AT": occurrence.at.isoformat(),
+        "BROADCASTER_DATA_DIR": data_dir,
+    }
+
+
 class TaskHandler:
     """Run a task's command (or call its URL), one occurrence after another.
 
-    The command gets BROADCASTER_PROGRAMME, _AREA, _AT (ISO 8601 UTC) and
-    _DATA_DIR in its environment and runs in the data directory. `stop()`
-    terminates running commands so a shutting-down daemon returns in time.
+    The command runs in the data directory with the environment
+    `task_environment` builds. `stop()` terminates running commands so a
+    shutting-down daemon returns in time.
     """
 
     def __init__(self, data_dir: os.PathLike[str] | str, timeout: timedelta) -> None:
@@ -82,9 +109,7 @@ class TaskHandler:
                 if not 200 <= response.status < 300:
                     raise RuntimeError(f"{content.url} answered HTTP {response.status}")
             return
-        env = {**os.environ, "BROADCASTER_PROGRAMME": occurrence.programme,
-               "BROADCASTER_AREA": occurrence.area, "BROADCASTER_AT": occurrence.at.isoformat(),
-               "BROADCASTER_DATA_DIR": self._data_dir}
+        env = task_environment(occurrence, content, self._data_dir, os.environ)
         os.makedirs(self._data_dir, exist_ok=True)
         process = subprocess.Popen(list(content.command), env=env, cwd=self._data_dir,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

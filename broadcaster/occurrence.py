@@ -73,10 +73,13 @@ class SmsText:
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """A command to run or a URL to call."""
+    """A command to run or a URL to call; a command gets only the environment it names:
+    `env` set for it, `pass_env` copied from the daemon's (see `dispatch.task_environment`)."""
 
     command: tuple[str, ...] = ()
     url: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    pass_env: tuple[str, ...] = ()
     kind: Literal["task"] = "task"
 
 
@@ -118,8 +121,9 @@ def content_to_json(content: Content) -> dict[str, Any]:
             return {"kind": "relay", "name": name, "url": url, "fallback": fallback}
         case SmsText(text):
             return {"kind": "sms", "text": text}
-        case Task(command, url):
-            return {"kind": "task", "command": list(command), "url": url}
+        case Task(command, url, env, pass_env):
+            return {"kind": "task", "command": list(command), "url": url, "env": dict(env),
+                    "pass_env": list(pass_env)}
 
 
 def content_from_json(raw: Any) -> Content:
@@ -138,9 +142,13 @@ def content_from_json(raw: Any) -> Content:
     if kind == "sms":
         return SmsText(_string(raw.get("text"), "text"))
     if kind == "task":
-        return Task(
-            tuple(_strings(raw.get("command", []), "command")), _optional(raw.get("url"), "url")
-        )
+        env = raw.get("env", {})
+        if not isinstance(env, dict):
+            raise ValueError(f"content.env must be an object, not {env!r}")
+        return Task(tuple(_strings(raw.get("command", []), "command")),
+                    _optional(raw.get("url"), "url"),
+                    tuple(sorted((k, _string(v, f"env.{k}")) for k, v in env.items())),
+                    tuple(_strings(raw.get("pass_env", []), "pass_env")))
     raise ValueError(f"content kind {kind!r} is unknown; one of clips, relay, sms, task")
 
 

@@ -22,7 +22,14 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from broadcaster.areas import AreaKind, AreaRegistry
 from broadcaster.cadence import (
@@ -56,6 +63,22 @@ DurationText = Annotated[str, StringConstraints(pattern=r"^(\d+h)?(\d+m)?(\d+s)?
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
+def _not_the_daemons(name: str) -> str:
+    if name.startswith("BROADCASTER_"):
+        raise ValueError(f"{name!r}: BROADCASTER_* names are the daemon's settings and secrets, "
+                         "never given to a task")
+    return name
+
+
+# An environment variable a task command may be given; the daemon's own (BROADCASTER_*,
+# which carry carrier passwords and the token secret) are never handed to a task.
+EnvName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128),
+    AfterValidator(_not_the_daemons),
+]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -79,6 +102,8 @@ class ContentModel(_Model):
     relay: Annotated[str, StringConstraints(min_length=1)] | None = None
     command: list[str] | None = Field(None, min_length=1)
     url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
+    env: dict[EnvName, Annotated[str, StringConstraints(max_length=4096)]] | None = None
+    pass_env: list[EnvName] | None = None
 
 
 class ProgrammeModel(_Model):
@@ -106,6 +131,7 @@ _CONTENT_BY_CHANNEL: dict[Channel, tuple[str, ...]] = {
     Channel.RELAY: ("relay",),
     Channel.TASK: ("command", "url"),
 }
+_COMMAND_OPTIONS = ("env", "pass_env")
 
 
 # --- loading ------------------------------------------------------------------
@@ -218,6 +244,7 @@ def _explain(error: Any) -> str:
             "(\\d+h)": "use a duration such as '15m', '6h', '1h30m'",
             "a-z0-9": "use lowercase letters, digits, '-', '_' or '.'",
             "https?": "use an http:// or https:// URL",
+            "[A-Za-z_]": "use a variable name: letters, digits and '_'",
         }
         for needle, hint in hints.items():
             if needle in pattern:
@@ -272,14 +299,19 @@ def _content(model: ContentModel, relays: Mapping[str, Relay]) -> Content:
         return relays[model.relay]
     if model.text is not None:
         return SmsText(model.text)
-    return Task(tuple(model.command or ()), model.url)
+    return Task(tuple(model.command or ()), model.url, tuple(sorted((model.env or {}).items())),
+                tuple(model.pass_env or ()))
 
 
 def _check_content(item: ProgrammeModel) -> list[str]:
     allowed = _CONTENT_BY_CHANNEL[item.channel]
     given = [key for key, value in item.content if value is not None]
+    options = [key for key in given if key in _COMMAND_OPTIONS]
+    given = [key for key in given if key not in _COMMAND_OPTIONS]
     problems = [f"content.{key}: not used by a {item.channel.value!r} programme; "
                 f"it takes {' or '.join(allowed)}" for key in given if key not in allowed]
+    if options and item.content.command is None:
+        problems += [f"content.{key}: only a task with a command takes it" for key in options]
     chosen = [key for key in given if key in allowed]
     if len(chosen) != 1:
         problems.append(f"content: a {item.channel.value!r} programme needs exactly one of "

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import structlog
 import uvicorn
@@ -34,6 +34,8 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from broadcaster import health
+from broadcaster.areas import AreaRegistry
+from broadcaster.audio.notice import affected_stations
 from broadcaster.audio.publish import (
     PublishedSlot,
     Publisher,
@@ -43,7 +45,7 @@ from broadcaster.audio.publish import (
     slot_manifest,
 )
 from broadcaster.metrics import register_service_metrics
-from broadcaster.store.audio import AsRun, record_asrun
+from broadcaster.store.audio import AsRun, NoticeState, recent_notices, record_asrun
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +54,7 @@ DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SLOT = re.compile(r"^\d{4}(-\d+)?$")
 AUDIO = re.compile(r"^[0-9a-f]{64}\.mp3$")
 MEDIA_TYPES = {"m3u": M3U_TYPE, "json": "application/json"}
+NOTICE_WINDOW = timedelta(days=1)  # notices older than this shape no slot any more
 
 
 class Report(BaseModel):
@@ -94,19 +97,24 @@ def make_app(
     clock: Callable[[], datetime],
     max_body: int = 65536,
     registry: CollectorRegistry | None = None,
+    areas: AreaRegistry | None = None,
     operations_api: ASGIApp | None = None,
 ) -> Starlette:
-    """Build the ASGI app; `clock` gives the aware current time (tests pass their own);
-    `operations_api` (`broadcaster.api.make_api`) is mounted at `/api/v1`."""
+    """Build the ASGI app; `clock` gives the aware current time (tests pass their own).
+
+    With `areas` (and an engine) it also serves each station's notices;
+    `operations_api` (`broadcaster.api.make_api`) is mounted at `/api/v1`.
+    """
     metrics = Metrics(registry or CollectorRegistry())
     register_service_metrics(metrics.registry, engine)
-    api = _Api(pub, stations, engine, clock, max_body, metrics)
+    api = _Api(pub, stations, engine, clock, max_body, metrics, areas)
     return Starlette(
         routes=[
             Route("/healthz", api.health),
             Route("/metrics", api.metrics),
             Route("/stations/{station}/audio/{name}", api.audio, methods=["GET", "HEAD"]),
             Route("/stations/{station}/reports", api.reports, methods=["POST"]),
+            Route("/stations/{station}/notices.json", api.notices),
             Route("/stations/{station}/{which}.{ext}", api.relative_slot),
             Route("/stations/{station}/{day}/{slot}.{ext}", api.given_slot),
             *([Mount("/api/v1", app=operations_api)] if operations_api else []),
@@ -123,8 +131,10 @@ class _Api:
         clock: Callable[[], datetime],
         max_body: int,
         metrics: Metrics,
+        areas: AreaRegistry | None,
     ) -> None:
         self.pub = pub
+        self.areas = areas
         self.stations = stations
         self.engine = engine
         self.clock = clock
@@ -166,6 +176,37 @@ class _Api:
             doc = None
         if doc is None:
             return self._status(404, "playlist", "nothing published for that day")
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return self._conditional(request, body, "application/json")
+
+    def notices(self, request: Request) -> Response:
+        """List the station's notices of the last day, live and retracted (a retracted one may
+        never have aired), so a station playing one from its cache learns to stop it."""
+        station = request.path_params["station"]
+        if (refused := self._guard(request, station, "notices")) is not None:
+            return refused
+        if self.engine is None or self.areas is None:
+            return self._status(404, "notices", "notices are not served here")
+        now = self.clock()
+        mine = [
+            n
+            for n in recent_notices(self.engine, since=now - NOTICE_WINDOW)
+            if n.state is not NoticeState.PENDING
+            if station in affected_stations(self.areas, [n])
+        ]
+        doc = {
+            "station": station,
+            "notices": [
+                {
+                    "id": n.id,
+                    "item": f"notice-{n.id}",
+                    "state": n.state.value,
+                    "airs_at": n.airs_at.isoformat(),
+                    "retracted_at": n.retracted_at.isoformat() if n.retracted_at else None,
+                }
+                for n in mine
+            ],
+        }
         body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return self._conditional(request, body, "application/json")
 

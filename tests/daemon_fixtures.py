@@ -66,7 +66,7 @@ class DaemonProcess:
     messages: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
 
-    def start(self, timeout: float = 20) -> DaemonProcess:
+    def start(self, timeout: float = 60) -> DaemonProcess:
         if self.notify_path.exists():
             self.notify_path.unlink()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -113,10 +113,10 @@ class DaemonProcess:
         self._sock.close()
 
 
-def broadcaster(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def broadcaster(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the CLI as another process, the way an operator does."""
     return subprocess.run([sys.executable, "-m", "broadcaster", "--config", str(config), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+                          cwd=REPO, capture_output=True, text=True, timeout=60, check=check)
 
 
 def now() -> datetime:

@@ -10,7 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
+from broadcaster.audio.library import probe_duration
+from broadcaster.audio.notice import MAX_TEXT, notice_audio, speak
 from broadcaster.audio.tokens import Tokens
 from tests.audio_fixtures import (
     SECRET,
@@ -103,3 +106,19 @@ def test_notice_needs_text_or_audio_and_a_known_area(served, people):
     assert "unknown area" in _broadcaster(
         config, "notice", "--area", "99999", "--text", "x", expect=1
     )
+
+
+def test_text_that_looks_like_an_espeak_option_is_spoken_not_obeyed(tmp_path: Path):
+    secret = tmp_path / "hostname"
+    secret.write_text("Xin chào bà con. " * 40, encoding="utf-8")
+    hostile = f"-f{secret}"
+    spoken = probe_duration(notice_audio(tmp_path / "data", audio=None, text=hostile))
+    speak(secret.read_text(encoding="utf-8"), tmp_path / "file-read-aloud.wav")
+    read_aloud = probe_duration(tmp_path / "file-read-aloud.wav")
+    assert read_aloud > 20  # what obeying `-f` would have aired
+    assert spoken < 8, f"{spoken:.1f} s: espeak-ng read {secret} instead of speaking its name"
+
+
+def test_notice_text_is_bounded(tmp_path: Path):
+    with pytest.raises(ValueError, match=f"at most {MAX_TEXT}"):
+        notice_audio(tmp_path, audio=None, text="a" * (MAX_TEXT + 1))

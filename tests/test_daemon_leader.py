@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import signal
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from broadcaster.store import dispatch as store
 from tests.conftest import free_port
@@ -31,6 +33,20 @@ def _scheduler_pid(engine: Engine) -> int | None:
     return row.pid if row is not None and row.stopped_at is None else None
 
 
+def _second_config(config: Path) -> Path:
+    """The same database and schedules, with a station API port of its own."""
+    other = config.with_name("other.toml")
+    other.write_text(
+        re.sub(
+            r'(?m)^bind = ".*"$',
+            f'bind = "127.0.0.1:{free_port()}"',
+            config.read_text(encoding="utf-8"),
+        ),
+        encoding="utf-8",
+    )
+    return other
+
+
 def test_a_second_daemon_stands_by_and_takes_over_after_kill_9(
     engine: Engine, tmp_path: Path, db_url: str, daemons
 ) -> None:
@@ -41,15 +57,7 @@ def test_a_second_daemon_stands_by_and_takes_over_after_kill_9(
     config = config_factory(tmp_path, db_url)(
         {"tick.toml": task_schedule("tick", clock_times(first, slots), command)}
     )
-    other = config.with_name("other.toml")  # same database, its own station API port
-    other.write_text(
-        re.sub(
-            r'(?m)^bind = ".*"$',
-            f'bind = "127.0.0.1:{free_port()}"',
-            config.read_text(encoding="utf-8"),
-        ),
-        encoding="utf-8",
-    )
+    other = _second_config(config)
     leader = daemons(config).start()
     standby = daemons(other).start()
     assert _scheduler_pid(engine) == leader.process.pid
@@ -67,4 +75,49 @@ def test_a_second_daemon_stands_by_and_takes_over_after_kill_9(
     lines = fired.read_text().split()
     assert len(lines) == len(set(lines)), f"fired twice: {lines}"
     assert len(store.rows_for(engine, "tick")) == slots
+    assert standby.terminate() == 0
+
+
+def _claims_waiting(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'dispatch'::regclass"
+        )).scalar_one()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_an_instant_due_but_unclaimed_when_the_leader_dies_is_fired_by_the_standby(
+    engine: Engine, tmp_path: Path, db_url: str, daemons
+) -> None:
+    """The leader beats after the instant is due but dies before its claim commits.
+
+    PostgreSQL only: a table lock there stops claims but not heartbeats, which
+    SQLite's whole-database lock cannot do (the suite's command always has PostgreSQL).
+    """
+    fired = tmp_path / "fired.txt"
+    command = f'echo "$BROADCASTER_AT" >> {fired}'
+    config = config_factory(tmp_path, db_url)(
+        {"tick.toml": task_schedule("tick", clock_times(now() + timedelta(hours=12), 1), command)}
+    )
+    leader = daemons(config).start()
+    standby = daemons(_second_config(config)).start()
+    wait_for(lambda: "daemon.standby" in standby.stderr_path.read_text(), 10, "the standby")
+    with engine.connect() as blocker:  # claims wait on this lock; status rows do not
+        blocker.execute(text("LOCK TABLE dispatch IN EXCLUSIVE MODE"))
+        # arranged only now that both daemons run, so a slow start cannot pass the instant
+        due = (now() + timedelta(seconds=8)).replace(microsecond=0)
+        (tmp_path / "schedules" / "tick.toml").write_text(
+            task_schedule("tick", clock_times(due, 1), command), encoding="utf-8")
+        leader.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: _claims_waiting(engine), 30, "the leader's claim to wait")
+        wait_for(lambda: store.read_status(engine).heartbeat_at > due, 10, "a beat after it")
+        leader.process.kill()
+        leader.process.wait(5)
+        time.sleep(0.2)
+        blocker.rollback()
+    wait_for(lambda: _scheduler_pid(engine) == standby.process.pid, 10, "the takeover")
+    rows = wait_for(lambda: [r for r in store.rows_for(engine, "tick") if r.state == "done"],
+                    20, "the standby to fire the instant")
+    assert [r.at for r in rows] == [due]
+    assert fired.read_text().split() == [due.isoformat()]
     assert standby.terminate() == 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from broadcaster.dispatch import TaskHandler, is_missed
+from broadcaster.daemon import CATCH_UP_LIMIT, catch_up_since
+from broadcaster.dispatch import TaskHandler, is_missed, task_environment
 from broadcaster.occurrence import Channel, Occurrence, Priority, Task
 from broadcaster.store import dispatch as store
 
@@ -57,3 +59,32 @@ def test_task_handler_gives_up_after_its_timeout(tmp_path: Path):
     slow = Task(command=("sh", "-c", "sleep 30"))
     failures = TaskHandler(tmp_path, timedelta(seconds=0.3))([_occurrence("1", content=slow)])
     assert list(failures.values()) == ["timed out after 0 s"]
+
+
+def test_a_task_gets_only_what_its_programme_names_never_the_daemons_secrets(monkeypatch):
+    monkeypatch.setenv("BROADCASTER_CARRIERS_VIETTEL_PASSWORD", "s3cret")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("UNRELATED", "x")
+    task = Task(command=("env",), env=(("MAP_STYLE", "dark"),), pass_env=("HTTPS_PROXY",))
+    env = task_environment(_occurrence("167", content=task), task, "/data", dict(os.environ))
+    assert set(env) <= {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "MAP_STYLE", "HTTPS_PROXY",
+                        "BROADCASTER_PROGRAMME", "BROADCASTER_AREA", "BROADCASTER_AT",
+                        "BROADCASTER_DATA_DIR"}
+    assert (env["MAP_STYLE"], env["HTTPS_PROXY"], env["BROADCASTER_AREA"]) == (
+        "dark", "http://proxy:3128", "167")
+    assert "LANG" in env and "PATH" in env
+
+
+def test_catch_up_re_offers_the_largest_grace_even_after_a_recent_heartbeat():
+    grace = {Channel.SMS: timedelta(minutes=30), Channel.TASK: timedelta(hours=1),
+             Channel.VAN: timedelta(minutes=15)}
+    now = AT
+    # the dead leader beat a second ago: an instant due before that may still be unclaimed
+    assert catch_up_since(now, now - timedelta(seconds=1), grace) == now - timedelta(hours=1)
+    assert catch_up_since(now, None, grace) == now - timedelta(hours=1)
+
+
+def test_catch_up_after_a_long_outage_reaches_the_last_heartbeat_within_a_day():
+    grace = {Channel.TASK: timedelta(hours=1)}
+    assert catch_up_since(AT, AT - timedelta(hours=5), grace) == AT - timedelta(hours=5)
+    assert catch_up_since(AT, AT - timedelta(days=3), grace) == AT - CATCH_UP_LIMIT

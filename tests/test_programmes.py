@@ -188,3 +188,30 @@ times = ["06:00"]
     [problem] = _errors(relay.format(name="vov"))
     assert problem.endswith("content.relay: unknown relay 'vov'; name one of [relays.NAME] in "
                             "the config: dinh-hoa")
+
+
+TASK = """
+[[programme]]
+id = "map"
+channel = "task"
+areas = ["167"]
+content = {{ {content} }}
+[programme.levels."5.1"]
+times = ["06:00"]
+"""
+
+
+def test_a_task_command_names_its_environment():
+    (programme,) = programmes_from(
+        TASK.format(content='command = ["env"], env = { MAP_STYLE = "dark", A = "1" }, '
+                    'pass_env = ["HTTPS_PROXY"]'), CONFIG)
+    assert programme.content.env == (("A", "1"), ("MAP_STYLE", "dark"))
+    assert programme.content.pass_env == ("HTTPS_PROXY",)
+
+
+def test_a_task_may_not_ask_for_the_daemons_own_variables():
+    problems = _errors(TASK.format(
+        content='command = ["env"], pass_env = ["BROADCASTER_CARRIERS_VIETTEL_PASSWORD"]'))
+    assert any("content.pass_env[0]" in p and "never given to a task" in p for p in problems)
+    problems = _errors(TASK.format(content='url = "https://example.org", env = { A = "1" }'))
+    assert any("content.env: only a task with a command takes it" in p for p in problems)

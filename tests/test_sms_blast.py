@@ -120,6 +120,9 @@ def test_draft_previews_recipients_parts_and_carriers(engine, settings):
         "parts": 3,
         "total_sms": 126,
         "per_carrier": {"vinaphone": 12, "viettel": 30},
+        "ucs2_chars": ["ă", "ư", "ờ", "ử", "ụ", "á", "ị", "ô", "ự", "ế", "ê", "ổ", "ỉ", "ó", "ả",
+                       "ể", "ú", "đ", "ơ", "â", "ễ"],
+        "corrects": None,
     }
     assert draft(engine, settings, unaccented=True).parts == 2
     assert counts(engine, preview.id) == {}
@@ -386,3 +389,16 @@ def test_scheduled_sms_without_an_accepted_schedule_sends_nothing(engine, settin
     assert "schedule approve" in failures[occurrence.key]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM sms_blasts")).scalar_one() == 0
+def test_cli_draft_names_the_characters_that_still_force_ucs2(tmp_path, db_url, engine, people):
+    config = write_config(tmp_path, db_url, PORTS)
+    seed_subscribers(engine, 3)
+    args = ["sms", "draft", "--config", str(config), "--area", "167",
+            "--unaccent", "--text", "“Ở yên” – tại chỗ… ✓ Đã rõ 😀"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    assert "UCS-2 because of: ✓ 😀" in out.output
+    out = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert json.loads(out.output)["ucs2_chars"] == ["✓", "😀"]
+    out = CliRunner().invoke(main, [*args[:-1], "“Ở yên” – tại chỗ…", "--format", "json"])
+    preview = json.loads(out.output)
+    assert (preview["encoding"], preview["parts"], preview["ucs2_chars"]) == ("gsm7", 1, [])

@@ -11,6 +11,7 @@ from broadcaster.sms.encoding import (
     gsm_septets,
     read_segment,
     short_messages,
+    ucs2_chars,
     unaccent,
 )
 
@@ -134,3 +135,43 @@ def test_reference_outside_one_byte_is_refused():
 def test_sixteen_bit_reference_udh_is_read():
     segment = read_segment(ESM_CLASS_UDHI, bytes([6, 8, 4, 1, 2, 3, 1]) + b"xy")
     assert (segment.ref, segment.total, segment.seq, segment.payload) == (258, 3, 1, b"xy")
+
+
+# A commune notice as typed on a phone: smart quotes, an en dash, an ellipsis.
+BINH_YEN = (
+    "UBND xã Bình Yên thông báo: từ 6h ngày 5/9 thực hiện “ở yên tại chỗ” – chỉ ra ngoài "
+    "khi rất cần thiết; đeo khẩu trang, giữ khoảng cách 2m… Gọi 1900 9095"
+)
+
+
+def test_notice_with_typographic_punctuation_unaccents_to_one_gsm_part():
+    assert len(BINH_YEN) == 152
+    assert encode_text(BINH_YEN).parts == 3
+    encoded = encode_text(BINH_YEN, unaccented=True)
+    assert encoded.encoding is Encoding.GSM7
+    assert encoded.parts == 1
+    assert '"o yen tai cho" - chi ra' in encoded.text
+    assert encoded.text.endswith("2m... Goi 1900 9095")
+    assert reassemble(encoded) == encoded.text
+
+
+@pytest.mark.parametrize(
+    ("typed", "folded"),
+    [
+        ("\u201cA\u201d \u201eB\u201f \u00abC\u00bb", '"A" "B" "C"'),
+        ("\u2018a\u2019 \u201ab\u201b 5\u2032", "'a' 'b' 5'"),
+        ("1\u20132 3\u20144 \u2212 5", "1-2 3-4 - 5"),
+        ("xong\u2026", "xong..."),
+        ("10\u00a0000 20\u202f000 a\u2009b\tc", "10 000 20 000 a b c"),
+        ("a\u200bb\u00adc\ufeff", "abc"),
+    ],
+)
+def test_unaccent_folds_typographic_punctuation_to_gsm(typed, folded):
+    assert unaccent(typed) == folded
+    assert gsm_septets(unaccent(typed)) is not None
+
+
+def test_ucs2_chars_names_what_still_forces_ucs2_once_each_in_order():
+    assert ucs2_chars("Đà Lạt “mưa”") == ("Đ", "ạ", "“", "ư", "”")
+    assert ucs2_chars("Đà Lạt “mưa” ✓ – ✓ 😀", unaccented=True) == ("✓", "😀")
+    assert ucs2_chars(BINH_YEN, unaccented=True) == ()

@@ -226,6 +226,12 @@ def _routes(api: FastAPI, ctx: ops.Context) -> None:  # noqa: C901 - one place l
         notice, _ = ops.approve_notice(ctx, actor, notice_id)
         return _notice(notice)
 
+    @api.post("/notices/{notice_id}/retract", response_model=m.NoticeOut, tags=["notices"])
+    def retract_notice(notice_id: Id, actor: Actor) -> dict[str, object]:
+        """Take a notice off the air at once (no second account needed)."""
+        notice, _ = ops.retract_notice(ctx, actor, notice_id)
+        return _notice(notice)
+
     @api.get("/stations", response_model=list[m.StationOut], tags=["stations"])
     def stations(actor: Actor) -> list[dict[str, object]]:
         """Stations and vans in your areas, with their current or next slot."""

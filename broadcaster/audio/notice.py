@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import structlog
 from sqlalchemy import Engine
 
 from broadcaster.areas import AreaRegistry
@@ -30,9 +31,12 @@ from broadcaster.audio.publish import (
     save_plan,
 )
 from broadcaster.occurrence import Channel, Clips, Occurrence, Priority
-from broadcaster.store.audio import Notice, live_notices
+from broadcaster.store.audio import Notice, create_notice, live_notices, retract_notice
+
+log = structlog.get_logger(__name__)
 
 VOICE = "vi"
+MAX_TEXT = 2000  # characters; a notice is a few sentences, espeak-ng's time grows with length
 
 
 def notice_audio(data_dir: Path, *, audio: Path | None, text: str | None) -> Path:
@@ -43,14 +47,8 @@ def notice_audio(data_dir: Path, *, audio: Path | None, text: str | None) -> Pat
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         if text is not None:
-            if not text.strip():
-                raise ValueError("--text is empty")
             source = Path(tmp) / "speech.wav"
-            subprocess.run(
-                ["espeak-ng", "-v", VOICE, "-s", "150", "-w", str(source), text],
-                check=True,
-                capture_output=True,
-            )
+            speak(text, source)
         else:
             assert audio is not None
             if not audio.is_file():
@@ -62,6 +60,91 @@ def notice_audio(data_dir: Path, *, audio: Path | None, text: str | None) -> Pat
         if not target.exists():
             source.replace(target)
     return target
+
+
+def speak(text: str, target: Path) -> None:
+    """Write text as speech to a WAV file with espeak-ng.
+
+    The text goes in on stdin, never on the command line, so a text such as
+    `-f/etc/hostname` is spoken as written rather than read as an option.
+    """
+    if not text.strip():
+        raise ValueError("--text is empty")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"--text is {len(text)} characters; at most {MAX_TEXT} are spoken")
+    subprocess.run(
+        ["espeak-ng", "-v", VOICE, "-s", "150", "-w", str(target), "--stdin"],
+        input=text.encode("utf-8"),
+        check=True,
+        capture_output=True,
+    )
+
+
+def issue_notice(
+    engine: Engine,
+    registry: AreaRegistry,
+    pub: Publisher,
+    library: Library,
+    *,
+    areas: Sequence[str],
+    audio: Path | None,
+    text: str | None,
+    by: str,
+    now: datetime,
+    needs_approval: bool,
+) -> tuple[Notice, PublishReport | None]:
+    """Record a notice and, unless it awaits approval, put it on the air now."""
+    if not by.strip():
+        raise ValueError("--by must name the operator issuing the notice")
+    if not areas:
+        raise ValueError("name at least one --area")
+    for code in areas:
+        registry.get(code)
+    path = notice_audio(pub.root.parent, audio=audio, text=text)
+    notice = create_notice(
+        engine,
+        areas=areas,
+        text=text,
+        clip_file=str(path),
+        clip_sha256=file_sha256(path),
+        duration=probe_duration(path),
+        by=by,
+        now=now,
+        needs_approval=needs_approval,
+    )
+    log.info(
+        "audio.notice_created", notice=notice.id, areas=list(areas), by=by, state=notice.state.value
+    )
+    if needs_approval:
+        return notice, None
+    return notice, republish(
+        engine, registry, pub, library, now=now, only=affected_stations(registry, [notice])
+    )
+
+
+def retract(
+    engine: Engine,
+    registry: AreaRegistry,
+    pub: Publisher,
+    library: Library,
+    notice_id: int,
+    *,
+    by: str,
+    now: datetime,
+) -> tuple[Notice, PublishReport]:
+    """Take a notice off the air: record the retraction, then republish its stations at once.
+
+    The daemon's publisher sees the retraction on its next notices poll too
+    and republishes everything, so the notice is gone from every station's
+    next poll even when this process's publication races another.
+    """
+    notice = retract_notice(engine, notice_id, by=by, now=now)
+    log.warning("audio.notice_retracted", notice=notice.id, by=by, areas=list(notice.areas),
+                was_approved_by=notice.approved_by)
+    report = republish(
+        engine, registry, pub, library, now=now, only=affected_stations(registry, [notice])
+    )
+    return notice, report
 
 
 def republish(

@@ -54,7 +54,7 @@ class PlaylistService:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._marker: tuple[int, int] | None = None
+        self._marker: tuple[int, int, int] | None = None
         self._thread = threading.Thread(target=self._run, name="playlists", daemon=True)
 
     def plan_changed(self, programmes: Sequence[Programme], changes: Sequence[LevelChange]) -> None:

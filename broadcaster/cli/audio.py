@@ -209,6 +209,7 @@ def serve(app: App) -> None:
         clock=app.now,
         max_body=settings.audio.max_report_bytes,
         operations_api=make_api(app.ops),
+        areas=app.registry,
     )
     uvicorn_server(web, settings.http.bind).run()
 
@@ -362,6 +363,22 @@ def approve(app: App, notice_id: int, actor: Account) -> None:
     made, report = ops.approve_notice(app.ops, actor, notice_id)
     click.echo(
         f"notice #{made.id} approved by {actor.name}; on the air at {report.stations} stations"
+    )
+
+
+@notice.command("retract")
+@click.argument("notice_id", type=int)
+@pass_app
+@acting
+def retract_cmd(app: App, notice_id: int, actor: Account) -> None:
+    """Take a notice off the air at once (no second account needed): it leaves every
+    affected station's next poll."""
+    from broadcaster import operations as ops
+
+    made, report = ops.retract_notice(app.ops, actor, notice_id)
+    click.echo(
+        f"notice #{made.id} retracted by {actor.name} at {app.local(made.retracted_at)}; "
+        f"{report.stations} stations republished without it"
     )
 
 

@@ -33,6 +33,7 @@ DOMAIN_ERRORS = {
     "broadcaster.areas": "UnknownArea",
     "broadcaster.levels": "UnknownLevel",
     "broadcaster.accounts": "Refused",
+    "broadcaster.operations.context": "NotFound",
 }
 
 

@@ -60,7 +60,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
         web = BackgroundServer(
             make_app(publisher(settings), frozenset(stations(app.registry)), engine=app.engine,
                      clock=app.now, max_body=settings.audio.max_report_bytes,
-                     operations_api=make_api(app.ops)),
+                     areas=app.registry, operations_api=make_api(app.ops)),
             settings.http.bind,
         )
         web.start()

@@ -16,6 +16,7 @@ from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.sms.states import MessageState, Priority
 
 if TYPE_CHECKING:
+    from broadcaster.sms.blast import Preview
     from broadcaster.sms.numbers import CarrierRouter
 
 
@@ -61,18 +62,47 @@ def draft_cmd(
 
     preview = ops.draft_blast(app.ops, actor, areas=areas, text=body, unaccented=unaccent,
                               priority=Priority(priority), exercise=exercise)
+    _show_draft(app, preview, unaccent, fmt)
+
+
+def _show_draft(app: App, preview: Preview, unaccent: bool, fmt: str) -> None:
     if fmt == "json":
         app.echo_json(preview.as_json())
         return
-    label = "EXERCISE — test numbers only" if preview.exercise else "LIVE"
-    click.echo(f"blast {preview.id} drafted [{label}]")
+    click.echo(f"blast {preview.id} drafted [{_label(preview.exercise, preview.corrects)}]")
     click.echo(
         f"  recipients {preview.recipients}  encoding {preview.encoding}  "
         f"parts/message {preview.parts}  total SMS {preview.total_sms}"
     )
+    if preview.ucs2_chars:
+        hint = "" if unaccent else " (--unaccent folds diacritics and typographic punctuation)"
+        click.echo(f"  UCS-2 because of: {' '.join(preview.ucs2_chars)}{hint}")
     for carrier, n in preview.per_carrier.items():
         click.echo(f"  {carrier:<14} {n}")
     click.echo(f"a second account approves it with: broadcaster sms approve {preview.id}")
+
+
+def _label(exercise: bool, corrects: int | None) -> str:
+    """Say how a blast reaches people: exercise or live, and whether it corrects another."""
+    label = "EXERCISE — test numbers only" if exercise else "LIVE"
+    return label if corrects is None else f"{label}, CORRECTION of blast {corrects}"
+
+
+@command.command("correct")
+@click.argument("blast_id", type=int)
+@click.option("--text", "body", required=True, help="The corrected text.")
+@click.option("--unaccent", is_flag=True, help="Strip Vietnamese diacritics (GSM: fewer parts).")
+@format_option
+@pass_app
+@acting
+def correct_cmd(app: App, blast_id: int, body: str, unaccent: bool, fmt: str,
+                actor: Account) -> None:
+    """Draft a correction of a blast as your account, to exactly those it may have
+    reached; a second account sends it with `sms approve`."""
+    from broadcaster import operations as ops
+
+    preview = ops.correct_blast(app.ops, actor, blast_id, text=body, unaccented=unaccent)
+    _show_draft(app, preview, unaccent, fmt)
 
 
 @command.command("approve")
@@ -85,7 +115,7 @@ def approve_cmd(app: App, blast_id: int, yes: bool, actor: Account) -> None:
     from broadcaster import operations as ops
 
     preview = ops.blast_preview(app.ops, actor, blast_id)
-    label = "EXERCISE (test numbers only)" if preview.exercise else "LIVE"
+    label = _label(preview.exercise, preview.corrects)
     if not yes:
         click.confirm(
             f"{label}: send {preview.total_sms} SMS to {preview.recipients} recipients?", abort=True
@@ -125,6 +155,8 @@ def status_cmd(app: App, blast_id: int, watch: bool, fmt: str) -> None:
         app.echo_json(report)
         return
     label = " [EXERCISE]" if report["exercise"] else ""
+    if report["corrects"] is not None:
+        label += f" [CORRECTION of blast {report['corrects']}]"
     partly = report["partly_sent"]
     partly_note = f"  (of the cancelled, {partly} partly sent)" if partly else ""
     click.echo(f"blast {blast_id} {report['state']}{label}: {_counts(report)}{partly_note}")

@@ -18,6 +18,7 @@ from broadcaster.operations.acts import (
     blast_preview,
     blast_status,
     cancel_blast,
+    correct_blast,
     disable_account,
     draft_blast,
     issue_notice,
@@ -45,7 +46,8 @@ from broadcaster.operations.reads import (
 __all__ = [
     "Context", "NotFound", "NoticeIssued", "TextPreview", "add_account", "approve_blast",
     "approve_notice", "approve_schedules", "asrun", "audit", "blast_cost", "blast_preview",
-    "blast_status", "cancel_blast", "disable_account", "draft_blast", "issue_notice",
+    "blast_status", "cancel_blast", "correct_blast", "disable_account", "draft_blast",
+    "issue_notice",
     "issue_token", "level", "levels", "login", "notices", "plan_day", "retract_notice",
     "schedule_review", "set_level", "set_password", "stations", "text_preview", "utc_now",
 ]

@@ -148,6 +148,25 @@ def cancel_blast(ctx: Context, actor: Account, blast_id: int) -> int:
     return cancelled
 
 
+def correct_blast(
+    ctx: Context, actor: Account, blast_id: int, *, text: str, unaccented: bool = False
+) -> blasts.Preview:
+    """Draft a correction of a blast in the actor's areas, to exactly those it may have
+    reached; like any draft, a second account approves it."""
+    from broadcaster.sms.correction import draft_correction
+
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        row = _blast_row(conn, blast_id)
+        check(actor, Action.CORRECT_BLAST, ctx.registry, _areas_of(row))
+        preview = draft_correction(conn, ctx.router, ctx.settings.sms, blast_id, body=text,
+                                   unaccented=unaccented, by=actor.name, now=now)
+        _set_actor(conn, "sms_blasts", "created_by_account", preview.id, actor)
+        _audit(conn, actor, Action.CORRECT_BLAST, f"blast:{preview.id}", now,
+               corrects=blast_id, recipients=preview.recipients)
+    return preview
+
+
 def blast_status(ctx: Context, actor: Account, blast_id: int) -> dict[str, object]:
     """Counts of a blast's messages by state, for an account covering its areas."""
     check(actor, Action.READ, ctx.registry, _blast_areas(ctx.engine, blast_id))
@@ -212,12 +231,23 @@ def approve_notice(ctx: Context, actor: Account, notice_id: int) -> tuple[Notice
     return notice, _republish(ctx, affected_stations(ctx.registry, [notice]))
 
 
-def retract_notice(ctx: Context, actor: Account, notice_id: int) -> Notice:
-    """Take a notice off the air at once (any role that may act on its areas).
+def retract_notice(
+    ctx: Context, actor: Account, notice_id: int
+) -> tuple[Notice, PublishReport]:
+    """Take a notice off the air at once (any role that may act on its areas; stopping
+    needs no second account); its stations are republished without it."""
+    from broadcaster.audio.notice import affected_stations
+    from broadcaster.store.audio import retract_notice as store_retract
 
-    The body arrives with the `notice retract` work merged from main.
-    """
-    raise NotImplementedError("notice retract lands with branch `stop`")
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        notice = _notice(conn, notice_id)
+        check(actor, Action.RETRACT_NOTICE, ctx.registry, notice.areas)
+        notice = store_retract(conn, notice_id, by=actor.name, now=now)
+        _audit(conn, actor, Action.RETRACT_NOTICE, f"notice:{notice_id}", now)
+    log.warning("audio.notice_retracted", notice=notice.id, by=actor.name, account=actor.id,
+                areas=list(notice.areas))
+    return notice, _republish(ctx, affected_stations(ctx.registry, [notice]))
 
 
 # --- schedules ------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Draft, approve, cancel and count SMS blasts; expansion is one INSERT … SELECT.
 
 Approval expands the blast to one message row per recipient in set-based SQL;
-the unique key (blast, msisdn) makes a repeated expansion add nothing.
+the unique key (blast, msisdn) makes a repeated expansion add nothing. A
+correction (`sms/correction.py`) expands from the messages of the blast it
+corrects instead of from the subscribers.
 """
 
 from __future__ import annotations
@@ -15,15 +17,28 @@ import structlog
 from sqlalchemy import Connection, bindparam, text
 
 from broadcaster.areas import AreaRegistry
-from broadcaster.sms.encoding import encode_text
+from broadcaster.sms.encoding import encode_text, ucs2_chars
 from broadcaster.sms.numbers import CarrierRouter, normalise_msisdn
 from broadcaster.sms.settings import SmsSettings
-from broadcaster.sms.states import BlastState, MessageState, Priority, moving_to
+from broadcaster.sms.states import (
+    MAY_HAVE_REACHED,
+    BlastState,
+    MessageState,
+    Priority,
+    moving_to,
+    state_in,
+)
 from broadcaster.store.db import Bind, transaction
 from broadcaster.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
 _TS = UTCDateTime()
+# A message `m` of a blast that may be on a handset: in one of MAY_HAVE_REACHED, or cancelled
+# after some of its parts had gone out (the cancel stops a long message between parts).
+REACHED = (
+    f"(m.{state_in(MAY_HAVE_REACHED)} OR (m.state = 'cancelled' AND EXISTS "
+    "(SELECT 1 FROM sms_parts p WHERE p.message_id = m.id)))"
+)
 
 
 class BlastError(ValueError):
@@ -40,6 +55,8 @@ class Preview:
     encoding: str
     parts: int
     per_carrier: dict[str, int]
+    ucs2_chars: tuple[str, ...] = ()
+    corrects: int | None = None
 
     @property
     def total_sms(self) -> int:
@@ -56,6 +73,8 @@ class Preview:
             "parts": self.parts,
             "total_sms": self.total_sms,
             "per_carrier": self.per_carrier,
+            "ucs2_chars": list(self.ucs2_chars),
+            "corrects": self.corrects,
         }
 
 
@@ -115,8 +134,15 @@ def draft(
 def preview(engine: Bind, router: CarrierRouter, sms: SmsSettings, blast_id: int) -> Preview:
     """Count the recipients a blast reaches, per carrier."""
     blast = _load(engine, blast_id)
-    if blast.exercise:
-        per_carrier: dict[str, int] = {}
+    if blast.corrects is not None:
+        query = text(
+            f"SELECT m.carrier, count(*) AS n FROM sms_messages m WHERE m.blast_id = :first "
+            f"AND {REACHED} GROUP BY m.carrier ORDER BY m.carrier"
+        )
+        with transaction(engine) as conn:
+            per_carrier = {r.carrier: r.n for r in conn.execute(query, {"first": blast.corrects})}
+    elif blast.exercise:
+        per_carrier = {}
         for _, carrier in _test_numbers(sms, router):
             per_carrier[carrier] = per_carrier.get(carrier, 0) + 1
     else:
@@ -134,6 +160,8 @@ def preview(engine: Bind, router: CarrierRouter, sms: SmsSettings, blast_id: int
         blast.encoding,
         blast.parts,
         per_carrier,
+        ucs2_chars(blast.text, unaccented=bool(blast.unaccented)),
+        blast.corrects,
     )
 
 
@@ -183,6 +211,17 @@ def expand(
     blast = _load_on(conn, blast_id)
     rank = Priority(blast.priority).rank
     at = bindparam("at", type_=_TS)
+    if blast.corrects is not None:  # exactly those the corrected blast may have reached
+        conn.execute(
+            text(
+                "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
+                "attempts) SELECT :b, m.msisdn, m.carrier, :rank, 'queued', :at, 0 "
+                f"FROM sms_messages m WHERE m.blast_id = :first AND {REACHED} "
+                "ON CONFLICT (blast_id, msisdn) DO NOTHING"
+            ).bindparams(at),
+            {"b": blast_id, "rank": rank, "at": now, "first": blast.corrects},
+        )
+        return
     if blast.exercise:
         rows = [
             {"b": blast_id, "msisdn": m, "carrier": c, "rank": rank, "at": now}
@@ -273,6 +312,7 @@ def status(engine: Bind, blast_id: int) -> dict[str, object]:
         "state": blast.state,
         "exercise": bool(blast.exercise),
         "priority": blast.priority,
+        "corrects": blast.corrects,
         **overall,
         "partly_sent": partly_sent,
         "per_carrier": per_carrier,

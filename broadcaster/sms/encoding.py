@@ -39,6 +39,25 @@ ESM_CLASS_UDHI = 0x40
 DEFAULT_MAX_PARTS = 6
 
 _VIETNAMESE_EXTRA = str.maketrans({"đ": "d", "Đ": "D"})
+# Typographic punctuation that word processors and phones put in (smart quotes,
+# dashes, the ellipsis, the spaces French and Vietnamese typography use) has a
+# plain GSM twin; one such character alone would make the whole text UCS-2.
+_TYPOGRAPHIC = str.maketrans(
+    {
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\u2033\u301d\u301e\uff02", '"'),
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u2039\u203a\u00b4\u0060\uff07", "'"),
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2043\u2022", "-"),
+        **dict.fromkeys(
+            "\u00a0\u202f\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+            "\u2009\u200a\u205f\u3000\t",
+            " ",
+        ),
+        **dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff\u00ad", ""),
+        "\u2026": "...",
+        "\u00b7": ".",
+        "\u2116": "No",
+    }
+)
 
 
 class Encoding(StrEnum):
@@ -82,8 +101,10 @@ class Segment:
 
 
 def unaccent(text: str) -> str:
-    """Strip Vietnamese diacritics (and đ) so the text fits GSM 7-bit."""
-    decomposed = unicodedata.normalize("NFD", text.translate(_VIETNAMESE_EXTRA))
+    """Strip Vietnamese diacritics (and đ) and fold typographic punctuation to GSM twins,
+    so the text fits GSM 7-bit."""
+    folded = text.translate(_VIETNAMESE_EXTRA).translate(_TYPOGRAPHIC)
+    decomposed = unicodedata.normalize("NFD", folded)
     stripped = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
     return unicodedata.normalize("NFC", stripped)
 
@@ -99,6 +120,13 @@ def gsm_septets(text: str) -> int | None:
         else:
             return None
     return count
+
+
+def ucs2_chars(text: str, *, unaccented: bool = False) -> tuple[str, ...]:
+    """Name the characters that keep a text out of GSM 7-bit, each once, in order, so an
+    operator sees what to change (after unaccenting, when the blast asks for it)."""
+    body = unicodedata.normalize("NFC", unaccent(text) if unaccented else text)
+    return tuple(dict.fromkeys(ch for ch in body if gsm_septets(ch) is None))
 
 
 def encode_text(

@@ -25,6 +25,22 @@ class MessageState(StrEnum):
     CANCELLED = "cancelled"
 
 
+# A message in one of these may be on a handset: handed to the SMSC, being handed (its PDU
+# in flight finishes), or expired without a final receipt. A cancelled message may be
+# too, when some of its parts had gone out (`sms/blast.py` REACHED asks sms_parts).
+MAY_HAVE_REACHED = (
+    MessageState.SENDING,
+    MessageState.SUBMITTED,
+    MessageState.DELIVERED,
+    MessageState.EXPIRED,
+)
+
+
+def state_in(states: tuple[MessageState, ...]) -> str:
+    """Return the SQL condition `state IN (…)` for the given message states."""
+    return "state IN (" + ", ".join(f"'{s}'" for s in states) + ")"
+
+
 class Priority(StrEnum):
     """Urgent goes first in every queue and ignores quiet hours."""
 

@@ -18,6 +18,7 @@ from broadcaster.store.types import UTCDateTime
 class NoticeState(StrEnum):
     PENDING = "pending"
     LIVE = "live"
+    RETRACTED = "retracted"  # final: off every station's next poll, kept for the record
 
 
 class AsRunRow(Base):
@@ -51,6 +52,8 @@ class NoticeRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     approved_by: Mapped[str | None] = mapped_column(String(128))
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    retracted_by: Mapped[str | None] = mapped_column(String(128))
+    retracted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_by_account: Mapped[int | None] = mapped_column(Integer)
     approved_by_account: Mapped[int | None] = mapped_column(Integer)
 
@@ -78,6 +81,8 @@ class Notice:
     created_at: datetime
     approved_by: str | None
     approved_at: datetime | None
+    retracted_by: str | None = None
+    retracted_at: datetime | None = None
 
     @property
     def airs_at(self) -> datetime:
@@ -178,6 +183,32 @@ def approve_notice(
         return _notice(row)
 
 
+def retract_notice(engine: Bind, notice_id: int, *, by: str, now: datetime) -> Notice:
+    """Take a notice off the air (or stop a pending one from airing), recording who and when.
+
+    One person may retract: stopping must be faster than sending, so no second
+    approval is asked, but the act is kept on the notice and logged.
+    """
+    if not by.strip():
+        raise ValueError("--by must name the operator retracting the notice")
+    with session_scope(engine) as session:
+        row = session.get(NoticeRow, notice_id)
+        if row is None:
+            raise ValueError(f"no notice #{notice_id}")
+        if row.state == NoticeState.RETRACTED:
+            raise ValueError(
+                f"notice #{notice_id} was already retracted by {row.retracted_by} "
+                f"at {row.retracted_at}"
+            )
+        session.execute(
+            update(NoticeRow)
+            .where(NoticeRow.id == notice_id)
+            .values(state=NoticeState.RETRACTED.value, retracted_by=by, retracted_at=now)
+        )
+        session.refresh(row)
+        return _notice(row)
+
+
 def load_notice(engine: Bind, notice_id: int) -> Notice:
     """One notice by id, or ValueError naming it."""
     with session_scope(engine) as session:
@@ -191,6 +222,14 @@ def list_notices(engine: Bind, *, limit: int = 100) -> list[Notice]:
     """The newest notices first."""
     with session_scope(engine) as session:
         rows = session.scalars(select(NoticeRow).order_by(NoticeRow.id.desc()).limit(limit))
+        return [_notice(r) for r in rows]
+
+
+def recent_notices(engine: Engine, since: datetime) -> list[Notice]:
+    """Notices airing from `since` on, in any state: what stations may still hold."""
+    airs_at = func.coalesce(NoticeRow.approved_at, NoticeRow.created_at)
+    with session_scope(engine) as session:
+        rows = session.scalars(select(NoticeRow).where(airs_at >= since).order_by(NoticeRow.id))
         return [_notice(r) for r in rows]
 
 
@@ -218,16 +257,20 @@ def _notice(row: NoticeRow) -> Notice:
         row.created_at,
         row.approved_by,
         row.approved_at,
+        row.retracted_by,
+        row.retracted_at,
     )
 
 
-def notices_marker(engine: Engine) -> tuple[int, int]:
-    """A value that changes whenever a notice is created or goes live, for pollers."""
+def notices_marker(engine: Engine) -> tuple[int, int, int]:
+    """A value that changes whenever a notice is created, goes live or is retracted,
+    for pollers (retractions only grow, so a go-live and a retraction never cancel out)."""
     with session_scope(engine) as session:
         row = session.execute(
             select(
                 func.coalesce(func.max(NoticeRow.id), 0),
                 func.count().filter(NoticeRow.state == NoticeState.LIVE.value),
+                func.count().filter(NoticeRow.state == NoticeState.RETRACTED.value),
             )
         ).one()
-        return int(row[0]), int(row[1])
+        return int(row[0]), int(row[1]), int(row[2])

@@ -1,10 +1,11 @@
 """Who holds the scheduler when several daemons share one database.
 
 Every daemon sends SMS and serves stations; only one plans and fires. On
-PostgreSQL that one holds a session-level advisory lock on a connection it
-keeps open, so the lock dies with the process (kill -9 included) and a
-standby takes over. On SQLite, where daemons share a file on one machine,
-an exclusive `flock` on a file beside the database does the same.
+PostgreSQL that one holds a session-level advisory lock (keyed by the schema,
+since advisory locks span the database) on a connection it keeps open, so
+the lock dies with the process (kill -9 included) and a standby takes over.
+On SQLite, where daemons share a file on one machine, an exclusive `flock`
+on a file beside the database does the same.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
-LOCK_KEY = 0x62636173_7363686C  # "bcas" "schl": one scheduler per database
+LOCK_KEY = 0x62636173  # "bcas"; with the schema's hash: one scheduler per database schema
 
 
 class SchedulerLock:
@@ -49,7 +50,11 @@ class SchedulerLock:
 
     def _acquire_advisory(self) -> bool:
         connection = self._engine.connect()
-        got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY})
+        # Advisory locks are database-wide: keyed by the schema too, so deployments (or
+        # tests) sharing a database in schemas of their own each get their own scheduler.
+        got = connection.execute(
+            text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"), {"k": LOCK_KEY}
+        )
         if got.scalar():
             connection.commit()
             self._connection = connection

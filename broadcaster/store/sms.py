@@ -56,6 +56,9 @@ class BlastRow(Base):
     created_by_account: Mapped[int | None] = mapped_column(Integer)
     approved_by_account: Mapped[int | None] = mapped_column(Integer)
     cancelled_by_account: Mapped[int | None] = mapped_column(Integer)
+    corrects: Mapped[int | None] = mapped_column(
+        ForeignKey("sms_blasts.id", name="fk_sms_blasts_corrects")
+    )
 
 
 class MessageRow(Base):
