@@ -172,9 +172,10 @@ def _routes(api: FastAPI, ctx: ops.Context) -> None:  # noqa: C901 - one place l
     def blast_status(blast_id: Id, actor: Actor) -> dict[str, object]:
         """A blast's state and its messages counted by state, overall and per carrier."""
         report = ops.blast_status(ctx, actor, blast_id)
-        fixed = {"id", "state", "exercise", "priority", "total", "per_carrier"}
-        return {**{k: report[k] for k in fixed},
-                "counts": {k: v for k, v in report.items() if k not in fixed}}
+        fixed = {"id", "state", "exercise", "priority", "total", "per_carrier", "corrects"}
+        return {**{k: report.get(k) for k in fixed},
+                "counts": {k: v for k, v in report.items()
+                           if k not in fixed and isinstance(v, int)}}
 
     @api.get("/sms/blasts/{blast_id}/preview", response_model=m.BlastPreviewOut, tags=["sms"],
              operation_id="blast_preview")
@@ -193,6 +194,16 @@ def _routes(api: FastAPI, ctx: ops.Context) -> None:  # noqa: C901 - one place l
     def cancel(blast_id: Id, actor: Actor) -> dict[str, object]:
         """Cancel a blast at once: nothing not yet submitted goes out."""
         return {"id": blast_id, "cancelled": ops.cancel_blast(ctx, actor, blast_id)}
+
+    @api.post("/sms/blasts/{blast_id}/correct", response_model=m.BlastPreviewOut,
+              status_code=201, tags=["sms"])
+    def correct(blast_id: Id, body: m.TextIn, actor: Actor) -> dict[str, object]:
+        """Draft a correction to exactly those the blast may have reached; a second
+        account approves it like any draft."""
+        text = ops.text_preview(ctx, actor, body.text, body.unaccented)
+        preview = ops.correct_blast(ctx, actor, blast_id, text=body.text,
+                                    unaccented=body.unaccented)
+        return _blast_preview(ctx, preview, text.ucs2_characters)
 
     @api.get("/notices", response_model=list[m.NoticeOut], tags=["notices"])
     def notices(actor: Actor,

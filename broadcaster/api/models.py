@@ -103,6 +103,7 @@ class BlastPreviewOut(BaseModel):
     cost: float
     currency: str
     ucs2_characters: list[str]
+    corrects: int | None = None
 
 
 class BlastApprovedOut(BaseModel):
@@ -123,6 +124,7 @@ class BlastStatusOut(BaseModel):
     total: int
     counts: dict[str, int]
     per_carrier: dict[str, dict[str, int]]
+    corrects: int | None = Field(None, description="the blast this one corrects")
 
 
 class NoticeIn(_In):
