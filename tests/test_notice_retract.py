@@ -95,7 +95,7 @@ def test_retracted_notice_leaves_both_stations_manifests_and_playlists_within_5s
         retracted_at = conn.execute(select(NoticeRow.retracted_at)).scalar_one()
     after = {s: (at - retracted_at).total_seconds() for s, at in gone.items()}
     assert max(after.values()) <= 5, f"seconds from the retraction to its absence: {after}"
-    assert "retracted by Lê Văn C" in out.stdout
+    assert "retracted by Nguyễn Văn A" in out.stdout
 
     notices = _get(base, "linh-thong", "notices.json").json()["notices"]
     assert [(n["id"], n["item"], n["state"]) for n in notices] == [(1, "notice-1", "retracted")]
@@ -105,7 +105,7 @@ def test_retracted_notice_leaves_both_stations_manifests_and_playlists_within_5s
         row = conn.execute(text("SELECT state, approved_by, retracted_by, retracted_at "
                                 "FROM audio_notices WHERE id = 1")).one()
     assert (row.state, row.approved_by, row.retracted_by) == ("retracted", "Trần Thị B",
-                                                              "Lê Văn C")
+                                                              "Nguyễn Văn A")
     assert row.retracted_at is not None
 
 
