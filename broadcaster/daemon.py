@@ -3,7 +3,8 @@
 APScheduler (3.11, in-memory job store) holds only the next `horizon` of the
 plan, one job per instant: every occurrence due at 06:00 fires in one job. The
 plan itself lives here and is rebuilt from the database and the schedule files
-whenever a level changes (the `level_changes` max id, polled), the schedules
+(their SMS and emergency programmes as an approver last accepted them, see
+`schedule_review`) whenever a level changes (the `level_changes` max id, polled), the schedules
 are reloaded (`broadcaster reload` or SIGHUP) or the local date changes. A job
 looks up its instant in the current plan when it fires, so a replan never
 needs to chase jobs already queued. Each occurrence is claimed in the
@@ -37,7 +38,8 @@ from broadcaster.levels import LevelChange, latest_changes, level_in_force
 from broadcaster.occurrence import Channel, Occurrence
 from broadcaster.planner import group_by_time, plan
 from broadcaster.programmes import Programme
-from broadcaster.schedule_files import ScheduleError, load_programmes
+from broadcaster.schedule_approval import running
+from broadcaster.schedule_files import ScheduleError
 from broadcaster.sdnotify import notify, watchdog_interval
 from broadcaster.store import dispatch as store
 from broadcaster.store.dispatch import HEARTBEAT_SECONDS
@@ -102,7 +104,7 @@ class Daemon:
         self.grace = grace_periods(settings)
         self.horizon = parse_duration(settings.planner.horizon)
         self.node = f"{socket.gethostname()}:{os.getpid()}"
-        self.programmes = load_programmes(settings)
+        self.programmes, self.held = running(settings, engine)
         self._buckets: dict[datetime, list[Occurrence]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -136,6 +138,8 @@ class Daemon:
         self._scheduler.start()
         self._replan("start", catch_up_since=since)
         notify("READY=1")
+        if self.held:
+            log.warning("schedule.awaiting_approval", programmes=list(self.held))
         log.info("daemon.started", node=self.node, programmes=len(self.programmes),
                  catch_up_since=since.isoformat())
         self._loop()
@@ -166,7 +170,7 @@ class Daemon:
         """Take over with the schedules as they are now, not as they were at our start
         (an edit the leader reloaded may be days newer); a broken edit keeps ours."""
         try:
-            self.programmes = load_programmes(self.settings)
+            self.programmes, self.held = running(self.settings, self.engine)
         except ScheduleError as exc:
             self._error("planner.reload_rejected", "; ".join(exc.problems))
 
@@ -258,13 +262,13 @@ class Daemon:
     def _reload(self) -> None:
         """Re-read the schedules; an invalid edit keeps the running schedule."""
         try:
-            programmes = load_programmes(self.settings)
+            programmes, held = running(self.settings, self.engine)
         except ScheduleError as exc:
             self._error("planner.reload_rejected", "; ".join(exc.problems))
             self._beat()
             return
-        self.programmes = programmes
-        log.info("planner.reloaded", programmes=len(programmes))
+        self.programmes, self.held = programmes, held
+        log.info("planner.reloaded", programmes=len(programmes), held=list(held))
         self._replan("reload")
 
     def _replan(self, reason: str, catch_up_since: datetime | None = None) -> None:
@@ -413,6 +417,7 @@ class Daemon:
             "planned_at": self._planned_at.isoformat() if self._planned_at else None,
             "planned": dict(planned),
             "programmes": [p.id for p in self.programmes],
+            "awaiting_approval": list(self.held),
             "next": [{"programme": o.programme, "channel": o.channel.value, "area": o.area,
                       "at": o.at.isoformat(), "priority": o.priority.value, "level": o.level}
                      for o in upcoming],

@@ -32,7 +32,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from broadcaster import health
 from broadcaster.areas import AreaRegistry
@@ -130,10 +131,12 @@ def make_app(
     max_body: int = 65536,
     registry: CollectorRegistry | None = None,
     areas: AreaRegistry | None = None,
+    operations_api: ASGIApp | None = None,
 ) -> Starlette:
     """Build the ASGI app; `clock` gives the aware current time (tests pass their own).
 
-    With `areas` (and an engine) it also serves each station's notices.
+    With `areas` (and an engine) it also serves each station's notices;
+    `operations_api` (`broadcaster.api.make_api`) is mounted at `/api/v1`.
     """
     metrics = Metrics(registry or CollectorRegistry())
     register_service_metrics(metrics.registry, engine)
@@ -150,6 +153,7 @@ def make_app(
             Route("/stations/{station}/notices.json", api.notices),
             Route("/stations/{station}/{which}.{ext}", api.relative_slot),
             Route("/stations/{station}/{day}/{slot}.{ext}", api.given_slot),
+            *([Mount("/api/v1", app=operations_api)] if operations_api else []),
         ]
     )
 

@@ -36,9 +36,9 @@ def test_plan_json_lists_a_day_with_offsets(cli, samples):
     assert {"programme", "channel", "area", "at", "priority"} <= set(first)
 
 
-def test_plan_follows_a_level_set_and_filters_by_area(cli, samples):
+def test_plan_follows_a_level_set_and_filters_by_area(cli, samples, people):
     cli("db", "upgrade")
-    cli("level", "set", "167", "5.3", "--reason", "test", "--by", "test")
+    cli("level", "set", "167", "5.3", "--reason", "test")
     # Tomorrow: today's plan runs from local midnight, before the level was set.
     tomorrow = (datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")) + timedelta(days=1)).date().isoformat()
     day = cli("plan", "--from", tomorrow, "--area", "05440", "--format", "json").output
@@ -134,13 +134,13 @@ def test_schedule_check_fails_naming_file_programme_level_time_and_stations_when
     assert "ok:" not in result.output
 
 
-def test_plan_marks_the_occurrences_that_would_not_air(cli, sample_config: Path):
+def test_plan_marks_the_occurrences_that_would_not_air(cli, sample_config: Path, people):
     folder = sample_config.parent / "schedules"
     folder.mkdir()
     (folder / "news.toml").write_text(RELAY_THAT_CANNOT_FIT, encoding="utf-8")
     _use_schedules(sample_config, folder)
     cli("db", "upgrade")
-    cli("level", "set", "167", "5.2", "--reason", "test", "--by", "test")
+    cli("level", "set", "167", "5.2", "--reason", "test")
     tomorrow = (datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date() + timedelta(days=1)).isoformat()
     rows = json.loads(cli("plan", "--from", tomorrow, "--format", "json").output)
     relays = {r["area"]: r for r in rows if r["programme"] == "district-news"}

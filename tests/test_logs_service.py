@@ -152,7 +152,9 @@ def test_db_upgrade_under_systemd_logs_its_event_once(tmp_path: Path) -> None:
     assert len(upgraded) == 1 and upgraded[0].startswith("<6>db.upgraded")
 
 
-def test_logs_follow_goes_on_in_the_new_file_after_rotation(cli, sample_config: Path) -> None:
+def test_logs_follow_goes_on_in_the_new_file_after_rotation(
+    cli, sample_config: Path, people
+) -> None:
     cli("db", "upgrade")
     log = sample_config.parent / "data" / "broadcaster.log"
     follower = subprocess.Popen(
@@ -164,7 +166,7 @@ def test_logs_follow_goes_on_in_the_new_file_after_rotation(cli, sample_config: 
     def next_level_line(level: str) -> dict:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            cli("level", "set", "167", level, "--reason", "r", "--by", "op")
+            cli("level", "set", "167", level, "--reason", "r")
             ready, _, _ = select.select([follower.stdout], [], [], 1.0)
             if ready:
                 return json.loads(follower.stdout.readline())

@@ -62,7 +62,7 @@ def _day_programmes(base: str, station: str) -> list[str]:
 
 
 def test_retracted_notice_leaves_both_stations_manifests_and_playlists_within_5s(
-    daemon_with_web, engine: Engine, tmp_path: Path
+    daemon_with_web, engine: Engine, tmp_path: Path, people
 ) -> None:
     config, base = daemon_with_web
     wait_for(lambda: _get(base, "linh-thong", "current.json").status_code in (200, 404)
@@ -72,7 +72,7 @@ def test_retracted_notice_leaves_both_stations_manifests_and_playlists_within_5s
                     "vol", "0.3"], check=True)
     broadcaster(config, "notice", "--area", "05440", "--area", "05443", "--audio", str(recorded),
                 "--by", "Nguyễn Văn A")
-    broadcaster(config, "notice", "approve", "1", "--by", "Trần Thị B")
+    broadcaster(config, "notice", "approve", "1", *people.as_approver)
     on_air = {s: wait_for(lambda s=s: _notice_urls(base, s)[0], 10, f"the notice at {s}")
               for s in AFFECTED}
     for station, (url, *_) in on_air.items():
@@ -80,7 +80,7 @@ def test_retracted_notice_leaves_both_stations_manifests_and_playlists_within_5s
         assert "notice-1" in _day_programmes(base, station)
 
     started = time.monotonic()
-    out = broadcaster(config, "notice", "retract", "1", "--by", "Lê Văn C")
+    out = broadcaster(config, "notice", "retract", "1")
     gone: dict[str, datetime] = {}
     while time.monotonic() - started < 30 and len(gone) < len(AFFECTED):
         for station in AFFECTED:
@@ -95,7 +95,7 @@ def test_retracted_notice_leaves_both_stations_manifests_and_playlists_within_5s
         retracted_at = conn.execute(select(NoticeRow.retracted_at)).scalar_one()
     after = {s: (at - retracted_at).total_seconds() for s, at in gone.items()}
     assert max(after.values()) <= 5, f"seconds from the retraction to its absence: {after}"
-    assert "retracted by Lê Văn C" in out.stdout
+    assert "retracted by Nguyễn Văn A" in out.stdout
 
     notices = _get(base, "linh-thong", "notices.json").json()["notices"]
     assert [(n["id"], n["item"], n["state"]) for n in notices] == [(1, "notice-1", "retracted")]
@@ -105,17 +105,17 @@ def test_retracted_notice_leaves_both_stations_manifests_and_playlists_within_5s
         row = conn.execute(text("SELECT state, approved_by, retracted_by, retracted_at "
                                 "FROM audio_notices WHERE id = 1")).one()
     assert (row.state, row.approved_by, row.retracted_by) == ("retracted", "Trần Thị B",
-                                                              "Lê Văn C")
+                                                              "Nguyễn Văn A")
     assert row.retracted_at is not None
 
 
-def test_retracting_needs_no_second_operator_and_happens_once(daemon_with_web) -> None:
+def test_retracting_needs_no_second_account_and_happens_once(daemon_with_web, people) -> None:
     config, base = daemon_with_web
-    broadcaster(config, "notice", "--area", "05440", "--text", TEXT, "--by", "An")
-    broadcaster(config, "notice", "approve", "1", "--by", "Bình")
-    out = broadcaster(config, "notice", "retract", "1", "--by", "An")  # the drafter may stop it
-    assert "retracted by An" in out.stdout
-    again = broadcaster(config, "notice", "retract", "1", "--by", "Bình", check=False)
-    assert again.returncode == 1 and "already retracted by An" in again.stderr
-    unknown = broadcaster(config, "notice", "retract", "9", "--by", "Bình", check=False)
+    broadcaster(config, "notice", "--area", "05440", "--text", TEXT)
+    broadcaster(config, "notice", "approve", "1", *people.as_approver)
+    out = broadcaster(config, "notice", "retract", "1")  # the drafter may stop it
+    assert "retracted by Nguyễn Văn A" in out.stdout
+    again = broadcaster(config, "notice", "retract", "1", *people.as_approver, check=False)
+    assert again.returncode == 1 and "already retracted by Nguyễn Văn A" in again.stderr
+    unknown = broadcaster(config, "notice", "retract", "9", *people.as_approver, check=False)
     assert unknown.returncode == 1 and "no notice #9" in unknown.stderr

@@ -128,16 +128,6 @@ def test_draft_previews_recipients_parts_and_carriers(engine, settings):
     assert counts(engine, preview.id) == {}
 
 
-def test_approval_must_come_from_a_second_operator(engine, settings):
-    seed_subscribers(engine, 5)
-    preview = draft(engine, settings)
-    router = router_of(settings)
-    with pytest.raises(BlastError, match="second operator"):
-        blasts.approve(engine, router, settings.sms, preview.id, by="An", now=NOW)
-    single = settings.sms.model_copy(update={"require_second_operator": False})
-    assert blasts.approve(engine, router, single, preview.id, by="an", now=NOW) == 5
-
-
 def test_expansion_is_one_row_per_recipient_and_idempotent(engine, settings):
     seed_subscribers(engine, 300)
     preview = draft(engine, settings, areas=["05437"])
@@ -261,7 +251,7 @@ def test_bad_quiet_hours_are_refused():
         SmsSettings(quiet_hours="9pm-6am")
 
 
-def test_cli_draft_json_and_status_json(tmp_path, db_url, engine):
+def test_cli_draft_json_and_status_json(tmp_path, db_url, engine, people):
     config = write_config(tmp_path, db_url, PORTS)
     seed_subscribers(engine, 7)
     runner = CliRunner()
@@ -276,8 +266,6 @@ def test_cli_draft_json_and_status_json(tmp_path, db_url, engine):
             "167",
             "--text",
             THANH_HOA,
-            "--by",
-            "an",
             "--format",
             "json",
         ],
@@ -287,12 +275,13 @@ def test_cli_draft_json_and_status_json(tmp_path, db_url, engine):
     assert set(preview) >= {"id", "recipients", "encoding", "parts", "total_sms", "per_carrier"}
     assert (preview["recipients"], preview["parts"], preview["total_sms"]) == (7, 3, 21)
     out = runner.invoke(
-        main, ["sms", "approve", "--config", str(config), str(preview["id"]), "--by", "an", "--yes"]
+        main, ["sms", "approve", "--config", str(config), str(preview["id"]), "--yes"]
     )
-    assert out.exit_code == 1 and "second operator" in out.output
+    assert out.exit_code == 1 and "approver" in out.output
     out = runner.invoke(
         main,
-        ["sms", "approve", "--config", str(config), str(preview["id"]), "--by", "binh", "--yes"],
+        ["sms", "approve", "--config", str(config), str(preview["id"]), "--yes",
+         *people.as_approver],
     )
     assert out.exit_code == 0, out.output
     out = runner.invoke(
@@ -305,7 +294,7 @@ def test_cli_draft_json_and_status_json(tmp_path, db_url, engine):
                            "cancelled"}
 
 
-def test_cli_exercise_draft_says_so(tmp_path, db_url, engine):
+def test_cli_exercise_draft_says_so(tmp_path, db_url, engine, people):
     config = write_config(tmp_path, db_url, PORTS, sms='test_numbers = ["0961111111"]')
     out = CliRunner().invoke(
         main,
@@ -318,8 +307,6 @@ def test_cli_exercise_draft_says_so(tmp_path, db_url, engine):
             "167",
             "--text",
             "Diễn tập",
-            "--by",
-            "an",
             "--exercise",
         ],
     )
@@ -336,12 +323,25 @@ def test_cli_import_prints_each_bad_line(tmp_path, db_url, engine):
     assert "1 subscribers imported, 1 rows rejected of 2" in out.output
 
 
+def _accepted_by(engine, name="Trần Thị B"):
+    """Record a schedule set accepted by an approver, as `schedule approve` does."""
+    from broadcaster.accounts import Role
+    from broadcaster.store import accounts
+    from broadcaster.store.schedules import record
+
+    approver = accounts.add_account(engine, name=name, role=Role.APPROVER, areas=["19"],
+                                    unix_login=None, now=NOW)
+    record(engine, {}, account_id=approver.id, now=NOW, note="test")
+    return approver
+
+
 def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
     from broadcaster.occurrence import Channel, Occurrence, SmsText
     from broadcaster.occurrence import Priority as Bulletin
     from broadcaster.sms.scheduled import SmsHandler
 
     seed_subscribers(engine, 9)
+    approver = _accepted_by(engine)
     occurrences = [
         Occurrence(
             "urgent-notice-sms",
@@ -358,9 +358,11 @@ def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
     assert SmsHandler(settings, engine, lambda: NOW)(occurrences) == {}
     with engine.connect() as conn:
         blast = conn.execute(
-            text("SELECT id, priority, created_by, approved_by, state FROM sms_blasts")
+            text("SELECT id, priority, created_by, approved_by, state, approved_by_account "
+                 "FROM sms_blasts")
         ).one()
-    assert blast[1:] == ("urgent", "schedule:urgent-notice-sms", "daemon", "approved")
+    assert blast[1:] == ("urgent", "schedule:urgent-notice-sms", "Trần Thị B", "approved",
+                         approver.id)
     assert counts(engine, blast.id) == {"queued": 6}
 
 
@@ -370,14 +372,27 @@ def test_scheduled_sms_without_text_fails_each_occurrence(engine, settings):
     from broadcaster.sms.scheduled import SmsHandler
 
     occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, Task(), None, "1")
+    _accepted_by(engine)
     failures = SmsHandler(settings, engine, lambda: NOW)([occurrence])
     assert "no SMS text" in failures[occurrence.key]
 
 
-def test_cli_draft_names_the_characters_that_still_force_ucs2(tmp_path, db_url, engine):
+def test_scheduled_sms_without_an_accepted_schedule_sends_nothing(engine, settings):
+    from broadcaster.occurrence import Channel, Occurrence, SmsText
+    from broadcaster.occurrence import Priority as Bulletin
+    from broadcaster.sms.scheduled import SmsHandler
+
+    seed_subscribers(engine, 9)
+    occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, SmsText("x"),
+                            None, "1")
+    failures = SmsHandler(settings, engine, lambda: NOW)([occurrence])
+    assert "schedule approve" in failures[occurrence.key]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM sms_blasts")).scalar_one() == 0
+def test_cli_draft_names_the_characters_that_still_force_ucs2(tmp_path, db_url, engine, people):
     config = write_config(tmp_path, db_url, PORTS)
     seed_subscribers(engine, 3)
-    args = ["sms", "draft", "--config", str(config), "--area", "167", "--by", "an",
+    args = ["sms", "draft", "--config", str(config), "--area", "167",
             "--unaccent", "--text", "“Ở yên” – tại chỗ… ✓ Đã rõ 😀"]
     out = CliRunner().invoke(main, args)
     assert out.exit_code == 0, out.output

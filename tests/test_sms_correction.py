@@ -60,7 +60,7 @@ def _drain(settings, engine: Engine) -> None:
 
 
 def test_correction_of_a_cancelled_blast_reaches_exactly_its_recipients_after_approval(
-    tmp_path, db_url, engine
+    tmp_path, db_url, engine, people
 ):
     smsc = TestSmsc(free_port(), SmscPolicy(undeliverable_every=7, delay=0.005))
     config = write_config(tmp_path, db_url, {"viettel": smsc.port}, rate=40, window=5)
@@ -81,16 +81,15 @@ def test_correction_of_a_cancelled_blast_reaches_exactly_its_recipients_after_ap
         assert reached and failed and cancelled, "the first blast was not stopped mid-way"
         assert reached | failed <= {s.destination_addr for s in smsc.stats.accepted}
 
-        out = _cli(config, "sms", "correct", str(first), "--text", RIGHT, "--by", "an")
+        out = _cli(config, "sms", "correct", str(first), "--text", RIGHT)
         assert f"CORRECTION of blast {first}" in out and f"recipients {len(reached)}" in out
         correction = first + 1
-        assert "second operator" in _cli(config, "sms", "approve", str(correction), "--by", "an",
-                                         "--yes", expect=1)
+        assert "approver" in _cli(config, "sms", "approve", str(correction), "--yes", expect=1)
         before = len(smsc.stats.accepted)
         _drain(settings, engine)
         assert len(smsc.stats.accepted) == before, "the correction went out before approval"
 
-        _cli(config, "sms", "approve", str(correction), "--by", "binh", "--yes")
+        _cli(config, "sms", "approve", str(correction), "--yes", *people.as_approver)
         _drain(settings, engine)
         received = reassemble(smsc.stats.accepted[before:])
     assert set(received) == reached

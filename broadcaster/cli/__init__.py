@@ -38,6 +38,7 @@ COMMANDS = {
     "notice": "broadcaster.cli.audio:notice",
     "report": "broadcaster.cli.report:command",
     "station": "broadcaster.cli.station:command",
+    "users": "broadcaster.cli.users:command",
 }
 
 

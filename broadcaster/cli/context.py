@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from broadcaster.config import Settings
     from broadcaster.essentials import Essentials
     from broadcaster.levels import Ladder
+    from broadcaster.operations import Context
     from broadcaster.store.read import Reader
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,6 +35,8 @@ DOMAIN_ERRORS = {
     "broadcaster.schedule_files": "ScheduleError",
     "broadcaster.areas": "UnknownArea",
     "broadcaster.levels": "UnknownLevel",
+    "broadcaster.accounts": "Refused",
+    "broadcaster.operations.context": "NotFound",
 }
 
 
@@ -131,6 +134,13 @@ class App:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    @cached_property
+    def ops(self) -> Context:
+        """The operations layer's context: every acting command goes through it."""
+        from broadcaster.operations import Context
+
+        return Context(self.settings, self.engine, clock=self.now)
 
     def local(self, moment: datetime | None) -> str | None:
         """A stored UTC time shown in the configured zone, ISO 8601 with offset."""

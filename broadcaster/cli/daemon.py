@@ -19,7 +19,8 @@ from broadcaster.cli.context import App, format_option, pass_app
 @click.option("--no-sms", is_flag=True, help="Do not run the SMPP senders in this process.")
 @pass_app
 def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
-    """Run the daemon: plan, fire on time, send SMS, publish playlists, serve stations."""
+    """Run the daemon: plan, fire on time, send SMS, publish playlists, serve stations
+    and `/api/v1`."""
     from broadcaster.audio.publish import publisher, stations
     from broadcaster.audio.service import (
         AIRED_CHANNELS,
@@ -56,10 +57,12 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     if not no_sms:
         senders.start()
     if not no_web:
+        from broadcaster.api import make_api
+
         web = BackgroundServer(
             make_app(publisher(settings), frozenset(stations(app.registry)), engine=app.engine,
                      clock=app.now, max_body=settings.audio.max_report_bytes,
-                     areas=app.registry),
+                     areas=app.registry, operations_api=make_api(app.ops)),
             settings.http.bind,
         )
         web.start()
@@ -97,6 +100,9 @@ def status_cmd(app: App, fmt: str) -> None:
                    f"{item['priority']}")
     for error in status["errors"]:
         click.echo(f"error: {error['at']} {error['event']}: {error['detail']}")
+    if status["awaiting_approval"]:
+        click.echo("awaiting `broadcaster schedule approve`: "
+                   + ", ".join(status["awaiting_approval"]))
 
 
 def status_of(app: App) -> dict[str, Any]:
@@ -119,6 +125,7 @@ def status_of(app: App) -> dict[str, Any]:
         "next": [{**item, "at": _local_text(app, item["at"])} for item in report.get("next", [])],
         "counts": counts,
         "errors": report.get("errors", []),
+        "awaiting_approval": report.get("awaiting_approval", []),
     }
 
 

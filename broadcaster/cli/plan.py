@@ -1,4 +1,5 @@
-"""`broadcaster plan` and `broadcaster schedule check`: what will air, and is it sane."""
+"""`broadcaster plan` and `broadcaster schedule check|approve`: what will air, is it sane,
+and has a second account accepted what it sends to the public."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from broadcaster.accounts import Account
+from broadcaster.cli.actor import acting
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.levels import LevelChange
 
@@ -37,10 +40,11 @@ def layout_or_fail(app: App) -> Layout:
 
 def programmes_or_fail(app: App) -> tuple[Programme, ...]:
     """Load the schedules or stop with one line per problem."""
-    from broadcaster.schedule_files import ScheduleError, load_programmes
+    from broadcaster.schedule_approval import load_checked
+    from broadcaster.schedule_files import ScheduleError
 
     try:
-        return load_programmes(app.settings)
+        return load_checked(app.settings)
     except ScheduleError as exc:
         raise click.ClickException("invalid schedules:\n" + str(exc)) from None
 
@@ -143,7 +147,7 @@ def occurrence_row(app: App, o: Occurrence) -> dict[str, Any]:
 
 @click.group("schedule")
 def schedule_cmd() -> None:
-    """Validate the schedule files."""
+    """Validate the schedule files and accept their SMS and emergency programmes."""
 
 
 @schedule_cmd.command("check")
@@ -182,6 +186,69 @@ def check_cmd(app: App, days: int) -> None:
         click.echo(f"warning: {clash.describe()}")
     if errors:
         raise SystemExit(1)
+    _report_sms(app)
+
+
+def _report_sms(app: App) -> None:
+    """Print the SMS a day per level and what awaits approval (needs the database)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from broadcaster.schedule_approval import pending
+    from broadcaster.store.db import SchemaOutdated
+
+    try:
+        found = pending(app.settings, app.engine)
+    except (SchemaOutdated, SQLAlchemyError) as exc:
+        click.echo(f"SMS a day: not counted, the database is not ready ({type(exc).__name__})")
+        return
+    _print_loads(app, found.review.as_json())
+    if found.review.pending:
+        click.echo(f"awaiting `broadcaster schedule approve`: added "
+                   f"{', '.join(found.review.added) or '-'}; changed "
+                   f"{', '.join(found.review.changed) or '-'} (the daemon runs the accepted "
+                   "form until then)")
+
+
+def _print_loads(app: App, review: dict[str, Any]) -> None:
+    currency = app.settings.sms.currency
+    rows = [r for r in review["sms_a_day"]
+            if r["blasts"] or (r["before"] and r["before"]["blasts"])]
+    if not rows:
+        click.echo("SMS a day: none scheduled at any level")
+    for row in rows:
+        before = row["before"]
+        was = (f"  (accepted: {before['blasts']} blasts, {before['parts']:,} parts, "
+               f"{before['cost']:,.0f} {currency})") if before else ""
+        click.echo(f"SMS a day at {row['ladder']} {row['level']}: {row['blasts']} blasts, "
+                   f"{row['messages']:,} messages, {row['parts']:,} parts, "
+                   f"{row['cost']:,.0f} {currency}{was}")
+
+
+@schedule_cmd.command("approve")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+@acting
+def approve_cmd(app: App, yes: bool, actor: Account) -> None:
+    """Accept the schedule files as they are now, as a second account (an approver).
+
+    Shows what changes for the public first: SMS and emergency programmes
+    added, changed or removed, and the SMS a day per level with its cost.
+    """
+    from broadcaster.operations import approve_schedules, schedule_review
+
+    found = schedule_review(app.ops, actor)
+    review = found.review
+    for key, ids in (("added", review.added), ("changed", review.changed),
+                     ("removed", review.removed)):
+        click.echo(f"{key}: {', '.join(ids) or '-'}")
+    shown = review.as_json()
+    _print_loads(app, shown)
+    if not yes:
+        click.confirm(f"accept these {len(found.files)} schedule files "
+                      f"(sha256 {found.sha256[:12]}) as {actor.name}?", abort=True)
+    approve_schedules(app.ops, actor, sha256=found.sha256)
+    click.echo(f"schedules accepted by {actor.name} (sha256 {found.sha256[:12]}); "
+               "the daemon reloads them")
 
 
 def _not_aired_lines(

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
+from broadcaster.accounts import Account
+from broadcaster.cli.actor import acting
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.sms.states import MessageState, Priority
 
@@ -41,9 +43,9 @@ def command() -> None:
     show_default=True,
 )
 @click.option("--exercise", is_flag=True, help="Send only to the configured test numbers.")
-@click.option("--by", required=True, help="Operator drafting the blast.")
 @format_option
 @pass_app
+@acting
 def draft_cmd(
     app: App,
     areas: tuple[str, ...],
@@ -51,25 +53,15 @@ def draft_cmd(
     unaccent: bool,
     priority: str,
     exercise: bool,
-    by: str,
     fmt: str,
+    actor: Account,
 ) -> None:
-    """Draft a blast and show what it will cost; nothing is sent before approval."""
-    from broadcaster.sms import blast as blasts
+    """Draft a blast as your account and show what it will cost; nothing is sent before
+    a second account approves it."""
+    from broadcaster import operations as ops
 
-    preview = blasts.draft(
-        app.engine,
-        app.registry,
-        router_for(app),
-        app.settings.sms,
-        areas=areas,
-        body=body,
-        unaccented=unaccent,
-        priority=Priority(priority),
-        by=by,
-        exercise=exercise,
-        now=app.now(),
-    )
+    preview = ops.draft_blast(app.ops, actor, areas=areas, text=body, unaccented=unaccent,
+                              priority=Priority(priority), exercise=exercise)
     _show_draft(app, preview, unaccent, fmt)
 
 
@@ -87,7 +79,7 @@ def _show_draft(app: App, preview: Preview, unaccent: bool, fmt: str) -> None:
         click.echo(f"  UCS-2 because of: {' '.join(preview.ucs2_chars)}{hint}")
     for carrier, n in preview.per_carrier.items():
         click.echo(f"  {carrier:<14} {n}")
-    click.echo(f"approve with: broadcaster sms approve {preview.id} --by <second operator>")
+    click.echo(f"a second account approves it with: broadcaster sms approve {preview.id}")
 
 
 def _label(exercise: bool, corrects: int | None) -> str:
@@ -100,58 +92,49 @@ def _label(exercise: bool, corrects: int | None) -> str:
 @click.argument("blast_id", type=int)
 @click.option("--text", "body", required=True, help="The corrected text.")
 @click.option("--unaccent", is_flag=True, help="Strip Vietnamese diacritics (GSM: fewer parts).")
-@click.option("--by", required=True, help="Operator drafting the correction.")
 @format_option
 @pass_app
-def correct_cmd(app: App, blast_id: int, body: str, unaccent: bool, by: str, fmt: str) -> None:
-    """Draft a correction of a blast, to exactly those it may have reached; a second
-    operator sends it with `sms approve`."""
-    from broadcaster.sms.correction import draft_correction
+@acting
+def correct_cmd(app: App, blast_id: int, body: str, unaccent: bool, fmt: str,
+                actor: Account) -> None:
+    """Draft a correction of a blast as your account, to exactly those it may have
+    reached; a second account sends it with `sms approve`."""
+    from broadcaster import operations as ops
 
-    preview = draft_correction(
-        app.engine,
-        router_for(app),
-        app.settings.sms,
-        blast_id,
-        body=body,
-        unaccented=unaccent,
-        by=by,
-        now=app.now(),
-    )
+    preview = ops.correct_blast(app.ops, actor, blast_id, text=body, unaccented=unaccent)
     _show_draft(app, preview, unaccent, fmt)
 
 
 @command.command("approve")
 @click.argument("blast_id", type=int)
-@click.option("--by", required=True, help="Approving operator (not the drafter).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
-def approve_cmd(app: App, blast_id: int, by: str, yes: bool) -> None:
-    """Approve a draft: its recipients are queued for the senders."""
-    from broadcaster.sms import blast as blasts
+@acting
+def approve_cmd(app: App, blast_id: int, yes: bool, actor: Account) -> None:
+    """Approve a draft as a second account: its recipients are queued for the senders."""
+    from broadcaster import operations as ops
 
-    router = router_for(app)
-    preview = blasts.preview(app.engine, router, app.settings.sms, blast_id)
+    preview = ops.blast_preview(app.ops, actor, blast_id)
     label = _label(preview.exercise, preview.corrects)
     if not yes:
         click.confirm(
             f"{label}: send {preview.total_sms} SMS to {preview.recipients} recipients?", abort=True
         )
-    queued = blasts.approve(app.engine, router, app.settings.sms, blast_id, by=by, now=app.now())
-    click.echo(f"blast {blast_id} approved [{label}]: {queued} messages queued")
+    queued = ops.approve_blast(app.ops, actor, blast_id)
+    click.echo(f"blast {blast_id} approved by {actor.name} [{label}]: {queued} messages queued")
 
 
 @command.command("cancel")
 @click.argument("blast_id", type=int)
-@click.option("--by", default="operator", show_default=True)
 @pass_app
-def cancel_cmd(app: App, blast_id: int, by: str) -> None:
-    """Cancel a blast; what is not yet submitted is not sent."""
-    from broadcaster.sms import blast as blasts
+@acting
+def cancel_cmd(app: App, blast_id: int, actor: Account) -> None:
+    """Cancel a blast at once; what is not yet submitted is not sent."""
+    from broadcaster import operations as ops
 
-    n = blasts.cancel(app.engine, blast_id, by=by, now=app.now())
+    n = ops.cancel_blast(app.ops, actor, blast_id)
     click.echo(
-        f"blast {blast_id} cancelled: {n} queued messages will not be sent; "
+        f"blast {blast_id} cancelled by {actor.name}: {n} queued messages will not be sent; "
         "senders stop what they hold before their next submit"
     )
 

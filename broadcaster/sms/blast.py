@@ -28,6 +28,7 @@ from broadcaster.sms.states import (
     moving_to,
     state_in,
 )
+from broadcaster.store.db import Bind, transaction
 from broadcaster.store.read import Reader, blast_status
 from broadcaster.store.types import UTCDateTime
 
@@ -88,7 +89,7 @@ def communes_of(registry: AreaRegistry, areas: Sequence[str]) -> list[str]:
 
 
 def draft(
-    engine: Engine,
+    engine: Bind,
     registry: AreaRegistry,
     router: CarrierRouter,
     sms: SmsSettings,
@@ -108,7 +109,7 @@ def draft(
     encoded = encode_text(body, unaccented=unaccented, max_parts=sms.max_parts)
     if exercise:
         _test_numbers(sms, router)
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         blast_id = conn.execute(
             text(
                 "INSERT INTO sms_blasts (text, unaccented, encoding, parts, priority, exercise, "
@@ -131,7 +132,7 @@ def draft(
     return preview(engine, router, sms, blast_id)
 
 
-def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: int) -> Preview:
+def preview(engine: Bind, router: CarrierRouter, sms: SmsSettings, blast_id: int) -> Preview:
     """Count the recipients a blast reaches, per carrier."""
     blast = _load(engine, blast_id)
     if blast.corrects is not None:
@@ -139,7 +140,7 @@ def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: i
             f"SELECT m.carrier, count(*) AS n FROM sms_messages m WHERE m.blast_id = :first "
             f"AND {REACHED} GROUP BY m.carrier ORDER BY m.carrier"
         )
-        with engine.connect() as conn:
+        with transaction(engine) as conn:
             per_carrier = {r.carrier: r.n for r in conn.execute(query, {"first": blast.corrects})}
     elif blast.exercise:
         per_carrier = {}
@@ -151,7 +152,7 @@ def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: i
             "SELECT carrier, count(*) AS n FROM subscribers WHERE commune IN :communes "
             "GROUP BY carrier ORDER BY carrier"
         ).bindparams(bindparam("communes", expanding=True))
-        with engine.connect() as conn:
+        with transaction(engine) as conn:
             per_carrier = {r.carrier: r.n for r in conn.execute(query, {"communes": communes})}
     return Preview(
         blast_id,
@@ -166,7 +167,7 @@ def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: i
 
 
 def approve(
-    engine: Engine,
+    engine: Bind,
     router: CarrierRouter,
     sms: SmsSettings,
     blast_id: int,
@@ -174,8 +175,12 @@ def approve(
     by: str,
     now: datetime,
 ) -> int:
-    """Approve a draft and queue one message per recipient; return how many were queued."""
-    with engine.begin() as conn:
+    """Approve a draft and queue one message per recipient; return how many were queued.
+
+    Who may approve (a second account, in its areas) is decided by
+    `broadcaster.operations.approve_blast`, which calls this in its transaction.
+    """
+    with transaction(engine) as conn:
         blast = conn.execute(
             text("SELECT * FROM sms_blasts WHERE id = :id"), {"id": blast_id}
         ).one_or_none()
@@ -183,11 +188,6 @@ def approve(
             raise BlastError(f"no blast {blast_id}")
         if blast.state != BlastState.DRAFT:
             raise BlastError(f"blast {blast_id} is {blast.state}, only a draft can be approved")
-        if sms.require_second_operator and by.strip().casefold() == blast.created_by.casefold():
-            raise BlastError(
-                f"blast {blast_id} was drafted by {blast.created_by!r}; a second operator "
-                "must approve it (sms.require_second_operator)"
-            )
         conn.execute(
             text(
                 "UPDATE sms_blasts SET state = 'approved', approved_at = :at, approved_by = :by "
@@ -248,7 +248,7 @@ def expand(
     )
 
 
-def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
+def cancel(engine: Bind, blast_id: int, *, by: str, now: datetime) -> int:
     """Cancel a blast: nothing not yet submitted goes out; return messages cancelled here.
 
     Messages no live sender holds are cancelled in this transaction; each sender
@@ -256,7 +256,7 @@ def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
     this blast once the commit is visible, and cancels what it held itself.
     """
     at = bindparam("at", type_=_TS)
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         blast = _load_on(conn, blast_id)
         if blast.state == BlastState.CANCELLED:
             raise BlastError(f"blast {blast_id} is already cancelled")
@@ -298,8 +298,8 @@ def _test_numbers(sms: SmsSettings, router: CarrierRouter) -> list[tuple[str, st
     return out
 
 
-def _load(engine: Engine, blast_id: int):  # type: ignore[no-untyped-def]
-    with engine.connect() as conn:
+def _load(engine: Bind, blast_id: int):  # type: ignore[no-untyped-def]
+    with transaction(engine) as conn:
         return _load_on(conn, blast_id)
 
 

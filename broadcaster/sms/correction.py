@@ -15,20 +15,21 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, bindparam, text
 
 from broadcaster.sms.blast import REACHED, BlastError, Preview, preview
 from broadcaster.sms.encoding import encode_text
 from broadcaster.sms.numbers import CarrierRouter
 from broadcaster.sms.settings import SmsSettings
 from broadcaster.sms.states import BlastState, MessageState, state_in
+from broadcaster.store.db import Bind, transaction
 from broadcaster.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
 
 
 def draft_correction(
-    engine: Engine,
+    engine: Bind,
     router: CarrierRouter,
     sms: SmsSettings,
     blast_id: int,
@@ -45,7 +46,7 @@ def draft_correction(
     reached no one.
     """
     encoded = encode_text(body, unaccented=unaccented, max_parts=sms.max_parts)
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         first = conn.execute(
             text("SELECT * FROM sms_blasts WHERE id = :id"), {"id": blast_id}
         ).one_or_none()

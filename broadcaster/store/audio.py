@@ -11,6 +11,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -21,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from broadcaster.store.db import session_scope
+from broadcaster.store.db import Bind, session_scope
 from broadcaster.store.models import Base
 from broadcaster.store.types import UTCDateTime
 
@@ -86,6 +87,8 @@ class NoticeRow(Base):
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     retracted_by: Mapped[str | None] = mapped_column(String(128))
     retracted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by_account: Mapped[int | None] = mapped_column(Integer)
+    approved_by_account: Mapped[int | None] = mapped_column(Integer)
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def load_asrun(
 
 
 def create_notice(
-    engine: Engine,
+    engine: Bind,
     *,
     areas: Iterable[str],
     text: str | None,
@@ -203,6 +206,7 @@ def create_notice(
     by: str,
     now: datetime,
     needs_approval: bool,
+    by_account: int | None = None,
 ) -> Notice:
     """Record a notice; it is live at once unless a second operator must approve it."""
     state = NoticeState.PENDING if needs_approval else NoticeState.LIVE
@@ -215,6 +219,7 @@ def create_notice(
         state=state.value,
         created_by=by,
         created_at=now,
+        created_by_account=by_account,
     )
     with session_scope(engine) as session:
         session.add(row)
@@ -222,29 +227,32 @@ def create_notice(
         return _notice(row)
 
 
-def approve_notice(engine: Engine, notice_id: int, *, by: str, now: datetime) -> Notice:
-    """Make a pending notice live; the approver must not be the one who drafted it."""
+def approve_notice(
+    engine: Bind, notice_id: int, *, by: str, now: datetime, by_account: int | None = None
+) -> Notice:
+    """Make a pending notice live. Who may (a second account, in its areas) is decided
+    by `broadcaster.operations.approve_notice`, which calls this in its transaction."""
     with session_scope(engine) as session:
         row = session.get(NoticeRow, notice_id)
         if row is None:
             raise ValueError(f"no notice #{notice_id}")
         if row.state != NoticeState.PENDING:
             raise ValueError(f"notice #{notice_id} is {row.state}, not pending approval")
-        if row.created_by.strip().casefold() == by.strip().casefold():
-            raise ValueError(
-                f"notice #{notice_id} was drafted by {row.created_by}; "
-                "a second operator must approve it"
-            )
         session.execute(
             update(NoticeRow)
             .where(NoticeRow.id == notice_id)
-            .values(state=NoticeState.LIVE.value, approved_by=by, approved_at=now)
+            .values(
+                state=NoticeState.LIVE.value,
+                approved_by=by,
+                approved_at=now,
+                approved_by_account=by_account,
+            )
         )
         session.refresh(row)
         return _notice(row)
 
 
-def retract_notice(engine: Engine, notice_id: int, *, by: str, now: datetime) -> Notice:
+def retract_notice(engine: Bind, notice_id: int, *, by: str, now: datetime) -> Notice:
     """Take a notice off the air (or stop a pending one from airing), recording who and when.
 
     One person may retract: stopping must be faster than sending, so no second
@@ -268,6 +276,22 @@ def retract_notice(engine: Engine, notice_id: int, *, by: str, now: datetime) ->
         )
         session.refresh(row)
         return _notice(row)
+
+
+def load_notice(engine: Bind, notice_id: int) -> Notice:
+    """One notice by id, or ValueError naming it."""
+    with session_scope(engine) as session:
+        row = session.get(NoticeRow, notice_id)
+        if row is None:
+            raise ValueError(f"no notice #{notice_id}")
+        return _notice(row)
+
+
+def list_notices(engine: Bind, *, limit: int = 100) -> list[Notice]:
+    """The newest notices first."""
+    with session_scope(engine) as session:
+        rows = session.scalars(select(NoticeRow).order_by(NoticeRow.id.desc()).limit(limit))
+        return [_notice(r) for r in rows]
 
 
 def recent_notices(engine: Engine, since: datetime) -> list[Notice]:

@@ -10,14 +10,14 @@ from sqlalchemy import Engine, func, select
 
 from broadcaster.areas import AreaRegistry
 from broadcaster.levels import Ladder, LevelChange, latest_changes, level_in_force, validate_change
-from broadcaster.store.db import session_scope
+from broadcaster.store.db import Bind, session_scope
 from broadcaster.store.models import LevelChangeRow
 from broadcaster.store.read import Reader, level_changes
 
 log = structlog.get_logger(__name__)
 
 
-def load_changes(engine: Engine, areas: Iterable[str] | None = None) -> list[LevelChange]:
+def load_changes(engine: Bind, areas: Iterable[str] | None = None) -> list[LevelChange]:
     """Every recorded change, oldest first, optionally only for some areas."""
     with Reader.of(engine) as reader:
         return level_changes(reader, areas)
@@ -30,7 +30,7 @@ def change_marker(engine: Engine) -> int:
 
 
 def set_level(
-    engine: Engine,
+    engine: Bind,
     registry: AreaRegistry,
     ladders: Mapping[str, Ladder],
     *,
@@ -39,6 +39,7 @@ def set_level(
     by: str,
     reason: str,
     now: datetime,
+    by_account: int | None = None,
 ) -> LevelChange:
     """Validate and append one decision; the level it replaces is kept with it."""
     ladder = validate_change(registry, ladders, area, level)
@@ -57,6 +58,7 @@ def set_level(
                 previous=previous,
                 at=now,
                 by=change.by,
+                by_account=by_account,
                 reason=change.reason,
             )
         )
