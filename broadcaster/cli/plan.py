@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -28,9 +29,12 @@ def programmes_or_fail(app: App) -> tuple[Programme, ...]:
               help="First local day (default: today in the configured zone).")
 @click.option("--days", type=click.IntRange(1, 31), default=1, show_default=True)
 @click.option("--area", default=None, help="Only what reaches this area (above or below it).")
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the timeline picture (SVG) the console shows to this file.")
 @format_option
 @pass_app
-def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: str) -> None:
+def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: str,
+             svg_path: Path | None) -> None:
     """Show the occurrences planned from the schedules and the levels in force."""
     tz = app.settings.tz
     first = day.date() if day else app.now().astimezone(tz).date()
@@ -41,6 +45,9 @@ def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: s
         related = {area, *(a.code for a in app.registry.ancestors(area)),
                    *(a.code for a in app.registry.descendants(area))}
         occurrences = [o for o in occurrences if o.area in related]
+    if svg_path is not None:
+        write_svg(app, svg_path, occurrences, start, end, area)
+        return
     if fmt == "json":
         app.echo_json([occurrence_row(app, o) for o in occurrences])
         return
@@ -51,6 +58,23 @@ def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: s
         click.echo(f"{app.local(o.at)}  {o.programme:<24} {o.channel.value:<11} "
                    f"{o.area:<6} {app.registry.get(o.area).name:<28} {o.priority.value:<9} "
                    f"level {o.level:<4} {length}")
+
+
+def write_svg(app: App, path: Path, occurrences: list[Occurrence], start: datetime,
+              end: datetime, area: str | None) -> None:
+    """Write the plan as the console's timeline picture, missed occurrences in red."""
+    from broadcaster.store.dispatch import DispatchState, keys_in
+    from broadcaster.timeline import timeline_svg
+
+    tz = app.settings.tz
+    where = app.registry.get(area).name if area else ""
+    first, last = start.astimezone(tz).date(), (end - timedelta(seconds=1)).astimezone(tz).date()
+    span = f"{first:%d/%m/%Y}" + (f" – {last:%d/%m/%Y}" if last != first else "")
+    missed = keys_in(app.engine, start, end, [DispatchState.MISSED])
+    svg = timeline_svg(occurrences, app.registry, start, end, tz, now=app.now(), missed=missed,
+                       title=" · ".join(filter(None, [where, span])))
+    path.write_text(svg, encoding="utf-8")
+    click.echo(f"wrote {path} ({len(occurrences)} occurrences)")
 
 
 def local_span(first: date, days: int, app: App) -> tuple[datetime, datetime]:
