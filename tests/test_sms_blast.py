@@ -124,16 +124,6 @@ def test_draft_previews_recipients_parts_and_carriers(engine, settings):
     assert counts(engine, preview.id) == {}
 
 
-def test_approval_must_come_from_a_second_operator(engine, settings):
-    seed_subscribers(engine, 5)
-    preview = draft(engine, settings)
-    router = router_of(settings)
-    with pytest.raises(BlastError, match="second operator"):
-        blasts.approve(engine, router, settings.sms, preview.id, by="An", now=NOW)
-    single = settings.sms.model_copy(update={"require_second_operator": False})
-    assert blasts.approve(engine, router, single, preview.id, by="an", now=NOW) == 5
-
-
 def test_expansion_is_one_row_per_recipient_and_idempotent(engine, settings):
     seed_subscribers(engine, 300)
     preview = draft(engine, settings, areas=["05437"])

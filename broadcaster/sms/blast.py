@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, bindparam, text
 
 from broadcaster.areas import AreaRegistry
 from broadcaster.sms.encoding import encode_text
 from broadcaster.sms.numbers import CarrierRouter, normalise_msisdn
 from broadcaster.sms.settings import SmsSettings
 from broadcaster.sms.states import BlastState, MessageState, Priority, moving_to
+from broadcaster.store.db import Bind, transaction
 from broadcaster.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
@@ -68,7 +69,7 @@ def communes_of(registry: AreaRegistry, areas: Sequence[str]) -> list[str]:
 
 
 def draft(
-    engine: Engine,
+    engine: Bind,
     registry: AreaRegistry,
     router: CarrierRouter,
     sms: SmsSettings,
@@ -88,7 +89,7 @@ def draft(
     encoded = encode_text(body, unaccented=unaccented, max_parts=sms.max_parts)
     if exercise:
         _test_numbers(sms, router)
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         blast_id = conn.execute(
             text(
                 "INSERT INTO sms_blasts (text, unaccented, encoding, parts, priority, exercise, "
@@ -111,7 +112,7 @@ def draft(
     return preview(engine, router, sms, blast_id)
 
 
-def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: int) -> Preview:
+def preview(engine: Bind, router: CarrierRouter, sms: SmsSettings, blast_id: int) -> Preview:
     """Count the recipients a blast reaches, per carrier."""
     blast = _load(engine, blast_id)
     if blast.exercise:
@@ -124,7 +125,7 @@ def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: i
             "SELECT carrier, count(*) AS n FROM subscribers WHERE commune IN :communes "
             "GROUP BY carrier ORDER BY carrier"
         ).bindparams(bindparam("communes", expanding=True))
-        with engine.connect() as conn:
+        with transaction(engine) as conn:
             per_carrier = {r.carrier: r.n for r in conn.execute(query, {"communes": communes})}
     return Preview(
         blast_id,
@@ -137,7 +138,7 @@ def preview(engine: Engine, router: CarrierRouter, sms: SmsSettings, blast_id: i
 
 
 def approve(
-    engine: Engine,
+    engine: Bind,
     router: CarrierRouter,
     sms: SmsSettings,
     blast_id: int,
@@ -145,8 +146,12 @@ def approve(
     by: str,
     now: datetime,
 ) -> int:
-    """Approve a draft and queue one message per recipient; return how many were queued."""
-    with engine.begin() as conn:
+    """Approve a draft and queue one message per recipient; return how many were queued.
+
+    Who may approve (a second account, in its areas) is decided by
+    `broadcaster.operations.approve_blast`, which calls this in its transaction.
+    """
+    with transaction(engine) as conn:
         blast = conn.execute(
             text("SELECT * FROM sms_blasts WHERE id = :id"), {"id": blast_id}
         ).one_or_none()
@@ -154,11 +159,6 @@ def approve(
             raise BlastError(f"no blast {blast_id}")
         if blast.state != BlastState.DRAFT:
             raise BlastError(f"blast {blast_id} is {blast.state}, only a draft can be approved")
-        if sms.require_second_operator and by.strip().casefold() == blast.created_by.casefold():
-            raise BlastError(
-                f"blast {blast_id} was drafted by {blast.created_by!r}; a second operator "
-                "must approve it (sms.require_second_operator)"
-            )
         conn.execute(
             text(
                 "UPDATE sms_blasts SET state = 'approved', approved_at = :at, approved_by = :by "
@@ -208,10 +208,10 @@ def expand(
     )
 
 
-def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
+def cancel(engine: Bind, blast_id: int, *, by: str, now: datetime) -> int:
     """Cancel a blast: nothing not yet submitted goes out; return messages cancelled."""
     at = bindparam("at", type_=_TS)
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         blast = _load_on(conn, blast_id)
         if blast.state == BlastState.CANCELLED:
             raise BlastError(f"blast {blast_id} is already cancelled")
@@ -233,10 +233,10 @@ def cancel(engine: Engine, blast_id: int, *, by: str, now: datetime) -> int:
     return result.rowcount
 
 
-def status(engine: Engine, blast_id: int) -> dict[str, object]:
+def status(engine: Bind, blast_id: int) -> dict[str, object]:
     """Count a blast's messages by state, overall and per carrier."""
     blast = _load(engine, blast_id)
-    with engine.connect() as conn:
+    with transaction(engine) as conn:
         rows = conn.execute(
             text(
                 "SELECT carrier, state, count(*) AS n FROM sms_messages WHERE blast_id = :b "
@@ -279,8 +279,8 @@ def _test_numbers(sms: SmsSettings, router: CarrierRouter) -> list[tuple[str, st
     return out
 
 
-def _load(engine: Engine, blast_id: int):  # type: ignore[no-untyped-def]
-    with engine.connect() as conn:
+def _load(engine: Bind, blast_id: int):  # type: ignore[no-untyped-def]
+    with transaction(engine) as conn:
         return _load_on(conn, blast_id)
 
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Engine, Float, Index, String, Text, func, select, update
+from sqlalchemy import Engine, Float, Index, Integer, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from broadcaster.store.db import session_scope
+from broadcaster.store.db import Bind, session_scope
 from broadcaster.store.models import Base
 from broadcaster.store.types import UTCDateTime
 
@@ -51,6 +51,8 @@ class NoticeRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     approved_by: Mapped[str | None] = mapped_column(String(128))
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by_account: Mapped[int | None] = mapped_column(Integer)
+    approved_by_account: Mapped[int | None] = mapped_column(Integer)
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ def load_asrun(
 
 
 def create_notice(
-    engine: Engine,
+    engine: Bind,
     *,
     areas: Iterable[str],
     text: str | None,
@@ -130,6 +132,7 @@ def create_notice(
     by: str,
     now: datetime,
     needs_approval: bool,
+    by_account: int | None = None,
 ) -> Notice:
     """Record a notice; it is live at once unless a second operator must approve it."""
     state = NoticeState.PENDING if needs_approval else NoticeState.LIVE
@@ -142,6 +145,7 @@ def create_notice(
         state=state.value,
         created_by=by,
         created_at=now,
+        created_by_account=by_account,
     )
     with session_scope(engine) as session:
         session.add(row)
@@ -149,26 +153,45 @@ def create_notice(
         return _notice(row)
 
 
-def approve_notice(engine: Engine, notice_id: int, *, by: str, now: datetime) -> Notice:
-    """Make a pending notice live; the approver must not be the one who drafted it."""
+def approve_notice(
+    engine: Bind, notice_id: int, *, by: str, now: datetime, by_account: int | None = None
+) -> Notice:
+    """Make a pending notice live. Who may (a second account, in its areas) is decided
+    by `broadcaster.operations.approve_notice`, which calls this in its transaction."""
     with session_scope(engine) as session:
         row = session.get(NoticeRow, notice_id)
         if row is None:
             raise ValueError(f"no notice #{notice_id}")
         if row.state != NoticeState.PENDING:
             raise ValueError(f"notice #{notice_id} is {row.state}, not pending approval")
-        if row.created_by.strip().casefold() == by.strip().casefold():
-            raise ValueError(
-                f"notice #{notice_id} was drafted by {row.created_by}; "
-                "a second operator must approve it"
-            )
         session.execute(
             update(NoticeRow)
             .where(NoticeRow.id == notice_id)
-            .values(state=NoticeState.LIVE.value, approved_by=by, approved_at=now)
+            .values(
+                state=NoticeState.LIVE.value,
+                approved_by=by,
+                approved_at=now,
+                approved_by_account=by_account,
+            )
         )
         session.refresh(row)
         return _notice(row)
+
+
+def load_notice(engine: Bind, notice_id: int) -> Notice:
+    """One notice by id, or ValueError naming it."""
+    with session_scope(engine) as session:
+        row = session.get(NoticeRow, notice_id)
+        if row is None:
+            raise ValueError(f"no notice #{notice_id}")
+        return _notice(row)
+
+
+def list_notices(engine: Bind, *, limit: int = 100) -> list[Notice]:
+    """The newest notices first."""
+    with session_scope(engine) as session:
+        rows = session.scalars(select(NoticeRow).order_by(NoticeRow.id.desc()).limit(limit))
+        return [_notice(r) for r in rows]
 
 
 def live_notices(engine: Engine, since: datetime) -> list[Notice]:

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -89,13 +89,34 @@ def check_schema(engine: Engine) -> None:
     )
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
+Bind = Engine | Connection
+
+
+def session_factory(engine: Bind) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
+def transaction(bind: Bind) -> Iterator[Connection]:
+    """A connection in a transaction: a new one on an engine, or the caller's own.
+
+    Passing a connection lets an operation (`broadcaster.operations`) check its
+    rules, act and write its audit row in one transaction: all or nothing.
+    """
+    if isinstance(bind, Connection):
+        yield bind
+        return
+    with bind.begin() as conn:
+        yield conn
+
+
+@contextmanager
+def session_scope(engine: Bind) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error.
+
+    On a connection already in a transaction the session joins it, and its
+    commit leaves the outer transaction for the caller to finish.
+    """
     session = session_factory(engine)()
     try:
         yield session

@@ -10,13 +10,13 @@ from sqlalchemy import Engine, func, select
 
 from broadcaster.areas import AreaRegistry
 from broadcaster.levels import Ladder, LevelChange, latest_changes, level_in_force, validate_change
-from broadcaster.store.db import session_scope
+from broadcaster.store.db import Bind, session_scope
 from broadcaster.store.models import LevelChangeRow
 
 log = structlog.get_logger(__name__)
 
 
-def load_changes(engine: Engine, areas: Iterable[str] | None = None) -> list[LevelChange]:
+def load_changes(engine: Bind, areas: Iterable[str] | None = None) -> list[LevelChange]:
     """Every recorded change, oldest first, optionally only for some areas."""
     query = select(LevelChangeRow).order_by(LevelChangeRow.at, LevelChangeRow.id)
     if areas is not None:
@@ -32,7 +32,7 @@ def change_marker(engine: Engine) -> int:
 
 
 def set_level(
-    engine: Engine,
+    engine: Bind,
     registry: AreaRegistry,
     ladders: Mapping[str, Ladder],
     *,
@@ -41,6 +41,7 @@ def set_level(
     by: str,
     reason: str,
     now: datetime,
+    by_account: int | None = None,
 ) -> LevelChange:
     """Validate and append one decision; the level it replaces is kept with it."""
     ladder = validate_change(registry, ladders, area, level)
@@ -59,6 +60,7 @@ def set_level(
                 previous=previous,
                 at=now,
                 by=change.by,
+                by_account=by_account,
                 reason=change.reason,
             )
         )

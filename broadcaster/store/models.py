@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from broadcaster.levels import LevelChange
@@ -28,6 +28,7 @@ class LevelChangeRow(Base):
     previous: Mapped[str | None] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     by: Mapped[str] = mapped_column(String(128))
+    by_account: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
 
     def to_change(self) -> LevelChange:

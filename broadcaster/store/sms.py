@@ -53,6 +53,9 @@ class BlastRow(Base):
     approved_by: Mapped[str | None] = mapped_column(String(128))
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_by: Mapped[str | None] = mapped_column(String(128))
+    created_by_account: Mapped[int | None] = mapped_column(Integer)
+    approved_by_account: Mapped[int | None] = mapped_column(Integer)
+    cancelled_by_account: Mapped[int | None] = mapped_column(Integer)
 
 
 class MessageRow(Base):

@@ -1,0 +1,423 @@
+"""The one operations layer: every face (CLI, `/api/v1`, `/console/`) acts through here.
+
+Each operation takes the `Context` (settings, database, clock) and the acting
+`Account`, checks the account's role and areas (`broadcaster.accounts`),
+applies the two-person rule by account id, acts, and writes its audit row in
+the same transaction, so a refused or failed operation leaves nothing behind.
+Faces only parse input and render results; none holds rules of its own.
+Refusals raise `Forbidden` with a message for the person acting; bad input
+raises `ValueError` (or a subclass) naming what is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import Connection, Engine, text
+
+from broadcaster.accounts import (
+    Account,
+    Action,
+    Forbidden,
+    Role,
+    check,
+    check_grant,
+    check_second_account,
+)
+from broadcaster.areas import AreaRegistry
+from broadcaster.levels import Ladder, LevelChange
+from broadcaster.sms import blast as blasts
+from broadcaster.sms.states import Priority
+from broadcaster.store import accounts as store
+from broadcaster.store.audio import Notice
+from broadcaster.store.levels import set_level as store_set_level
+
+if TYPE_CHECKING:
+    from broadcaster.audio.publish import PublishReport
+    from broadcaster.config import Settings
+    from broadcaster.sms.numbers import CarrierRouter
+
+log = structlog.get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Context:
+    """What operations need: the settings, the database and the clock (tests pass theirs)."""
+
+    settings: Settings
+    engine: Engine
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    @cached_property
+    def registry(self) -> AreaRegistry:
+        return self.settings.registry()
+
+    @cached_property
+    def ladders(self) -> dict[str, Ladder]:
+        return self.settings.ladder_objects()
+
+    @cached_property
+    def router(self) -> CarrierRouter:
+        from broadcaster.sms.numbers import router_from_settings
+
+        return router_from_settings(self.settings)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+@dataclass(frozen=True)
+class NoticeIssued:
+    """A notice just issued: live (with its publication) or awaiting a second account,
+    and the SMS blasts its notice-triggered programmes drafted (or queued)."""
+
+    notice: Notice
+    published: PublishReport | None
+    sms: tuple[blasts.Preview, ...] = ()
+    sms_queued: bool = False
+
+
+# --- levels ---------------------------------------------------------------------
+
+
+def set_level(ctx: Context, actor: Account, *, area: str, level: str, reason: str) -> LevelChange:
+    """Set the alert level of an area the actor covers; audited as `level.set`."""
+    check(actor, Action.SET_LEVEL, ctx.registry, [area])
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        change = store_set_level(
+            conn,
+            ctx.registry,
+            ctx.ladders,
+            area=area,
+            level=level,
+            by=actor.name,
+            reason=reason,
+            now=now,
+            by_account=actor.id,
+        )
+        _audit(conn, actor, Action.SET_LEVEL, f"area:{area}", now,
+               level=level, previous=change.previous, reason=change.reason)
+    return change
+
+
+# --- SMS blasts -----------------------------------------------------------------
+
+
+def draft_blast(
+    ctx: Context,
+    actor: Account,
+    *,
+    areas: Sequence[str],
+    text: str,
+    unaccented: bool = False,
+    priority: Priority = Priority.ROUTINE,
+    exercise: bool = False,
+) -> blasts.Preview:
+    """Draft a blast to areas the actor covers; nothing is queued until a second account
+    approves it. Returns the preview (recipients, encoding, parts, per carrier)."""
+    if not areas:
+        raise blasts.BlastError("name at least one area")
+    check(actor, Action.DRAFT_BLAST, ctx.registry, areas)
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        preview = blasts.draft(
+            conn, ctx.registry, ctx.router, ctx.settings.sms, areas=areas, body=text,
+            unaccented=unaccented, priority=priority, by=actor.name, exercise=exercise, now=now,
+        )
+        _set_actor(conn, "sms_blasts", "created_by_account", preview.id, actor)
+        _audit(conn, actor, Action.DRAFT_BLAST, f"blast:{preview.id}", now,
+               areas=list(areas), exercise=exercise, recipients=preview.recipients,
+               parts=preview.parts, priority=str(priority))
+    return preview
+
+
+def blast_preview(ctx: Context, actor: Account, blast_id: int) -> blasts.Preview:
+    """The preview of a blast in the actor's areas (what an approver sees before approving)."""
+    check(actor, Action.READ, ctx.registry, _blast_areas(ctx.engine, blast_id))
+    return blasts.preview(ctx.engine, ctx.router, ctx.settings.sms, blast_id)
+
+
+def approve_blast(ctx: Context, actor: Account, blast_id: int) -> int:
+    """Approve a draft as an approver covering all its areas and not its drafter (by
+    account id); queues one message per recipient and returns how many."""
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        row = _blast_row(conn, blast_id)
+        check(actor, Action.APPROVE_BLAST, ctx.registry, _areas_of(row))
+        if ctx.settings.sms.require_second_operator:
+            check_second_account(actor, row.created_by_account, row.created_by,
+                                 f"blast {blast_id}")
+        queued = blasts.approve(conn, ctx.router, ctx.settings.sms, blast_id,
+                                by=actor.name, now=now)
+        _set_actor(conn, "sms_blasts", "approved_by_account", blast_id, actor)
+        _audit(conn, actor, Action.APPROVE_BLAST, f"blast:{blast_id}", now,
+               queued=queued, exercise=bool(row.exercise))
+    return queued
+
+
+def cancel_blast(ctx: Context, actor: Account, blast_id: int) -> int:
+    """Cancel a blast in the actor's areas at once (any role that may act there);
+    returns how many messages will not be sent."""
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        row = _blast_row(conn, blast_id)
+        check(actor, Action.CANCEL_BLAST, ctx.registry, _areas_of(row))
+        cancelled = blasts.cancel(conn, blast_id, by=actor.name, now=now)
+        _set_actor(conn, "sms_blasts", "cancelled_by_account", blast_id, actor)
+        _audit(conn, actor, Action.CANCEL_BLAST, f"blast:{blast_id}", now, cancelled=cancelled)
+    return cancelled
+
+
+def blast_status(ctx: Context, actor: Account, blast_id: int) -> dict[str, object]:
+    """Counts of a blast's messages by state, for an account covering its areas."""
+    check(actor, Action.READ, ctx.registry, _blast_areas(ctx.engine, blast_id))
+    return blasts.status(ctx.engine, blast_id)
+
+
+# --- notices --------------------------------------------------------------------
+
+
+def issue_notice(
+    ctx: Context,
+    actor: Account,
+    *,
+    areas: Sequence[str],
+    text: str | None = None,
+    audio: Path | None = None,
+) -> NoticeIssued:
+    """Issue an emergency notice (spoken `text` or an `audio` file) to areas the actor
+    covers. It airs at once only when the config needs no second account; the SMS
+    of notice-triggered programmes are drafted by the same account."""
+    from broadcaster.audio.notice import affected_stations, notice_audio
+    from broadcaster.audio.publish import publisher
+    from broadcaster.store.audio import create_notice
+
+    if not areas:
+        raise ValueError("name at least one area")
+    check(actor, Action.ISSUE_NOTICE, ctx.registry, areas)
+    needs_approval = _notice_needs_approval(ctx.settings)
+    path = notice_audio(publisher(ctx.settings).root.parent, audio=audio, text=text)
+    from broadcaster.audio.library import file_sha256, probe_duration
+
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        notice = create_notice(
+            conn, areas=areas, text=text, clip_file=str(path), clip_sha256=file_sha256(path),
+            duration=probe_duration(path), by=actor.name, now=now,
+            needs_approval=needs_approval, by_account=actor.id,
+        )
+        _audit(conn, actor, Action.ISSUE_NOTICE, f"notice:{notice.id}", now,
+               areas=list(areas), text=text, state=notice.state.value)
+        previews = _notice_sms(ctx, conn, actor, areas, text, now) if text else []
+    published = None
+    if not needs_approval:
+        published = _republish(ctx, affected_stations(ctx.registry, [notice]))
+    return NoticeIssued(notice, published, tuple(previews),
+                        bool(previews) and not ctx.settings.sms.require_second_operator)
+
+
+def approve_notice(ctx: Context, actor: Account, notice_id: int) -> tuple[Notice, PublishReport]:
+    """Approve a pending notice as a second account covering its areas; it airs at once."""
+    from broadcaster.audio.notice import affected_stations
+    from broadcaster.store.audio import approve_notice as store_approve
+    from broadcaster.store.audio import load_notice
+
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        pending = load_notice(conn, notice_id)
+        check(actor, Action.APPROVE_NOTICE, ctx.registry, pending.areas)
+        check_second_account(actor, _notice_drafter(conn, notice_id), pending.created_by,
+                             f"notice #{notice_id}")
+        notice = store_approve(conn, notice_id, by=actor.name, now=now, by_account=actor.id)
+        _audit(conn, actor, Action.APPROVE_NOTICE, f"notice:{notice_id}", now)
+    return notice, _republish(ctx, affected_stations(ctx.registry, [notice]))
+
+
+def retract_notice(ctx: Context, actor: Account, notice_id: int) -> Notice:
+    """Take a notice off the air at once (any role that may act on its areas).
+
+    The body arrives with the `notice retract` work merged from main.
+    """
+    raise NotImplementedError("notice retract lands with branch `stop`")
+
+
+# --- schedules ------------------------------------------------------------------
+
+
+def approve_schedules(ctx: Context, actor: Account) -> Any:
+    """Accept the schedule files as they are now: the daemon runs them from then on.
+
+    Needs an approver covering every area the changed SMS or emergency
+    programmes reach; returns the review (what changed, SMS count and cost).
+    The body arrives with `broadcaster/schedule_review.py`.
+    """
+    raise NotImplementedError("schedule approval is being built")
+
+
+# --- accounts -------------------------------------------------------------------
+
+
+def add_account(
+    ctx: Context,
+    actor: Account | None,
+    *,
+    name: str,
+    role: Role,
+    areas: Sequence[str],
+    unix_login: str | None = None,
+) -> Account:
+    """Create an account as an admin covering its areas; `actor=None` is the bootstrap
+    path (allowed only while no enabled admin exists, for an admin account)."""
+    for code in areas:
+        ctx.registry.get(code)
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        if actor is None:
+            if store.admin_exists(conn):
+                raise Forbidden("an admin exists; accounts are added by an admin's account")
+            if role is not Role.ADMIN:
+                raise Forbidden("the first account must be an admin (--role admin)")
+        else:
+            check_grant(actor, ctx.registry, areas)
+        made = store.add_account(conn, name=name, role=role, areas=areas,
+                                 unix_login=unix_login, now=now)
+        _audit(conn, actor or made, Action.MANAGE_ACCOUNTS, f"account:{made.id}", now,
+               op="add", name=made.name, role=made.role.value, areas=sorted(made.areas),
+               unix_login=unix_login, bootstrap=actor is None)
+    return made
+
+
+def disable_account(ctx: Context, actor: Account, ref: str | int) -> Account:
+    """Disable an account in the admin's areas: its CLI login, tokens and sessions stop."""
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        target = store.get_account(conn, ref)
+        check_grant(actor, ctx.registry, target.areas)
+        done = store.set_disabled(conn, target.id)
+        _audit(conn, actor, Action.MANAGE_ACCOUNTS, f"account:{target.id}", now, op="disable")
+    return done
+
+
+def set_password(
+    ctx: Context, actor: Account, ref: str | int, password: str, *, totp: bool | None = None
+) -> str | None:
+    """Set a password (one's own, or as an admin over the account's areas); `totp=True`
+    returns a new TOTP provisioning URI to show once."""
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        target = store.get_account(conn, ref)
+        if target.id != actor.id:
+            check_grant(actor, ctx.registry, target.areas)
+        uri = store.set_password(conn, target.id, password, totp=totp)
+        _audit(conn, actor, Action.MANAGE_ACCOUNTS, f"account:{target.id}", now,
+               op="password", totp=totp)
+    return uri
+
+
+def issue_token(ctx: Context, actor: Account, ref: str | int, *, label: str = "") -> str:
+    """Make an API token for an account (one's own, or as an admin over its areas);
+    the token is returned once and only its hash is kept."""
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        target = store.get_account(conn, ref)
+        if target.id != actor.id:
+            check_grant(actor, ctx.registry, target.areas)
+        if target.disabled:
+            raise Forbidden(f"account {target.name!r} is disabled")
+        token = store.issue_token(conn, target.id, label=label or "cli", now=now)
+        _audit(conn, actor, Action.MANAGE_ACCOUNTS, f"account:{target.id}", now,
+               op="token", label=label)
+    return token
+
+
+# --- helpers --------------------------------------------------------------------
+
+
+def _audit(
+    conn: Connection, actor: Account, action: Action, target: str, now: datetime, **detail: Any
+) -> None:
+    store.record_audit(conn, actor.id, action.value, target, detail, now=now)
+
+
+def _set_actor(conn: Connection, table: str, column: str, row_id: int, actor: Account) -> None:
+    conn.execute(text(f"UPDATE {table} SET {column} = :a WHERE id = :id"),
+                 {"a": actor.id, "id": row_id})
+
+
+def _blast_row(conn: Connection, blast_id: int) -> Any:
+    row = conn.execute(text("SELECT * FROM sms_blasts WHERE id = :id"),
+                       {"id": blast_id}).one_or_none()
+    if row is None:
+        raise blasts.BlastError(f"no blast {blast_id}")
+    return row
+
+
+def _areas_of(row: Any) -> list[str]:
+    import json
+
+    return list(json.loads(row.areas)["areas"])
+
+
+def _blast_areas(engine: Engine, blast_id: int) -> list[str]:
+    with engine.connect() as conn:
+        return _areas_of(_blast_row(conn, blast_id))
+
+
+def _notice_drafter(conn: Connection, notice_id: int) -> int | None:
+    return conn.execute(text("SELECT created_by_account FROM audio_notices WHERE id = :id"),
+                        {"id": notice_id}).scalar_one_or_none()
+
+
+def _notice_needs_approval(settings: Settings) -> bool:
+    needs = settings.audio.notice_requires_approval
+    return settings.sms.require_second_operator if needs is None else needs
+
+
+def _notice_sms(
+    ctx: Context, conn: Connection, actor: Account, areas: Sequence[str], body: str,
+    now: datetime,
+) -> list[blasts.Preview]:
+    """Draft the SMS of notice-triggered programmes (seed 003) as the notice's account."""
+    from broadcaster.programmes import ScheduleError, load_programmes
+    from broadcaster.sms.scheduled import draft_notice_sms
+
+    try:
+        programmes = load_programmes(ctx.settings)
+    except ScheduleError as exc:  # the loudspeaker notice stands; say why no SMS followed
+        log.warning("notice.sms_skipped", detail=str(exc))
+        return []
+    previews = draft_notice_sms(ctx.settings, conn, programmes, areas=list(areas), text=body,
+                                by=actor.name, now=now)
+    for preview in previews:
+        _set_actor(conn, "sms_blasts", "created_by_account", preview.id, actor)
+        _audit(conn, actor, Action.DRAFT_BLAST, f"blast:{preview.id}", now,
+               areas=list(areas), notice=True, recipients=preview.recipients)
+        if not ctx.settings.sms.require_second_operator:  # the config waives the second account
+            queued = blasts.approve(conn, ctx.router, ctx.settings.sms, preview.id,
+                                    by=actor.name, now=now)
+            _set_actor(conn, "sms_blasts", "approved_by_account", preview.id, actor)
+            _audit(conn, actor, Action.APPROVE_BLAST, f"blast:{preview.id}", now,
+                   queued=queued, waived="sms.require_second_operator = false")
+    return previews
+
+
+def _republish(ctx: Context, only: set[str]) -> PublishReport:
+    from broadcaster.audio.library import load_library
+    from broadcaster.audio.notice import republish
+    from broadcaster.audio.publish import publisher
+    from broadcaster.audio.settings import library_dir
+
+    library = load_library(library_dir(ctx.settings.audio, ctx.settings.path))
+    return republish(ctx.engine, ctx.registry, publisher(ctx.settings), library,
+                     now=ctx.now(), only=only)
