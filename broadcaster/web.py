@@ -28,7 +28,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from broadcaster.audio.publish import (
     PublishedSlot,
@@ -90,8 +91,10 @@ def make_app(
     clock: Callable[[], datetime],
     max_body: int = 65536,
     registry: CollectorRegistry | None = None,
+    console: ASGIApp | None = None,
 ) -> Starlette:
-    """Build the ASGI app; `clock` gives the aware current time (tests pass their own)."""
+    """Build the ASGI app; `clock` gives the aware current time (tests pass their own);
+    `console` is the web console, served under `/console/` when given."""
     metrics = Metrics(registry or CollectorRegistry())
     if engine is not None:
         metrics.registry.register(StoreCollector(engine, clock))
@@ -104,6 +107,7 @@ def make_app(
             Route("/stations/{station}/reports", api.reports, methods=["POST"]),
             Route("/stations/{station}/{which}.{ext}", api.relative_slot),
             Route("/stations/{station}/{day}/{slot}.{ext}", api.given_slot),
+            *([Mount("/console", console)] if console is not None else []),
         ]
     )
 

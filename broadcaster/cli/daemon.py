@@ -51,9 +51,13 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     if not no_sms:
         senders.start()
     if not no_web:
+        from broadcaster.console import make_console
+        from broadcaster.operations import Context
+
+        console = make_console(Context(settings, app.engine, app.now))
         web = BackgroundServer(
             make_app(publisher(settings), frozenset(stations(app.registry)), engine=app.engine,
-                     clock=app.now, max_body=settings.audio.max_report_bytes),
+                     clock=app.now, max_body=settings.audio.max_report_bytes, console=console),
             settings.http.bind,
         )
         web.start()

@@ -55,7 +55,9 @@ class Lifetime:
     absolute: timedelta = timedelta(hours=12)
 
 
-def open_session(bind: Engine, account_id: int, *, client: str, now: datetime) -> tuple[str, ConsoleSession]:
+def open_session(
+    bind: Engine, account_id: int, *, client: str, now: datetime
+) -> tuple[str, ConsoleSession]:
     """Start a session; returns the token for the cookie (shown once, kept as a hash)."""
     token = secrets.token_urlsafe(32)
     row = SessionRow(token_sha256=_hash(token), account_id=account_id,
@@ -67,7 +69,9 @@ def open_session(bind: Engine, account_id: int, *, client: str, now: datetime) -
         return token, ConsoleSession(row.id, account_id, row.csrf, now)
 
 
-def find_session(bind: Engine, token: str, *, now: datetime, lifetime: Lifetime) -> ConsoleSession | None:
+def find_session(
+    bind: Engine, token: str, *, now: datetime, lifetime: Lifetime
+) -> ConsoleSession | None:
     """The live session a cookie names, or None (unknown, ended, idle or too old)."""
     if not token or len(token) > MAX_TOKEN:
         return None

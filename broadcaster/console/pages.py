@@ -1,0 +1,152 @@
+"""Read-only console pages: overview, timeline, stations, as-run, audit log."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from broadcaster.accounts import Account, Action
+from broadcaster.console import queries
+from broadcaster.console.app import Console
+from broadcaster.levels import latest_changes, level_in_force
+from broadcaster.planner import plan
+from broadcaster.programmes import Channel, load_programmes
+from broadcaster.store.accounts import load_audit
+from broadcaster.store.audio import load_asrun
+from broadcaster.store.dispatch import DispatchState, keys_in
+from broadcaster.store.levels import load_changes
+from broadcaster.timeline import Labels, timeline_svg
+
+ASRUN_ROWS = 300
+AUDIT_ROWS = 200
+
+
+def routes(console: Console) -> list[Route]:
+    views = _Pages(console)
+    return [
+        Route("/", console.page(views.overview)),
+        Route("/timeline", console.page(views.timeline)),
+        Route("/timeline.svg", console.page(views.timeline_file)),
+        Route("/stations", console.page(views.stations)),
+        Route("/asrun", console.page(views.asrun)),
+        Route("/audit", console.page(views.audit)),
+    ]
+
+
+class _Pages:
+    def __init__(self, console: Console) -> None:
+        self.c = console
+
+    async def overview(self, request: Request, actor: Account) -> Response:
+        data = await self.c.call(self._overview, actor, self._labels(request))
+        return self.c.render(request, "overview.html", **data)
+
+    def _overview(self, actor: Account, labels: Labels) -> dict[str, Any]:
+        ctx = self.c.ctx
+        day = ctx.now().astimezone(ctx.settings.tz).date()
+        return {
+            "tree": area_tree(self.c, actor),
+            "picture": Markup(self._picture(actor, day, None, labels)),
+            "day": day,
+            "blasts": queries.blasts(ctx, actor, states=("draft",)),
+            "notices": queries.notices(ctx, actor, states=("pending",)),
+            "stations": queries.station_health(ctx, actor),
+        }
+
+    async def timeline(self, request: Request, actor: Account) -> Response:
+        day, area = self._day_and_area(request)
+        picture = await self.c.call(self._picture, actor, day, area, self._labels(request))
+        return self.c.render(request, "timeline.html", picture=Markup(picture), day=day,
+                             area=area, areas=queries.visible_areas(self.c.ctx, actor),
+                             previous=day - timedelta(days=1), following=day + timedelta(days=1))
+
+    async def timeline_file(self, request: Request, actor: Account) -> Response:
+        day, area = self._day_and_area(request)
+        svg = await self.c.call(self._picture, actor, day, area, self._labels(request))
+        return Response(svg, media_type="image/svg+xml", headers={
+            "content-disposition": f'inline; filename="plan-{day.isoformat()}.svg"'})
+
+    def _day_and_area(self, request: Request) -> tuple[date, str | None]:
+        ctx = self.c.ctx
+        text = request.query_params.get("day", "")
+        try:
+            day = date.fromisoformat(text) if text else ctx.now().astimezone(ctx.settings.tz).date()
+        except ValueError:
+            raise ValueError(self.c.gettext(request)("A day looks like 2026-12-01.")) from None
+        area = request.query_params.get("area") or None
+        if area is not None:
+            ctx.registry.get(area)
+        return day, area
+
+    def _picture(self, actor: Account, day: date, area: str | None, labels: Labels) -> str:
+        """The timeline of one local day for what reaches the actor's areas (or `area`)."""
+        ctx = self.c.ctx
+        tz = ctx.settings.tz
+        start = datetime.combine(day, datetime.min.time(), tzinfo=tz).astimezone(UTC)
+        end = datetime.combine(day + timedelta(days=1), datetime.min.time(),
+                               tzinfo=tz).astimezone(UTC)
+        related = queries.related_areas(ctx, actor, area)
+        occurrences = [o for o in plan(load_programmes(ctx.settings), load_changes(ctx.engine),
+                                       ctx.registry, start, end, tz) if o.area in related]
+        missed = keys_in(ctx.engine, start, end, [DispatchState.MISSED])
+        title = ctx.registry.get(area).name if area else ""
+        return timeline_svg(occurrences, ctx.registry, start, end, tz, now=ctx.now(),
+                            missed=missed, labels=labels,
+                            title=" · ".join(filter(None, [title, f"{day:%d/%m/%Y}"])))
+
+    def _labels(self, request: Request) -> Labels:
+        _ = self.c.gettext(request)
+        return Labels(
+            channels={Channel.LOUDSPEAKER: _("Loudspeaker"), Channel.RELAY: _("Relay"),
+                      Channel.VAN: _("Van"), Channel.SMS: _("SMS"), Channel.TASK: _("Task")},
+            now=_("Now"), dropped=_("Dropped (did not fit)"), missed=_("Missed"),
+            emergency=_("Emergency"), nothing=_("Nothing planned"))
+
+    async def stations(self, request: Request, actor: Account) -> Response:
+        rows = await self.c.call(queries.station_health, self.c.ctx, actor, everyone=True)
+        return self.c.render(request, "stations.html", stations=rows)
+
+    async def asrun(self, request: Request, actor: Account) -> Response:
+        ctx = self.c.ctx
+        station = request.query_params.get("station") or None
+        since = ctx.now() - timedelta(days=2)
+        mine = {code for code, _area in queries.visible_stations(ctx, actor)}
+        if station is not None and station not in mine:
+            raise ValueError(self.c.gettext(request)("No such station in your areas."))
+        rows = await self.c.call(load_asrun, ctx.engine, station, since)
+        rows = [r for r in rows if r.station in mine][-ASRUN_ROWS:]
+        return self.c.render(request, "asrun.html", rows=list(reversed(rows)),
+                             station=station, stations=sorted(mine))
+
+    async def audit(self, request: Request, actor: Account) -> Response:
+        queries.require(self.c.ctx, actor, Action.READ)
+        rows = await self.c.call(load_audit, self.c.ctx.engine, limit=AUDIT_ROWS)
+        return self.c.render(request, "audit.html", rows=rows)
+
+
+def area_tree(console: Console, actor: Account) -> list[dict[str, Any]]:
+    """Each area the actor sees, in tree order, with its level, since when and from where."""
+    ctx = console.ctx
+    latest = latest_changes(load_changes(ctx.engine))
+    rows = []
+    for area in queries.visible_area_objects(ctx, actor):
+        force = level_in_force(area.code, ctx.registry, ctx.ladders, latest)
+        ladder = ctx.ladders[area.ladder]
+        rows.append({
+            "area": area,
+            "depth": len(ctx.registry.ancestors(area.code)),
+            "level": force.level,
+            "label": ladder.level(force.level).label,
+            "rank": ladder.index(force.level),
+            "top": len(ladder.names) - 1,
+            "since": force.since,
+            "by": force.by,
+            "inherited": force.inherited_from,
+            "settable": queries.may(ctx, actor, Action.SET_LEVEL, [area.code]),
+        })
+    return rows
