@@ -80,6 +80,10 @@ class Console:
     def gettext(self, request: Request) -> Callable[[str], str]:
         return self.renderer.gettext(self.lang(request))
 
+    def tr(self, request: Request, message: str) -> str:
+        """Translate one message into the request's language."""
+        return self.gettext(request)(message)
+
     def render(self, request: Request, template: str, status: int = 200,
                **context: Any) -> HTMLResponse:
         session: ConsoleSession | None = getattr(request.state, "session", None)
@@ -121,7 +125,7 @@ class Console:
                 if not self._csrf_ok(request, form, found[0].csrf):
                     log.warning("console.csrf_refused", account=found[1].id,
                                 path=request.url.path)
-                    return self.error(request, 403, self.gettext(request)(
+                    return self.error(request, 403, self.tr(request, 
                         "This form has expired or did not come from the console; "
                         "reload the page and try again."))
                 request.state.form = form
@@ -153,7 +157,7 @@ class Console:
     async def _form(self, request: Request) -> FormData | Response:
         length = request.headers.get("content-length")
         if length is None or not length.isdigit() or int(length) > MAX_FORM_BYTES:
-            return self.error(request, 413, self.gettext(request)("The form is too large."))
+            return self.error(request, 413, self.tr(request, "The form is too large."))
         return await request.form(max_files=0, max_fields=64, max_part_size=MAX_FORM_BYTES)
 
     @staticmethod

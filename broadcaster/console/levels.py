@@ -57,7 +57,7 @@ class _Levels:
         area, level = self._chosen(request)
         reason = form_text(request.state.form, "reason", 500).strip()
         if not reason:
-            raise ValueError(self.c.gettext(request)("Say why the level changes (a reason)."))
+            raise ValueError(self.c.tr(request, "Say why the level changes (a reason)."))
         await self.c.call(operations.set_level, self.c.ctx, actor, area=area, level=level,
                           reason=reason)
         return RedirectResponse(f"{PREFIX}/levels?done={area}", status_code=303)

@@ -77,7 +77,7 @@ class _Pages:
         try:
             day = date.fromisoformat(text) if text else ctx.now().astimezone(ctx.settings.tz).date()
         except ValueError:
-            raise ValueError(self.c.gettext(request)("A day looks like 2026-12-01.")) from None
+            raise ValueError(self.c.tr(request, "A day looks like 2026-12-01.")) from None
         area = request.query_params.get("area") or None
         if area is not None:
             ctx.registry.get(area)
@@ -117,7 +117,7 @@ class _Pages:
         since = ctx.now() - timedelta(days=2)
         mine = {code for code, _area in queries.visible_stations(ctx, actor)}
         if station is not None and station not in mine:
-            raise ValueError(self.c.gettext(request)("No such station in your areas."))
+            raise ValueError(self.c.tr(request, "No such station in your areas."))
         rows = await self.c.call(load_asrun, ctx.engine, station, since)
         rows = [r for r in rows if r.station in mine][-ASRUN_ROWS:]
         return self.c.render(request, "asrun.html", rows=list(reversed(rows)),
