@@ -125,7 +125,7 @@ class Console:
                 if not self._csrf_ok(request, form, found[0].csrf):
                     log.warning("console.csrf_refused", account=found[1].id,
                                 path=request.url.path)
-                    return self.error(request, 403, self.tr(request, 
+                    return self.error(request, 403, self.tr(request,
                         "This form has expired or did not come from the console; "
                         "reload the page and try again."))
                 request.state.form = form

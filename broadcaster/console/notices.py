@@ -50,7 +50,7 @@ class _Notices:
         body = form_text(form, "text", MAX_TEXT).strip()
         areas = [a for a in form.getlist("area") if isinstance(a, str)][:50]
         if not body or not areas:
-            return await self.index(request, actor, 400, self.c.tr(request, 
+            return await self.index(request, actor, 400, self.c.tr(request,
                 "Write the text and choose at least one area."))
         issued = await self.c.call(operations.issue_notice, self.c.ctx, actor, areas=areas,
                                    text=body)

@@ -20,9 +20,10 @@ from broadcaster.store.accounts import load_audit
 from broadcaster.store.audio import load_asrun
 from broadcaster.store.dispatch import DispatchState, keys_in
 from broadcaster.store.levels import load_changes
-from broadcaster.timeline import Labels, timeline_svg
+from broadcaster.timeline import Geometry, Labels, timeline_svg
 
 ASRUN_ROWS = 300
+GEOMETRY = Geometry(area_column=170, channel_column=80, axis=960)  # fits a laptop screen
 AUDIT_ROWS = 200
 
 
@@ -50,12 +51,12 @@ class _Pages:
         ctx = self.c.ctx
         day = ctx.now().astimezone(ctx.settings.tz).date()
         return {
-            "tree": area_tree(self.c, actor),
+            "tree": grouped(area_tree(self.c, actor)),
             "picture": Markup(self._picture(actor, day, None, labels)),
             "day": day,
             "blasts": queries.blasts(ctx, actor, states=("draft",)),
             "notices": queries.notices(ctx, actor, states=("pending",)),
-            "stations": queries.station_health(ctx, actor),
+            "stations": queries.station_health(ctx, actor, everyone=True),
         }
 
     async def timeline(self, request: Request, actor: Account) -> Response:
@@ -96,7 +97,7 @@ class _Pages:
         missed = keys_in(ctx.engine, start, end, [DispatchState.MISSED])
         title = ctx.registry.get(area).name if area else ""
         return timeline_svg(occurrences, ctx.registry, start, end, tz, now=ctx.now(),
-                            missed=missed, labels=labels,
+                            missed=missed, labels=labels, geometry=GEOMETRY,
                             title=" · ".join(filter(None, [title, f"{day:%d/%m/%Y}"])))
 
     def _labels(self, request: Request) -> Labels:
@@ -150,3 +151,18 @@ def area_tree(console: Console, actor: Account) -> list[dict[str, Any]]:
             "settable": queries.may(ctx, actor, Action.SET_LEVEL, [area.code]),
         })
     return rows
+
+
+def grouped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fold areas that only follow the level above them under that area, so a district
+    of 24 communes at the district's level reads as one line, not 25."""
+    out: list[dict[str, Any]] = []
+    shown: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        origin = shown.get(row["inherited"] or "")
+        if origin is not None:
+            origin["followers"].append(row)
+            continue
+        shown[row["area"].code] = {**row, "followers": []}
+        out.append(shown[row["area"].code])
+    return out

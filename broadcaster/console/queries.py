@@ -12,15 +12,16 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import select, text
 
 from broadcaster.accounts import Account, Action, Forbidden, check, check_second_account, covers
 from broadcaster.areas import Area
 from broadcaster.audio.publish import stations as all_stations
 from broadcaster.operations import Context
 from broadcaster.store.audio import Notice, NoticeState, list_notices
+from broadcaster.store.db import session_scope
+from broadcaster.store.sms import BlastRow as StoredBlast
 
 LATE = timedelta(minutes=5)  # no word from a station for this long: late
 OFFLINE = timedelta(hours=1)  # … and for this long: offline
@@ -91,27 +92,21 @@ class BlastRow:
 def blasts(ctx: Context, actor: Account, *, states: Sequence[str] | None = None,
            limit: int = 100) -> list[BlastRow]:
     """The newest blasts in the account's areas, optionally in some states only."""
-    query = "SELECT * FROM sms_blasts"
-    params: dict[str, Any] = {"limit": limit * 4}
+    query = select(StoredBlast).order_by(StoredBlast.id.desc()).limit(limit * 4)
     if states:
-        query += " WHERE state IN :states"
-        params["states"] = list(states)
-    statement = text(query + " ORDER BY id DESC LIMIT :limit")
-    if states:
-        statement = statement.bindparams(bindparam("states", expanding=True))
-    with ctx.engine.connect() as conn:
-        rows = [_blast(r) for r in conn.execute(statement, params)]
+        query = query.where(StoredBlast.state.in_(list(states)))
+    with session_scope(ctx.engine) as session:
+        rows = [_blast(r) for r in session.scalars(query)]
     return [b for b in rows if may(ctx, actor, Action.READ, b.areas)][:limit]
 
 
 def blast(ctx: Context, actor: Account, blast_id: int) -> BlastRow:
     """One blast the account may read; LookupError when there is none."""
-    with ctx.engine.connect() as conn:
-        row = conn.execute(text("SELECT * FROM sms_blasts WHERE id = :id"),
-                           {"id": blast_id}).one_or_none()
-    if row is None:
+    with session_scope(ctx.engine) as session:
+        row = session.get(StoredBlast, blast_id)
+        found = _blast(row) if row is not None else None
+    if found is None:
         raise LookupError(f"no blast {blast_id}")
-    found = _blast(row)
     require(ctx, actor, Action.READ, found.areas)
     return found
 
@@ -127,11 +122,10 @@ def may_approve_blast(ctx: Context, actor: Account, found: BlastRow) -> bool:
     return True
 
 
-def _blast(row: Any) -> BlastRow:
+def _blast(row: StoredBlast) -> BlastRow:
     return BlastRow(row.id, row.text, tuple(json.loads(row.areas)["areas"]), row.state,
                     bool(row.exercise), row.priority, row.encoding, row.parts, row.created_at,
-                    row.created_by, getattr(row, "created_by_account", None), row.approved_by,
-                    row.approved_at)
+                    row.created_by, row.created_by_account, row.approved_by, row.approved_at)
 
 
 def notices(ctx: Context, actor: Account, *, states: Sequence[str] | None = None,

@@ -147,7 +147,7 @@ class _Sms:
         status = await self.c.call(operations.blast_status, ctx, actor, blast_id)
         price = price_per_part(ctx)
         return self.c.render(
-            request, "sms_detail.html", blast=found, preview=preview, status=status,
+            request, "sms_detail.html", blast=found, preview=preview, delivery=status,
             areas=[ctx.registry.get(code) for code in found.areas],
             cost=None if price is None else price * preview.total_sms,
             may_approve=queries.may_approve_blast(ctx, actor, found),
@@ -159,7 +159,7 @@ class _Sms:
     async def status(self, request: Request, actor: Account) -> Response:
         found = await self.c.call(operations.blast_status, self.c.ctx, actor,
                                   request.path_params["id"])
-        return self.c.render(request, "sms_status.html", status=found)
+        return self.c.render(request, "sms_status.html", delivery=found)
 
     async def approve(self, request: Request, actor: Account) -> Response:
         blast_id = request.path_params["id"]
