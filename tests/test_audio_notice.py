@@ -47,7 +47,7 @@ def _has_notice(manifest: dict) -> bool:
     return any((item.get("programme") or "").startswith("notice-") for item in manifest["items"])
 
 
-def test_notice_heads_affected_current_playlists_within_5s_and_no_other(served):
+def test_notice_heads_affected_current_playlists_within_5s_and_no_other(served, people):
     config, base = served
     with config.open("a", encoding="utf-8") as fh:
         fh.write("notice_requires_approval = false\n")  # the default follows the SMS rule
@@ -64,8 +64,6 @@ def test_notice_heads_affected_current_playlists_within_5s_and_no_other(served):
         "05443",
         "--text",
         TEXT,
-        "--by",
-        "Nguyễn Văn A",
     )
     heads = {}
     while time.monotonic() - started < 5 and len(heads) < 2:
@@ -83,27 +81,25 @@ def test_notice_heads_affected_current_playlists_within_5s_and_no_other(served):
     assert _current(base, "cho-chu") == before["cho-chu"]
 
 
-def test_notice_needing_approval_airs_only_after_a_second_operator(served):
+def test_notice_needing_approval_airs_only_after_a_second_account(served, people):
     config, base = served
     with config.open("a", encoding="utf-8") as fh:
         fh.write("notice_requires_approval = true\n")
     now = datetime.now(UTC)
     publish_plan(config, day_plan(now - timedelta(seconds=5)), now)
-    out = _broadcaster(config, "notice", "--area", "05440", "--text", TEXT, "--by", "An")
-    assert "second operator" in out
+    out = _broadcaster(config, "notice", "--area", "05440", "--text", TEXT)
+    assert "second account" in out
     assert not _has_notice(_current(base, "linh-thong"))
-    refused = _broadcaster(config, "notice", "approve", "1", "--by", "an", expect=1)
-    assert "second operator must approve" in refused
-    _broadcaster(config, "notice", "approve", "1", "--by", "Bình")
+    refused = _broadcaster(config, "notice", "approve", "1", expect=1)
+    assert "approver" in refused  # the operator's own account may not approve
+    _broadcaster(config, "notice", "approve", "1", *people.as_approver)
     assert _has_notice(_current(base, "linh-thong"))
     assert not _has_notice(_current(base, "lam-vy"))
 
 
-def test_notice_needs_text_or_audio_and_a_known_area(served):
+def test_notice_needs_text_or_audio_and_a_known_area(served, people):
     config, _ = served
-    assert "exactly one of" in _broadcaster(
-        config, "notice", "--area", "05440", "--by", "A", expect=1
-    )
+    assert "exactly one of" in _broadcaster(config, "notice", "--area", "05440", expect=1)
     assert "unknown area" in _broadcaster(
-        config, "notice", "--area", "99999", "--text", "x", "--by", "A", expect=1
+        config, "notice", "--area", "99999", "--text", "x", expect=1
     )

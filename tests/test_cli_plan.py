@@ -32,9 +32,9 @@ def test_plan_json_lists_a_day_with_offsets(cli, samples):
     assert {"programme", "channel", "area", "at", "priority"} <= set(first)
 
 
-def test_plan_follows_a_level_set_and_filters_by_area(cli, samples):
+def test_plan_follows_a_level_set_and_filters_by_area(cli, samples, people):
     cli("db", "upgrade")
-    cli("level", "set", "167", "5.3", "--reason", "test", "--by", "test")
+    cli("level", "set", "167", "5.3", "--reason", "test")
     day = cli("plan", "--days", "1", "--area", "05440", "--format", "json").output
     rows = json.loads(day)
     assert {r["area"] for r in rows} == {"05440", "167"}

@@ -135,7 +135,7 @@ def test_config_check_reports_every_problem_one_line_each_and_writes_nothing(
     assert "carriers.viettel.window" in problems[0] + problems[1]
     assert "carriers.vinaphone.port" in problems[0] + problems[1]
     result = CliRunner().invoke(
-        main, ["--config", str(path), "level", "set", "167", "5.2", "--reason", "x", "--by", "y"]
+        main, ["--config", str(path), "level", "set", "167", "5.2", "--reason", "x"]
     )
     assert result.exit_code == 1
     assert not (tmp_path / "data").exists()

@@ -44,12 +44,12 @@ def _report(engine: Engine) -> dict:
 
 
 def test_level_set_in_another_process_replans_within_two_seconds(
-    engine, daemon_config, daemons
+    engine, daemon_config, daemons, people
 ):
     config = daemon_config(SAMPLES)
     daemons(config).start()
     assert "ai-bulletin" not in _report(engine)["planned"]  # degree 1: no AI bulletin
-    broadcaster(config, "level", "set", "167", "5.3", "--reason", "Chỉ thị 16", "--by", "test")
+    broadcaster(config, "level", "set", "167", "5.3", "--reason", "Chỉ thị 16")
     report = wait_for(lambda: (r := _report(engine)) and r["levels"].get("167") == "5.3" and r,
                       timeout=5, what="the daemon to replan at degree 3")
     (change,) = load_changes(engine)

@@ -58,11 +58,11 @@ def test_daemon_publishes_every_station_and_serves_it_over_http(daemon_with_web)
     assert httpx.get(f"{base}/healthz").status_code == 200
 
 
-def test_level_change_republishes_van_rounds_within_five_seconds(daemon_with_web) -> None:
+def test_level_change_republishes_van_rounds_within_five_seconds(daemon_with_web, people) -> None:
     config, base = daemon_with_web
     before = wait_for(lambda: _day(base, "van-167"), 30, "the van's day")
     rounds_before = len(before["slots"])
-    broadcaster(config, "level", "set", "167", "5.3", "--reason", "Chỉ thị 16", "--by", "test")
+    broadcaster(config, "level", "set", "167", "5.3", "--reason", "Chỉ thị 16")
     changed = time.monotonic()
     after = wait_for(
         lambda: (d := _day(base, "van-167")) and len(d["slots"]) > rounds_before and d,

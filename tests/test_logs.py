@@ -104,9 +104,9 @@ def test_readable_line_shows_local_time_event_and_context() -> None:
     assert line == '2026-11-22 10:00:00+0700 info     level.changed  area=167 by="Nguyễn Văn A"'
 
 
-def test_logs_command_filters_the_configured_file(cli) -> None:
+def test_logs_command_filters_the_configured_file(cli, people) -> None:
     cli("db", "upgrade")
-    cli("level", "set", "167", "5.2", "--reason", "r", "--by", "op")
+    cli("level", "set", "167", "5.2", "--reason", "r")
     cli("db", "upgrade")
     out = cli("logs", "--event", "level.*", "--area", "167").output.splitlines()
     assert len(out) == 1 and "level.changed" in out[0] and "area=167" in out[0]
@@ -114,7 +114,7 @@ def test_logs_command_filters_the_configured_file(cli) -> None:
 
 
 def test_follow_prints_records_as_another_process_writes_them(
-    cli, sample_config: Path, broadcaster_cmd: list[str]
+    cli, people, sample_config: Path, broadcaster_cmd: list[str]
 ) -> None:
     cli("db", "upgrade")
     follower = subprocess.Popen(
@@ -136,7 +136,7 @@ def test_follow_prints_records_as_another_process_writes_them(
         deadline = time.monotonic() + 20
         line = ""
         while not line and time.monotonic() < deadline:
-            cli("level", "set", "167", "5.3", "--reason", "r", "--by", "op")
+            cli("level", "set", "167", "5.3", "--reason", "r")
             ready, _, _ = select.select([follower.stdout], [], [], 1.0)
             if ready:
                 line = follower.stdout.readline()

@@ -14,7 +14,7 @@ NOTICE = "Phong tỏa thôn Nà Chú từ 12h hôm nay; gọi 0208 3878 115 khi 
 
 
 @pytest.fixture
-def notice_cli(cli, sample_config: Path):
+def notice_cli(cli, sample_config: Path, people):
     with sample_config.open("a", encoding="utf-8") as out:
         out.write(
             f'\n[planner]\nschedules = "{REPO / "schedules"}"\n'
@@ -26,7 +26,7 @@ def notice_cli(cli, sample_config: Path):
 
 
 def test_notice_text_drafts_an_urgent_sms_to_the_notice_areas_for_a_second_operator(
-    notice_cli,
+    notice_cli, people
 ) -> None:
     out = notice_cli("notice", "--area", "05440", "--text", NOTICE, "--by", "Nguyễn Văn A").output
     blast = int(re.search(r"SMS blast #(\d+) drafted", out).group(1))
@@ -38,14 +38,14 @@ def test_notice_text_drafts_an_urgent_sms_to_the_notice_areas_for_a_second_opera
     )
     assert f"{expected} recipients" in out
     assert status["total"] == 0  # a draft: nothing queued until a second operator approves
-    refused = notice_cli("sms", "approve", str(blast), "--by", "Nguyễn Văn A", "--yes", expect=1)
-    assert "second operator" in refused.output or "different" in refused.output
-    notice_cli("sms", "approve", str(blast), "--by", "Trần Thị B", "--yes")
+    refused = notice_cli("sms", "approve", str(blast), "--yes", expect=1)
+    assert "approver" in refused.output
+    notice_cli("sms", "approve", str(blast), "--yes", *people.as_approver)
     status = json.loads(notice_cli("sms", "status", str(blast), "--format", "json").output)
     assert status["total"] == expected and status["queued"] == expected
 
 
 def test_notice_from_audio_alone_drafts_no_sms(notice_cli, tmp_path: Path) -> None:
     clip = REPO / "audio" / "thong-bao-khan.vi.ogg"
-    out = notice_cli("notice", "--area", "05440", "--audio", str(clip), "--by", "A").output
+    out = notice_cli("notice", "--area", "05440", "--audio", str(clip)).output
     assert "SMS blast" not in out

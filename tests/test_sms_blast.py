@@ -217,7 +217,7 @@ def test_bad_quiet_hours_are_refused():
         SmsSettings(quiet_hours="9pm-6am")
 
 
-def test_cli_draft_json_and_status_json(tmp_path, db_url, engine):
+def test_cli_draft_json_and_status_json(tmp_path, db_url, engine, people):
     config = write_config(tmp_path, db_url, PORTS)
     seed_subscribers(engine, 7)
     runner = CliRunner()
@@ -232,8 +232,6 @@ def test_cli_draft_json_and_status_json(tmp_path, db_url, engine):
             "167",
             "--text",
             THANH_HOA,
-            "--by",
-            "an",
             "--format",
             "json",
         ],
@@ -243,12 +241,13 @@ def test_cli_draft_json_and_status_json(tmp_path, db_url, engine):
     assert set(preview) >= {"id", "recipients", "encoding", "parts", "total_sms", "per_carrier"}
     assert (preview["recipients"], preview["parts"], preview["total_sms"]) == (7, 3, 21)
     out = runner.invoke(
-        main, ["sms", "approve", "--config", str(config), str(preview["id"]), "--by", "an", "--yes"]
+        main, ["sms", "approve", "--config", str(config), str(preview["id"]), "--yes"]
     )
-    assert out.exit_code == 1 and "second operator" in out.output
+    assert out.exit_code == 1 and "approver" in out.output
     out = runner.invoke(
         main,
-        ["sms", "approve", "--config", str(config), str(preview["id"]), "--by", "binh", "--yes"],
+        ["sms", "approve", "--config", str(config), str(preview["id"]), "--yes",
+         *people.as_approver],
     )
     assert out.exit_code == 0, out.output
     out = runner.invoke(
@@ -261,7 +260,7 @@ def test_cli_draft_json_and_status_json(tmp_path, db_url, engine):
                            "cancelled"}
 
 
-def test_cli_exercise_draft_says_so(tmp_path, db_url, engine):
+def test_cli_exercise_draft_says_so(tmp_path, db_url, engine, people):
     config = write_config(tmp_path, db_url, PORTS, sms='test_numbers = ["0961111111"]')
     out = CliRunner().invoke(
         main,
@@ -274,8 +273,6 @@ def test_cli_exercise_draft_says_so(tmp_path, db_url, engine):
             "167",
             "--text",
             "Diễn tập",
-            "--by",
-            "an",
             "--exercise",
         ],
     )

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import structlog
 from sqlalchemy import Engine
 
 from broadcaster.areas import AreaRegistry
@@ -32,9 +31,7 @@ from broadcaster.audio.publish import (
     publish,
     save_plan,
 )
-from broadcaster.store.audio import Notice, create_notice, live_notices
-
-log = structlog.get_logger(__name__)
+from broadcaster.store.audio import Notice, live_notices
 
 VOICE = "vi"
 
@@ -66,48 +63,6 @@ def notice_audio(data_dir: Path, *, audio: Path | None, text: str | None) -> Pat
         if not target.exists():
             source.replace(target)
     return target
-
-
-def issue_notice(
-    engine: Engine,
-    registry: AreaRegistry,
-    pub: Publisher,
-    library: Library,
-    *,
-    areas: Sequence[str],
-    audio: Path | None,
-    text: str | None,
-    by: str,
-    now: datetime,
-    needs_approval: bool,
-) -> tuple[Notice, PublishReport | None]:
-    """Record a notice and, unless it awaits approval, put it on the air now."""
-    if not by.strip():
-        raise ValueError("--by must name the operator issuing the notice")
-    if not areas:
-        raise ValueError("name at least one --area")
-    for code in areas:
-        registry.get(code)
-    path = notice_audio(pub.root.parent, audio=audio, text=text)
-    notice = create_notice(
-        engine,
-        areas=areas,
-        text=text,
-        clip_file=str(path),
-        clip_sha256=file_sha256(path),
-        duration=probe_duration(path),
-        by=by,
-        now=now,
-        needs_approval=needs_approval,
-    )
-    log.info(
-        "audio.notice_created", notice=notice.id, areas=list(areas), by=by, state=notice.state.value
-    )
-    if needs_approval:
-        return notice, None
-    return notice, republish(
-        engine, registry, pub, library, now=now, only=affected_stations(registry, [notice])
-    )
 
 
 def republish(

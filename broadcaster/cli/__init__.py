@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from broadcaster.cli import areas, audio, config, db, level, logs, sms
+from broadcaster.cli import areas, audio, config, db, level, logs, sms, users
 from broadcaster.cli import daemon as daemon_cli
 from broadcaster.cli import plan as plan_cli
 from broadcaster.cli.context import App, DomainGroup, config_option
@@ -21,7 +21,7 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
         ctx.obj = App(config_path)
 
 
-for module in (config, db, areas, level, logs, sms):
+for module in (config, db, areas, level, logs, sms, users):
     main.add_command(module.command)
 main.add_command(sms.subscribers)
 main.add_command(sms.smsc)

@@ -7,17 +7,16 @@ from pathlib import Path
 
 import click
 
+from broadcaster import operations as ops
+from broadcaster.accounts import Account
 from broadcaster.audio.library import ClipKind, Library, LibraryError, import_clip, load_library
-from broadcaster.audio.notice import affected_stations, issue_notice, republish
+from broadcaster.audio.notice import republish
 from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
 from broadcaster.audio.render import RenderError
 from broadcaster.audio.settings import library_dir
+from broadcaster.cli.actor import acting
 from broadcaster.cli.context import App, config_option, format_option, pass_app
-from broadcaster.programmes import ScheduleError, load_programmes
-from broadcaster.sms import blast as blasts
-from broadcaster.sms.numbers import router_from_settings
-from broadcaster.sms.scheduled import draft_notice_sms
-from broadcaster.store.audio import approve_notice, load_asrun
+from broadcaster.store.audio import load_asrun
 from broadcaster.web import make_app, uvicorn_server
 
 
@@ -225,7 +224,9 @@ def _next_midnight(day: date, tz: object) -> datetime:
     help="A recorded notice.",
 )
 @click.option("--text", help="Text to speak with espeak-ng (Vietnamese voice).")
-@click.option("--by", help="Operator issuing the notice.")
+@click.option("--by", help="Optional check: the name of the account you act as.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="BROADCASTER_TOKEN_FILE", help="Act as this API token's account.")
 @config_option
 @click.pass_context
 def notice(
@@ -234,89 +235,52 @@ def notice(
     audio_file: Path | None,
     text: str | None,
     by: str | None,
+    token_file: Path | None,
     config_path: Path | None,
 ) -> None:
     """Put an emergency notice at the head of the affected stations' current playlists."""
     if ctx.invoked_subcommand is not None:
         return
-    if not areas or not by:
-        raise click.UsageError(
-            "notice needs --area CODE… , --audio FILE or --text TEXT, and --by NAME"
-        )
-    ctx.invoke(
-        _issue, config_path=config_path, areas=areas, audio_file=audio_file, text=text, by=by
-    )
+    if not areas:
+        raise click.UsageError("notice needs --area CODE… and --audio FILE or --text TEXT")
+    ctx.invoke(_issue, config_path=config_path, areas=areas, audio_file=audio_file, text=text,
+               by=by, token_file=token_file)
 
 
 @pass_app
+@acting
 def _issue(
-    app: App, areas: tuple[str, ...], audio_file: Path | None, text: str | None, by: str
+    app: App, areas: tuple[str, ...], audio_file: Path | None, text: str | None, actor: Account
 ) -> None:
-    settings = app.settings
-    needs_approval = settings.audio.notice_requires_approval
-    if needs_approval is None:
-        needs_approval = settings.sms.require_second_operator
-    made, report = issue_notice(
-        app.engine,
-        app.registry,
-        publisher(settings),
-        _library(app),
-        areas=list(areas),
-        audio=audio_file,
-        text=text,
-        by=by,
-        now=app.now(),
-        needs_approval=needs_approval,
-    )
-    if report is None:
+    issued = ops.issue_notice(app.ops, actor, areas=list(areas), text=text, audio=audio_file)
+    made = issued.notice
+    if issued.published is None:
         click.echo(
-            f"notice #{made.id} drafted by {by}; it airs when a second operator runs "
-            f"`broadcaster notice approve {made.id} --by NAME`"
+            f"notice #{made.id} drafted by {actor.name}; it airs when a second account runs "
+            f"`broadcaster notice approve {made.id}`"
         )
     else:
-        click.echo(f"notice #{made.id} on the air at {report.stations} stations")
-    if text:
-        _notice_sms(app, areas, text, by)
-
-
-def _notice_sms(app: App, areas: tuple[str, ...], text: str, by: str) -> None:
-    """Draft the SMS that the notice-triggered programmes send (seed 003: one SMS to all
-    subscribers for each urgent notice); it goes out under the SMS approval rule."""
-    settings = app.settings
-    try:
-        programmes = load_programmes(settings)
-    except ScheduleError as exc:  # the loudspeaker notice stands; say why no SMS followed
-        click.echo(f"no SMS drafted for this notice: the schedules do not load: {exc}", err=True)
-        return
-    for preview in draft_notice_sms(settings, app.engine, programmes, areas=list(areas),
-                                    text=text, by=by, now=app.now()):
+        click.echo(f"notice #{made.id} on the air at {issued.published.stations} stations")
+    for preview in issued.sms:
         cost = (f"{preview.recipients} recipients × {preview.parts} {preview.encoding} parts "
                 f"= {preview.total_sms} SMS")
-        if settings.sms.require_second_operator:
-            click.echo(f"SMS blast #{preview.id} drafted ({cost}); a second operator sends it "
-                       f"with `broadcaster sms approve {preview.id} --by NAME`")
-        else:
-            blasts.approve(app.engine, router_from_settings(settings), settings.sms, preview.id,
-                           by=by, now=app.now())
+        if issued.sms_queued:
             click.echo(f"SMS blast #{preview.id} queued ({cost})")
+        else:
+            click.echo(f"SMS blast #{preview.id} drafted ({cost}); a second account sends it "
+                       f"with `broadcaster sms approve {preview.id}`")
 
 
 @notice.command("approve")
 @click.argument("notice_id", type=int)
-@click.option("--by", required=True, help="The second operator.")
 @pass_app
-def approve(app: App, notice_id: int, by: str) -> None:
-    """Approve a drafted notice; it goes on the air at once."""
-    made = approve_notice(app.engine, notice_id, by=by, now=app.now())
-    report = republish(
-        app.engine,
-        app.registry,
-        publisher(app.settings),
-        _library(app),
-        now=app.now(),
-        only=affected_stations(app.registry, [made]),
+@acting
+def approve(app: App, notice_id: int, actor: Account) -> None:
+    """Approve a drafted notice as a second account; it goes on the air at once."""
+    made, report = ops.approve_notice(app.ops, actor, notice_id)
+    click.echo(
+        f"notice #{made.id} approved by {actor.name}; on the air at {report.stations} stations"
     )
-    click.echo(f"notice #{made.id} approved by {by}; on the air at {report.stations} stations")
 
 
 commands = (audio, serve, stations_cmd, asrun, notice)

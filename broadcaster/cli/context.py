@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, update_wrapper
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from sqlalchemy import Engine
 
+from broadcaster.accounts import Forbidden, NotAuthenticated
 from broadcaster.areas import AreaRegistry, UnknownArea
 from broadcaster.config import ConfigError, Settings, default_config_path, load_settings
 from broadcaster.levels import Ladder, UnknownLevel
@@ -21,8 +22,13 @@ from broadcaster.logging import configure_logging
 from broadcaster.programmes import ScheduleError
 from broadcaster.store.db import SchemaOutdated, check_schema, make_engine
 
+if TYPE_CHECKING:
+    from broadcaster.operations import Context
+
 F = TypeVar("F", bound=Callable[..., Any])
 DOMAIN_ERRORS = (
+    Forbidden,
+    NotAuthenticated,
     ConfigError,
     SchemaOutdated,
     ScheduleError,
@@ -73,6 +79,13 @@ class App:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    @cached_property
+    def ops(self) -> Context:
+        """The operations layer's context: every acting command goes through it."""
+        from broadcaster.operations import Context
+
+        return Context(self.settings, self.engine, clock=self.now)
 
     def local(self, moment: datetime | None) -> str | None:
         """A stored UTC time shown in the configured zone, ISO 8601 with offset."""

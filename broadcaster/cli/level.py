@@ -6,9 +6,11 @@ from typing import Any
 
 import click
 
+from broadcaster.accounts import Account
+from broadcaster.cli.actor import acting
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.levels import InForce, LevelChange, latest_changes, level_in_force
-from broadcaster.store.levels import load_changes, set_level
+from broadcaster.store.levels import load_changes
 
 
 @click.group("level")
@@ -20,20 +22,13 @@ def command() -> None:
 @click.argument("area")
 @click.argument("level")
 @click.option("--reason", required=True, help="Why: the decision or case count behind it.")
-@click.option("--by", "by", required=True, help="Who decided (name of the operator).")
 @pass_app
-def set_cmd(app: App, area: str, level: str, reason: str, by: str) -> None:
-    """Set LEVEL on AREA; the areas below it follow unless they have their own."""
-    change = set_level(
-        app.engine,
-        app.registry,
-        app.ladders,
-        area=area,
-        level=level,
-        by=by,
-        reason=reason,
-        now=app.now(),
-    )
+@acting
+def set_cmd(app: App, area: str, level: str, reason: str, actor: Account) -> None:
+    """Set LEVEL on AREA as your account; the areas below it follow unless they have their own."""
+    from broadcaster.operations import set_level
+
+    change = set_level(app.ops, actor, area=area, level=level, reason=reason)
     below = len(app.registry.descendants(area))
     click.echo(
         f"{area} {app.registry.get(area).name}: {change.previous or '-'} -> {change.level}"

@@ -10,6 +10,9 @@ from typing import cast
 
 import click
 
+from broadcaster import operations as ops
+from broadcaster.accounts import Account
+from broadcaster.cli.actor import acting
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.numbers import CarrierRouter, router_from_settings
@@ -39,9 +42,9 @@ def command() -> None:
     show_default=True,
 )
 @click.option("--exercise", is_flag=True, help="Send only to the configured test numbers.")
-@click.option("--by", required=True, help="Operator drafting the blast.")
 @format_option
 @pass_app
+@acting
 def draft_cmd(
     app: App,
     areas: tuple[str, ...],
@@ -49,23 +52,13 @@ def draft_cmd(
     unaccent: bool,
     priority: str,
     exercise: bool,
-    by: str,
     fmt: str,
+    actor: Account,
 ) -> None:
-    """Draft a blast and show what it will cost; nothing is sent before approval."""
-    preview = blasts.draft(
-        app.engine,
-        app.registry,
-        router_for(app),
-        app.settings.sms,
-        areas=areas,
-        body=body,
-        unaccented=unaccent,
-        priority=Priority(priority),
-        by=by,
-        exercise=exercise,
-        now=app.now(),
-    )
+    """Draft a blast as your account and show what it will cost; nothing is sent before
+    a second account approves it."""
+    preview = ops.draft_blast(app.ops, actor, areas=areas, text=body, unaccented=unaccent,
+                              priority=Priority(priority), exercise=exercise)
     if fmt == "json":
         app.echo_json(preview.as_json())
         return
@@ -77,35 +70,34 @@ def draft_cmd(
     )
     for carrier, n in preview.per_carrier.items():
         click.echo(f"  {carrier:<14} {n}")
-    click.echo(f"approve with: broadcaster sms approve {preview.id} --by <second operator>")
+    click.echo(f"a second account approves it with: broadcaster sms approve {preview.id}")
 
 
 @command.command("approve")
 @click.argument("blast_id", type=int)
-@click.option("--by", required=True, help="Approving operator (not the drafter).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
-def approve_cmd(app: App, blast_id: int, by: str, yes: bool) -> None:
-    """Approve a draft: its recipients are queued for the senders."""
-    router = router_for(app)
-    preview = blasts.preview(app.engine, router, app.settings.sms, blast_id)
+@acting
+def approve_cmd(app: App, blast_id: int, yes: bool, actor: Account) -> None:
+    """Approve a draft as a second account: its recipients are queued for the senders."""
+    preview = ops.blast_preview(app.ops, actor, blast_id)
     label = "EXERCISE (test numbers only)" if preview.exercise else "LIVE"
     if not yes:
         click.confirm(
             f"{label}: send {preview.total_sms} SMS to {preview.recipients} recipients?", abort=True
         )
-    queued = blasts.approve(app.engine, router, app.settings.sms, blast_id, by=by, now=app.now())
-    click.echo(f"blast {blast_id} approved [{label}]: {queued} messages queued")
+    queued = ops.approve_blast(app.ops, actor, blast_id)
+    click.echo(f"blast {blast_id} approved by {actor.name} [{label}]: {queued} messages queued")
 
 
 @command.command("cancel")
 @click.argument("blast_id", type=int)
-@click.option("--by", default="operator", show_default=True)
 @pass_app
-def cancel_cmd(app: App, blast_id: int, by: str) -> None:
-    """Cancel a blast; what is not yet submitted is not sent."""
-    n = blasts.cancel(app.engine, blast_id, by=by, now=app.now())
-    click.echo(f"blast {blast_id} cancelled: {n} queued messages will not be sent")
+@acting
+def cancel_cmd(app: App, blast_id: int, actor: Account) -> None:
+    """Cancel a blast at once; what is not yet submitted is not sent."""
+    n = ops.cancel_blast(app.ops, actor, blast_id)
+    click.echo(f"blast {blast_id} cancelled by {actor.name}: {n} queued messages will not be sent")
 
 
 @command.command("status")
