@@ -30,8 +30,11 @@ needs_browser = pytest.mark.skipif(
     not have_browser(), reason="needs Debian's chromium and chromium-driver")
 
 
-def open_browser(profile: Path, width: int = 1366, height: int = 900):  # type: ignore[no-untyped-def]
-    """Start headless chromium with its own profile; the caller quits it."""
+def open_browser(profile: Path, width: int = 1366, height: int = 900,  # type: ignore[no-untyped-def]
+                 phone: bool = False):
+    """Start headless chromium with its own profile; the caller quits it. A `phone`
+    emulates a touch screen of that size (a headless window cannot be narrower
+    than 500 px)."""
     os.environ["SE_OFFLINE"] = "true"  # never let selenium-manager fetch anything
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -43,6 +46,9 @@ def open_browser(profile: Path, width: int = 1366, height: int = 900):  # type: 
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
+    if phone:
+        options.add_experimental_option("mobileEmulation", {
+            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2, "touch": True}})
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
 
@@ -51,8 +57,8 @@ def browsers(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     """Open browsers on demand (`browsers()` → a new one); all are quit at the end."""
     opened = []
 
-    def make(width: int = 1366, height: int = 900):  # type: ignore[no-untyped-def]
-        driver = open_browser(tmp_path / f"profile-{len(opened)}", width, height)
+    def make(width: int = 1366, height: int = 900, phone: bool = False):  # type: ignore[no-untyped-def]
+        driver = open_browser(tmp_path / f"profile-{len(opened)}", width, height, phone)
         opened.append(driver)
         return driver
 
@@ -70,7 +76,7 @@ def screenshot(driver, name: str, full_page: bool = True) -> None:  # type: igno
     if full_page:
         height = driver.execute_script("return document.documentElement.scrollHeight")
         width = driver.get_window_size()["width"]
-        driver.set_window_size(width, min(max(height + 120, 600), 4000))
+        driver.set_window_size(width, min(max(height + 140, 600), 4000))
     target = folder / name
     driver.save_screenshot(str(target.with_suffix(".tmp.png")))
     shutil.move(target.with_suffix(".tmp.png"), target)
