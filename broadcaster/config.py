@@ -123,6 +123,9 @@ class CarrierConfig(_Model):
     prefixes: list[Annotated[str, StringConstraints(pattern=r"^\+?\d{2,12}$")]] = Field(
         default_factory=list
     )
+    price_per_part: float = Field(
+        default=0.0, ge=0, description="what one SMS part costs on this carrier ([sms] currency)"
+    )
 
 
 DurationText = Annotated[str, StringConstraints(pattern=r"^(\d+h)?(\d+m)?(\d+s)?$", min_length=2)]

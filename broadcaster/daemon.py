@@ -3,7 +3,8 @@
 APScheduler (3.11, in-memory job store) holds only the next `horizon` of the
 plan, one job per instant: every occurrence due at 06:00 fires in one job. The
 plan itself lives here and is rebuilt from the database and the schedule files
-whenever a level changes (the `level_changes` max id, polled), the schedules
+(their SMS and emergency programmes as an approver last accepted them, see
+`schedule_review`) whenever a level changes (the `level_changes` max id, polled), the schedules
 are reloaded (`broadcaster reload` or SIGHUP) or the local date changes. A job
 looks up its instant in the current plan when it fires, so a replan never
 needs to chase jobs already queued. Each occurrence is claimed in the
@@ -35,7 +36,8 @@ from broadcaster.config import Settings
 from broadcaster.dispatch import Handler, grace_periods, is_missed
 from broadcaster.levels import LevelChange, latest_changes, level_in_force
 from broadcaster.planner import Occurrence, group_by_time, plan
-from broadcaster.programmes import Channel, Programme, ScheduleError, load_programmes
+from broadcaster.programmes import Channel, Programme, ScheduleError
+from broadcaster.schedules import running
 from broadcaster.sdnotify import notify, watchdog_interval
 from broadcaster.store import dispatch as store
 from broadcaster.store.leader import SchedulerLock
@@ -81,7 +83,7 @@ class Daemon:
         self.grace = grace_periods(settings)
         self.horizon = parse_duration(settings.planner.horizon)
         self.node = f"{socket.gethostname()}:{os.getpid()}"
-        self.programmes = load_programmes(settings)
+        self.programmes, self.held = running(settings, engine)
         self._buckets: dict[datetime, list[Occurrence]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -117,6 +119,8 @@ class Daemon:
         self._scheduler.start()
         self._replan("start", catch_up_since=since)
         notify("READY=1")
+        if self.held:
+            log.warning("schedule.awaiting_approval", programmes=list(self.held))
         log.info("daemon.started", node=self.node, programmes=len(self.programmes),
                  catch_up_since=since.isoformat())
         self._loop()
@@ -228,13 +232,13 @@ class Daemon:
     def _reload(self) -> None:
         """Re-read the schedules; an invalid edit keeps the running schedule."""
         try:
-            programmes = load_programmes(self.settings)
+            programmes, held = running(self.settings, self.engine)
         except ScheduleError as exc:
             self._error("planner.reload_rejected", "; ".join(exc.problems))
             self._beat()
             return
-        self.programmes = programmes
-        log.info("planner.reloaded", programmes=len(programmes))
+        self.programmes, self.held = programmes, held
+        log.info("planner.reloaded", programmes=len(programmes), held=list(held))
         self._replan("reload")
 
     def _replan(self, reason: str, catch_up_since: datetime | None = None) -> None:
@@ -378,6 +382,7 @@ class Daemon:
             "planned_at": self._planned_at.isoformat() if self._planned_at else None,
             "planned": dict(planned),
             "programmes": [p.id for p in self.programmes],
+            "awaiting_approval": list(self.held),
             "next": [{"programme": o.programme, "channel": o.channel.value, "area": o.area,
                       "at": o.at.isoformat(), "priority": o.priority.value, "level": o.level}
                      for o in upcoming],

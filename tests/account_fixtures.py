@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 from broadcaster.accounts import Account, Role
+from broadcaster.cli import main
 from broadcaster.cli.actor import unix_login
 from broadcaster.store import accounts as store
 from broadcaster.store.db import make_engine, upgrade
@@ -53,3 +55,12 @@ def add_people(db_url: str, folder: Path, area: str = "19") -> People:
 @pytest.fixture
 def people(db_url: str, tmp_path: Path) -> People:
     return add_people(db_url, tmp_path)
+
+
+def run_cli(config: Path, *args: str, expect: int = 0) -> Result:
+    """Run `broadcaster --config CONFIG ARGS…` in-process; fails loudly on a crash."""
+    result = CliRunner().invoke(main, ["--config", str(config), *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == expect, result.output
+    return result

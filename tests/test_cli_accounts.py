@@ -12,19 +12,20 @@ from sqlalchemy import Engine, text
 from broadcaster.accounts import Role
 from broadcaster.cli.actor import unix_login
 from broadcaster.store import accounts as store
+from tests.account_fixtures import run_cli
 from tests.sms_fixtures import seed_subscribers, write_config
 
 PORTS = {"viettel": 2775}
 
 
 @pytest.fixture
-def sms_cli(tmp_path: Path, db_url: str, engine: Engine, cli):
+def sms_cli(tmp_path: Path, db_url: str, engine: Engine):
     """The CLI on a small SMS config, with an approver mapped to this Unix login."""
     config = write_config(tmp_path, db_url, PORTS)
     seed_subscribers(engine, 6)
     store.add_account(engine, name="Nguyễn Văn A", role=Role.APPROVER, areas=["19"],
                       unix_login=unix_login(), now=datetime.now(UTC))
-    return lambda *args, expect=0: cli("--config", str(config), *args, expect=expect)
+    return lambda *args, expect=0: run_cli(config, *args, expect=expect)
 
 
 @pytest.mark.parametrize(

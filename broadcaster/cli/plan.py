@@ -1,4 +1,5 @@
-"""`broadcaster plan` and `broadcaster schedule check`: what will air, and is it sane."""
+"""`broadcaster plan` and `broadcaster schedule check|approve`: what will air, is it sane,
+and has a second account accepted what it sends to the public."""
 
 from __future__ import annotations
 
@@ -8,18 +9,22 @@ from typing import Any
 
 import click
 
+from broadcaster.accounts import Account
 from broadcaster.clashes import find_clashes
+from broadcaster.cli.actor import acting
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.levels import LevelChange
 from broadcaster.planner import Occurrence, plan
-from broadcaster.programmes import Programme, ScheduleError, load_programmes, schedule_dir
+from broadcaster.programmes import Programme, ScheduleError, schedule_dir
 from broadcaster.store.levels import load_changes
 
 
 def programmes_or_fail(app: App) -> tuple[Programme, ...]:
     """Load the schedules or stop with one line per problem."""
+    from broadcaster.schedules import load_checked
+
     try:
-        return load_programmes(app.settings)
+        return load_checked(app.settings)
     except ScheduleError as exc:
         raise click.ClickException("invalid schedules:\n" + str(exc)) from None
 
@@ -105,7 +110,7 @@ def vars_of(content: Any) -> dict[str, Any]:
 
 @click.group("schedule")
 def schedule_cmd() -> None:
-    """Validate the schedule files."""
+    """Validate the schedule files and accept their SMS and emergency programmes."""
 
 
 @schedule_cmd.command("check")
@@ -130,3 +135,60 @@ def check_cmd(app: App, days: int) -> None:
                f"{schedule_dir(app.settings)}")
     for clash in warnings:
         click.echo(f"warning: {clash.describe()}")
+    _report_sms(app)
+
+
+def _report_sms(app: App) -> None:
+    """Print the SMS a day per level and what awaits approval (needs the database)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from broadcaster.schedules import pending
+    from broadcaster.store.db import SchemaOutdated
+
+    try:
+        found = pending(app.settings, app.engine)
+    except (SchemaOutdated, SQLAlchemyError) as exc:
+        click.echo(f"SMS a day: not counted, the database is not ready ({type(exc).__name__})")
+        return
+    _print_loads(app, found.review.as_json())
+    if found.review.pending:
+        click.echo(f"awaiting `broadcaster schedule approve`: added "
+                   f"{', '.join(found.review.added) or '-'}; changed "
+                   f"{', '.join(found.review.changed) or '-'} (the daemon runs the accepted "
+                   "form until then)")
+
+
+def _print_loads(app: App, review: dict[str, Any]) -> None:
+    currency = app.settings.sms.currency
+    for row in review["sms_a_day"]:
+        before = row["before"]
+        was = (f"  (accepted: {before['blasts']} blasts, {before['parts']:,} parts, "
+               f"{before['cost']:,.0f} {currency})") if before else ""
+        click.echo(f"SMS a day at {row['ladder']} {row['level']}: {row['blasts']} blasts, "
+                   f"{row['messages']:,} messages, {row['parts']:,} parts, "
+                   f"{row['cost']:,.0f} {currency}{was}")
+
+
+@schedule_cmd.command("approve")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+@acting
+def approve_cmd(app: App, yes: bool, actor: Account) -> None:
+    """Accept the schedule files as they are now, as a second account (an approver).
+
+    Shows what changes for the public first: SMS and emergency programmes
+    added, changed or removed, and the SMS a day per level with its cost.
+    """
+    from broadcaster.operations import approve_schedules, schedule_review
+
+    found = schedule_review(app.ops, actor)
+    shown = found.review.as_json()
+    for key in ("added", "changed", "removed"):
+        click.echo(f"{key}: {', '.join(shown[key]) or '-'}")
+    _print_loads(app, shown)
+    if not yes:
+        click.confirm(f"accept these {len(found.files)} schedule files "
+                      f"(sha256 {found.sha256[:12]}) as {actor.name}?", abort=True)
+    approve_schedules(app.ops, actor, sha256=found.sha256)
+    click.echo(f"schedules accepted by {actor.name} (sha256 {found.sha256[:12]}); "
+               "the daemon reloads them")

@@ -1,9 +1,10 @@
 """Turn due SMS occurrences from the planner into approved blasts.
 
-A scheduled programme was reviewed when its schedule file was written, so
-its blast is drafted by the schedule and approved by the daemon (two
-distinct names); the dispatch table already guarantees each occurrence
-fires once. Occurrences of one programme due at one instant become one
+A scheduled SMS programme runs only as an approver accepted it (`schedule
+approve`, see `schedule_review`), so its blast is drafted by the schedule
+and approved in the name of the account that accepted the schedules, with
+an audit row; the dispatch table already guarantees each occurrence fires
+once. Occurrences of one programme due at one instant become one
 blast to all their areas.
 """
 
@@ -14,8 +15,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from broadcaster.accounts import Forbidden
 from broadcaster.config import Settings
 from broadcaster.planner import Occurrence, for_notice
 from broadcaster.programmes import Priority as BulletinPriority
@@ -23,6 +25,9 @@ from broadcaster.programmes import Programme
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.numbers import router_from_settings
 from broadcaster.sms.states import Priority
+from broadcaster.store.accounts import get_account, record_audit
+from broadcaster.store.db import Bind
+from broadcaster.store.schedules import latest
 
 log = structlog.get_logger(__name__)
 Key = tuple[str, str, datetime]
@@ -50,23 +55,30 @@ class SmsHandler:
         return failures
 
     def _blast(self, programme: str, group: list[Occurrence]) -> None:
-        preview = draft_for_programme(
-            self.settings,
-            self.engine,
-            group,
-            areas=[o.area for o in group],
-            by=f"schedule:{programme}",
-            now=self.clock(),
-        )
-        queued = blasts.approve(
-            self.engine, self.router, self.settings.sms, preview.id, by="daemon", now=self.clock()
-        )
-        log.info("sms.scheduled_blast", programme=programme, blast=preview.id, queued=queued)
+        accepted = latest(self.engine)
+        if accepted is None or accepted.approved_by is None:
+            raise Forbidden(f"programme {programme!r}: no accepted schedule set approves it; "
+                            "run `broadcaster schedule approve`")
+        approver = get_account(self.engine, accepted.approved_by)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            preview = draft_for_programme(self.settings, conn, group,
+                                          areas=[o.area for o in group],
+                                          by=f"schedule:{programme}", now=now)
+            queued = blasts.approve(conn, self.router, self.settings.sms, preview.id,
+                                    by=approver.name, now=now)
+            conn.execute(text("UPDATE sms_blasts SET approved_by_account = :a WHERE id = :id"),
+                         {"a": approver.id, "id": preview.id})
+            record_audit(conn, approver.id, "sms.approve", f"blast:{preview.id}",
+                         {"programme": programme, "schedule_set": accepted.id, "queued": queued},
+                         now=now)
+        log.info("sms.scheduled_blast", programme=programme, blast=preview.id, queued=queued,
+                 approved_by=approver.id)
 
 
 def draft_for_programme(
     settings: Settings,
-    engine: Engine,
+    engine: Bind,
     group: Sequence[Occurrence],
     *,
     areas: Sequence[str],

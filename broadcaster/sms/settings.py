@@ -45,6 +45,13 @@ class SmsSettings(BaseModel):
     overrides: dict[str, str] = Field(
         default_factory=dict, description="ported numbers: msisdn = carrier"
     )
+    min_interval: str = Field(
+        default="1h",
+        pattern=r"^(\d+h)?(\d+m)?(\d+s)?$",
+        min_length=2,
+        description="a scheduled SMS programme sends at most this often (its cadence floor)",
+    )
+    currency: str = Field(default="VND", max_length=8, description="unit of price_per_part")
 
     @field_validator("quiet_hours")
     @classmethod

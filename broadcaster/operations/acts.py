@@ -1,4 +1,4 @@
-"""The one operations layer: every face (CLI, `/api/v1`, `/console/`) acts through here.
+"""Operations that act: each checks, acts and audits in one transaction.
 
 Each operation takes the `Context` (settings, database, clock) and the acting
 `Account`, checks the account's role and areas (`broadcaster.accounts`),
@@ -11,10 +11,9 @@ raises `ValueError` (or a subclass) naming what is wrong.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import cached_property
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +29,8 @@ from broadcaster.accounts import (
     check_grant,
     check_second_account,
 )
-from broadcaster.areas import AreaRegistry
-from broadcaster.levels import Ladder, LevelChange
+from broadcaster.levels import LevelChange
+from broadcaster.operations.context import Context, NotFound
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.states import Priority
 from broadcaster.store import accounts as store
@@ -41,39 +40,9 @@ from broadcaster.store.levels import set_level as store_set_level
 if TYPE_CHECKING:
     from broadcaster.audio.publish import PublishReport
     from broadcaster.config import Settings
-    from broadcaster.sms.numbers import CarrierRouter
+    from broadcaster.schedules import Pending
 
 log = structlog.get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Context:
-    """What operations need: the settings, the database and the clock (tests pass theirs)."""
-
-    settings: Settings
-    engine: Engine
-    clock: Callable[[], datetime] = field(default=utc_now)
-
-    @cached_property
-    def registry(self) -> AreaRegistry:
-        return self.settings.registry()
-
-    @cached_property
-    def ladders(self) -> dict[str, Ladder]:
-        return self.settings.ladder_objects()
-
-    @cached_property
-    def router(self) -> CarrierRouter:
-        from broadcaster.sms.numbers import router_from_settings
-
-        return router_from_settings(self.settings)
-
-    def now(self) -> datetime:
-        return self.clock()
 
 
 @dataclass(frozen=True)
@@ -231,11 +200,10 @@ def approve_notice(ctx: Context, actor: Account, notice_id: int) -> tuple[Notice
     """Approve a pending notice as a second account covering its areas; it airs at once."""
     from broadcaster.audio.notice import affected_stations
     from broadcaster.store.audio import approve_notice as store_approve
-    from broadcaster.store.audio import load_notice
 
     now = ctx.now()
     with ctx.engine.begin() as conn:
-        pending = load_notice(conn, notice_id)
+        pending = _notice(conn, notice_id)
         check(actor, Action.APPROVE_NOTICE, ctx.registry, pending.areas)
         check_second_account(actor, _notice_drafter(conn, notice_id), pending.created_by,
                              f"notice #{notice_id}")
@@ -255,14 +223,38 @@ def retract_notice(ctx: Context, actor: Account, notice_id: int) -> Notice:
 # --- schedules ------------------------------------------------------------------
 
 
-def approve_schedules(ctx: Context, actor: Account) -> Any:
-    """Accept the schedule files as they are now: the daemon runs them from then on.
+def schedule_review(ctx: Context, actor: Account) -> Pending:
+    """What accepting the schedule files now would change (SMS and emergency programmes
+    added, changed, removed; SMS count and cost a day per level)."""
+    from broadcaster.schedules import pending
 
-    Needs an approver covering every area the changed SMS or emergency
-    programmes reach; returns the review (what changed, SMS count and cost).
-    The body arrives with `broadcaster/schedule_review.py`.
+    check(actor, Action.READ, ctx.registry)
+    return pending(ctx.settings, ctx.engine)
+
+
+def approve_schedules(ctx: Context, actor: Account, *, sha256: str | None = None) -> Pending:
+    """Accept the schedule files as they are now; the daemon runs them from then on.
+
+    Needs an approver covering every area the added or changed SMS and
+    emergency programmes reach. `sha256` (from the review shown) makes sure
+    the files accepted are the ones the approver saw. Asks the daemon to reload.
     """
-    raise NotImplementedError("schedule approval is being built")
+    from broadcaster.schedules import pending
+    from broadcaster.store import schedules as sets
+    from broadcaster.store.dispatch import request_reload
+
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        found = pending(ctx.settings, conn)
+        check(actor, Action.APPROVE_SCHEDULE, ctx.registry, found.areas)
+        if sha256 is not None and sha256 != found.sha256:
+            raise Forbidden("the schedule files changed since the review shown; review again")
+        accepted = sets.record(conn, found.files, account_id=actor.id, now=now,
+                               note=f"{len(found.files)} files")
+        _audit(conn, actor, Action.APPROVE_SCHEDULE, f"schedules:{accepted.id}", now,
+               sha256=found.sha256, files=sorted(found.files), **found.review.as_json())
+    request_reload(ctx.engine)
+    return found
 
 
 # --- accounts -------------------------------------------------------------------
@@ -359,7 +351,7 @@ def _blast_row(conn: Connection, blast_id: int) -> Any:
     row = conn.execute(text("SELECT * FROM sms_blasts WHERE id = :id"),
                        {"id": blast_id}).one_or_none()
     if row is None:
-        raise blasts.BlastError(f"no blast {blast_id}")
+        raise NotFound(f"no blast {blast_id}")
     return row
 
 
@@ -372,6 +364,15 @@ def _areas_of(row: Any) -> list[str]:
 def _blast_areas(engine: Engine, blast_id: int) -> list[str]:
     with engine.connect() as conn:
         return _areas_of(_blast_row(conn, blast_id))
+
+
+def _notice(conn: Connection, notice_id: int) -> Notice:
+    from broadcaster.store.audio import load_notice
+
+    try:
+        return load_notice(conn, notice_id)
+    except ValueError as exc:
+        raise NotFound(str(exc)) from None
 
 
 def _notice_drafter(conn: Connection, notice_id: int) -> int | None:
