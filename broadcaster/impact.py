@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from broadcaster.areas import AreaRegistry
@@ -49,17 +48,15 @@ class Impact:
     channels: tuple[ChannelImpact, ...]
     sms_before: int  # SMS parts sent: recipients × parts, summed
     sms_after: int
-    cost_before: Decimal | None
-    cost_after: Decimal | None
+    cost_before: float
+    cost_after: float
 
     @property
     def sms_delta(self) -> int:
         return self.sms_after - self.sms_before
 
     @property
-    def cost_delta(self) -> Decimal | None:
-        if self.cost_before is None or self.cost_after is None:
-            return None
+    def cost_delta(self) -> float:
         return self.cost_after - self.cost_before
 
 
@@ -74,12 +71,12 @@ def level_impact(
     end: datetime,
     tz: ZoneInfo,
     recipients: Mapping[str, int],
-    price_per_part: Decimal | None = None,
+    part_price: Mapping[str, float] | None = None,
 ) -> Impact:
     """Compare the plan of [start, end) with and without `level` set on `area` at `start`.
 
-    `recipients` counts SMS subscribers per commune; `price_per_part`, when
-    known, prices the SMS parts.
+    `recipients` counts SMS subscribers per commune; `part_price` is what one
+    SMS part to all of a commune's subscribers costs (their carriers' prices).
     """
     programmes = tuple(programmes)
     reach = {area, *(a.code for a in registry.descendants(area))}
@@ -91,11 +88,9 @@ def level_impact(
     channels = tuple(ChannelImpact(c, counted_before[c], counted_after[c]) for c in Channel
                      if counted_before[c] or counted_after[c])
     parts = _PartsCounter(registry, recipients)
-    sms_before, sms_after = parts.total(before), parts.total(after)
-    price = price_per_part
-    return Impact(area, level, start, end, channels, sms_before, sms_after,
-                  None if price is None else price * sms_before,
-                  None if price is None else price * sms_after)
+    prices = _PartsCounter(registry, part_price or {})
+    return Impact(area, level, start, end, channels, round(parts.total(before)),
+                  round(parts.total(after)), prices.total(before), prices.total(after))
 
 
 def _within(occurrences: Iterable[Occurrence], reach: set[str]) -> list[Occurrence]:
@@ -103,18 +98,19 @@ def _within(occurrences: Iterable[Occurrence], reach: set[str]) -> list[Occurren
 
 
 class _PartsCounter:
-    """SMS parts of occurrences: each text's parts times the recipients of its area."""
+    """Sum over SMS occurrences of each text's parts times a per-commune weight
+    (recipients, or the price of one part to them) over the communes it reaches."""
 
-    def __init__(self, registry: AreaRegistry, recipients: Mapping[str, int]) -> None:
+    def __init__(self, registry: AreaRegistry, weights: Mapping[str, float]) -> None:
         self._registry = registry
-        self._recipients = recipients
-        self._reach: dict[str, int] = {}
+        self._recipients = weights
+        self._reach: dict[str, float] = {}
         self._parts: dict[str, int] = {}
 
-    def total(self, occurrences: Iterable[Occurrence]) -> int:
+    def total(self, occurrences: Iterable[Occurrence]) -> float:
         return sum(self._one(o) for o in occurrences if o.channel is Channel.SMS)
 
-    def _one(self, o: Occurrence) -> int:
+    def _one(self, o: Occurrence) -> float:
         text = o.content.text or ""
         if text not in self._parts:
             self._parts[text] = encode_text(text, max_parts=MAX_PARTS).parts if text else 0

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from broadcaster.accounts import Account, Forbidden, NotAuthenticated, name_key
 from broadcaster.console.guard import LoginGuard
 from broadcaster.console.i18n import COOKIE, HERE, Renderer, choose
-from broadcaster.operations import Context
+from broadcaster.operations import Context, NotFound
 from broadcaster.store import accounts as account_store
 from broadcaster.store import sessions as session_store
 from broadcaster.store.sessions import ConsoleSession, Lifetime
@@ -133,6 +133,8 @@ class Console:
                 return await handler(request, found[1])
             except Forbidden as exc:
                 return self.error(request, 403, str(exc))
+            except NotFound as exc:
+                return self.error(request, 404, str(exc))
             except (ValueError, LookupError) as exc:
                 return self.error(request, 400, str(exc))
 
@@ -277,7 +279,8 @@ def make_console(
 
     registry = ctx.registry
     renderer = Renderer(ctx.settings.tz,
-                        {"area_depth": lambda code: len(registry.ancestors(code))}, words)
+                        {"area_depth": lambda code: len(registry.ancestors(code)),
+                         "currency": ctx.settings.sms.currency}, words)
     console = Console(ctx, renderer, guard or LoginGuard(), lifetime or Lifetime(),
                       secure_cookies)
     routes: list[BaseRoute] = [

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 
-from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -17,7 +15,7 @@ from broadcaster.console.app import PREFIX, Console, form_text
 from broadcaster.console.pages import area_tree
 from broadcaster.impact import Impact, level_impact
 from broadcaster.operations import Context
-from broadcaster.programmes import load_programmes
+from broadcaster.schedules import load_checked
 from broadcaster.store.levels import load_changes
 
 HORIZON = timedelta(hours=24)
@@ -71,25 +69,16 @@ class _Levels:
 
 
 def impact_of(ctx: Context, area: str, level: str) -> Impact:
-    """Plan the next 24 h with and without the new level; SMS counted from subscribers."""
+    """Plan the next 24 h with and without the new level; SMS counted from subscribers
+    and priced at their carriers' prices."""
     now = ctx.now()
-    return level_impact(load_programmes(ctx.settings), load_changes(ctx.engine), ctx.registry,
+    per_commune = queries.subscribers(ctx)
+    return level_impact(load_checked(ctx.settings), load_changes(ctx.engine), ctx.registry,
                         area=area, level=level, start=now, end=now + HORIZON,
-                        tz=ctx.settings.tz, recipients=subscribers_per_commune(ctx),
-                        price_per_part=price_per_part(ctx))
-
-
-def subscribers_per_commune(ctx: Context) -> dict[str, int]:
-    with ctx.engine.connect() as conn:
-        rows = conn.execute(text("SELECT commune, count(*) AS n FROM subscribers "
-                                 "GROUP BY commune"))
-        return {r.commune: r.n for r in rows}
-
-
-def price_per_part(ctx: Context) -> Decimal | None:
-    """The configured price of one SMS part, when the config names one."""
-    price = getattr(ctx.settings.sms, "price_per_part", None)
-    return None if price is None else Decimal(str(price))
+                        tz=ctx.settings.tz,
+                        recipients={c: sum(n.values()) for c, n in per_commune.items()},
+                        part_price={c: operations.blast_cost(ctx, n, 1)
+                                    for c, n in per_commune.items()})
 
 
 def _current(ctx: Context, area: str) -> str:

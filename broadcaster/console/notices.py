@@ -32,7 +32,7 @@ class _Notices:
     async def index(self, request: Request, actor: Account, status: int = 200,
                     message: str | None = None) -> Response:
         ctx = self.c.ctx
-        found = await self.c.call(queries.notices, ctx, actor, limit=50)
+        found = await self.c.call(operations.notices, ctx, actor, 50)
         rows = [{
             "notice": n,
             "areas": [ctx.registry.get(code) for code in n.areas if code in ctx.registry],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from markupsafe import Markup
@@ -10,16 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from broadcaster import operations
 from broadcaster.accounts import Account, Action
 from broadcaster.console import queries
 from broadcaster.console.app import Console
-from broadcaster.levels import latest_changes, level_in_force
-from broadcaster.planner import plan
-from broadcaster.programmes import Channel, load_programmes
-from broadcaster.store.accounts import load_audit
-from broadcaster.store.audio import load_asrun
+from broadcaster.planner import Occurrence
+from broadcaster.programmes import Channel
+from broadcaster.store.audio import NoticeState
 from broadcaster.store.dispatch import DispatchState, keys_in
-from broadcaster.store.levels import load_changes
 from broadcaster.timeline import Geometry, Labels, timeline_svg
 
 ASRUN_ROWS = 300
@@ -55,7 +53,8 @@ class _Pages:
             "picture": Markup(self._picture(actor, day, None, labels)),
             "day": day,
             "blasts": queries.blasts(ctx, actor, states=("draft",)),
-            "notices": queries.notices(ctx, actor, states=("pending",)),
+            "notices": [n for n in operations.notices(ctx, actor)
+                        if n.state is NoticeState.PENDING],
             "stations": queries.station_health(ctx, actor, everyone=True),
         }
 
@@ -85,15 +84,16 @@ class _Pages:
         return day, area
 
     def _picture(self, actor: Account, day: date, area: str | None, labels: Labels) -> str:
-        """The timeline of one local day for what reaches the actor's areas (or `area`)."""
+        """The timeline of one local day for what reaches `area` (or each of the actor's)."""
         ctx = self.c.ctx
         tz = ctx.settings.tz
-        start = datetime.combine(day, datetime.min.time(), tzinfo=tz).astimezone(UTC)
-        end = datetime.combine(day + timedelta(days=1), datetime.min.time(),
-                               tzinfo=tz).astimezone(UTC)
-        related = queries.related_areas(ctx, actor, area)
-        occurrences = [o for o in plan(load_programmes(ctx.settings), load_changes(ctx.engine),
-                                       ctx.registry, start, end, tz) if o.area in related]
+        start = datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
+        end = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC)
+        roots = [area] if area else sorted(code for code in actor.areas if code in ctx.registry)
+        found: dict[tuple[str, str, datetime], Occurrence] = {}
+        for root in roots:
+            found.update((o.key, o) for o in operations.plan_day(ctx, actor, day, root))
+        occurrences = sorted(found.values(), key=lambda o: o.at)
         missed = keys_in(ctx.engine, start, end, [DispatchState.MISSED])
         title = ctx.registry.get(area).name if area else ""
         return timeline_svg(occurrences, ctx.registry, start, end, tz, now=ctx.now(),
@@ -114,29 +114,24 @@ class _Pages:
 
     async def asrun(self, request: Request, actor: Account) -> Response:
         ctx = self.c.ctx
+        day, _area = self._day_and_area(request)
         station = request.query_params.get("station") or None
-        since = ctx.now() - timedelta(days=2)
-        mine = {code for code, _area in queries.visible_stations(ctx, actor)}
-        if station is not None and station not in mine:
-            raise ValueError(self.c.tr(request, "No such station in your areas."))
-        rows = await self.c.call(load_asrun, ctx.engine, station, since)
-        rows = [r for r in rows if r.station in mine][-ASRUN_ROWS:]
-        return self.c.render(request, "asrun.html", rows=list(reversed(rows)),
-                             station=station, stations=sorted(mine))
+        rows = await self.c.call(operations.asrun, ctx, actor, day, station)
+        return self.c.render(request, "asrun.html", rows=list(reversed(rows))[:ASRUN_ROWS],
+                             station=station, day=day,
+                             stations=[code for code, _ in queries.visible_stations(ctx, actor)])
 
     async def audit(self, request: Request, actor: Account) -> Response:
-        queries.require(self.c.ctx, actor, Action.READ)
-        rows = await self.c.call(load_audit, self.c.ctx.engine, limit=AUDIT_ROWS)
+        rows = await self.c.call(operations.audit, self.c.ctx, actor, AUDIT_ROWS)
         return self.c.render(request, "audit.html", rows=rows)
 
 
 def area_tree(console: Console, actor: Account) -> list[dict[str, Any]]:
-    """Each area the actor sees, in tree order, with its level, since when and from where."""
+    """Each area the actor covers, in tree order, with its level, since when and from where."""
     ctx = console.ctx
-    latest = latest_changes(load_changes(ctx.engine))
     rows = []
-    for area in queries.visible_area_objects(ctx, actor):
-        force = level_in_force(area.code, ctx.registry, ctx.ladders, latest)
+    for force in operations.levels(ctx, actor):
+        area = ctx.registry.get(force.area)
         ladder = ctx.ladders[area.ladder]
         rows.append({
             "area": area,

@@ -13,15 +13,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from broadcaster.accounts import Account, Action, Forbidden, check, check_second_account, covers
 from broadcaster.areas import Area
 from broadcaster.audio.publish import stations as all_stations
 from broadcaster.operations import Context
-from broadcaster.store.audio import Notice, NoticeState, list_notices
+from broadcaster.store.audio import Notice, NoticeState
 from broadcaster.store.db import session_scope
 from broadcaster.store.sms import BlastRow as StoredBlast
+from broadcaster.store.sms import SubscriberRow
 
 LATE = timedelta(minutes=5)  # no word from a station for this long: late
 OFFLINE = timedelta(hours=1)  # … and for this long: offline
@@ -40,34 +41,9 @@ def require(ctx: Context, actor: Account, action: Action, areas: Iterable[str] =
     check(actor, action, ctx.registry, list(areas))
 
 
-def sees(ctx: Context, actor: Account, code: str) -> bool:
-    """An area is in view when the account covers it or one of its areas lies below it."""
-    if covers(actor, ctx.registry, code):
-        return True
-    return any(code in {a.code for a in ctx.registry.ancestors(mine)}
-               for mine in actor.areas if mine in ctx.registry)
-
-
-def visible_area_objects(ctx: Context, actor: Account) -> list[Area]:
-    """The areas an account covers, with the areas above them for context, in tree order."""
-    return [a for a in ctx.registry.all() if sees(ctx, actor, a.code)]
-
-
 def visible_areas(ctx: Context, actor: Account) -> list[Area]:
     """The areas an account may act on, in tree order (for pickers)."""
     return [a for a in ctx.registry.all() if covers(actor, ctx.registry, a.code)]
-
-
-def related_areas(ctx: Context, actor: Account, area: str | None) -> set[str]:
-    """The areas whose occurrences reach `area` (or the account's areas): it, above, below."""
-    roots = [area] if area else [code for code in actor.areas if code in ctx.registry]
-    related: set[str] = set()
-    for code in roots:
-        if not sees(ctx, actor, code):
-            continue
-        related |= {code, *(a.code for a in ctx.registry.ancestors(code)),
-                    *(a.code for a in ctx.registry.descendants(code))}
-    return related
 
 
 @dataclass(frozen=True)
@@ -128,12 +104,17 @@ def _blast(row: StoredBlast) -> BlastRow:
                     row.created_by, row.created_by_account, row.approved_by, row.approved_at)
 
 
-def notices(ctx: Context, actor: Account, *, states: Sequence[str] | None = None,
-            limit: int = 100) -> list[Notice]:
-    """The newest notices in the account's areas, optionally in some states only."""
-    found = list_notices(ctx.engine, limit=limit * 4)
-    return [n for n in found if (not states or n.state.value in states)
-            and may(ctx, actor, Action.READ, n.areas)][:limit]
+def subscribers(ctx: Context, communes: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+    """SMS subscribers per commune and carrier (optionally of some communes only)."""
+    query = select(SubscriberRow.commune, SubscriberRow.carrier, func.count()).group_by(
+        SubscriberRow.commune, SubscriberRow.carrier)
+    if communes is not None:
+        query = query.where(SubscriberRow.commune.in_(list(communes)))
+    found: dict[str, dict[str, int]] = {}
+    with session_scope(ctx.engine) as session:
+        for commune, carrier, n in session.execute(query):
+            found.setdefault(commune, {})[carrier] = n
+    return found
 
 
 def may_approve_notice(ctx: Context, actor: Account, notice: Notice) -> bool:

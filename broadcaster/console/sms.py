@@ -8,9 +8,7 @@ in `operations.approve_blast`, which refuses it with 403.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
-from sqlalchemy import bindparam, text
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -19,10 +17,10 @@ from broadcaster import operations
 from broadcaster.accounts import Account, Action
 from broadcaster.console import queries
 from broadcaster.console.app import PREFIX, Console, form_text
-from broadcaster.console.levels import price_per_part
 from broadcaster.operations import Context
 from broadcaster.sms.blast import communes_of
-from broadcaster.sms.encoding import TextTooLong, encode_text, non_gsm_characters
+from broadcaster.sms.encoding import TextTooLong
+from broadcaster.sms.numbers import normalise_msisdn
 from broadcaster.sms.states import Priority
 
 MAX_TEXT = 2000
@@ -43,44 +41,38 @@ def routes(console: Console) -> list[Route]:
 
 
 @dataclass(frozen=True)
-class TextPreview:
-    """What a text costs before it is drafted: alphabet, parts, recipients, price."""
+class LivePreview:
+    """The draft form's preview: how the text encodes, and what it costs for the areas."""
 
-    encoding: str
-    parts: int
-    characters: int
-    forcing_ucs2: tuple[str, ...]
+    text: operations.TextPreview | None
+    too_long: str | None  # why the text cannot be sent, when it is over the part cap
     recipients: int
     total_sms: int
-    cost: Decimal | None
-    too_long: str | None  # the reason, when over the part cap
+    cost: float
 
 
-def text_preview(ctx: Context, body: str, areas: list[str], *, unaccented: bool,
-                 exercise: bool) -> TextPreview:
+def live_preview(ctx: Context, actor: Account, body: str, areas: list[str], *,
+                 unaccented: bool, exercise: bool) -> LivePreview:
     """Preview a text for areas without storing anything."""
-    encoded = encode_text(body, unaccented=unaccented, max_parts=255)
-    too_long = None
     try:
-        encode_text(body, unaccented=unaccented, max_parts=ctx.settings.sms.max_parts)
+        encoded = operations.text_preview(ctx, actor, body, unaccented)
     except TextTooLong as exc:
-        too_long = str(exc)
-    recipients = (len(ctx.settings.sms.test_numbers) if exercise
-                  else _subscribers(ctx, communes_of(ctx.registry, areas)))
-    price = price_per_part(ctx)
-    total = recipients * encoded.parts
-    return TextPreview(str(encoded.encoding), encoded.parts, len(encoded.text),
-                       non_gsm_characters(encoded.text), recipients, total,
-                       None if price is None else price * total, too_long)
+        return LivePreview(None, str(exc), 0, 0, 0.0)
+    if exercise:
+        per_carrier = {carrier: 1 for carrier in _test_carriers(ctx)}
+    else:
+        per_carrier = {}
+        for counts in queries.subscribers(ctx, communes_of(ctx.registry, areas)).values():
+            for carrier, n in counts.items():
+                per_carrier[carrier] = per_carrier.get(carrier, 0) + n
+    recipients = sum(per_carrier.values())
+    return LivePreview(encoded, None, recipients, recipients * encoded.parts,
+                       operations.blast_cost(ctx, per_carrier, encoded.parts))
 
 
-def _subscribers(ctx: Context, communes: list[str]) -> int:
-    if not communes:
-        return 0
-    query = text("SELECT count(*) FROM subscribers WHERE commune IN :communes").bindparams(
-        bindparam("communes", expanding=True))
-    with ctx.engine.connect() as conn:
-        return int(conn.execute(query, {"communes": communes}).scalar_one())
+def _test_carriers(ctx: Context) -> list[str]:
+    router = ctx.router
+    return [router.route(normalise_msisdn(n)) or "?" for n in ctx.settings.sms.test_numbers]
 
 
 class _Sms:
@@ -114,7 +106,7 @@ class _Sms:
         areas = [a for a in form.getlist("area") if isinstance(a, str)][:50]
         for code in areas:
             self.c.ctx.registry.get(code)
-        preview = await self.c.call(text_preview, self.c.ctx, body, areas,
+        preview = await self.c.call(live_preview, self.c.ctx, actor, body, areas,
                                     unaccented=bool(form.get("unaccented")),
                                     exercise=bool(form.get("exercise")))
         return self.c.render(request, "sms_preview.html", preview=preview)
@@ -145,11 +137,10 @@ class _Sms:
         found = await self.c.call(queries.blast, ctx, actor, blast_id)
         preview = await self.c.call(operations.blast_preview, ctx, actor, blast_id)
         status = await self.c.call(operations.blast_status, ctx, actor, blast_id)
-        price = price_per_part(ctx)
         return self.c.render(
             request, "sms_detail.html", blast=found, preview=preview, delivery=status,
             areas=[ctx.registry.get(code) for code in found.areas],
-            cost=None if price is None else price * preview.total_sms,
+            cost=operations.blast_cost(ctx, preview.per_carrier, preview.parts),
             may_approve=queries.may_approve_blast(ctx, actor, found),
             own=found.created_by_account == actor.id,
             may_cancel=(found.state not in ("cancelled",)

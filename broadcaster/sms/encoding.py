@@ -101,16 +101,6 @@ def gsm_septets(text: str) -> int | None:
     return count
 
 
-def non_gsm_characters(text: str) -> tuple[str, ...]:
-    """The distinct characters that GSM 03.38 cannot carry, in order of first use:
-    any one of them makes the whole message UCS-2 (70 characters a part, not 160)."""
-    seen: dict[str, None] = {}
-    for ch in unicodedata.normalize("NFC", text):
-        if ch not in _GSM_INDEX and ch not in GSM_EXTENSION:
-            seen[ch] = None
-    return tuple(seen)
-
-
 def encode_text(
     text: str, *, unaccented: bool = False, max_parts: int = DEFAULT_MAX_PARTS
 ) -> EncodedText:
