@@ -3,7 +3,8 @@
 The console's overview and `broadcaster plan --svg` show the same picture, so
 it is one function of plain values: the occurrences, the areas, the span, the
 zone to label the clock in, and optionally `now` and the keys of occurrences
-that were dropped (did not fit their slot) or missed (too late to act on).
+that were dropped from their slot (no room, or no clip valid that day) or
+missed (too late to act on).
 Those are drawn red and nothing else is, so trouble stands out. No fonts are
 embedded: labels use the generic sans-serif family, which renders Vietnamese
 diacritics with whatever the viewer has. Every mark carries its programme,
@@ -51,7 +52,7 @@ class Labels:
         Channel.TASK: "Tác vụ",
     })
     now: str = "Bây giờ"
-    dropped: str = "Bị bỏ (không vừa khung)"
+    dropped: str = "Bị bỏ khỏi khung phát"
     missed: str = "Bỏ lỡ"
     emergency: str = "Khẩn cấp"
     nothing: str = "Không có gì được lên lịch"

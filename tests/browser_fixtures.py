@@ -74,9 +74,10 @@ def screenshot(driver, name: str, full_page: bool = True) -> None:  # type: igno
     folder = Path(SCREENSHOTS)
     folder.mkdir(parents=True, exist_ok=True)
     if full_page:
-        height = driver.execute_script("return document.documentElement.scrollHeight")
         width = driver.get_window_size()["width"]
-        driver.set_window_size(width, min(max(height + 140, 600), 4000))
+        driver.set_window_size(width, 600)
+        height = driver.execute_script("return document.body.scrollHeight")
+        driver.set_window_size(width, min(height + 140, 4000))
     target = folder / name
     driver.save_screenshot(str(target.with_suffix(".tmp.png")))
     shutil.move(target.with_suffix(".tmp.png"), target)

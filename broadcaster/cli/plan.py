@@ -67,7 +67,8 @@ def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: s
 
 def write_svg(app: App, path: Path, occurrences: list[Occurrence], start: datetime,
               end: datetime, area: str | None) -> None:
-    """Write the plan as the console's timeline picture, missed occurrences in red."""
+    """Write the plan as the console's timeline picture, dropped and missed in red."""
+    from broadcaster.dropped import published_dropped
     from broadcaster.store.dispatch import DispatchState, keys_in
     from broadcaster.timeline import timeline_svg
 
@@ -76,8 +77,10 @@ def write_svg(app: App, path: Path, occurrences: list[Occurrence], start: dateti
     first, last = start.astimezone(tz).date(), (end - timedelta(seconds=1)).astimezone(tz).date()
     span = f"{first:%d/%m/%Y}" + (f" – {last:%d/%m/%Y}" if last != first else "")
     missed = keys_in(app.engine, start, end, [DispatchState.MISSED])
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    dropped = published_dropped(app.settings, app.registry, occurrences, days)
     svg = timeline_svg(occurrences, app.registry, start, end, tz, now=app.now(), missed=missed,
-                       title=" · ".join(filter(None, [where, span])))
+                       dropped=dropped, title=" · ".join(filter(None, [where, span])))
     path.write_text(svg, encoding="utf-8")
     click.echo(f"wrote {path} ({len(occurrences)} occurrences)")
 

@@ -14,6 +14,7 @@ from broadcaster import operations
 from broadcaster.accounts import Account, Action
 from broadcaster.console import queries
 from broadcaster.console.app import Console
+from broadcaster.dropped import published_dropped
 from broadcaster.planner import Occurrence
 from broadcaster.programmes import Channel
 from broadcaster.store.audio import NoticeState
@@ -95,9 +96,10 @@ class _Pages:
             found.update((o.key, o) for o in operations.plan_day(ctx, actor, day, root))
         occurrences = sorted(found.values(), key=lambda o: o.at)
         missed = keys_in(ctx.engine, start, end, [DispatchState.MISSED])
+        dropped = published_dropped(ctx.settings, ctx.registry, occurrences, [day])
         title = ctx.registry.get(area).name if area else ""
         return timeline_svg(occurrences, ctx.registry, start, end, tz, now=ctx.now(),
-                            missed=missed, labels=labels, geometry=GEOMETRY,
+                            missed=missed, dropped=dropped, labels=labels, geometry=GEOMETRY,
                             title=" · ".join(filter(None, [title, f"{day:%d/%m/%Y}"])))
 
     def _labels(self, request: Request) -> Labels:
@@ -105,7 +107,7 @@ class _Pages:
         return Labels(
             channels={Channel.LOUDSPEAKER: _("Loudspeaker"), Channel.RELAY: _("Relay"),
                       Channel.VAN: _("Van"), Channel.SMS: _("SMS"), Channel.TASK: _("Task")},
-            now=_("Now"), dropped=_("Dropped (did not fit)"), missed=_("Missed"),
+            now=_("Now"), dropped=_("Dropped from its slot"), missed=_("Missed"),
             emergency=_("Emergency"), nothing=_("Nothing planned"))
 
     async def stations(self, request: Request, actor: Account) -> Response:
