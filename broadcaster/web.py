@@ -91,10 +91,12 @@ def make_app(
     clock: Callable[[], datetime],
     max_body: int = 65536,
     registry: CollectorRegistry | None = None,
+    operations_api: ASGIApp | None = None,
     console: ASGIApp | None = None,
 ) -> Starlette:
     """Build the ASGI app; `clock` gives the aware current time (tests pass their own);
-    `console` is the web console, served under `/console/` when given."""
+    `operations_api` (`broadcaster.api.make_api`) is mounted at `/api/v1`, `console`
+    (`broadcaster.console.make_console`) at `/console/`."""
     metrics = Metrics(registry or CollectorRegistry())
     if engine is not None:
         metrics.registry.register(StoreCollector(engine, clock))
@@ -107,7 +109,8 @@ def make_app(
             Route("/stations/{station}/reports", api.reports, methods=["POST"]),
             Route("/stations/{station}/{which}.{ext}", api.relative_slot),
             Route("/stations/{station}/{day}/{slot}.{ext}", api.given_slot),
-            *([Mount("/console", console)] if console is not None else []),
+            *([Mount("/api/v1", app=operations_api)] if operations_api else []),
+            *([Mount("/console", app=console)] if console is not None else []),
         ]
     )
 

@@ -130,7 +130,10 @@ def publish_cmd(app: App) -> None:
 @click.command("serve")
 @pass_app
 def serve(app: App) -> None:
-    """Run the station API alone (the daemon runs it too)."""
+    """Run the station API, `/api/v1` and the console alone (the daemon runs them too)."""
+    from broadcaster.api import make_api
+    from broadcaster.console import make_console
+
     settings = app.settings
     web = make_app(
         publisher(settings),
@@ -138,6 +141,8 @@ def serve(app: App) -> None:
         engine=app.engine,
         clock=app.now,
         max_body=settings.audio.max_report_bytes,
+        operations_api=make_api(app.ops),
+        console=make_console(app.ops),
     )
     uvicorn_server(web, settings.http.bind).run()
 

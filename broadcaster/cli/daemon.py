@@ -30,7 +30,8 @@ STALE = timedelta(seconds=5 * HEARTBEAT_SECONDS)
 @click.option("--no-sms", is_flag=True, help="Do not run the SMPP senders in this process.")
 @pass_app
 def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
-    """Run the daemon: plan, fire on time, send SMS, publish playlists, serve stations."""
+    """Run the daemon: plan, fire on time, send SMS, publish playlists, serve stations
+    and `/api/v1`."""
     app.console_logs = True
     settings = app.settings
     handlers = default_handlers(settings)
@@ -51,13 +52,13 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     if not no_sms:
         senders.start()
     if not no_web:
+        from broadcaster.api import make_api
         from broadcaster.console import make_console
-        from broadcaster.operations import Context
 
-        console = make_console(Context(settings, app.engine, app.now))
         web = BackgroundServer(
             make_app(publisher(settings), frozenset(stations(app.registry)), engine=app.engine,
-                     clock=app.now, max_body=settings.audio.max_report_bytes, console=console),
+                     clock=app.now, max_body=settings.audio.max_report_bytes,
+                     operations_api=make_api(app.ops), console=make_console(app.ops)),
             settings.http.bind,
         )
         web.start()
