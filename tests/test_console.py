@@ -160,3 +160,65 @@ def test_the_sms_preview_names_the_characters_that_force_ucs2(console_site: Site
     plain = client.post("/console/sms/preview", data={"csrf": token, "text": "Dinh Hoa",
                                                       "area": "167"})
     assert "GSM 7-bit" in plain.text and 'class="ucs2"' not in plain.text
+
+
+def test_a_notice_issued_in_the_console_airs_only_after_a_second_account_approves(
+        console_site: Site):
+    operator = console_site.login(OPERATOR)
+    token = csrf_of(operator.get("/console/notices").text)
+    issued = operator.post("/console/notices", data={"csrf": token, "area": "05440",
+                                                     "text": "Mất điện từ 14 giờ"})
+    assert issued.status_code == 303, issued.text
+    page = operator.get("/console/notices").text
+    assert "Mất điện từ 14 giờ" in page and "/approve" not in page
+    [(notice_id, state)] = _notices(console_site)
+    assert state == "pending"
+    assert operator.post(f"/console/notices/{notice_id}/approve",
+                         data={"csrf": token}).status_code == 403
+    approver = console_site.login(APPROVER)
+    page = approver.get("/console/notices").text
+    assert f"/console/notices/{notice_id}/approve" in page
+    assert approver.post(f"/console/notices/{notice_id}/approve",
+                         data={"csrf": csrf_of(page)}).status_code == 303
+    assert _notices(console_site) == [(notice_id, "live")]
+
+
+def _notices(site: Site) -> list[tuple[int, str]]:
+    with site.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("SELECT id, state FROM audio_notices"))]
+
+
+def test_a_schedule_edit_adding_sms_waits_for_an_approver_in_the_console(console_site: Site,
+                                                                        tmp_path):
+    import shutil
+
+    from tests.conftest import REPO
+
+    folder = tmp_path / "schedules"
+    shutil.copytree(REPO / "schedules", folder)
+    config = console_site.settings.path
+    body = config.read_text(encoding="utf-8").replace(f'schedules = "{REPO / "schedules"}"',
+                                                       f'schedules = "{folder}"')
+    config.write_text(body, encoding="utf-8")
+    from broadcaster.config import load_settings
+
+    console_site.settings = load_settings(config)
+    approver = console_site.login(APPROVER)
+    first = approver.get("/console/schedules").text
+    if 'id="approve-schedules"' in first:  # the samples themselves were never accepted
+        approver.post("/console/schedules/approve", data={"csrf": csrf_of(first),
+                      "sha256": re.search(r'name="sha256" value="(\w+)"', first).group(1)})
+    (folder / "daily-sms.toml").write_text(
+        '[[programme]]\nid = "daily-sms"\nchannel = "sms"\nareas = ["167"]\n'
+        'content = { text = "Đeo khẩu trang khi ra ngoài" }\n'
+        '[programme.levels."5.1"]\ntimes = ["10:00"]\n', encoding="utf-8")
+    operator = console_site.login(OPERATOR)
+    assert "daily-sms" in operator.get("/console/").text
+    page = operator.get("/console/schedules").text
+    assert "daily-sms" in page and 'id="approve-schedules"' not in page
+    page = approver.get("/console/schedules").text
+    digest = re.search(r'name="sha256" value="(\w+)"', page).group(1)
+    accepted = approver.post("/console/schedules/approve",
+                             data={"csrf": csrf_of(page), "sha256": digest})
+    assert accepted.status_code == 303
+    assert 'id="approve-schedules"' not in approver.get("/console/schedules").text

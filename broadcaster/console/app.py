@@ -275,7 +275,7 @@ def make_console(
     lifetime: Lifetime | None = None,
 ) -> ASGIApp:
     """Build the console as an ASGI app to mount at `/console`."""
-    from broadcaster.console import levels, notices, pages, sms
+    from broadcaster.console import levels, notices, pages, schedules, sms
 
     registry = ctx.registry
     renderer = Renderer(ctx.settings.tz,
@@ -293,6 +293,7 @@ def make_console(
         *levels.routes(console),
         *sms.routes(console),
         *notices.routes(console),
+        *schedules.routes(console),
     ]
     return SecurityHeaders(Starlette(routes=routes))
 

@@ -17,6 +17,7 @@ from broadcaster.impact import Impact, level_impact
 from broadcaster.operations import Context
 from broadcaster.schedules import load_checked
 from broadcaster.store.levels import load_changes
+from broadcaster.store.schedules import recipients_by_commune
 
 HORIZON = timedelta(hours=24)
 
@@ -72,7 +73,7 @@ def impact_of(ctx: Context, area: str, level: str) -> Impact:
     """Plan the next 24 h with and without the new level; SMS counted from subscribers
     and priced at their carriers' prices."""
     now = ctx.now()
-    per_commune = queries.subscribers(ctx)
+    per_commune = recipients_by_commune(ctx.engine)
     return level_impact(load_checked(ctx.settings), load_changes(ctx.engine), ctx.registry,
                         area=area, level=level, start=now, end=now + HORIZON,
                         tz=ctx.settings.tz,

@@ -16,7 +16,7 @@ from broadcaster.console import queries
 from broadcaster.console.app import Console
 from broadcaster.dropped import published_dropped
 from broadcaster.planner import Occurrence
-from broadcaster.programmes import Channel
+from broadcaster.programmes import Channel, ScheduleError
 from broadcaster.store.audio import NoticeState
 from broadcaster.store.dispatch import DispatchState, keys_in
 from broadcaster.timeline import Geometry, Labels, timeline_svg
@@ -57,7 +57,15 @@ class _Pages:
             "notices": [n for n in operations.notices(ctx, actor)
                         if n.state is NoticeState.PENDING],
             "stations": queries.station_health(ctx, actor, everyone=True),
+            "schedules": self._schedule_review(actor),
         }
+
+    def _schedule_review(self, actor: Account) -> Any:
+        """What schedule edits wait for an approver, or None when they cannot be read."""
+        try:
+            return operations.schedule_review(self.c.ctx, actor)
+        except ScheduleError:
+            return None
 
     async def timeline(self, request: Request, actor: Account) -> Response:
         day, area = self._day_and_area(request)

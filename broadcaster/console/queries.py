@@ -13,16 +13,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from broadcaster.accounts import Account, Action, Forbidden, check, check_second_account, covers
 from broadcaster.areas import Area
 from broadcaster.audio.publish import stations as all_stations
 from broadcaster.operations import Context
-from broadcaster.store.audio import Notice, NoticeState
 from broadcaster.store.db import session_scope
 from broadcaster.store.sms import BlastRow as StoredBlast
-from broadcaster.store.sms import SubscriberRow
 
 LATE = timedelta(minutes=5)  # no word from a station for this long: late
 OFFLINE = timedelta(hours=1)  # … and for this long: offline
@@ -102,32 +100,6 @@ def _blast(row: StoredBlast) -> BlastRow:
     return BlastRow(row.id, row.text, tuple(json.loads(row.areas)["areas"]), row.state,
                     bool(row.exercise), row.priority, row.encoding, row.parts, row.created_at,
                     row.created_by, row.created_by_account, row.approved_by, row.approved_at)
-
-
-def subscribers(ctx: Context, communes: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
-    """SMS subscribers per commune and carrier (optionally of some communes only)."""
-    query = select(SubscriberRow.commune, SubscriberRow.carrier, func.count()).group_by(
-        SubscriberRow.commune, SubscriberRow.carrier)
-    if communes is not None:
-        query = query.where(SubscriberRow.commune.in_(list(communes)))
-    found: dict[str, dict[str, int]] = {}
-    with session_scope(ctx.engine) as session:
-        for commune, carrier, n in session.execute(query):
-            found.setdefault(commune, {})[carrier] = n
-    return found
-
-
-def may_approve_notice(ctx: Context, actor: Account, notice: Notice) -> bool:
-    """Whether the approve button shows: pending, an approver over its areas, not its author."""
-    if notice.state is not NoticeState.PENDING:
-        return False
-    if not may(ctx, actor, Action.APPROVE_NOTICE, notice.areas):
-        return False
-    try:
-        check_second_account(actor, None, notice.created_by, "")
-    except Forbidden:
-        return False
-    return True
 
 
 def visible_stations(ctx: Context, actor: Account) -> list[tuple[str, Area]]:

@@ -22,6 +22,7 @@ from broadcaster.sms.blast import communes_of
 from broadcaster.sms.encoding import TextTooLong
 from broadcaster.sms.numbers import normalise_msisdn
 from broadcaster.sms.states import Priority
+from broadcaster.store.schedules import recipients_by_commune
 
 MAX_TEXT = 2000
 
@@ -62,8 +63,9 @@ def live_preview(ctx: Context, actor: Account, body: str, areas: list[str], *,
         per_carrier = {carrier: 1 for carrier in _test_carriers(ctx)}
     else:
         per_carrier = {}
-        for counts in queries.subscribers(ctx, communes_of(ctx.registry, areas)).values():
-            for carrier, n in counts.items():
+        everyone = recipients_by_commune(ctx.engine)
+        for commune in communes_of(ctx.registry, areas):
+            for carrier, n in everyone.get(commune, {}).items():
                 per_carrier[carrier] = per_carrier.get(carrier, 0) + n
     recipients = sum(per_carrier.values())
     return LivePreview(encoded, None, recipients, recipients * encoded.parts,
