@@ -19,6 +19,7 @@ from broadcaster.accounts import Account, Action, Forbidden, check, check_second
 from broadcaster.areas import Area
 from broadcaster.audio.publish import stations as all_stations
 from broadcaster.operations import Context
+from broadcaster.store.audio import Notice, NoticeState
 from broadcaster.store.db import session_scope
 from broadcaster.store.sms import BlastRow as StoredBlast
 
@@ -100,6 +101,19 @@ def _blast(row: StoredBlast) -> BlastRow:
     return BlastRow(row.id, row.text, tuple(json.loads(row.areas)["areas"]), row.state,
                     bool(row.exercise), row.priority, row.encoding, row.parts, row.created_at,
                     row.created_by, row.created_by_account, row.approved_by, row.approved_at)
+
+
+def may_approve_notice(ctx: Context, actor: Account, notice: Notice) -> bool:
+    """Whether the approve button shows: pending, an approver over its areas, not its author."""
+    if notice.state is not NoticeState.PENDING:
+        return False
+    if not may(ctx, actor, Action.APPROVE_NOTICE, notice.areas):
+        return False
+    try:
+        check_second_account(actor, None, notice.created_by, "")
+    except Forbidden:
+        return False
+    return True
 
 
 def visible_stations(ctx: Context, actor: Account) -> list[tuple[str, Area]]:
