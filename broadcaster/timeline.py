@@ -285,7 +285,8 @@ def _legend(svg: ET.Element, geo: Geometry, height: float, labels: Labels) -> No
     group = ET.SubElement(svg, "g", {"class": "legend"})
     y = height - geo.footer + 14
     x = 8.0
-    entries = [(COLOURS[c], labels.channels[c], None) for c in CHANNEL_ORDER]
+    entries: list[tuple[str, str, str | None]] = [
+        (COLOURS[c], labels.channels[c], None) for c in CHANNEL_ORDER]
     entries += [("#ffffff", labels.emergency, EMERGENCY_STROKE), (RED, labels.dropped, None),
                 (RED, labels.missed, None)]
     for colour, name, stroke in entries:

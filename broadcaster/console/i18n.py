@@ -30,7 +30,7 @@ COOKIE = "console_lang"
 
 def choose(requested: str | None) -> str:
     """The language to answer in: a known one asked for, else Vietnamese."""
-    return requested if requested in LANGUAGES else DEFAULT
+    return requested if requested is not None and requested in LANGUAGES else DEFAULT
 
 
 def translations(lang: str) -> NullTranslations:

@@ -150,7 +150,7 @@ def _last_seen(ctx: Context) -> dict[str, datetime]:
     """When each station last reported what it aired (its sign of life so far)."""
     from broadcaster.store.types import UTCDateTime
 
-    query = text("SELECT station, max(received) AS at FROM audio_asrun GROUP BY station")
-    query = query.columns(at=UTCDateTime())
+    query = text("SELECT station, max(received) AS at FROM audio_asrun GROUP BY station"
+                 ).columns(at=UTCDateTime())
     with ctx.engine.connect() as conn:
         return {r.station: r.at for r in conn.execute(query)}
