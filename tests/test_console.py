@@ -222,3 +222,33 @@ def test_a_schedule_edit_adding_sms_waits_for_an_approver_in_the_console(console
                              data={"csrf": csrf_of(page), "sha256": digest})
     assert accepted.status_code == 303
     assert 'id="approve-schedules"' not in approver.get("/console/schedules").text
+
+
+def test_an_account_with_a_second_factor_needs_its_current_code(console_site: Site):
+    import pyotp
+
+    from broadcaster.store import accounts as store
+
+    uri = store.set_password(console_site.engine, console_site.approver.id,
+                             "mật khẩu đủ dài 1", totp=True)
+    secret = pyotp.parse_uri(uri).secret
+    client = console_site.client()
+    token = csrf_of(client.get("/console/login").text)
+    form = {"csrf": token, "name": APPROVER, "password": "mật khẩu đủ dài 1"}
+    assert client.post("/console/login", data=form).status_code == 401
+    assert client.post("/console/login", data={**form, "code": "000000"}).status_code == 401
+    good = client.post("/console/login", data={**form, "code": pyotp.TOTP(secret).now()})
+    assert good.status_code == 303
+
+
+def test_the_timeline_downloads_as_the_same_svg_picture(console_site: Site):
+    import xml.etree.ElementTree as ET
+
+    client = console_site.login(OPERATOR)
+    answer = client.get("/console/timeline.svg?day=2026-12-01&area=05440")
+    assert answer.headers["content-type"].startswith("image/svg+xml")
+    root = ET.fromstring(answer.text)
+    areas = {m.get("data-area") for m in root.iter("{http://www.w3.org/2000/svg}rect")
+             if m.get("data-area")}
+    assert areas == {"05440", "167"}
+    assert client.get("/console/timeline?day=1-12-2026").status_code == 400
