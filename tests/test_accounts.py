@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pyotp
@@ -188,6 +189,19 @@ def test_password_and_totp_authenticate_and_failures_are_audited(ctx: ops.Contex
                               now=NOW).id == made.id
     actions = [a.action for a in reversed(store.load_audit(ctx.engine))]
     assert actions == ["login.failed", "login.failed", "login"]
+
+
+def test_five_failed_logins_lock_the_account_for_a_while(ctx: ops.Context) -> None:
+    made = make(ctx, "An", Role.OPERATOR)
+    store.set_password(ctx.engine, made.id, "correct horse")
+    for _ in range(store.MAX_FAILURES):
+        with pytest.raises(NotAuthenticated):
+            store.authenticate(ctx.engine, "An", "guess", None, now=NOW)
+    with pytest.raises(NotAuthenticated):
+        store.authenticate(ctx.engine, "An", "correct horse", None, now=NOW)
+    later = NOW + store.LOCKOUT + timedelta(seconds=1)
+    assert store.authenticate(ctx.engine, "An", "correct horse", None, now=later).id == made.id
+    assert store.load_audit(ctx.engine)[1].action == "login.locked"
 
 
 def test_token_is_shown_once_and_stored_hashed(ctx: ops.Context) -> None:

@@ -289,6 +289,18 @@ def test_cli_import_prints_each_bad_line(tmp_path, db_url, engine):
     assert "1 subscribers imported, 1 rows rejected of 2" in out.output
 
 
+def _accepted_by(engine, name="Trần Thị B"):
+    """Record a schedule set accepted by an approver, as `schedule approve` does."""
+    from broadcaster.accounts import Role
+    from broadcaster.store import accounts
+    from broadcaster.store.schedules import record
+
+    approver = accounts.add_account(engine, name=name, role=Role.APPROVER, areas=["19"],
+                                    unix_login=None, now=NOW)
+    record(engine, {}, account_id=approver.id, now=NOW, note="test")
+    return approver
+
+
 def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
     from broadcaster.planner import Occurrence
     from broadcaster.programmes import Channel, Content
@@ -296,6 +308,7 @@ def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
     from broadcaster.sms.scheduled import SmsHandler
 
     seed_subscribers(engine, 9)
+    approver = _accepted_by(engine)
     occurrences = [
         Occurrence(
             "urgent-notice-sms",
@@ -312,9 +325,11 @@ def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
     assert SmsHandler(settings, engine, lambda: NOW)(occurrences) == {}
     with engine.connect() as conn:
         blast = conn.execute(
-            text("SELECT id, priority, created_by, approved_by, state FROM sms_blasts")
+            text("SELECT id, priority, created_by, approved_by, state, approved_by_account "
+                 "FROM sms_blasts")
         ).one()
-    assert blast[1:] == ("urgent", "schedule:urgent-notice-sms", "daemon", "approved")
+    assert blast[1:] == ("urgent", "schedule:urgent-notice-sms", "Trần Thị B", "approved",
+                         approver.id)
     assert counts(engine, blast.id) == {"queued": 6}
 
 
@@ -325,5 +340,21 @@ def test_scheduled_sms_without_text_fails_each_occurrence(engine, settings):
     from broadcaster.sms.scheduled import SmsHandler
 
     occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, Content(), None, "1")
+    _accepted_by(engine)
     failures = SmsHandler(settings, engine, lambda: NOW)([occurrence])
     assert "no SMS text" in failures[occurrence.key]
+
+
+def test_scheduled_sms_without_an_accepted_schedule_sends_nothing(engine, settings):
+    from broadcaster.planner import Occurrence
+    from broadcaster.programmes import Channel, Content
+    from broadcaster.programmes import Priority as Bulletin
+    from broadcaster.sms.scheduled import SmsHandler
+
+    seed_subscribers(engine, 9)
+    occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, Content(text="x"),
+                            None, "1")
+    failures = SmsHandler(settings, engine, lambda: NOW)([occurrence])
+    assert "schedule approve" in failures[occurrence.key]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM sms_blasts")).scalar_one() == 0

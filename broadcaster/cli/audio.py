@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from broadcaster import operations as ops
 from broadcaster.accounts import Account
 from broadcaster.audio.library import ClipKind, Library, LibraryError, import_clip, load_library
 from broadcaster.audio.notice import republish
@@ -257,6 +256,8 @@ def notice(
 def _issue(
     app: App, areas: tuple[str, ...], audio_file: Path | None, text: str | None, actor: Account
 ) -> None:
+    from broadcaster import operations as ops
+
     issued = ops.issue_notice(app.ops, actor, areas=list(areas), text=text, audio=audio_file)
     made = issued.notice
     if issued.published is None:
@@ -282,6 +283,8 @@ def _issue(
 @acting
 def approve(app: App, notice_id: int, actor: Account) -> None:
     """Approve a drafted notice as a second account; it goes on the air at once."""
+    from broadcaster import operations as ops
+
     made, report = ops.approve_notice(app.ops, actor, notice_id)
     click.echo(
         f"notice #{made.id} approved by {actor.name}; on the air at {report.stations} stations"

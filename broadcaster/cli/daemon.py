@@ -93,6 +93,9 @@ def status_cmd(app: App, fmt: str) -> None:
                    f"{item['priority']}")
     for error in status["errors"]:
         click.echo(f"error: {error['at']} {error['event']}: {error['detail']}")
+    if status["awaiting_approval"]:
+        click.echo("awaiting `broadcaster schedule approve`: "
+                   + ", ".join(status["awaiting_approval"]))
 
 
 def status_of(app: App) -> dict[str, Any]:
@@ -112,6 +115,7 @@ def status_of(app: App) -> dict[str, Any]:
         "next": [{**item, "at": _local_text(app, item["at"])} for item in report.get("next", [])],
         "counts": store.counts(app.engine),
         "errors": report.get("errors", []),
+        "awaiting_approval": report.get("awaiting_approval", []),
     }
 
 

@@ -163,7 +163,11 @@ def _report_sms(app: App) -> None:
 
 def _print_loads(app: App, review: dict[str, Any]) -> None:
     currency = app.settings.sms.currency
-    for row in review["sms_a_day"]:
+    rows = [r for r in review["sms_a_day"]
+            if r["blasts"] or (r["before"] and r["before"]["blasts"])]
+    if not rows:
+        click.echo("SMS a day: none scheduled at any level")
+    for row in rows:
         before = row["before"]
         was = (f"  (accepted: {before['blasts']} blasts, {before['parts']:,} parts, "
                f"{before['cost']:,.0f} {currency})") if before else ""
@@ -185,9 +189,11 @@ def approve_cmd(app: App, yes: bool, actor: Account) -> None:
     from broadcaster.operations import approve_schedules, schedule_review
 
     found = schedule_review(app.ops, actor)
-    shown = found.review.as_json()
-    for key in ("added", "changed", "removed"):
-        click.echo(f"{key}: {', '.join(shown[key]) or '-'}")
+    review = found.review
+    for key, ids in (("added", review.added), ("changed", review.changed),
+                     ("removed", review.removed)):
+        click.echo(f"{key}: {', '.join(ids) or '-'}")
+    shown = review.as_json()
     _print_loads(app, shown)
     if not yes:
         click.confirm(f"accept these {len(found.files)} schedule files "

@@ -10,7 +10,6 @@ from typing import cast
 
 import click
 
-from broadcaster import operations as ops
 from broadcaster.accounts import Account
 from broadcaster.cli.actor import acting
 from broadcaster.cli.context import App, format_option, pass_app
@@ -57,6 +56,8 @@ def draft_cmd(
 ) -> None:
     """Draft a blast as your account and show what it will cost; nothing is sent before
     a second account approves it."""
+    from broadcaster import operations as ops
+
     preview = ops.draft_blast(app.ops, actor, areas=areas, text=body, unaccented=unaccent,
                               priority=Priority(priority), exercise=exercise)
     if fmt == "json":
@@ -80,6 +81,8 @@ def draft_cmd(
 @acting
 def approve_cmd(app: App, blast_id: int, yes: bool, actor: Account) -> None:
     """Approve a draft as a second account: its recipients are queued for the senders."""
+    from broadcaster import operations as ops
+
     preview = ops.blast_preview(app.ops, actor, blast_id)
     label = "EXERCISE (test numbers only)" if preview.exercise else "LIVE"
     if not yes:
@@ -96,6 +99,8 @@ def approve_cmd(app: App, blast_id: int, yes: bool, actor: Account) -> None:
 @acting
 def cancel_cmd(app: App, blast_id: int, actor: Account) -> None:
     """Cancel a blast at once; what is not yet submitted is not sent."""
+    from broadcaster import operations as ops
+
     n = ops.cancel_blast(app.ops, actor, blast_id)
     click.echo(f"blast {blast_id} cancelled by {actor.name}: {n} queued messages will not be sent")
 

@@ -108,7 +108,7 @@ def draft_for_programme(
 
 def draft_notice_sms(
     settings: Settings,
-    engine: Engine,
+    engine: Bind,
     programmes: Sequence[Programme],
     *,
     areas: Sequence[str],

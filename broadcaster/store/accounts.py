@@ -13,7 +13,7 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyotp
@@ -32,6 +32,8 @@ from broadcaster.store.types import UTCDateTime
 log = structlog.get_logger(__name__)
 TOKEN_PREFIX = "bc_"
 MAX_SECRET = 1024  # longer passwords and tokens are refused before hashing
+MAX_FAILURES = 5  # failed logins in a row before the account is locked
+LOCKOUT = timedelta(minutes=15)
 _hasher = PasswordHasher()
 
 
@@ -248,8 +250,9 @@ def authenticate(
     """Check a name, password and (when the account has one) TOTP code.
 
     Every failure raises the same `NotAuthenticated`, so an answer never
-    tells which part was wrong; failures are counted on the account for the
-    console's lockout and audited.
+    tells which part was wrong; failures are counted and audited, and after
+    `MAX_FAILURES` in a row the account is locked for `LOCKOUT` (even the
+    right password is refused until then).
     """
     failure = NotAuthenticated("wrong name, password or code")
     try:
@@ -258,20 +261,24 @@ def authenticate(
         raise failure from None
     with session_scope(bind) as session:
         row = session.scalar(select(AccountRow).where(AccountRow.name_key == key))
+        locked = row is not None and row.locked_until is not None and row.locked_until > now
         ok = (
             row is not None
+            and not locked
             and not row.disabled
             and row.password_hash is not None
             and len(password) <= MAX_SECRET
             and _verify(row.password_hash, password)
             and (row.totp_secret is None or _totp_ok(row.totp_secret, totp))
         )
-        if row is not None:
+        if row is not None and not locked:
             row.failed_logins = 0 if ok else (row.failed_logins or 0) + 1
+            if row.failed_logins >= MAX_FAILURES:
+                row.locked_until, row.failed_logins = now + LOCKOUT, 0
         record_audit(
             session.connection(),
             row.id if row else None,
-            "login" if ok else "login.failed",
+            "login" if ok else ("login.locked" if locked else "login.failed"),
             f"account:{row.id}" if row else "account:?",
             {"name": name[:128]},
             now=now,
