@@ -150,7 +150,7 @@ def van_loop(pub: Publisher, library, rendered) -> None:  # noqa: ANN001 - bench
     parts = loop * int(7200 // length + 1)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
-    out = render_sequence(parts, 0.5, pub.target, pub.store, pub.audio.pydub_max_seconds)
+    out = render_sequence(parts, 0.5, pub.target, pub.store, pub.audio.mix_max_seconds)
     seconds = time.perf_counter() - start
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

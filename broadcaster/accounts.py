@@ -68,11 +68,15 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
 }
 
 
-class Forbidden(Exception):
+class Refused(Exception):
+    """No account may act here: none is established, or it may not do this."""
+
+
+class Forbidden(Refused):
     """The account may not do this; the message says what and why, for the person acting."""
 
 
-class NotAuthenticated(Exception):
+class NotAuthenticated(Refused):
     """No account could be established for the request (no or a wrong credential)."""
 
 

@@ -26,12 +26,13 @@ from pydantic import (
     field_validator,
 )
 
+from broadcaster import overrides
 from broadcaster.areas import Area, AreaKind, AreaRegistry, Station
 from broadcaster.audio.settings import AudioSettings
 from broadcaster.levels import Ladder, Level
 from broadcaster.sms.settings import SmsSettings
 
-ENV_PREFIX = "BROADCASTER_"
+ENV_PREFIX = overrides.ENV_PREFIX
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1)]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -45,7 +46,7 @@ class ConfigError(Exception):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class StorageSettings(_Model):
@@ -208,46 +209,30 @@ def default_config_path() -> Path:
 
 
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read, override from BROADCASTER_* variables, validate and resolve paths."""
+    """Read, override from BROADCASTER_* variables and credentials, validate, resolve paths."""
     path = Path(path)
+    environ = os.environ if environ is None else environ
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    _apply_env(raw, os.environ if environ is None else environ)
+    try:
+        sources = overrides.apply(Settings, raw, environ)
+    except overrides.OverrideError as exc:
+        raise ConfigError([str(exc)]) from None
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([f"{path}: {_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]) from None
+        raise ConfigError([
+            f"{overrides.blame(e['loc'], sources) or path}: {_loc(e['loc'])}: {e['msg']}"
+            for e in exc.errors()
+        ]) from None
     problems = [f"{path}: {line}" for line in _cross_check(settings)]
     if problems:
         raise ConfigError(problems)
     return _resolve_paths(settings, path)
-
-
-def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """Let BROADCASTER_<SECTION>_<KEY> (and _CARRIERS_<NAME>_<KEY>) override the file."""
-    sections: dict[str, type[_Model]] = {
-        "storage": StorageSettings,
-        "http": HttpSettings,
-        "logging": LoggingSettings,
-    }
-    for section, model in sections.items():
-        for key in model.model_fields:
-            value = environ.get(f"{ENV_PREFIX}{section}_{key}".upper())
-            if value is not None:
-                raw.setdefault(section, {})[key] = value
-    for key in ("timezone", "data_dir"):
-        value = environ.get(f"{ENV_PREFIX}{key}".upper())
-        if value is not None:
-            raw[key] = value
-    for name, carrier in raw.get("carriers", {}).items():
-        for key in CarrierConfig.model_fields:
-            value = environ.get(f"{ENV_PREFIX}CARRIERS_{name}_{key}".upper().replace("-", "_"))
-            if value is not None and isinstance(carrier, dict):
-                carrier[key] = value
 
 
 def _loc(parts: Iterable[Any]) -> str:

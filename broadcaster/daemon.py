@@ -40,12 +40,12 @@ from broadcaster.programmes import Channel, Programme, ScheduleError
 from broadcaster.schedules import running
 from broadcaster.sdnotify import notify, watchdog_interval
 from broadcaster.store import dispatch as store
+from broadcaster.store.dispatch import HEARTBEAT_SECONDS
 from broadcaster.store.leader import SchedulerLock
 from broadcaster.store.levels import change_marker, load_changes
 
 log = structlog.get_logger(__name__)
 
-HEARTBEAT_SECONDS = 2.0
 STOP_SECONDS = 10.0
 LOOKBACK = timedelta(minutes=5)  # keep just-past instants so a late job still finds its bucket
 CATCH_UP_LIMIT = timedelta(hours=24)

@@ -1,32 +1,35 @@
-"""Prometheus figures read from the database when /metrics is scraped.
+"""Prometheus figures: counts by state from counter tables, the scheduler's heartbeat,
+build info, process figures and this process's carrier binds.
 
 Queue depths, sends, deliveries and fires are states of rows that several
 processes change (senders, the scheduler, CLI commands), so in-process
-counters would each see a part. Counting the rows at scrape time gives every
-daemon the same, whole answer; the GROUP BYs run on indexed columns.
+counters would each see a part. The database keeps per-state counts itself
+(triggers, see store/counters.py), so a scrape reads a few dozen rows
+whatever the size of the message table, and every daemon gives the same,
+whole answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 
+from prometheus_client import CollectorRegistry, Info, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
+from broadcaster.binds import BINDS, BindStates
 from broadcaster.store import dispatch as dispatch_store
-from broadcaster.store.dispatch import DispatchRow
-from broadcaster.store.sms import MessageRow
+from broadcaster.store.counters import DispatchCounterRow, SmsCounterRow
 
 
 class StoreCollector(Collector):
-    """SMS messages by carrier and state, dispatched occurrences by channel and state,
-    and the age of the scheduler's heartbeat."""
+    """SMS messages by carrier and state, occurrences by channel and state, and when
+    the scheduling daemon last wrote its heartbeat."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._clock = clock
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         messages = GaugeMetricFamily(
@@ -40,23 +43,58 @@ class StoreCollector(Collector):
             labels=["channel", "state"],
         )
         with self._engine.connect() as conn:
-            sms = select(MessageRow.carrier, MessageRow.state, func.count()).group_by(
-                MessageRow.carrier, MessageRow.state
-            )
-            for carrier, state, count in conn.execute(sms):
-                messages.add_metric([carrier or "", state], count)
-            claims = select(DispatchRow.channel, DispatchRow.state, func.count()).group_by(
-                DispatchRow.channel, DispatchRow.state
-            )
-            for channel, state, count in conn.execute(claims):
+            sms = select(SmsCounterRow.carrier, SmsCounterRow.state, SmsCounterRow.n)
+            for carrier, state, count in conn.execute(sms.where(SmsCounterRow.n != 0)):
+                messages.add_metric([carrier, state], count)
+            claims = select(DispatchCounterRow.channel, DispatchCounterRow.state,
+                            DispatchCounterRow.n)
+            for channel, state, count in conn.execute(claims.where(DispatchCounterRow.n != 0)):
                 fired.add_metric([channel, state], count)
         yield messages
         yield fired
         status = dispatch_store.read_status(self._engine)
         if status is not None and status.heartbeat_at is not None:
-            age = GaugeMetricFamily(
-                "broadcaster_scheduler_heartbeat_age_seconds",
-                "Seconds since the scheduling daemon last wrote its heartbeat",
+            beat = GaugeMetricFamily(
+                "broadcaster_scheduler_heartbeat_timestamp_seconds",
+                "Unix time of the scheduling daemon's last heartbeat "
+                "(alert on time() - this)",
             )
-            age.add_metric([], (self._clock() - status.heartbeat_at).total_seconds())
-            yield age
+            beat.add_metric([], status.heartbeat_at.timestamp())
+            yield beat
+
+
+class BindCollector(Collector):
+    """1 per carrier whose bind this process holds, 0 for one it runs a sender for
+    but has lost; nothing for carriers it does not send to."""
+
+    def __init__(self, binds: BindStates) -> None:
+        self._binds = binds
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        bound = GaugeMetricFamily(
+            "broadcaster_carrier_bound", "Whether this process's bind to the carrier is up",
+            labels=["carrier"],
+        )
+        for carrier, up in sorted(self._binds.snapshot().items()):
+            bound.add_metric([carrier], 1.0 if up else 0.0)
+        yield bound
+
+
+def register_service_metrics(registry: CollectorRegistry, engine: Engine | None,
+                             binds: BindStates = BINDS) -> None:
+    """Put the database figures, build info, process figures and binds on `registry`."""
+    if engine is not None:
+        registry.register(StoreCollector(engine))
+    Info("broadcaster_build", "The running broadcaster", registry=registry).info(
+        {"version": _version()}
+    )
+    ProcessCollector(registry=registry)
+    registry.register(BindCollector(binds))
+
+
+def _version() -> str:
+    try:
+        return version("broadcaster")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +33,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
+from broadcaster import health
 from broadcaster.audio.publish import (
     PublishedSlot,
     Publisher,
@@ -39,7 +42,7 @@ from broadcaster.audio.publish import (
     m3u,
     slot_manifest,
 )
-from broadcaster.metrics import StoreCollector
+from broadcaster.metrics import register_service_metrics
 from broadcaster.store.audio import AsRun, record_asrun
 
 log = structlog.get_logger(__name__)
@@ -98,8 +101,7 @@ def make_app(
     `operations_api` (`broadcaster.api.make_api`) is mounted at `/api/v1`, `console`
     (`broadcaster.console.make_console`) at `/console/`."""
     metrics = Metrics(registry or CollectorRegistry())
-    if engine is not None:
-        metrics.registry.register(StoreCollector(engine, clock))
+    register_service_metrics(metrics.registry, engine)
     api = _Api(pub, stations, engine, clock, max_body, metrics)
     return Starlette(
         routes=[
@@ -131,12 +133,12 @@ class _Api:
         self.clock = clock
         self.max_body = max_body
         self.m = metrics
+        self.node = f"{socket.gethostname()}:{os.getpid()}"  # as the daemon names itself
 
     def health(self, request: Request) -> Response:
-        ok = self.pub.root.is_dir()
-        return JSONResponse(
-            {"status": "ok" if ok else "nothing published yet"}, status_code=200 if ok else 503
-        )
+        """200 when the database answers and a scheduler heartbeats, else 503 with why."""
+        result = health.check(self.engine, self.node, self.clock(), self.pub.root.is_dir())
+        return JSONResponse(result.as_json(), status_code=200 if result.ok else 503)
 
     def metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.m.registry), media_type=CONTENT_TYPE_LATEST)

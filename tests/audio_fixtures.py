@@ -215,7 +215,10 @@ MPV_SCRIPT = REPO / "tests" / "data" / "mpv_pcm_per_item.lua"
 
 def mpv_decoded_seconds(playlist_url: str, out: Path) -> list[float]:
     """Have mpv fetch a playlist over HTTP and decode every item to its own PCM file;
-    return each item's decoded length (sox reads mpv's WAVE_FORMAT_EXTENSIBLE header)."""
+    return each item's decoded length (sox reads mpv's WAVE_FORMAT_EXTENSIBLE header).
+
+    mpv runs in `out`'s parent with an explicit first output file, so nothing it
+    writes before the script names a file lands in the working tree."""
     out.mkdir(parents=True, exist_ok=True)
     played = subprocess.run(
         [
@@ -223,12 +226,14 @@ def mpv_decoded_seconds(playlist_url: str, out: Path) -> list[float]:
             "--no-config",
             "--no-video",
             "--ao=pcm",
+            f"--ao-pcm-file={out.parent / 'before-first-item.wav'}",
             "--gapless-audio=no",
             "--really-quiet",
             f"--script={MPV_SCRIPT}",
             f"--script-opts=pcmdir={out}",
             playlist_url,
         ],
+        cwd=out.parent,
         capture_output=True,
         text=True,
         timeout=60,

@@ -53,7 +53,9 @@ def engine(db_url: str) -> Iterator[Engine]:
 def write_config(tmp_path: Path, db_url: str, source: Path = REPO / "config.toml") -> Path:
     """Copy a config into tmp_path with its data, log and database there."""
     body = source.read_text(encoding="utf-8")
-    body = re.sub(r'(?m)^url = ".*"$', f'url = "{db_url}"', body, count=1)
+    # The sample leaves [storage] url to its default under data_dir; point it here.
+    body, named = re.subn(r"(?m)^\[storage\]$", f'[storage]\nurl = "{db_url}"', body, count=1)
+    assert named, f"{source} has no [storage] table to point at the test database"
     port = free_port()  # daemons in tests serve the station API; never on a shared port
     body = body.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
     target = tmp_path / source.name

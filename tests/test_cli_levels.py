@@ -64,7 +64,12 @@ def test_setting_an_unknown_area_or_level_fails_with_the_valid_choices(cli, peop
 def test_level_suggest_uses_the_ladder_with_thresholds(tmp_path: Path) -> None:
     config = Path(__file__).resolve().parent.parent / "examples" / "gia-lai.toml"
     result = CliRunner().invoke(
-        main, ["--config", str(config), "level", "suggest", "--cases", "85", "--format", "json"]
+        main,
+        ["--config", str(config), "level", "suggest", "--cases", "85", "--format", "json"],
+        env={
+            "BROADCASTER_DATA_DIR": str(tmp_path),
+            "BROADCASTER_LOGGING_FILE": str(tmp_path / "broadcaster.log"),
+        },
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["level"] == "4"

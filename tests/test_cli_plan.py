@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -35,11 +37,13 @@ def test_plan_json_lists_a_day_with_offsets(cli, samples):
 def test_plan_follows_a_level_set_and_filters_by_area(cli, samples, people):
     cli("db", "upgrade")
     cli("level", "set", "167", "5.3", "--reason", "test")
-    day = cli("plan", "--days", "1", "--area", "05440", "--format", "json").output
+    # Tomorrow: today's plan runs from local midnight, before the level was set.
+    tomorrow = (datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")) + timedelta(days=1)).date().isoformat()
+    day = cli("plan", "--from", tomorrow, "--area", "05440", "--format", "json").output
     rows = json.loads(day)
     assert {r["area"] for r in rows} == {"05440", "167"}
     assert Counter(r["programme"] for r in rows)["ai-bulletin"] == 3
-    table = cli("plan", "--days", "1", "--area", "05440").output
+    table = cli("plan", "--from", tomorrow, "--area", "05440").output
     assert "Xã Linh Thông" in table and "level 5.3" in table
 
 

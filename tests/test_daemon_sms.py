@@ -73,7 +73,8 @@ def test_scheduled_sms_fires_once_and_every_subscriber_gets_it(
     assert all(bodies == [TEXT] for bodies in received.values())
     assert 'broadcaster_sms_messages{carrier="viettel",state="delivered"} 30.0' in metrics
     assert 'broadcaster_dispatch_occurrences{channel="sms",state="done"} 1.0' in metrics
-    assert "broadcaster_scheduler_heartbeat_age_seconds" in metrics
+    assert "broadcaster_scheduler_heartbeat_timestamp_seconds" in metrics
+    assert 'broadcaster_carrier_bound{carrier="viettel"} 1.0' in metrics
 
 
 def test_schedule_edit_adding_sms_sends_nothing_until_an_approver_accepts_it(

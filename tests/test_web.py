@@ -147,7 +147,9 @@ def test_playback_reports_are_stored_and_shown_by_asrun(served):
 def test_health_and_metrics_count_station_polls(served):
     config, base = served
     _publish_around_now(config)
-    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+    health = httpx.get(f"{base}/healthz")  # `serve` alone: stations served, nobody schedules
+    assert health.status_code == 503
+    assert health.json()["reasons"] == ["no scheduler has run on this database"]
     _current(base, "linh-thong", token=TOKENS.for_station("linh-thong"))
     _current(base, "linh-thong")
     metrics = httpx.get(f"{base}/metrics").text

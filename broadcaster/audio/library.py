@@ -19,22 +19,16 @@ import subprocess
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
-from enum import StrEnum
 from pathlib import Path
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from broadcaster.audio.kinds import ClipKind
+
 CATALOGUE = "library.toml"
 CLIP_ID = r"^[a-z0-9][a-z0-9_.-]*$"
 LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$"
-
-
-class ClipKind(StrEnum):
-    BULLETIN = "bulletin"
-    CHIME = "chime"
-    NOTICE = "notice"
-    RELAY = "relay"
 
 
 class LibraryError(Exception):

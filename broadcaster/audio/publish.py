@@ -307,7 +307,7 @@ class _Job:
         if key not in self.mixes:
             a = self.pub.audio
             self.mixes[key] = render_sequence(
-                parts, a.gap_seconds, self.pub.target, self.pub.store, a.pydub_max_seconds
+                parts, a.gap_seconds, self.pub.target, self.pub.store, a.mix_max_seconds
             )
         return self.mixes[key]
 

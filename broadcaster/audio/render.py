@@ -1,6 +1,6 @@
 """Loudness-normalise clips once and mix slots, all through ffmpeg.
 
-Loudness is measured in LUFS (EBU R128), not dBFS: pydub's gain is not
+Loudness is measured in LUFS (EBU R128), not dBFS: a plain gain is not
 loudness and has no limiter. Speech from a synthesiser is peaky, so loudnorm
 alone falls back to its dynamic mode and lands a LU or two short of the
 target; a gain plus a sample-peak limiter in front of it gives loudnorm's
@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import structlog
-from pydub import AudioSegment
 
 from broadcaster.audio.library import file_sha256, probe_duration, write_atomic
 
@@ -238,9 +237,9 @@ def render_sequence(
     gap: float,
     target: LoudnessTarget,
     store: AudioStore,
-    pydub_max_seconds: float,
+    mix_max_seconds: float,
 ) -> Rendered:
-    """Mix items into one file with gaps between them; long ones stream through ffmpeg."""
+    """Mix items into one file with gaps between them; long ones join without decoding."""
     spec = "|".join(p.sha256 for p in parts) + f"|gap={gap:g}|{target.key}"
     key = "seq-" + hashlib.sha256(spec.encode()).hexdigest()
     cached = store.lookup(key)
@@ -248,8 +247,8 @@ def render_sequence(
         return cached
     total = sum(p.duration for p in parts) + gap * max(0, len(parts) - 1)
     tmp = store.temp_path()
-    if total <= pydub_max_seconds:
-        _mix_in_memory(parts, gap, target, store, tmp)
+    if total <= mix_max_seconds:
+        _mix_decoded(parts, gap, target, store, tmp)
     else:
         _concat_streaming(parts, gap, target, store, tmp)
     digest = store.put(tmp)
@@ -259,24 +258,33 @@ def render_sequence(
         "audio.sequence_rendered",
         items=len(parts),
         seconds=round(rendered.duration, 1),
-        streamed=total > pydub_max_seconds,
+        streamed=total > mix_max_seconds,
         sha256=digest,
     )
     return rendered
 
 
-def _mix_in_memory(
+def _mix_decoded(
     parts: Sequence[Rendered], gap: float, target: LoudnessTarget, store: AudioStore, out: Path
 ) -> None:
-    silence = AudioSegment.silent(duration=int(gap * 1000), frame_rate=SAMPLE_RATE)
-    mix = AudioSegment.empty()
+    """Decode every item, join them with exact silences and encode the slot once.
+
+    Decoding drops each MP3's encoder padding, so a short slot lasts exactly its
+    items plus its gaps; the cost is one decode and one encode of the whole slot.
+    """
+    inputs: list[str] = []
+    chain: list[str] = []
     for i, part in enumerate(parts):
-        if i:
-            mix += silence
-        mix += AudioSegment.from_file(store.path(part.sha256))
-    mix.set_channels(1).set_frame_rate(SAMPLE_RATE).export(
-        out, format="mp3", bitrate=f"{target.bitrate_kbps}k"
+        inputs += ["-i", str(store.path(part.sha256))]
+        if i and gap > 0:
+            chain.append(f"aevalsrc=0:s={SAMPLE_RATE}:c=mono:d={gap:.3f}[g{i}];")
+        chain.append(f"[{i}:a]aresample={SAMPLE_RATE},aformat=channel_layouts=mono[a{i}];")
+    labels = "".join(
+        (f"[g{i}]" if i and gap > 0 else "") + f"[a{i}]" for i in range(len(parts))
     )
+    count = len(parts) + (len(parts) - 1 if gap > 0 else 0)
+    graph = "".join(chain) + f"{labels}concat=n={count}:v=0:a=1[mix]"
+    _ffmpeg([*inputs, "-filter_complex", graph, "-map", "[mix]", *_mp3(target), str(out)], out)
 
 
 def _concat_streaming(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 class AudioSettings(BaseModel):
     """Settings for clips, playlists and the station API; every key has a default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     library_dir: Path = Field(
         default=Path("audio"), description="clip catalogue; relative to config"
@@ -30,10 +30,10 @@ class AudioSettings(BaseModel):
     render_slots: bool = Field(
         default=True, description="publish one mixed audio file per slot too"
     )
-    pydub_max_seconds: float = Field(
+    mix_max_seconds: float = Field(
         default=1200,
         gt=0,
-        description="longer slots are concatenated by ffmpeg, not held in memory",
+        description="slots up to this long are decoded and mixed; longer ones join without decoding",
     )
     van_round_minutes: float = Field(default=120, gt=0, description="length of a van round's loop")
     days_ahead: int = Field(default=2, ge=1, le=7, description="days published: today and the next")

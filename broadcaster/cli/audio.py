@@ -4,25 +4,26 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from broadcaster.accounts import Account
-from broadcaster.audio.library import ClipKind, Library, LibraryError, import_clip, load_library
-from broadcaster.audio.notice import republish
-from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
-from broadcaster.audio.render import RenderError
-from broadcaster.audio.settings import library_dir
+from broadcaster.audio.kinds import ClipKind
 from broadcaster.cli.actor import acting
 from broadcaster.cli.context import App, config_option, format_option, pass_app
-from broadcaster.store.audio import load_asrun
-from broadcaster.web import make_app, uvicorn_server
+
+if TYPE_CHECKING:
+    from broadcaster.audio.library import Library
 
 
 class _AudioGroup(click.Group):
     """Show library and rendering problems as one clean error line."""
 
     def invoke(self, ctx: click.Context) -> object:
+        from broadcaster.audio.library import LibraryError
+        from broadcaster.audio.render import RenderError
+
         try:
             return super().invoke(ctx)
         except (LibraryError, RenderError) as exc:
@@ -30,6 +31,9 @@ class _AudioGroup(click.Group):
 
 
 def _library(app: App) -> Library:
+    from broadcaster.audio.library import load_library
+    from broadcaster.audio.settings import library_dir
+
     return load_library(library_dir(app.settings.audio, app.settings.path))
 
 
@@ -62,6 +66,8 @@ def import_cmd(
     replace: bool,
 ) -> None:
     """Copy FILE into the library with its duration and SHA-256."""
+    from broadcaster.audio.library import import_clip
+
     _, clip = import_clip(
         _library(app),
         file,
@@ -116,6 +122,9 @@ def list_cmd(app: App, fmt: str) -> None:
 @pass_app
 def publish_cmd(app: App) -> None:
     """Republish today and tomorrow from the last published plan and the live notices."""
+    from broadcaster.audio.notice import republish
+    from broadcaster.audio.publish import publisher
+
     report = republish(
         app.engine, app.registry, publisher(app.settings), _library(app), now=app.now()
     )
@@ -131,7 +140,9 @@ def publish_cmd(app: App) -> None:
 def serve(app: App) -> None:
     """Run the station API, `/api/v1` and the console alone (the daemon runs them too)."""
     from broadcaster.api import make_api
+    from broadcaster.audio.publish import publisher, stations
     from broadcaster.console import make_console
+    from broadcaster.web import make_app, uvicorn_server
 
     settings = app.settings
     web = make_app(
@@ -151,11 +162,16 @@ def serve(app: App) -> None:
 @pass_app
 def stations_cmd(app: App, fmt: str) -> None:
     """List stations with the URLs of their current or next slot (token included)."""
-    pub = publisher(app.settings)
+    from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
+
+    # Before the first publication there are no URLs to show, and building the
+    # publisher would generate the token secret: a listing must not write.
+    published = (app.settings.data_dir / "publish").is_dir()
+    pub = publisher(app.settings) if published else None
     now = app.now()
     rows = []
     for code, area in stations(app.registry).items():
-        current, upcoming = current_and_next(pub, code, now)
+        current, upcoming = current_and_next(pub, code, now) if pub else (None, None)
         slot = current or upcoming
         rows.append(
             {
@@ -164,8 +180,8 @@ def stations_cmd(app: App, fmt: str) -> None:
                 "name": area.name,
                 "slot": slot.id if slot else None,
                 "start": app.local(slot.start) if slot else None,
-                "playlist_url": playlist_url(pub, slot) if slot else None,
-                "manifest_url": playlist_url(pub, slot, ".json") if slot else None,
+                "playlist_url": playlist_url(pub, slot) if pub and slot else None,
+                "manifest_url": playlist_url(pub, slot, ".json") if pub and slot else None,
             }
         )
     if fmt == "json":
@@ -187,6 +203,8 @@ def stations_cmd(app: App, fmt: str) -> None:
 @pass_app
 def asrun(app: App, station: str | None, day: datetime | None, fmt: str) -> None:
     """Show what stations reported airing (the as-run log)."""
+    from broadcaster.store.audio import load_asrun
+
     tz = app.settings.tz
     local_day = day.date() if day else app.now().astimezone(tz).date()
     start = datetime.combine(local_day, time(), tz)

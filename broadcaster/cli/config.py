@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.engine import make_url
 
 from broadcaster.cli.context import App, pass_app
-from broadcaster.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from broadcaster.config import Settings
 
 
 @click.group("config")
@@ -21,6 +23,8 @@ def command() -> None:
 @pass_app
 def check(app: App, path: Path | None) -> None:
     """Validate PATH (default: --config) and print a summary; exit 1 on any problem."""
+    from broadcaster.config import load_settings
+
     settings = load_settings(path or app.config_path)
     click.echo(summary(settings))
 
@@ -54,4 +58,6 @@ def summary(settings: Settings) -> str:
 
 
 def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)

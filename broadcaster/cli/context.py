@@ -4,39 +4,36 @@ the clock, and rendering of domain errors as one clear line each."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, update_wrapper
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from sqlalchemy import Engine
-
-from broadcaster.accounts import Forbidden, NotAuthenticated
-from broadcaster.areas import AreaRegistry, UnknownArea
-from broadcaster.config import ConfigError, Settings, default_config_path, load_settings
-from broadcaster.levels import Ladder, UnknownLevel
-from broadcaster.logging import configure_logging
-from broadcaster.programmes import ScheduleError
-from broadcaster.store.db import SchemaOutdated, check_schema, make_engine
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from broadcaster.areas import AreaRegistry
+    from broadcaster.config import Settings
+    from broadcaster.levels import Ladder
     from broadcaster.operations import Context
 
 F = TypeVar("F", bound=Callable[..., Any])
-DOMAIN_ERRORS = (
-    Forbidden,
-    NotAuthenticated,
-    ConfigError,
-    SchemaOutdated,
-    ScheduleError,
-    UnknownArea,
-    UnknownLevel,
-    ValueError,
-    OSError,
-)
+# Errors shown as one line, by module and class name: a class whose module was
+# never imported cannot have been raised, so naming them keeps startup light.
+DOMAIN_ERRORS = {
+    "broadcaster.config": "ConfigError",
+    "broadcaster.store.db": "SchemaOutdated",
+    "broadcaster.programmes": "ScheduleError",
+    "broadcaster.areas": "UnknownArea",
+    "broadcaster.levels": "UnknownLevel",
+    "broadcaster.accounts": "Refused",
+}
 
 
 @dataclass
@@ -49,6 +46,9 @@ class App:
 
     @cached_property
     def settings(self) -> Settings:
+        from broadcaster.config import load_settings
+        from broadcaster.logging import configure_logging
+
         settings = load_settings(self.config_path)
         configure_logging(
             settings.log_file, settings.tz, settings.logging.level, console=self.console_logs
@@ -63,15 +63,26 @@ class App:
     def ladders(self) -> dict[str, Ladder]:
         return self.settings.ladder_objects()
 
-    def engine_unchecked(self) -> Engine:
-        """The engine without the schema check, for `db upgrade` and `db status`."""
+    def engine_unchecked(self, create: bool = False) -> Engine:
+        """The engine without the schema check, for `db upgrade` (`create`) and `db status`.
+
+        Without `create`, a SQLite database that does not exist yet is an error
+        naming `broadcaster db upgrade`, so reading commands never leave an empty
+        database (or its folder) behind."""
+        from broadcaster.store.db import make_engine, require_database
+
         if False not in self._engines:
-            self._engines[False] = make_engine(self.settings.storage_url)
+            url = self.settings.storage_url
+            if not create:
+                require_database(url)
+            self._engines[False] = make_engine(url)
         return self._engines[False]
 
     @property
     def engine(self) -> Engine:
         if True not in self._engines:
+            from broadcaster.store.db import check_schema
+
             engine = self.engine_unchecked()
             check_schema(engine)
             self._engines[True] = engine
@@ -112,6 +123,8 @@ def pass_app(func: F) -> F:
     """Give a command `--config` and hand it an `App` as its first argument."""
 
     def wrapper(ctx: click.Context, config_path: Path | None, *args: Any, **kwargs: Any) -> Any:
+        from broadcaster.config import default_config_path
+
         parent = ctx.find_object(App)
         path = config_path or (parent.config_path if parent else None) or default_config_path()
         return ctx.invoke(func, App(path), *args, **kwargs)
@@ -131,10 +144,31 @@ format_option = click.option(
 
 
 class DomainGroup(click.Group):
-    """A click group that turns domain errors into one clean error line and exit 1."""
+    """A click group that turns domain errors into one clean error line and exit 1,
+    and ends quietly when the reader of its output has gone (`… | head`)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except DOMAIN_ERRORS as exc:
+        except BrokenPipeError:
+            _leave_quietly()
+        except Exception as exc:
+            if not isinstance(exc, (ValueError, OSError, *_loaded_domain_errors())):
+                raise
             raise click.ClickException(str(exc)) from exc
+
+
+def _loaded_domain_errors() -> tuple[type[Exception], ...]:
+    """The domain error classes of the modules this run has imported."""
+    return tuple(
+        getattr(sys.modules[module], name) for module, name in DOMAIN_ERRORS.items()
+        if module in sys.modules
+    )
+
+
+def _leave_quietly() -> NoReturn:
+    """Stop writing to a closed pipe and exit as a shell reports SIGPIPE (128 + 13)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    raise SystemExit(141)

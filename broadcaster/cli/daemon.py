@@ -6,23 +6,12 @@ import json
 import os
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import click
 
-from broadcaster.audio.publish import publisher, stations
-from broadcaster.audio.service import AIRED_CHANNELS, PlaylistService, published_ahead_handler
 from broadcaster.cli.context import App, format_option, pass_app
-from broadcaster.daemon import HEARTBEAT_SECONDS, Daemon
-from broadcaster.dispatch import default_handlers
-from broadcaster.programmes import Channel, ScheduleError
-from broadcaster.sms.scheduled import SmsHandler
-from broadcaster.sms.sender import run_senders
-from broadcaster.store import dispatch as store
-from broadcaster.web import BackgroundServer, make_app
-
-STALE = timedelta(seconds=5 * HEARTBEAT_SECONDS)
 
 
 @click.command("run")
@@ -32,6 +21,19 @@ STALE = timedelta(seconds=5 * HEARTBEAT_SECONDS)
 def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     """Run the daemon: plan, fire on time, send SMS, publish playlists, serve stations
     and `/api/v1`."""
+    from broadcaster.audio.publish import publisher, stations
+    from broadcaster.audio.service import (
+        AIRED_CHANNELS,
+        PlaylistService,
+        published_ahead_handler,
+    )
+    from broadcaster.daemon import Daemon
+    from broadcaster.dispatch import default_handlers
+    from broadcaster.programmes import Channel, ScheduleError
+    from broadcaster.sms.scheduled import SmsHandler
+    from broadcaster.sms.sender import run_senders
+    from broadcaster.web import BackgroundServer, make_app
+
     app.console_logs = True
     settings = app.settings
     handlers = default_handlers(settings)
@@ -99,10 +101,12 @@ def status_cmd(app: App, fmt: str) -> None:
 
 
 def status_of(app: App) -> dict[str, Any]:
+    from broadcaster.store import dispatch as store
+
     row = store.read_status(app.engine)
     report: dict[str, Any] = json.loads(row.report) if row else {}
     running = bool(row and row.stopped_at is None and row.heartbeat_at is not None
-                   and app.now() - row.heartbeat_at < STALE)
+                   and app.now() - row.heartbeat_at < store.STALE_AFTER)
     return {
         "running": running,
         "node": row.node if row else None,
@@ -127,6 +131,8 @@ def _local_text(app: App, text: str | None) -> str | None:
 @pass_app
 def reload_cmd(app: App) -> None:
     """Ask the running daemon to re-read the schedule files (like SIGHUP)."""
+    from broadcaster.store import dispatch as store
+
     if not store.request_reload(app.engine):
         raise click.ClickException("no daemon has run on this database yet")
     click.echo("reload requested; `broadcaster status` shows the result")

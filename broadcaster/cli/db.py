@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import click
-import structlog
 
 from broadcaster.cli.context import App, pass_app
-from broadcaster.store.db import current_heads, expected_heads, upgrade
-
-log = structlog.get_logger(__name__)
 
 
 @click.group("db")
@@ -20,10 +16,16 @@ def command() -> None:
 @pass_app
 def upgrade_cmd(app: App) -> None:
     """Create the database if needed and apply every pending migration."""
-    engine = app.engine_unchecked()
+    import structlog
+
+    from broadcaster.store.db import upgrade
+
+    engine = app.engine_unchecked(create=True)
     before, after = upgrade(engine)
     url = engine.url.render_as_string(hide_password=True)
-    log.info("db.upgraded", url=url, before=sorted(before), after=sorted(after))
+    structlog.get_logger(__name__).info(
+        "db.upgraded", url=url, before=sorted(before), after=sorted(after)
+    )
     if before == after:
         click.echo(f"{url}: schema already current ({', '.join(sorted(after))})")
     else:
@@ -36,6 +38,8 @@ def upgrade_cmd(app: App) -> None:
 @pass_app
 def status_cmd(app: App) -> None:
     """Show the schema revision of the database and the one this code expects."""
+    from broadcaster.store.db import current_heads, expected_heads
+
     engine = app.engine_unchecked()
     current, expected = current_heads(engine), expected_heads()
     state = "current" if current == expected else "needs `broadcaster db upgrade`"

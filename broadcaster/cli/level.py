@@ -10,7 +10,6 @@ from broadcaster.accounts import Account
 from broadcaster.cli.actor import acting
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.levels import InForce, LevelChange, latest_changes, level_in_force
-from broadcaster.store.levels import load_changes
 
 
 @click.group("level")
@@ -43,6 +42,8 @@ def set_cmd(app: App, area: str, level: str, reason: str, actor: Account) -> Non
 @pass_app
 def show_cmd(app: App, area: str | None, fmt: str) -> None:
     """Show the level in force for AREA and the areas below it (default: all)."""
+    from broadcaster.store.levels import load_changes
+
     registry = app.registry
     areas = [registry.get(area), *registry.descendants(area)] if area else registry.all()
     latest = latest_changes(load_changes(app.engine))
@@ -68,6 +69,8 @@ def show_cmd(app: App, area: str | None, fmt: str) -> None:
 @pass_app
 def history_cmd(app: App, area: str | None, fmt: str) -> None:
     """List level decisions, oldest first; for AREA, also those on the areas above it."""
+    from broadcaster.store.levels import load_changes
+
     scope = None
     if area:
         scope = [area, *(a.code for a in app.registry.ancestors(area))]

@@ -5,22 +5,23 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from broadcaster.accounts import Account
-from broadcaster.clashes import find_clashes
 from broadcaster.cli.actor import acting
 from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.levels import LevelChange
-from broadcaster.planner import Occurrence, plan
-from broadcaster.programmes import Programme, ScheduleError, schedule_dir
-from broadcaster.store.levels import load_changes
+
+if TYPE_CHECKING:
+    from broadcaster.planner import Occurrence
+    from broadcaster.programmes import Programme
 
 
 def programmes_or_fail(app: App) -> tuple[Programme, ...]:
     """Load the schedules or stop with one line per problem."""
+    from broadcaster.programmes import ScheduleError
     from broadcaster.schedules import load_checked
 
     try:
@@ -41,6 +42,9 @@ def programmes_or_fail(app: App) -> tuple[Programme, ...]:
 def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: str,
              svg_path: Path | None) -> None:
     """Show the occurrences planned from the schedules and the levels in force."""
+    from broadcaster.planner import plan
+    from broadcaster.store.levels import load_changes
+
     tz = app.settings.tz
     first = day.date() if day else app.now().astimezone(tz).date()
     start, end = local_span(first, days, app)
@@ -122,6 +126,10 @@ def schedule_cmd() -> None:
 @pass_app
 def check_cmd(app: App, days: int) -> None:
     """Check the schedules: errors (exit 1) and warnings for clashes at every level."""
+    from broadcaster.clashes import find_clashes
+    from broadcaster.planner import plan
+    from broadcaster.programmes import schedule_dir
+
     programmes = programmes_or_fail(app)
     tz = app.settings.tz
     start, end = local_span(app.now().astimezone(tz).date() + timedelta(days=1), days, app)

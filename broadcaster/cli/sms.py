@@ -6,22 +6,23 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from broadcaster.accounts import Account
 from broadcaster.cli.actor import acting
 from broadcaster.cli.context import App, format_option, pass_app
-from broadcaster.sms import blast as blasts
-from broadcaster.sms.numbers import CarrierRouter, router_from_settings
-from broadcaster.sms.sender import run_senders
 from broadcaster.sms.states import MessageState, Priority
-from broadcaster.sms.subscribers import import_csv
+
+if TYPE_CHECKING:
+    from broadcaster.sms.numbers import CarrierRouter
 
 
 def router_for(app: App) -> CarrierRouter:
     """Build the carrier router from the config's prefixes and ported-number overrides."""
+    from broadcaster.sms.numbers import router_from_settings
+
     return router_from_settings(app.settings)
 
 
@@ -112,6 +113,8 @@ def cancel_cmd(app: App, blast_id: int, actor: Account) -> None:
 @pass_app
 def status_cmd(app: App, blast_id: int, watch: bool, fmt: str) -> None:
     """Count a blast's messages by state, overall and per carrier."""
+    from broadcaster.sms import blast as blasts
+
     report = blasts.status(app.engine, blast_id)
     if watch:
         report = _watch(app, blast_id, report)
@@ -131,6 +134,8 @@ def _counts(counts: dict[str, object]) -> str:
 
 
 def _watch(app: App, blast_id: int, report: dict[str, object]) -> dict[str, object]:
+    from broadcaster.sms import blast as blasts
+
     total = int(report["total"])  # type: ignore[call-overload]
 
     def final(r: dict[str, object]) -> int:
@@ -160,6 +165,8 @@ def _watch(app: App, blast_id: int, report: dict[str, object]) -> dict[str, obje
 @pass_app
 def send_cmd(app: App, carriers: tuple[str, ...], receipt_wait: float) -> None:
     """Run the senders until every queued message is submitted and receipted."""
+    from broadcaster.sms.sender import run_senders
+
     stop = threading.Event()
     try:
         run_senders(
@@ -185,6 +192,8 @@ def subscribers() -> None:
 @pass_app
 def import_cmd(app: App, path: Path) -> None:
     """Import subscribers from CSV (msisdn, commune[, language, name]); idempotent."""
+    from broadcaster.sms.subscribers import import_csv
+
     communes = {a.code for a in app.registry.all() if a.kind == "commune"}
     total = sum(1 for _ in path.open(encoding="utf-8-sig")) - 1
     show = sys.stderr.isatty()
@@ -233,7 +242,13 @@ def smsc(
     receipts: bool,
 ) -> None:
     """Run a local test SMSC (smpp34's server) on 127.0.0.1 with receipts; Ctrl-C stops."""
-    from smpp34 import SmppError
+    try:
+        from smpp34 import SmppError
+    except ImportError:
+        raise click.ClickException(
+            "the test SMSC needs the smsc extra: pip install 'broadcaster[smsc]' "
+            "(scripts/setup installs it)"
+        ) from None
 
     from broadcaster.testing.smsc import SmscPolicy, TestSmsc, run_forever
 

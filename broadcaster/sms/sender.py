@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, tzinfo
 import structlog
 from sqlalchemy import Engine
 
+from broadcaster import binds
 from broadcaster.config import Settings
 from broadcaster.sms.outbox import Outbox
 from broadcaster.sms.receipts import Receipt
@@ -98,6 +99,7 @@ class CarrierSender:
         cfg = self.bind
         backoff = cfg.reconnect_base
         while not self.stop.is_set():
+            binds.mark(cfg.carrier, up=self.session.link is not None)  # for /metrics
             if self.session.link is None:
                 if not self._connect():
                     self.stop.wait(backoff)

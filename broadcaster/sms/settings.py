@@ -15,7 +15,7 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 class SmsSettings(BaseModel):
     """How blasts are approved and how senders behave on every bind."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     require_second_operator: bool = Field(
         default=True, description="approval must come from someone other than the drafter"

@@ -1,25 +1,49 @@
-"""Engines, sessions and schema upgrades for SQLite and PostgreSQL alike."""
+"""Engines, sessions and schema upgrades for SQLite and PostgreSQL alike.
+
+Alembic is imported only to migrate or to explain a mismatch: the schema check
+every command makes reads the heads of the migration files and the database's
+`alembic_version` directly, because importing Alembic costs more than most
+commands take.
+"""
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*=\s*(.+)$", re.MULTILINE)
 
 
 class SchemaOutdated(RuntimeError):
     """The database is behind the code; the message names the command that fixes it."""
+
+
+class NoDatabase(SchemaOutdated):
+    """The SQLite file does not exist yet; reading commands do not create it."""
+
+
+def require_database(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist, naming `broadcaster db upgrade`."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):
+        database = database.removeprefix("file:").partition("?")[0]
+    if not Path(database).exists():
+        raise NoDatabase(f"no database yet at {database}: run `broadcaster db upgrade`")
 
 
 def make_engine(url: str) -> Engine:
@@ -33,7 +57,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # A monitor asking /healthz must hear "unreachable" in seconds, not after TCP gives up.
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -46,6 +71,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -53,17 +80,34 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def expected_heads() -> set[str]:
-    script = ScriptDirectory.from_config(alembic_config(None))  # type: ignore[arg-type]
-    return set(script.get_heads())
+    """The revisions no migration builds on, read from the files' `revision` and
+    `down_revision` lines (Alembic's own answer is pinned equal by a test)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        values = {key: ast.literal_eval(value.split("#")[0].strip())
+                  for key, value in _REVISION_LINE.findall(path.read_text(encoding="utf-8"))}
+        if "revision" not in values:
+            continue
+        revisions.add(values["revision"])
+        down = values.get("down_revision")
+        parents.update([down] if isinstance(down, str) else (down or ()))
+    return revisions - parents
 
 
 def current_heads(engine: Engine) -> set[str]:
+    """The revisions recorded in the database; empty before the first upgrade."""
     with engine.connect() as connection:
-        return set(MigrationContext.configure(connection).get_current_heads())
+        if not inspect(connection).has_table("alembic_version"):
+            return set()
+        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+        return {version for (version,) in rows}
 
 
 def upgrade(engine: Engine) -> tuple[set[str], set[str]]:
     """Bring the schema to the code's heads; returns (before, after)."""
+    from alembic import command
+
     before = current_heads(engine)
     command.upgrade(alembic_config(engine), "heads")
     return before, current_heads(engine)
@@ -75,6 +119,8 @@ def check_schema(engine: Engine) -> None:
     expected = expected_heads()
     if current == expected:
         return
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config(engine))
     known = {rev.revision for rev in script.walk_revisions()}
     if not current:

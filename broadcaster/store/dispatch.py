@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
@@ -38,6 +38,8 @@ from broadcaster.store.types import UTCDateTime
 
 CHUNK = 1000
 SCHEDULER = "scheduler"
+HEARTBEAT_SECONDS = 2.0  # how often the scheduling daemon writes its status row
+STALE_AFTER = timedelta(seconds=5 * HEARTBEAT_SECONDS)  # a scheduler this quiet is dead
 
 
 class DispatchState(StrEnum):
