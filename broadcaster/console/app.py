@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import structlog
+from markupsafe import escape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -103,7 +104,7 @@ class Console:
         titles = {400: _("That cannot be done"), 403: _("Not allowed"), 404: _("Not found"),
                   413: _("Too large"), 429: _("Too many attempts")}
         if request.headers.get("hx-request"):
-            return HTMLResponse(f'<p class="error" role="alert">{_escape(message)}</p>',
+            return HTMLResponse(f'<p class="error" role="alert">{escape(message)}</p>',
                                 status_code=status)
         return self.render(request, "error.html", status, title=titles.get(status, ""),
                            message=message)
@@ -330,12 +331,6 @@ def _key(name: str) -> str:
         return name_key(name)
     except ValueError:
         return ""
-
-
-def _escape(text: str) -> str:
-    from markupsafe import escape
-
-    return str(escape(text))
 
 
 def form_text(form: Mapping[str, Any], name: str, limit: int = 2000) -> str:
