@@ -22,6 +22,7 @@ from broadcaster.operations.acts import (
     draft_blast,
     issue_notice,
     issue_token,
+    login,
     retract_notice,
     schedule_review,
     set_level,
@@ -45,6 +46,6 @@ __all__ = [
     "Context", "NotFound", "NoticeIssued", "TextPreview", "add_account", "approve_blast",
     "approve_notice", "approve_schedules", "asrun", "audit", "blast_cost", "blast_preview",
     "blast_status", "cancel_blast", "disable_account", "draft_blast", "issue_notice",
-    "issue_token", "level", "levels", "notices", "plan_day", "retract_notice",
+    "issue_token", "level", "levels", "login", "notices", "plan_day", "retract_notice",
     "schedule_review", "set_level", "set_password", "stations", "text_preview", "utc_now",
 ]

@@ -260,6 +260,14 @@ def approve_schedules(ctx: Context, actor: Account, *, sha256: str | None = None
 # --- accounts -------------------------------------------------------------------
 
 
+def login(ctx: Context, name: str, password: str, totp: str | None = None) -> Account:
+    """Check a name, password and TOTP code (when the account has one) for the console;
+    every failure is the same `NotAuthenticated`, counted, audited, and five in a row
+    lock the account for a while."""
+    return store.authenticate(ctx.engine, name, password, totp, now=ctx.now())
+
+
+
 def add_account(
     ctx: Context,
     actor: Account | None,
