@@ -75,6 +75,19 @@ def test_repeated_failures_lock_the_account_even_for_the_right_password(console_
         assert wrong.status_code == 401
     right = client.post("/console/login", data={"csrf": token, "name": OPERATOR,
                                                 "password": "mật khẩu đủ dài 1"})
+    assert right.status_code == 401  # locked: the same answer as a wrong password
+    assert "console_session" not in client.cookies
+    assert console_site.login(APPROVER)  # another account is not affected
+
+
+def test_one_client_trying_many_names_is_made_to_wait(console_site: Site):
+    client = console_site.client()
+    token = csrf_of(client.get("/console/login").text)
+    for i in range(20):
+        client.post("/console/login", data={"csrf": token, "name": f"Người {i}",
+                                            "password": "đoán bừa mật khẩu"})
+    right = client.post("/console/login", data={"csrf": token, "name": APPROVER,
+                                                "password": "mật khẩu đủ dài 1"})
     assert right.status_code == 429
     assert "console_session" not in client.cookies
 

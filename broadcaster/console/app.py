@@ -29,7 +29,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from broadcaster.accounts import Account, Forbidden, NotAuthenticated, name_key
+from broadcaster import operations
+from broadcaster.accounts import Account, Forbidden, NotAuthenticated
 from broadcaster.console.guard import LoginGuard
 from broadcaster.console.i18n import COOKIE, HERE, Renderer, choose
 from broadcaster.operations import Context, NotFound
@@ -201,23 +202,21 @@ class Console:
         name, password = str(form.get("name", ""))[:256], str(form.get("password", ""))[:1024]
         code = str(form.get("code", "")).strip()[:16] or None
         client = request.client.host if request.client else "?"
-        key = _key(name)
         now = self.ctx.now()
-        wait = self.guard.wait(key, client, now)
+        wait = self.guard.wait(client, now)
         if wait is not None:
             minutes = max(1, round(wait / timedelta(minutes=1)))
             log.warning("console.login_throttled", client=client)
             return self._login_again(request, expected, name, 429, _(
                 "Too many failed attempts. Try again in {minutes} min.").format(minutes=minutes))
         try:
-            account = await self.call(account_store.authenticate, self.ctx.engine, name,
-                                      password, code, now=now)
+            account = await self.call(operations.login, self.ctx, name, password, code)
         except NotAuthenticated:
-            self.guard.failed(key, client, now)
+            self.guard.failed(client, now)
             log.info("console.login_failed", client=client)
             return self._login_again(request, expected, name, 401,
-                                     _("Wrong name, password or code."))
-        self.guard.succeeded(key)
+                                     _("Wrong name, password or code. After five failures "
+                                       "in a row the account is locked for 15 minutes."))
         token, _session = await self.call(session_store.open_session, self.ctx.engine,
                                           account.id, client=client, now=now)
         log.info("console.login", account=account.id, client=client)
@@ -324,13 +323,6 @@ def _safe_next(value: object) -> str:
     if parts.scheme or parts.netloc or not text.startswith(PREFIX + "/") or "\\" in text:
         return PREFIX + "/"
     return text
-
-
-def _key(name: str) -> str:
-    try:
-        return name_key(name)
-    except ValueError:
-        return ""
 
 
 def form_text(form: Mapping[str, Any], name: str, limit: int = 2000) -> str:
