@@ -1,7 +1,7 @@
 """Rebuild the sample clips: Vietnamese speech by espeak-ng, a chime by sox.
 
 Run from the repository root: `.venv/bin/python audio/make_samples.py`.
-The Tày (tyz) and Dao (ium) variants are placeholders read by espeak-ng's
+The Tày (tyz), Dao (ium), Jrai (jra) and Bahnar (bdq) variants are placeholders read by espeak-ng's
 generic voice (it has none for those languages); replace them with recordings
 by a translator before real use.
 """
@@ -68,6 +68,43 @@ SPEECH = [
         ClipKind.RELAY,
         "Giới thiệu tiếp sóng VOV",
         "Sau đây là chương trình tiếp sóng Đài Tiếng nói Việt Nam.",
+    ),
+    (
+        "ban-tin-huyen-du-phong",
+        "vi",
+        ClipKind.RELAY,
+        "Bản tin của huyện (phát khi mất đường truyền)",
+        "Đường truyền bản tin của huyện đang gián đoạn. Người dân thực hiện nghiêm thông điệp "
+        "5K và theo dõi thông báo của Ban Chỉ đạo phòng chống dịch huyện.",
+    ),
+    (
+        "dai-gia-lai-du-phong",
+        "vi",
+        ClipKind.RELAY,
+        "Tiếp sóng Đài Gia Lai (phát khi mất đường truyền)",
+        "Chương trình tiếp sóng Đài Phát thanh Truyền hình Gia Lai đang gián đoạn. "
+        "Người dân đeo khẩu trang, rửa tay, giữ khoảng cách và khai báo y tế.",
+    ),
+    (
+        "khai-bao-y-te",
+        "vi",
+        ClipKind.BULLETIN,
+        "Vận động khai báo y tế toàn dân",
+        "Người dân thực hiện khai báo y tế toàn dân trên ứng dụng hoặc tại trạm y tế xã.",
+    ),
+    (
+        "khai-bao-y-te",
+        "jra",
+        ClipKind.BULLETIN,
+        "Vận động khai báo y tế (tiếng Jrai, bản giữ chỗ)",
+        "Jrai language placeholder. Health declaration.",
+    ),
+    (
+        "khai-bao-y-te",
+        "bdq",
+        ClipKind.BULLETIN,
+        "Vận động khai báo y tế (tiếng Ba Na, bản giữ chỗ)",
+        "Bahnar language placeholder. Health declaration.",
     ),
 ]
 

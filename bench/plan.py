@@ -16,17 +16,19 @@ from zoneinfo import ZoneInfo
 from broadcaster.areas import Area, AreaKind, AreaRegistry
 from broadcaster.cadence import QuietHours, parse_time
 from broadcaster.levels import Ladder, Level, LevelChange
+from broadcaster.occurrence import Relay
 from broadcaster.planner import group_by_time, plan
-from broadcaster.programmes import parse_schedule
+from broadcaster.schedules import parse_schedule
 
 DISTRICTS, COMMUNES_EACH = 100, 100
+RELAYS = {name: Relay(name, f"http://stream.example/{name}", "a") for name in ("district", "vov1")}
 LADDER = Ladder("bench", "", tuple(Level(n) for n in ("1", "2", "3", "4", "5.1", "5.2", "5.3")))
 SCHEDULE = """
 [[programme]]
 id = "bulletin"
 channel = "relay"
 areas = ["P/communes"]
-content = { source = "district" }
+content = { relay = "district" }
 [programme.levels."5.1"]
 times = ["06:00", "11:00", "17:00"]
 
@@ -45,7 +47,7 @@ window = ["06:30", "18:30"]
 id = "vov"
 channel = "relay"
 areas = ["P/communes"]
-content = { source = "vov1" }
+content = { relay = "vov1" }
 [programme.levels."1"]
 times = ["05:30", "18:00"]
 
@@ -95,7 +97,7 @@ def main() -> None:
     tz = ZoneInfo("Asia/Ho_Chi_Minh")
     reg = registry()
     quiet = QuietHours(parse_time("21:00"), parse_time("06:00"))
-    programmes = parse_schedule(Path("bench.toml"), SCHEDULE, reg, {"bench": LADDER}, quiet)
+    programmes = parse_schedule(Path("bench.toml"), SCHEDULE, reg, {"bench": LADDER}, quiet, RELAYS)
     communes = len(reg.communes_under("P"))
     start = datetime(2021, 9, 10, 17, tzinfo=UTC)
     end = start + timedelta(days=2)

@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo
 
 from broadcaster.areas import Area, AreaKind, AreaRegistry, Station
 from broadcaster.audio.library import load_library, write_atomic
-from broadcaster.audio.publish import PlannedOccurrence, Publisher, prepare_library, publish
+from broadcaster.audio.publish import Publisher, prepare_library, publish
 from broadcaster.audio.render import render_sequence
 from broadcaster.audio.settings import AudioSettings
 from broadcaster.audio.tokens import Tokens
+from broadcaster.occurrence import Channel, Clips, Occurrence, Priority, Relay
 
 REPO = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -47,55 +48,25 @@ def registry(communes: int) -> AreaRegistry:
     return AreaRegistry(areas)
 
 
-def plan(reg: AreaRegistry, day: datetime) -> list[PlannedOccurrence]:
+def plan(reg: AreaRegistry, day: datetime) -> list[Occurrence]:
     """Per commune: bulletins at 06, 11, 17, a priority item at 11, a relay at 12."""
-    occ: list[PlannedOccurrence] = []
+    vov = Relay("vov", "http://vov.example/1", "tiep-song-vov")
+    occ: list[Occurrence] = []
     for area in reg.all():
         if area.kind is AreaKind.COMMUNE:
             for hour in (6, 11, 17):
-                occ.append(
-                    PlannedOccurrence(
-                        "ban-tin",
-                        "loudspeaker",
-                        area.code,
-                        day + timedelta(hours=hour),
-                        "normal",
-                        ["ban-tin-5k", "tiem-vac-xin"],
-                    )
-                )
-            occ.append(
-                PlannedOccurrence(
-                    "gian-cach",
-                    "loudspeaker",
-                    area.code,
-                    day + timedelta(hours=11),
-                    "priority",
-                    ["gian-cach"],
-                )
-            )
-            occ.append(
-                PlannedOccurrence(
-                    "vov",
-                    "relay",
-                    area.code,
-                    day + timedelta(hours=12),
-                    "normal",
-                    {"source": "http://vov/1"},
-                    timedelta(minutes=30),
-                )
-            )
+                occ.append(Occurrence("ban-tin", Channel.LOUDSPEAKER, area.code,
+                                      day + timedelta(hours=hour), Priority.NORMAL,
+                                      Clips(("ban-tin-5k", "tiem-vac-xin"))))
+            occ.append(Occurrence("gian-cach", Channel.LOUDSPEAKER, area.code,
+                                  day + timedelta(hours=11), Priority.PRIORITY,
+                                  Clips(("gian-cach",))))
+            occ.append(Occurrence("vov", Channel.RELAY, area.code, day + timedelta(hours=12),
+                                  Priority.NORMAL, vov, timedelta(minutes=30)))
         elif area.kind is AreaKind.DISTRICT:
-            occ.append(
-                PlannedOccurrence(
-                    "xe-loa",
-                    "van",
-                    area.code,
-                    day + timedelta(hours=8),
-                    "normal",
-                    ["gian-cach", "ban-tin-5k"],
-                    timedelta(hours=2),
-                )
-            )
+            occ.append(Occurrence("xe-loa", Channel.VAN, area.code, day + timedelta(hours=8),
+                                  Priority.NORMAL, Clips(("gian-cach", "ban-tin-5k")),
+                                  timedelta(hours=2)))
     return occ
 
 

@@ -30,6 +30,7 @@ from broadcaster import overrides
 from broadcaster.areas import Area, AreaKind, AreaRegistry, Station
 from broadcaster.audio.settings import AudioSettings
 from broadcaster.levels import Ladder, Level
+from broadcaster.occurrence import Relay
 from broadcaster.sms.settings import SmsSettings
 
 ENV_PREFIX = overrides.ENV_PREFIX
@@ -129,6 +130,13 @@ class CarrierConfig(_Model):
     )
 
 
+class RelayConfig(_Model):
+    """A stream stations relay live (`[relays.NAME]`), and the clip aired if it fails."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2000)]
+    fallback: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+
+
 DurationText = Annotated[str, StringConstraints(pattern=r"^(\d+h)?(\d+m)?(\d+s)?$", min_length=2)]
 ChannelName = Literal["sms", "loudspeaker", "van", "relay", "task"]
 DEFAULT_GRACE: dict[ChannelName, str] = {
@@ -155,6 +163,7 @@ class Settings(_Model):
     ladders: dict[str, LadderConfig] = Field(min_length=1)
     areas: AreasConfig
     carriers: dict[str, CarrierConfig] = Field(default_factory=dict)
+    relays: dict[Code, RelayConfig] = Field(default_factory=dict)
     sms: SmsSettings = SmsSettings()
     planner: PlannerSettings = PlannerSettings()
     audio: AudioSettings = AudioSettings()
@@ -194,6 +203,9 @@ class Settings(_Model):
 
     def ladder_objects(self) -> dict[str, Ladder]:
         return {name: cfg.to_ladder(name) for name, cfg in self.ladders.items()}
+
+    def relay_objects(self) -> dict[str, Relay]:
+        return {name: Relay(name, cfg.url, cfg.fallback) for name, cfg in self.relays.items()}
 
     def registry(self) -> AreaRegistry:
         return _build_registry(self.areas)

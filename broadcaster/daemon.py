@@ -35,9 +35,11 @@ from broadcaster.cadence import parse_duration
 from broadcaster.config import Settings
 from broadcaster.dispatch import Handler, grace_periods, is_missed
 from broadcaster.levels import LevelChange, latest_changes, level_in_force
-from broadcaster.planner import Occurrence, group_by_time, plan
-from broadcaster.programmes import Channel, Programme, ScheduleError
-from broadcaster.schedules import running
+from broadcaster.occurrence import Channel, Occurrence
+from broadcaster.planner import group_by_time, plan
+from broadcaster.programmes import Programme
+from broadcaster.schedule_approval import running
+from broadcaster.schedules import ScheduleError
 from broadcaster.sdnotify import notify, watchdog_interval
 from broadcaster.store import dispatch as store
 from broadcaster.store.dispatch import HEARTBEAT_SECONDS

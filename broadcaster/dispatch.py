@@ -24,8 +24,7 @@ from datetime import datetime, timedelta
 
 from broadcaster.cadence import parse_duration
 from broadcaster.config import Settings
-from broadcaster.planner import Occurrence
-from broadcaster.programmes import Channel
+from broadcaster.occurrence import Channel, Occurrence, Task
 
 Key = tuple[str, str, datetime]
 Failures = Mapping[Key, str] | None
@@ -76,6 +75,8 @@ class TaskHandler:
 
     def _run_one(self, occurrence: Occurrence) -> None:
         content = occurrence.content
+        if not isinstance(content, Task):
+            raise TypeError(f"a task handler got {content.kind!r} content, not a task")
         if content.url:
             with urllib.request.urlopen(content.url, timeout=self._timeout) as response:
                 if not 200 <= response.status < 300:

@@ -139,7 +139,12 @@ def blame(loc: tuple[Any, ...], sources: Mapping[Path_, str]) -> str | None:
 
 
 def _read_credential(file: Path) -> str:
-    return file.read_text(encoding="utf-8").removesuffix("\n")
+    """A credential's value: the file without its trailing newline; empty is refused,
+    since an empty secret is a forgotten one, not a choice."""
+    value = file.read_text(encoding="utf-8").removesuffix("\n")
+    if not value:
+        raise OverrideError(f"credential {file}: the file is empty; put the value in it")
+    return value
 
 
 def _parse(key: Key, text: str, origin: str) -> Any:

@@ -12,39 +12,16 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from broadcaster.areas import AreaRegistry
 from broadcaster.cadence import instants, local_days
 from broadcaster.levels import LevelChange
-from broadcaster.programmes import Channel, Content, Priority, Programme, Trigger
+from broadcaster.occurrence import Occurrence, SmsText
+from broadcaster.programmes import Programme, Trigger
 
 Segments = tuple[tuple[datetime, str], ...]  # (from, level); each runs to the next or the end
-
-
-@dataclass(frozen=True, slots=True)
-class Occurrence:
-    """One thing to air or send: a programme, in one area, at one instant (UTC)."""
-
-    programme: str
-    channel: Channel
-    area: str
-    at: datetime
-    priority: Priority
-    content: Content
-    duration: timedelta | None
-    level: str
-
-    def __post_init__(self) -> None:
-        if self.at.tzinfo is None:
-            raise ValueError("Occurrence.at must be timezone-aware")
-
-    @property
-    def key(self) -> tuple[str, str, datetime]:
-        """The dispatch key: the database refuses a second row with it."""
-        return (self.programme, self.area, self.at)
 
 
 def plan(
@@ -94,8 +71,8 @@ def for_notice(programmes: Iterable[Programme], text: str, at: datetime) -> list
         if programme.trigger is not Trigger.NOTICE:
             continue
         content = programme.content
-        if content.text is not None:
-            content = Content(text=content.text.replace("{text}", text))
+        if isinstance(content, SmsText):
+            content = SmsText(content.text.replace("{text}", text))
         out += [Occurrence(programme.id, programme.channel, area, at, programme.priority,
                            content, programme.duration, "") for area in programme.areas]
     return out

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from broadcaster.areas import AreaRegistry
 from broadcaster.cadence import Cadence
-from broadcaster.programmes import Channel, Priority, Programme, Trigger
+from broadcaster.occurrence import Channel, Priority
+from broadcaster.programmes import Programme, Trigger
 
 DAY_SECONDS = 86400
 

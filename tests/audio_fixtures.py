@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,16 +18,31 @@ import pytest
 
 from broadcaster.areas import Area, AreaKind, Station
 from broadcaster.audio.library import Clip, ClipKind, Library, load_library
-from broadcaster.audio.publish import PlannedOccurrence, Publisher, prepare_library
+from broadcaster.audio.publish import Publisher, prepare_library
 from broadcaster.audio.settings import AudioSettings
 from broadcaster.audio.tokens import Tokens
+from broadcaster.occurrence import Channel, Clips, Content, Occurrence, Priority, Relay
 from tests.conftest import free_port
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 REPO = Path(__file__).resolve().parent.parent
 
 
-Occ = PlannedOccurrence  # the planner's Occurrence shape, for tests of the pure builder
+VOV = Relay("vov", "http://radio.example/vov1", "tiep-song-vov")
+
+
+def occ(
+    programme: str,
+    channel: str,
+    area: str,
+    at: datetime,
+    priority: str = "normal",
+    content: Content | Sequence[str] = (),
+    duration: timedelta | None = None,
+) -> Occurrence:
+    """An occurrence as the planner makes them; a list of clip ids stands for Clips."""
+    typed = content if isinstance(content, Clips | Relay) else Clips(tuple(content))
+    return Occurrence(programme, Channel(channel), area, at, Priority(priority), typed, duration)
 
 
 def local(hhmm: str, day: int = 1) -> datetime:
@@ -176,12 +191,12 @@ def publish_plan(config: Path, occurrences: list[Any], now: datetime) -> Any:
         engine.dispose()
 
 
-def day_plan(start: datetime) -> list[Occ]:
+def day_plan(start: datetime) -> list[Occurrence]:
     """A district bulletin now and in an hour, a relay at noon, a van round; for 167."""
     return [
-        Occ("ban-tin-huyen", "loudspeaker", "167", start, "normal", ["ban-tin-5k", "tiem-vac-xin"]),
-        Occ("gian-cach", "loudspeaker", "167", start, "priority", ["gian-cach"]),
-        Occ(
+        occ("ban-tin-huyen", "loudspeaker", "167", start, "normal", ["ban-tin-5k", "tiem-vac-xin"]),
+        occ("gian-cach", "loudspeaker", "167", start, "priority", ["gian-cach"]),
+        occ(
             "ban-tin-huyen",
             "loudspeaker",
             "167",
@@ -189,16 +204,16 @@ def day_plan(start: datetime) -> list[Occ]:
             "normal",
             ["ban-tin-5k"],
         ),
-        Occ(
+        occ(
             "vov",
             "relay",
             "167",
             start + timedelta(hours=2),
             "normal",
-            {"source": "http://radio.example/vov1"},
+            VOV,
             timedelta(minutes=30),
         ),
-        Occ(
+        occ(
             "xe-loa",
             "van",
             "167",
@@ -213,9 +228,10 @@ def day_plan(start: datetime) -> list[Occ]:
 MPV_SCRIPT = REPO / "tests" / "data" / "mpv_pcm_per_item.lua"
 
 
-def mpv_decoded_seconds(playlist_url: str, out: Path) -> list[float]:
-    """Have mpv fetch a playlist over HTTP and decode every item to its own PCM file;
-    return each item's decoded length (sox reads mpv's WAVE_FORMAT_EXTENSIBLE header).
+def mpv_decoded_seconds(playlist_url: str, out: Path, playlist: bool = True) -> list[float]:
+    """Have mpv fetch a playlist (or one file) over HTTP and decode every item to its own
+    PCM file; return each item's decoded length (sox reads mpv's WAVE_FORMAT_EXTENSIBLE
+    header).
 
     mpv runs in `out`'s parent with an explicit first output file, so nothing it
     writes before the script names a file lands in the working tree."""
@@ -240,7 +256,9 @@ def mpv_decoded_seconds(playlist_url: str, out: Path) -> list[float]:
         check=True,
     )
     reasons = [line.split()[2] for line in played.stdout.splitlines() if line.startswith("ITEM")]
-    assert reasons and reasons[0] == "redirect" and set(reasons[1:]) == {"eof"}, played.stdout
+    items = reasons[1:] if playlist else reasons
+    assert reasons and (not playlist or reasons[0] == "redirect"), played.stdout
+    assert set(items) == {"eof"}, played.stdout
     return [
         float(
             subprocess.run(

@@ -10,7 +10,8 @@ from broadcaster.areas import AreaRegistry
 from broadcaster.cadence import QuietHours, parse_time
 from broadcaster.config import Settings, load_settings
 from broadcaster.levels import LevelChange
-from broadcaster.programmes import Programme, load_schedules, parse_schedule
+from broadcaster.programmes import Programme
+from broadcaster.schedules import load_schedules, parse_schedule
 
 REPO = Path(__file__).resolve().parent.parent
 QUIET = QuietHours(parse_time("21:00"), parse_time("06:00"))
@@ -22,13 +23,14 @@ def settings(path: Path = REPO / "config.toml") -> Settings:
 
 def sample_programmes(config: Settings) -> tuple[Programme, ...]:
     directory = config.path.resolve().parent / config.planner.schedules
-    return load_schedules(directory, config.registry(), config.ladder_objects(), QUIET)
+    return load_schedules(directory, config.registry(), config.ladder_objects(), QUIET,
+                          config.relay_objects())
 
 
 def programmes_from(text: str, config: Settings, name: str = "test.toml") -> list[Programme]:
     """Parse an inline schedule file against a config's areas and ladders."""
     return parse_schedule(Path(name), textwrap.dedent(text), config.registry(),
-                          config.ladder_objects(), QUIET)
+                          config.ladder_objects(), QUIET, config.relay_objects())
 
 
 def set_at(area: str, level: str, at: datetime = datetime(2021, 9, 1, tzinfo=UTC)) -> LevelChange:

@@ -25,9 +25,9 @@ from broadcaster.config import load_settings
 from tests.audio_fixtures import (
     REPO,
     TZ,
-    Occ,
     day_plan,
     local,
+    occ,
     seed_store,
 )
 
@@ -92,24 +92,32 @@ def test_communes_sharing_a_day_each_get_their_own_station_commune_and_token(pub
         assert {m["station"] for m in slots} == {station}
         assert {m["commune"] for m in slots} == {commune}
         token = pub.tokens.for_station(station)
+        items = [i for m in slots for i in m["items"]]
         urls = [m["playlist_url"] for m in slots] + [
-            i["url"] for m in slots for i in m["items"] if "url" in i
-        ]
+            i["url"] for i in items if i["kind"] != "relay"
+        ] + [i["fallback"]["url"] for i in items if i["kind"] == "relay"]
         assert len(urls) > len(slots)
         assert all(f"/stations/{station}/" in u and u.endswith(f"?token={token}") for u in urls)
         same.append(raw.decode().replace(station, "S").replace(commune, "C").replace(token, "T"))
     assert same[0] == same[1]
 
 
-def test_relay_is_in_the_manifest_with_its_source_but_not_in_the_m3u(pub, registry):
+def test_relay_is_in_the_manifest_and_the_m3u_with_its_stream_length_and_fallback(pub, registry):
     _run(pub, registry, day_plan(local("06:00")))
     manifest = _manifest(pub, "cho-chu", "0800")
     relay = manifest["items"][-1]
-    assert relay["kind"] == "relay"
-    assert relay["source"] == "http://radio.example/vov1"
+    assert {k: relay[k] for k in ("kind", "relay", "url", "duration")} == {
+        "kind": "relay", "relay": "vov", "url": "http://radio.example/vov1", "duration": 1800.0}
     assert relay["air_time"].startswith("2021-09-01T08:00")
-    m3u = _m3u(pub, "cho-chu", "0800")
-    assert "vov1" not in m3u and m3u.count("http://") == len(manifest["items"]) - 1
+    fallback = relay["fallback"]
+    assert (fallback["clip"], fallback["language"]) == ("tiep-song-vov", "vi")
+    token = pub.tokens.for_station("cho-chu")
+    assert fallback["url"] == (f"http://radio.example:8080/stations/cho-chu/audio/"
+                               f"{fallback['sha256']}.mp3?token={token}")
+    assert 2 < fallback["duration"] < 4
+    assert manifest["audio_url"] is None  # one mixed file cannot hold a live stream
+    lines = _m3u(pub, "cho-chu", "0800").splitlines()
+    assert lines[-2:] == ["#EXTINF:1800,vov", "http://radio.example/vov1"]
 
 
 def test_van_round_lists_its_route_and_loops_to_fill_the_round(pub, registry):
@@ -157,7 +165,7 @@ def test_only_the_named_stations_are_written(pub, registry):
 
 def test_items_dropped_for_lack_of_time_are_logged(pub, registry):
     plan = [
-        Occ(
+        occ(
             "long",
             "loudspeaker",
             "05440",
@@ -165,7 +173,7 @@ def test_items_dropped_for_lack_of_time_are_logged(pub, registry):
             "normal",
             ["ban-tin-5k", "tiem-vac-xin", "gian-cach"],
         ),
-        Occ(
+        occ(
             "next",
             "loudspeaker",
             "05440",

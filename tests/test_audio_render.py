@@ -90,7 +90,7 @@ def test_short_and_long_sequences_last_as_long_as_their_parts(normalised_store: 
     expected = sum(p.duration for p in parts) + 0.5 * (len(parts) - 1)
     mixed = render_sequence(parts, 0.5, TARGET, store, mix_max_seconds=600)
     streamed = render_sequence(parts * 2, 0.5, TARGET, store, mix_max_seconds=10)
-    assert mixed.duration == pytest.approx(expected, abs=0.3)
-    # Joined MP3 frames keep each item's encoder padding: at most 50 ms an item.
+    # Joined MP3 frames keep (or lose) each item's encoder padding: at most 50 ms an item.
+    assert mixed.duration == pytest.approx(expected, abs=0.05 * len(parts))
     assert streamed.duration == pytest.approx(2 * expected + 0.5, abs=0.05 * 2 * len(parts))
     assert abs(measure_loudness(store.path(mixed.sha256)).lufs - TARGET.lufs) <= 1.0

@@ -125,11 +125,15 @@ def test_a_closed_pipe_ends_the_command_quietly(fresh: Path) -> None:
     assert code in (0, 141)
 
 
-def test_a_pipe_to_head_prints_the_first_line_and_no_error(fresh: Path) -> None:
+@pytest.mark.parametrize(("command", "first"), [("areas", "19  Tỉnh Thái Nguyên"),
+                                              ("stations", "nothing published")])
+def test_a_pipe_to_head_prints_the_first_line_and_no_error(
+    fresh: Path, command: str, first: str
+) -> None:
     result = subprocess.run(
-        f"{sys.executable} -m broadcaster --config {fresh} areas | head -1",
+        f"{sys.executable} -m broadcaster --config {fresh} {command} | head -1",
         shell=True, cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
-    assert result.stdout.startswith("19  Tỉnh Thái Nguyên")
+    assert len(result.stdout.splitlines()) == 1 and first in result.stdout
     assert result.stderr == ""
 
 

@@ -14,8 +14,10 @@ from tests.conftest import REPO
 
 
 def _use_schedules(config: Path, folder: Path) -> None:
+    """Point a copied config at `folder` for schedules and at the sample audio library."""
     with config.open("a", encoding="utf-8") as out:
-        out.write(f'\n[planner]\nschedules = "{folder}"\n')
+        out.write(f'\n[planner]\nschedules = "{folder}"\n'
+                  f'\n[audio]\nlibrary_dir = "{REPO / "audio"}"\n')
 
 
 @pytest.fixture
@@ -58,31 +60,98 @@ def test_schedule_check_warns_of_overruns_and_emergency_overlaps(cli, sample_con
     folder.mkdir()
     (folder / "clash.toml").write_text("""
 [[programme]]
-id = "long"
+id = "long-round"
+channel = "van"
+areas = ["167"]
+duration = "90m"
+content = { clips = ["gian-cach"] }
+[programme.levels."5.2"]
+times = ["06:00", "07:00"]
+
+[[programme]]
+id = "alarm"
 channel = "loudspeaker"
 priority = "emergency"
 areas = ["167/communes"]
-duration = "90m"
-content = { clips = ["a"] }
-[programme.levels."5.2"]
-times = ["06:00", "07:00"]
+content = { clips = ["thong-bao-khan"] }
+[programme.levels."5.1"]
+times = ["06:00"]
 
 [[programme]]
 id = "also-emergency"
 channel = "relay"
 priority = "emergency"
 areas = ["05440"]
-content = { source = "vov" }
+content = { relay = "dinh-hoa" }
 [programme.levels."5.1"]
-times = ["06:30"]
+times = ["06:00"]
 """, encoding="utf-8")
     _use_schedules(sample_config, folder)
     out = cli("schedule", "check", "--days", "1").output
-    assert "warning: level 5.2: 'long' at 06:00 lasts 90 min and runs into 'long' in 23 areas" \
-        in out  # in the 24th commune it runs into 'also-emergency' first
-    assert "level 5.2: 'long' at 06:00 lasts 90 min and runs into 'also-emergency' in 1 area" \
-        in out
-    assert "emergency items 'long' and 'also-emergency' overlap at 06:00 in 1 area" in out
+    assert "warning: level 5.2: 'long-round' at 06:00 lasts 90 min and runs into 'long-round' " \
+        "in 24 areas" in out
+    assert "emergency items 'alarm' and 'also-emergency' overlap at 06:00 in 1 area" in out
+
+
+RELAY_THAT_CANNOT_FIT = """
+[[programme]]
+id = "district-news"
+channel = "relay"
+priority = "priority"
+areas = ["167/communes"]
+duration = "30m"
+content = { relay = "dinh-hoa" }
+[programme.levels."5.1"]
+times = ["06:00"]
+duration = "15m"
+[programme.levels."5.2"]
+times = ["06:00"]
+
+[[programme]]
+id = "own-news"
+channel = "loudspeaker"
+areas = ["05440", "05443"]
+content = { clips = ["gian-cach"] }
+[programme.levels."5.1"]
+times = ["06:30"]
+"""
+
+
+def test_schedule_check_fails_naming_file_programme_level_time_and_stations_when_a_relay_cannot_air(
+    cli, sample_config: Path
+):
+    folder = sample_config.parent / "schedules"
+    folder.mkdir()
+    (folder / "news.toml").write_text(RELAY_THAT_CANNOT_FIT, encoding="utf-8")
+    _use_schedules(sample_config, folder)
+    result = cli("schedule", "check", "--days", "2", expect=1)
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert lines == [
+        f"error: {folder / 'news.toml'}: programme 'district-news': level {level}: at 06:00 "
+        "'dinh-hoa' would not air at 2 stations: does not fit before the next slot at 06:30"
+        for level in ("5.2", "5.3")
+    ]
+    assert "ok:" not in result.output
+
+
+def test_plan_marks_the_occurrences_that_would_not_air(cli, sample_config: Path, people):
+    folder = sample_config.parent / "schedules"
+    folder.mkdir()
+    (folder / "news.toml").write_text(RELAY_THAT_CANNOT_FIT, encoding="utf-8")
+    _use_schedules(sample_config, folder)
+    cli("db", "upgrade")
+    cli("level", "set", "167", "5.2", "--reason", "test")
+    tomorrow = (datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date() + timedelta(days=1)).isoformat()
+    rows = json.loads(cli("plan", "--from", tomorrow, "--format", "json").output)
+    relays = {r["area"]: r for r in rows if r["programme"] == "district-news"}
+    assert len(relays) == 24
+    assert {a for a, r in relays.items() if not r["airs"]} == {"05440", "05443"}
+    assert relays["05440"]["not_aired"] == [{
+        "item": "dinh-hoa", "reason": "does not fit before the next slot", "stations":
+        ["linh-thong"]}]
+    assert all(r["airs"] for r in rows if r["programme"] == "own-news")
+    table = cli("plan", "--from", tomorrow, "--area", "05440").output
+    assert "district-news" in table and "NOT AIRED at 1 station: does not fit" in table
 
 
 def test_schedule_check_fails_with_file_programme_and_key(cli, sample_config: Path):

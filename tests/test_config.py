@@ -101,6 +101,11 @@ def test_gia_lai_example_loads_with_five_levels_and_case_thresholds() -> None:
             'timezone = "Mars/Olympus"',
             r"broken\.toml: timezone: Value error, unknown time zone 'Mars/Olympus'",
         ),
+        (
+            'url = "http://127.0.0.1:8000/dinh-hoa.mp3"',
+            'url = "dinh-hoa.mp3"',
+            r"broken\.toml: relays\.dinh-hoa\.url: String should match pattern '\^https\?://",
+        ),
     ],
     ids=[
         "wrong-type",
@@ -110,6 +115,7 @@ def test_gia_lai_example_loads_with_five_levels_and_case_thresholds() -> None:
         "orphan-commune",
         "unknown-ladder",
         "unknown-zone",
+        "relay-not-a-stream-url",
     ],
 )
 def test_broken_config_names_file_key_and_what_is_allowed(

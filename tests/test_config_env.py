@@ -167,3 +167,10 @@ def test_the_environment_wins_over_a_credential_and_a_bad_credential_is_named(
     with pytest.raises(ConfigError, match=f"credential {tmp_path}/carriers.viettel.password: "
                                           "carriers.viettel.password:"):
         load_settings(SAMPLE, {"CREDENTIALS_DIRECTORY": str(tmp_path)})
+
+
+def test_an_empty_credential_is_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / "audio.token_secret").write_text("\n")
+    with pytest.raises(ConfigError, match=f"credential {tmp_path}/audio.token_secret: "
+                                          "the file is empty"):
+        load_settings(SAMPLE, {"CREDENTIALS_DIRECTORY": str(tmp_path)})

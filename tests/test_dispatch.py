@@ -6,15 +6,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from broadcaster.dispatch import TaskHandler, is_missed
-from broadcaster.planner import Occurrence
-from broadcaster.programmes import Channel, Content, Priority
+from broadcaster.occurrence import Channel, Occurrence, Priority, Task
 from broadcaster.store import dispatch as store
 
 AT = datetime(2021, 9, 10, 23, 0, tzinfo=UTC)
-EMPTY = Content()
+EMPTY = Task()
 
 
-def _occurrence(area: str, channel: Channel = Channel.TASK, content: Content = EMPTY,
+def _occurrence(area: str, channel: Channel = Channel.TASK, content: Task = EMPTY,
                 at: datetime = AT) -> Occurrence:
     return Occurrence("p", channel, area, at, Priority.NORMAL, content, None, "5.1")
 
@@ -46,8 +45,8 @@ def test_sms_is_late_within_thirty_minutes_and_missed_after():
 
 
 def test_task_handler_runs_commands_with_the_occurrence_in_the_environment(tmp_path: Path):
-    ok = Content(command=("sh", "-c", 'echo "$BROADCASTER_AREA $BROADCASTER_AT" >> out.txt'))
-    bad = Content(command=("sh", "-c", "echo nope >&2; exit 3"))
+    ok = Task(command=("sh", "-c", 'echo "$BROADCASTER_AREA $BROADCASTER_AT" >> out.txt'))
+    bad = Task(command=("sh", "-c", "echo nope >&2; exit 3"))
     handler = TaskHandler(tmp_path, timedelta(seconds=10))
     failures = handler([_occurrence("167", content=ok), _occurrence("168", content=bad)])
     assert (tmp_path / "out.txt").read_text() == f"167 {AT.isoformat()}\n"
@@ -55,6 +54,6 @@ def test_task_handler_runs_commands_with_the_occurrence_in_the_environment(tmp_p
 
 
 def test_task_handler_gives_up_after_its_timeout(tmp_path: Path):
-    slow = Content(command=("sh", "-c", "sleep 30"))
+    slow = Task(command=("sh", "-c", "sleep 30"))
     failures = TaskHandler(tmp_path, timedelta(seconds=0.3))([_occurrence("1", content=slow)])
     assert list(failures.values()) == ["timed out after 0 s"]

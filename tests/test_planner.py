@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from broadcaster.planner import Occurrence, for_notice, plan
+from broadcaster.occurrence import Channel, Occurrence, Priority, SmsText
+from broadcaster.planner import for_notice, plan
 from tests.planner_fixtures import REPO, programmes_from, sample_programmes, set_at, settings
 
 CONFIG = settings()
@@ -96,8 +97,8 @@ def test_a_commune_with_its_own_level_leaves_its_neighbours_alone():
 def test_naive_times_are_refused():
     with pytest.raises(ValueError, match="timezone-aware"):
         plan(PROGRAMMES, [], CONFIG.registry(), datetime(2021, 9, 10), datetime.now(UTC), HCM)
-    with pytest.raises(ValueError, match="timezone-aware"):
-        Occurrence("p", "sms", "167", datetime(2021, 9, 10), "normal", None, None, "5.1")
+    with pytest.raises(ValueError, match="naive datetime"):
+        Occurrence("p", Channel.SMS, "167", datetime(2021, 9, 10), Priority.NORMAL, SmsText("x"))
 
 
 NIGHT = """

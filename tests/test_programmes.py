@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from broadcaster.cadence import every, parse_duration, spread
-from broadcaster.programmes import Channel, Priority, ScheduleError, Trigger, load_schedules
+from broadcaster.occurrence import Channel, Priority, Relay
+from broadcaster.programmes import Trigger
+from broadcaster.schedules import ScheduleError, load_schedules
 from tests.planner_fixtures import QUIET, REPO, programmes_from, sample_programmes, settings
 
 CONFIG = settings()
@@ -150,7 +152,7 @@ def test_duplicate_ids_across_files_are_refused(tmp_path: Path):
     (tmp_path / "a.toml").write_text(source, encoding="utf-8")
     (tmp_path / "b.toml").write_text(source, encoding="utf-8")
     with pytest.raises(ScheduleError) as caught:
-        load_schedules(tmp_path, CONFIG.registry(), CONFIG.ladder_objects(), QUIET)
+        load_schedules(tmp_path, CONFIG.registry(), CONFIG.ladder_objects(), QUIET, {})
     assert "id is already used in" in caught.value.problems[0]
 
 
@@ -158,7 +160,7 @@ def test_every_problem_in_every_file_is_reported(tmp_path: Path):
     (tmp_path / "a.toml").write_text("[[programme]]\nid = 'x'\n", encoding="utf-8")
     (tmp_path / "b.toml").write_text("not toml = = 1", encoding="utf-8")
     with pytest.raises(ScheduleError) as caught:
-        load_schedules(tmp_path, CONFIG.registry(), CONFIG.ladder_objects(), QUIET)
+        load_schedules(tmp_path, CONFIG.registry(), CONFIG.ladder_objects(), QUIET, {})
     text = "\n".join(caught.value.problems)
     assert "a.toml:2: programme 'x' (programme[0]): channel: Field required" in text
     assert "b.toml: not valid TOML" in text
@@ -168,3 +170,21 @@ def test_durations_read_hours_minutes_seconds():
     assert parse_duration("1h30m") == timedelta(minutes=90)
     with pytest.raises(ValueError, match="'15 minutes'"):
         parse_duration("15 minutes")
+
+
+def test_a_relay_names_a_configured_stream_and_carries_its_url_and_fallback():
+    relay = """
+[[programme]]
+id = "district"
+channel = "relay"
+areas = ["167/communes"]
+content = {{ relay = "{name}" }}
+[programme.levels."5.1"]
+times = ["06:00"]
+"""
+    (programme,) = programmes_from(relay.format(name="dinh-hoa"), CONFIG)
+    assert programme.content == Relay("dinh-hoa", "http://127.0.0.1:8000/dinh-hoa.mp3",
+                                      "ban-tin-huyen-du-phong")
+    [problem] = _errors(relay.format(name="vov"))
+    assert problem.endswith("content.relay: unknown relay 'vov'; name one of [relays.NAME] in "
+                            "the config: dinh-hoa")

@@ -302,9 +302,8 @@ def _accepted_by(engine, name="Trần Thị B"):
 
 
 def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
-    from broadcaster.planner import Occurrence
-    from broadcaster.programmes import Channel, Content
-    from broadcaster.programmes import Priority as Bulletin
+    from broadcaster.occurrence import Channel, Occurrence, SmsText
+    from broadcaster.occurrence import Priority as Bulletin
     from broadcaster.sms.scheduled import SmsHandler
 
     seed_subscribers(engine, 9)
@@ -316,7 +315,7 @@ def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
             area,
             NOW,
             Bulletin.EMERGENCY,
-            Content(text="Khẩn: ở nhà."),
+            SmsText("Khẩn: ở nhà."),
             None,
             "5.1",
         )
@@ -334,25 +333,23 @@ def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
 
 
 def test_scheduled_sms_without_text_fails_each_occurrence(engine, settings):
-    from broadcaster.planner import Occurrence
-    from broadcaster.programmes import Channel, Content
-    from broadcaster.programmes import Priority as Bulletin
+    from broadcaster.occurrence import Channel, Occurrence, Task
+    from broadcaster.occurrence import Priority as Bulletin
     from broadcaster.sms.scheduled import SmsHandler
 
-    occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, Content(), None, "1")
+    occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, Task(), None, "1")
     _accepted_by(engine)
     failures = SmsHandler(settings, engine, lambda: NOW)([occurrence])
     assert "no SMS text" in failures[occurrence.key]
 
 
 def test_scheduled_sms_without_an_accepted_schedule_sends_nothing(engine, settings):
-    from broadcaster.planner import Occurrence
-    from broadcaster.programmes import Channel, Content
-    from broadcaster.programmes import Priority as Bulletin
+    from broadcaster.occurrence import Channel, Occurrence, SmsText
+    from broadcaster.occurrence import Priority as Bulletin
     from broadcaster.sms.scheduled import SmsHandler
 
     seed_subscribers(engine, 9)
-    occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, Content(text="x"),
+    occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, SmsText("x"),
                             None, "1")
     failures = SmsHandler(settings, engine, lambda: NOW)([occurrence])
     assert "schedule approve" in failures[occurrence.key]

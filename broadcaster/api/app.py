@@ -32,7 +32,7 @@ from broadcaster.accounts import Account, Forbidden, NotAuthenticated
 from broadcaster.api import models as m
 from broadcaster.audio.library import LibraryError
 from broadcaster.levels import InForce
-from broadcaster.programmes import ScheduleError
+from broadcaster.schedules import ScheduleError
 from broadcaster.sms.states import Priority
 from broadcaster.store.accounts import account_for_token
 

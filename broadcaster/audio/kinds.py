@@ -10,3 +10,4 @@ class ClipKind(StrEnum):
     CHIME = "chime"
     NOTICE = "notice"
     RELAY = "relay"
+    RECORDING = "recording"  # a district bulletin recorded for one relay occurrence

@@ -18,11 +18,11 @@ import shutil
 import subprocess
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from broadcaster.audio.kinds import ClipKind
 
@@ -48,6 +48,8 @@ class Clip:
     sha256: str
     valid_from: date | None = None
     valid_until: date | None = None
+    for_programme: str | None = None  # a recording: the relay programme it stands in for
+    airs_at: datetime | None = None  # … and the occurrence's instant
 
     def valid_on(self, day: date) -> bool:
         """Say whether the clip may air on `day` (both ends inclusive)."""
@@ -95,6 +97,8 @@ class _Entry(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     valid_from: date | None = None
     valid_until: date | None = None
+    for_programme: str | None = Field(None, pattern=CLIP_ID)
+    airs_at: AwareDatetime | None = None
 
 
 def load_library(root: Path) -> Library:
@@ -146,6 +150,11 @@ def _entry_problems(
         problems.append(f"{path}: clip[{i}].file: {str(clip.file)!r} does not exist")
     if clip.valid_from and clip.valid_until and clip.valid_until < clip.valid_from:
         problems.append(f"{path}: clip[{i}].valid_until: before valid_from")
+    if (clip.kind is ClipKind.RECORDING) != (clip.for_programme is not None) or (
+        (clip.for_programme is None) != (clip.airs_at is None)
+    ):
+        problems.append(f"{path}: clip[{i}]: a 'recording' clip, and only one, names both "
+                        "for_programme and airs_at")
     return problems
 
 
@@ -162,7 +171,11 @@ def save_library(library: Library) -> None:
             "duration": round(clip.duration, 3),
             "sha256": clip.sha256,
         }
-        entry |= {k: v for k in ("valid_from", "valid_until") if (v := getattr(clip, k))}
+        entry |= {
+            k: v
+            for k in ("valid_from", "valid_until", "for_programme", "airs_at")
+            if (v := getattr(clip, k))
+        }
         entries.append(entry)
     text = "# Clip catalogue, written by `broadcaster audio import`.\n" + tomli_w.dumps(
         {"clip": entries}
@@ -181,6 +194,7 @@ def import_clip(
     valid_from: date | None = None,
     valid_until: date | None = None,
     replace: bool = False,
+    recorded_for: tuple[str, datetime] | None = None,
 ) -> tuple[Library, Clip]:
     """Copy `source` into the library and catalogue it with its duration and hash."""
     if not source.is_file():
@@ -207,6 +221,7 @@ def import_clip(
         file_sha256(source),
         valid_from,
         valid_until,
+        *(recorded_for or (None, None)),
     )
     library.root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, library.root / clip.file)

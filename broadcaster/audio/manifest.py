@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
+from broadcaster.audio.library import Clip, ClipKind
 from broadcaster.audio.playlist import Dropped, Entry, EntryKind, Slot, VanRound
 from broadcaster.audio.render import Rendered
 
@@ -84,7 +85,8 @@ class Renderer:
 
     def _slot(self, day: date, slot: Slot) -> dict[str, Any]:
         clips = [self.rendered[(e.clip.id, e.clip.language)] for e in slot.entries if e.clip]
-        mix = self.mix(clips)
+        live = any(e.kind is EntryKind.RELAY for e in slot.entries)
+        mix = None if live else self.mix(clips)  # one file cannot hold a live stream
         return {
             "station": STATION,
             "commune": COMMUNE,
@@ -131,18 +133,31 @@ class Renderer:
             "duration": round(entry.duration, 3),
             "air_time": _iso(start + timedelta(seconds=entry.offset), self.tz),
         }
-        if entry.kind is EntryKind.RELAY:
-            item["source"] = entry.source
-        elif entry.clip is not None:
-            done = self.rendered[(entry.clip.id, entry.clip.language)]
+        if entry.relay is not None:
+            fallback = entry.fallback
             item |= {
-                "clip": entry.clip.id,
-                "language": entry.clip.language,
-                "title": entry.clip.title,
-                "sha256": done.sha256,
-                "url": self._url(f"audio/{done.name}"),
+                "relay": entry.relay.name,
+                "title": entry.relay.name,
+                "url": entry.relay.url,
+                "fallback": self._clip(fallback) | {"duration": round(fallback.duration, 3)}
+                if fallback
+                else None,
             }
+        elif entry.clip is not None:
+            item |= self._clip(entry.clip)
+            if entry.clip.kind is ClipKind.RECORDING:
+                item["recorded"] = True
         return item
+
+    def _clip(self, clip: Clip) -> dict[str, Any]:
+        done = self.rendered[(clip.id, clip.language)]
+        return {
+            "clip": clip.id,
+            "language": clip.language,
+            "title": clip.title,
+            "sha256": done.sha256,
+            "url": self._url(f"audio/{done.name}"),
+        }
 
 
 def _dropped(d: Dropped) -> dict[str, Any]:

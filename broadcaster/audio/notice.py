@@ -22,15 +22,14 @@ from sqlalchemy import Engine
 
 from broadcaster.areas import AreaRegistry
 from broadcaster.audio.library import Clip, ClipKind, Library, file_sha256, probe_duration
-from broadcaster.audio.playlist import Occurrence
 from broadcaster.audio.publish import (
-    PlannedOccurrence,
     Publisher,
     PublishReport,
     load_plan,
     publish,
     save_plan,
 )
+from broadcaster.occurrence import Channel, Clips, Occurrence, Priority
 from broadcaster.store.audio import Notice, live_notices
 
 VOICE = "vi"
@@ -113,16 +112,16 @@ def notice_clip(notice: Notice) -> Clip:
     )
 
 
-def notice_occurrences(notice: Notice, registry: AreaRegistry) -> list[PlannedOccurrence]:
+def notice_occurrences(notice: Notice, registry: AreaRegistry) -> list[Occurrence]:
     communes = {c.code for code in notice.areas for c in registry.communes_under(code)}
     return [
-        PlannedOccurrence(
+        Occurrence(
             f"notice-{notice.id}",
-            "loudspeaker",
+            Channel.LOUDSPEAKER,
             code,
             notice.airs_at,
-            "emergency",
-            [f"notice-{notice.id}"],
+            Priority.EMERGENCY,
+            Clips((f"notice-{notice.id}",)),
         )
         for code in sorted(communes)
     ]

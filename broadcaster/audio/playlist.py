@@ -7,54 +7,29 @@ runs into the next one: what does not fit is returned as `Dropped` so the
 shell can log it. An emergency that arrives while a slot airs joins that
 slot at its head and the slot airs again from the moment of the emergency.
 
+This is the one slot arithmetic: the publisher, `schedule check` and `plan`
+all lay slots out here (`clashes.find_drops`), so what the check accepts is
+what airs. A relay is one entry of its planned length with its stream and
+fallback clip; a recorded bulletin (`with_recordings`) replaces one relay.
+
 Van rounds are per district: each round is a loop of the van programme in
 every language of the communes on its route, repeated to fill the round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
-from typing import Any, Protocol
 
 from broadcaster.areas import Area
-from broadcaster.audio.library import Clip, Library
+from broadcaster.audio.library import Clip, ClipKind, Library
+from broadcaster.occurrence import Channel, Clips, Occurrence, Priority, Relay
 
-SLOT_CHANNELS = frozenset({"loudspeaker", "relay"})
+SLOT_CHANNELS = frozenset({Channel.LOUDSPEAKER, Channel.RELAY})
 DEFAULT_RELAY = timedelta(minutes=30)
 MAIN_LANGUAGE = "vi"
-
-
-class Priority(StrEnum):
-    NORMAL = "normal"
-    PRIORITY = "priority"
-    EMERGENCY = "emergency"
-
-    @property
-    def rank(self) -> int:
-        """Sort key: emergency airs first."""
-        return {"emergency": 0, "priority": 1, "normal": 2}[self.value]
-
-
-class Occurrence(Protocol):
-    """What the planner hands over; only these fields are read here."""
-
-    @property
-    def programme(self) -> str: ...
-    @property
-    def channel(self) -> str: ...
-    @property
-    def area(self) -> str: ...
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def priority(self) -> str: ...
-    @property
-    def content(self) -> Any: ...
-    @property
-    def duration(self) -> timedelta | None: ...
 
 
 class EntryKind(StrEnum):
@@ -73,7 +48,8 @@ class Entry:
     priority: Priority
     programme: str | None = None
     clip: Clip | None = None
-    source: str | None = None
+    relay: Relay | None = None
+    fallback: Clip | None = None  # a relay's clip for when its stream fails
 
 
 @dataclass(frozen=True)
@@ -121,12 +97,6 @@ class VanRound:
         return last.offset + last.duration if last else 0.0
 
 
-@dataclass(frozen=True)
-class _Item:
-    occurrence: Occurrence
-    priority: Priority
-
-
 def playlist(
     commune: Area,
     day: date,
@@ -149,8 +119,8 @@ def playlist(
         (o for o in occurrences if o.channel in SLOT_CHANNELS and o.area in areas),
         key=lambda o: o.at,
     )
-    groups = _group(mine, library, day, gap, chime)
     languages = _languages(commune.languages)
+    groups = _group(mine, languages, library, day, gap, chime)
     slots: list[Slot] = []
     ids: set[str] = set()
     for i, (start, items) in enumerate(groups):
@@ -164,43 +134,35 @@ def playlist(
 
 
 def _group(
-    occurrences: Sequence[Occurrence], library: Library, day: date, gap: float, chime: str
-) -> list[tuple[datetime, list[_Item]]]:
+    occurrences: Sequence[Occurrence],
+    languages: Sequence[str],
+    library: Library,
+    day: date,
+    gap: float,
+    chime: str,
+) -> list[tuple[datetime, list[Occurrence]]]:
     """Gather occurrences into slots; an emergency inside a running slot restarts it."""
-    groups: list[tuple[datetime, list[_Item]]] = []
+    groups: list[tuple[datetime, list[Occurrence]]] = []
     for occ in occurrences:
-        _require_aware(occ.at, occ.programme)
-        item = _Item(occ, Priority(occ.priority))
         if groups and groups[-1][0] == occ.at:
-            groups[-1][1].append(item)
+            groups[-1][1].append(occ)
             continue
-        if groups and item.priority is Priority.EMERGENCY:
+        if groups and occ.priority is Priority.EMERGENCY:
             start, items = groups[-1]
-            length = _planned_seconds(items, library, day, gap, chime)
-            if occ.at < start + timedelta(seconds=length):
-                groups[-1] = (occ.at, [item, *items])
+            entries, _ = _fill(items, languages, library, day, start, None, chime, gap)
+            if occ.at < start + timedelta(seconds=_length(entries)):
+                groups[-1] = (occ.at, [occ, *items])
                 continue
-        groups.append((occ.at, [item]))
+        groups.append((occ.at, [occ]))
     return groups
 
 
-def _planned_seconds(
-    items: Sequence[_Item], library: Library, day: date, gap: float, chime: str
-) -> float:
-    chime_clip = _first(library, chime, day)
-    total = chime_clip.duration if chime_clip else 0.0
-    for item in items:
-        if item.occurrence.channel == "relay":
-            total += gap + _relay_seconds(item.occurrence)
-        for clip_id in clip_ids(item.occurrence.content):
-            total += sum(
-                gap + c.duration for c in library.clips if c.id == clip_id and c.valid_on(day)
-            )
-    return total
+def _length(entries: Sequence[Entry]) -> float:
+    return entries[-1].offset + entries[-1].duration if entries else 0.0
 
 
 def _fill(
-    items: Sequence[_Item],
+    items: Sequence[Occurrence],
     languages: Sequence[str],
     library: Library,
     day: date,
@@ -228,61 +190,65 @@ def _fill(
         if at + candidate.duration > capacity:
             dropped.append(_as_dropped(candidate, "does not fit before the next slot"))
             continue
-        entries.append(
-            Entry(
-                candidate.kind,
-                at,
-                candidate.duration,
-                candidate.priority,
-                candidate.programme,
-                candidate.clip,
-                candidate.source,
-            )
-        )
+        entries.append(replace(candidate, offset=at))
         offset = at + candidate.duration
     return tuple(entries), tuple(dropped)
 
 
 def _candidates(
-    items: Sequence[_Item],
+    items: Sequence[Occurrence],
     languages: Sequence[str],
     library: Library,
     day: date,
 ) -> Iterable[tuple[Entry, Dropped | None]]:
     """Expand items into entries in airing order, or say which item has no clip."""
-    for item in items:
-        occ = item.occurrence
-        if occ.channel == "relay":
-            yield (
-                Entry(
-                    EntryKind.RELAY,
-                    0.0,
-                    _relay_seconds(occ),
-                    item.priority,
-                    occ.programme,
-                    source=relay_source(occ.content),
-                ),
-                None,
-            )
-            continue
-        for clip_id in clip_ids(occ.content):
-            variants = [c for lang in languages if (c := library.variant(clip_id, lang, day))]
-            if not variants:
+    for occ in items:
+        match occ.content:
+            case Relay() as relay:
+                fallback = _fallback(relay, languages, library, day)
+                seconds = (occ.duration or DEFAULT_RELAY).total_seconds()
                 yield (
-                    Entry(EntryKind.CLIP, 0, 0, item.priority),
-                    Dropped(
-                        occ.programme,
-                        clip_id,
-                        None,
-                        item.priority,
-                        "no clip in the library is valid that day in the commune's languages",
-                    ),
-                )
-            for clip in variants:
-                yield (
-                    Entry(EntryKind.CLIP, 0.0, clip.duration, item.priority, occ.programme, clip),
+                    Entry(EntryKind.RELAY, 0.0, seconds, occ.priority, occ.programme,
+                          relay=relay, fallback=fallback),
                     None,
                 )
+            case Clips(clips):
+                yield from _clip_entries(occ.programme, clips, occ.priority, languages,
+                                         library, day)
+            case _:
+                yield (
+                    Entry(EntryKind.CLIP, 0, 0, occ.priority),
+                    Dropped(occ.programme, occ.content.kind, None, occ.priority,
+                            f"{occ.content.kind} content cannot air on a loudspeaker"),
+                )
+
+
+def _clip_entries(
+    programme: str,
+    clips: Sequence[str],
+    priority: Priority,
+    languages: Sequence[str],
+    library: Library,
+    day: date,
+) -> Iterable[tuple[Entry, Dropped | None]]:
+    for clip_id in clips:
+        variants = [c for lang in languages if (c := library.variant(clip_id, lang, day))]
+        if not variants:
+            yield (
+                Entry(EntryKind.CLIP, 0, 0, priority),
+                Dropped(programme, clip_id, None, priority,
+                        "no clip in the library is valid that day in the commune's languages"),
+            )
+        for clip in variants:
+            yield Entry(EntryKind.CLIP, 0.0, clip.duration, priority, programme, clip), None
+
+
+def _fallback(relay: Relay, languages: Sequence[str], library: Library, day: date) -> Clip | None:
+    """The relay's fallback clip in the first of the commune's languages that has one."""
+    if relay.fallback is None:
+        return None
+    found = (library.variant(relay.fallback, lang, day) for lang in languages)
+    return next((c for c in found if c is not None), None)
 
 
 def van_rounds(
@@ -303,16 +269,16 @@ def van_rounds(
         (
             o
             for o in occurrences
-            if o.channel == "van" and o.area == district.code and o.at.astimezone(tz).date() == day
+            if o.channel is Channel.VAN
+            and o.area == district.code
+            and o.at.astimezone(tz).date() == day
         ),
         key=lambda o: o.at,
     )
     rounds: list[VanRound] = []
     ids: set[str] = set()
     for occ in vans:
-        _require_aware(occ.at, occ.programme)
-        item = _Item(occ, Priority(occ.priority))
-        loop, dropped = _fill([item], languages, library, day, occ.at, None, chime, gap)
+        loop, dropped = _fill([occ], languages, library, day, occ.at, None, chime, gap)
         length = loop[-1].offset + loop[-1].duration + gap if loop else 0.0
         seconds = occ.duration.total_seconds() if occ.duration else round_seconds
         repeat = max(1, int(seconds // length)) if length else 0
@@ -330,31 +296,25 @@ def van_rounds(
     return rounds
 
 
-def clip_ids(content: Any) -> tuple[str, ...]:
-    """Read the clip ids out of an occurrence's content, whichever shape the planner used."""
-    if content is None:
-        return ()
-    if isinstance(content, str):
-        return (content,)
-    if isinstance(content, Mapping):
-        return clip_ids(content.get("clips") or content.get("clip"))
-    clips = getattr(content, "clips", None)
-    if clips is not None:
-        return clip_ids(clips)
-    return tuple(str(c) for c in content)
+def with_recordings(occurrences: Iterable[Occurrence], library: Library) -> list[Occurrence]:
+    """Air a district's recorded bulletin instead of the live relay it was recorded for.
 
-
-def relay_source(content: Any) -> str:
-    """Read a relay's live source (a URL or channel name) from its content."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Mapping):
-        return str(content.get("source", ""))
-    return str(getattr(content, "source", ""))
-
-
-def _relay_seconds(occ: Occurrence) -> float:
-    return (occ.duration or DEFAULT_RELAY).total_seconds()
+    A recording (`audio import FILE --for PROGRAMME --at DATE TIME`) names a
+    programme and an instant; the relay occurrence of that programme at that
+    instant airs it as an ordinary clip, and every other occurrence is left as is.
+    """
+    recorded = {
+        (c.for_programme, c.airs_at): c.id
+        for c in library.clips
+        if c.kind is ClipKind.RECORDING and c.airs_at is not None
+    }
+    if not recorded:
+        return list(occurrences)
+    out = []
+    for occ in occurrences:
+        clip_id = recorded.get((occ.programme, occ.at)) if isinstance(occ.content, Relay) else None
+        out.append(occ if clip_id is None else replace(occ, content=Clips((clip_id,))))
+    return out
 
 
 def _first(library: Library, clip_id: str, day: date) -> Clip | None:
@@ -371,7 +331,7 @@ def _languages(languages: Iterable[str]) -> list[str]:
 
 
 def _as_dropped(entry: Entry, reason: str) -> Dropped:
-    item = entry.clip.id if entry.clip else (entry.source or "")
+    item = entry.clip.id if entry.clip else (entry.relay.name if entry.relay else "")
     language = entry.clip.language if entry.clip else None
     return Dropped(entry.programme or "", item, language, entry.priority, reason)
 
@@ -384,10 +344,3 @@ def _unique_id(base: str, taken: set[str]) -> str:
         slot_id = f"{base}-{n}"
     taken.add(slot_id)
     return slot_id
-
-
-def _require_aware(at: datetime, programme: str) -> None:
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(
-            f"occurrence of {programme!r} at {at}: naive datetime; times must carry a zone"
-        )

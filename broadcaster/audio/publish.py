@@ -29,8 +29,8 @@ import json
 import os
 import shutil
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,21 +40,24 @@ import structlog
 from broadcaster.areas import Area, AreaKind, AreaRegistry
 from broadcaster.audio.library import Clip, Library, write_atomic
 from broadcaster.audio.manifest import DayTemplate, Renderer
-from broadcaster.audio.playlist import (
-    Dropped,
-    Occurrence,
-    playlist,
-    van_rounds,
-)
+from broadcaster.audio.playlist import Dropped, playlist, van_rounds, with_recordings
 from broadcaster.audio.render import (
     AudioStore,
     LoudnessTarget,
     Rendered,
     normalise,
+    normalised_key,
     render_sequence,
 )
 from broadcaster.audio.settings import AudioSettings
 from broadcaster.audio.tokens import Tokens, load_tokens
+from broadcaster.occurrence import (
+    Channel,
+    Occurrence,
+    Priority,
+    content_from_json,
+    content_to_json,
+)
 
 if TYPE_CHECKING:
     from broadcaster.config import Settings
@@ -80,10 +83,7 @@ class Publisher:
 
     @property
     def target(self) -> LoudnessTarget:
-        a = self.audio
-        return LoudnessTarget(
-            a.loudness_lufs, a.true_peak_dbtp, a.loudness_range_lu, a.bitrate_kbps
-        )
+        return loudness_target(self.audio)
 
     def day_file(self, station: str, day: date) -> Path:
         return Path(self.day_path(station, day))
@@ -97,6 +97,22 @@ class Publisher:
         return f"{self.public_url}/stations/{station}/{path}?token={token}"
 
 
+def loudness_target(a: AudioSettings) -> LoudnessTarget:
+    return LoudnessTarget(a.loudness_lufs, a.true_peak_dbtp, a.loudness_range_lu, a.bitrate_kbps)
+
+
+def aired_durations(library: Library, settings: Settings) -> Library:
+    """The library with the durations stations air, where the publisher has normalised
+    a clip already (normalising trims silence); the catalogue's elsewhere. Reads only."""
+    store = AudioStore(settings.data_dir / "publish" / "audio")
+    target = loudness_target(settings.audio)
+    clips = []
+    for clip in library.clips:
+        done = store.lookup(normalised_key(clip.sha256, target))
+        clips.append(replace(clip, duration=done.duration) if done else clip)
+    return Library(library.root, tuple(clips))
+
+
 def publisher(settings: Settings) -> Publisher:
     """Build the publisher the daemon, `serve` and the CLI share, from the settings."""
     secret = settings.audio.token_secret
@@ -104,19 +120,6 @@ def publisher(settings: Settings) -> Publisher:
     return Publisher(
         settings.data_dir / "publish", settings.public_url, settings.tz, tokens, settings.audio
     )
-
-
-@dataclass(frozen=True)
-class PlannedOccurrence:
-    """An occurrence as stored in plan.json; the same shape as the planner's."""
-
-    programme: str
-    channel: str
-    area: str
-    at: datetime
-    priority: str = "normal"
-    content: Any = None
-    duration: timedelta | None = None
 
 
 @dataclass
@@ -176,7 +179,7 @@ def publish(
     today = now.astimezone(pub.tz).date()
     days = [today + timedelta(days=n) for n in range(pub.audio.days_ahead)]
     by_area: dict[str, list[Occurrence]] = defaultdict(list)
-    for occ in occurrences:
+    for occ in with_recordings(occurrences, library):
         by_area[occ.area].append(occ)
     wanted = set(only) if only is not None else None
     job = _Job(pub, rendered, PublishReport(), {})
@@ -313,48 +316,42 @@ class _Job:
 
 
 def m3u(manifest: dict[str, Any]) -> bytes:
-    """List a slot's playable items; a relay is live, so it stays in the manifest only.
+    """List a slot's items for a plain player: clips, and each relay's stream URL.
 
-    A van round's loop is written out `repeat` times so the list stays finite
-    and a player reaches its end.
+    A relay's `#EXTINF` gives its planned length, but players (mpv, VLC) play
+    a stream until it ends; the station agent stops it on time and airs the
+    fallback when it fails. A van round's loop is written out `repeat` times
+    so the list stays finite and a player reaches its end.
     """
     lines = ["#EXTM3U"]
     for _ in range(manifest.get("repeat", 1)):
         for item in manifest["items"]:
-            if "url" in item:
-                lines.append(
-                    f"#EXTINF:{round(item['duration'])},{item['title']} ({item['language']})"
-                )
+            if item["kind"] == "relay":
+                lines.append(f"#EXTINF:{round(item['duration'])},{_one_line(item['title'])}")
+                lines.append(item["url"])
+            elif "url" in item:
+                title = _one_line(f"{item['title']} ({item['language']})")
+                lines.append(f"#EXTINF:{round(item['duration'])},{title}")
                 lines.append(item["url"])
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _one_line(text: str) -> str:
+    """A title cannot break the playlist's line structure."""
+    return " ".join(text.split())
 
 
 def _signature(occ: Occurrence) -> tuple[Hashable, ...]:
     """What of an occurrence its slots depend on, all but the area, as a cache key.
 
     The time is keyed in UTC: datetimes in one zone compare by wall clock,
-    so the two 01:30s of a DST fold would otherwise share a key. A naive
-    time stays naive and never matches an aware one, so it is still refused.
+    so the two 01:30s of a DST fold would otherwise share a key.
     """
-    at = occ.at.astimezone(UTC) if occ.at.utcoffset() is not None else occ.at
-    return (occ.programme, occ.channel, at, occ.priority, _frozen(occ.content), occ.duration)
+    return (occ.programme, occ.channel, occ.at.astimezone(UTC), occ.priority, occ.content,
+            occ.duration)
 
 
-def _frozen(value: Any) -> Hashable:
-    """Turn an occurrence's content (lists, mappings, dataclasses) into a hashable twin."""
-    if isinstance(value, str | int | float | None):
-        return value
-    if isinstance(value, list | tuple):
-        return (type(value).__name__, tuple(map(_frozen, value)))
-    if hasattr(value, "__dataclass_fields__"):
-        return (type(value).__qualname__, _frozen(asdict(value)))
-    if isinstance(value, Mapping):
-        return ("mapping", tuple((k, _frozen(v)) for k, v in value.items()))
-    try:
-        hash(value)
-    except TypeError:
-        return (type(value).__name__, tuple(map(_frozen, value)))
-    return value  # type: ignore[no-any-return]
+AIRED = (Channel.LOUDSPEAKER, Channel.RELAY, Channel.VAN)
 
 
 def save_plan(root: Path, occurrences: Sequence[Occurrence]) -> None:
@@ -362,45 +359,42 @@ def save_plan(root: Path, occurrences: Sequence[Occurrence]) -> None:
     rows = [
         {
             "programme": o.programme,
-            "channel": o.channel,
+            "channel": o.channel.value,
             "area": o.area,
             "at": o.at.isoformat(),
-            "priority": o.priority,
-            "content": _plain(o.content),
+            "priority": o.priority.value,
+            "content": content_to_json(o.content),
             "duration": o.duration.total_seconds() if o.duration else None,
+            "level": o.level,
         }
         for o in occurrences
-        if o.channel in ("loudspeaker", "relay", "van")
+        if o.channel in AIRED
     ]
     write_atomic(root / "plan.json", json.dumps(rows, ensure_ascii=False).encode("utf-8"))
 
 
-def load_plan(root: Path) -> list[PlannedOccurrence]:
+def load_plan(root: Path) -> list[Occurrence]:
+    """Read plan.json back; a file from an older version or a bad edit is no plan, logged."""
     path = root / "plan.json"
     if not path.exists():
         return []
-    return [
-        PlannedOccurrence(
-            r["programme"],
-            r["channel"],
-            r["area"],
-            datetime.fromisoformat(r["at"]),
-            r["priority"],
-            r["content"],
-            timedelta(seconds=r["duration"]) if r["duration"] else None,
-        )
-        for r in json.loads(path.read_text(encoding="utf-8"))
-    ]
-
-
-def _plain(content: Any) -> Any:
-    if content is None or isinstance(content, str | int | float | bool):
-        return content
-    if isinstance(content, dict):
-        return {str(k): _plain(v) for k, v in content.items()}
-    if hasattr(content, "__dataclass_fields__"):
-        return _plain(asdict(content))
-    return [_plain(c) for c in content]
+    try:
+        return [
+            Occurrence(
+                r["programme"],
+                Channel(r["channel"]),
+                r["area"],
+                datetime.fromisoformat(r["at"]),
+                Priority(r["priority"]),
+                content_from_json(r["content"]),
+                timedelta(seconds=r["duration"]) if r["duration"] else None,
+                r.get("level", ""),
+            )
+            for r in json.loads(path.read_text(encoding="utf-8"))
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        log.error("audio.plan_unreadable", path=str(path), detail=f"{type(exc).__name__}: {exc}")
+        return []
 
 
 @dataclass(frozen=True)

@@ -111,11 +111,16 @@ class AudioStore:
         return Path(name)
 
 
+def normalised_key(source_sha256: str, target: LoudnessTarget) -> str:
+    """Name under which a clip's normalised rendering is remembered in the store."""
+    return f"clip-{source_sha256}-{target.key}"
+
+
 def normalise(
     source: Path, source_sha256: str, target: LoudnessTarget, store: AudioStore
 ) -> Rendered:
     """Return the clip trimmed of edge silence at the target loudness, rendering it once."""
-    key = f"clip-{source_sha256}-{target.key}"
+    key = normalised_key(source_sha256, target)
     cached = store.lookup(key)
     if cached is not None:
         return cached

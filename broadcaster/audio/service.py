@@ -23,8 +23,9 @@ from broadcaster.audio.settings import library_dir
 from broadcaster.config import Settings
 from broadcaster.dispatch import Failures, Key
 from broadcaster.levels import LevelChange
-from broadcaster.planner import Occurrence, plan
-from broadcaster.programmes import Channel, Programme
+from broadcaster.occurrence import Channel, Occurrence
+from broadcaster.planner import plan
+from broadcaster.programmes import Programme
 from broadcaster.store.audio import notices_marker
 
 log = structlog.get_logger(__name__)

@@ -15,6 +15,7 @@ from broadcaster.cli.context import App, config_option, format_option, pass_app
 
 if TYPE_CHECKING:
     from broadcaster.audio.library import Library
+    from broadcaster.programmes import Programme
 
 
 class _AudioGroup(click.Group):
@@ -44,30 +45,50 @@ def audio() -> None:
 
 @audio.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--title", required=True, help="What the clip says, for people.")
-@click.option("--language", required=True, help="ISO 639 code: vi, tyz, ium, nut, …")
-@click.option(
-    "--kind", type=click.Choice([k.value for k in ClipKind]), default="bulletin", show_default=True
-)
+@click.option("--title", help="What the clip says, for people (a recording: the programme's).")
+@click.option("--language", help="ISO 639 code: vi, tyz, ium, nut, … (a recording: vi).")
+@click.option("--kind", type=click.Choice([k.value for k in ClipKind if k != "recording"]),
+              default="bulletin", show_default=True)
 @click.option("--id", "clip_id", help="Library id shared by language variants (default: name).")
 @click.option("--valid-from", type=click.DateTime(["%Y-%m-%d"]), help="First day it may air.")
 @click.option("--valid-until", type=click.DateTime(["%Y-%m-%d"]), help="Last day it may air.")
 @click.option("--replace", is_flag=True, help="Swap an existing clip of that id and language.")
+@click.option("--for", "for_programme", metavar="PROGRAMME",
+              help="A recorded bulletin: the relay programme it airs in place of (with --at).")
+@click.option("--at", "at", nargs=2, metavar="DATE TIME",
+              help="With --for: the local date and time of the relay it replaces.")
 @pass_app
 def import_cmd(
     app: App,
     file: Path,
-    title: str,
-    language: str,
+    title: str | None,
+    language: str | None,
     kind: str,
     clip_id: str | None,
     valid_from: datetime | None,
     valid_until: datetime | None,
     replace: bool,
+    for_programme: str | None,
+    at: tuple[str, str] | None,
 ) -> None:
-    """Copy FILE into the library with its duration and SHA-256."""
+    """Copy FILE into the library with its duration and SHA-256.
+
+    With --for PROGRAMME --at DATE TIME the file is a recorded bulletin: it airs
+    as an ordinary clip in place of that relay occurrence only.
+    """
     from broadcaster.audio.library import import_clip
 
+    recorded_for = None
+    if for_programme is not None or at is not None:
+        programme, moment = _recording_target(app, for_programme, at)
+        recorded_for = (programme.id, moment)
+        local = moment.astimezone(app.settings.tz)
+        clip_id = clip_id or f"{programme.id}-{local:%Y%m%d-%H%M}"
+        title = title or f"{programme.title} ({local:%d/%m/%Y %H:%M}, ghi âm)"
+        language = language or "vi"
+        kind = ClipKind.RECORDING.value
+    if title is None or language is None:
+        raise click.UsageError("--title and --language are required (unless --for … --at …)")
     _, clip = import_clip(
         _library(app),
         file,
@@ -78,11 +99,46 @@ def import_cmd(
         replace=replace,
         valid_from=valid_from.date() if valid_from else None,
         valid_until=valid_until.date() if valid_until else None,
+        recorded_for=recorded_for,
     )
     click.echo(
         f"{clip.id} [{clip.language}] {clip.kind} {clip.duration:.2f}s "
         f"sha256 {clip.sha256[:12]}… -> {clip.file}"
     )
+    if recorded_for is not None:
+        click.echo(f"airs in place of the relay of {recorded_for[0]!r} at "
+                   f"{app.local(recorded_for[1])}; run `broadcaster audio publish` "
+                   "(the daemon republishes on its next plan change)")
+
+
+def _recording_target(
+    app: App, programme_id: str | None, at: tuple[str, str] | None
+) -> tuple[Programme, datetime]:
+    """The relay programme and the instant a recording stands in for, or a clear error."""
+    from broadcaster.occurrence import Channel
+    from broadcaster.schedules import ScheduleError, load_programmes
+
+    if programme_id is None or at is None:
+        raise click.UsageError("a recorded bulletin needs both --for PROGRAMME and --at DATE TIME")
+    try:
+        programmes = load_programmes(app.settings)
+    except ScheduleError as exc:
+        raise click.ClickException(f"invalid schedules:\n{exc}") from None
+    relays = {p.id: p for p in programmes if p.channel is Channel.RELAY}
+    programme = relays.get(programme_id)
+    if programme is None:
+        raise click.BadParameter(f"{programme_id!r} is not a relay programme; relay programmes: "
+                                 f"{', '.join(sorted(relays)) or 'none'}", param_hint="--for")
+    try:
+        moment = datetime.strptime(" ".join(at), "%Y-%m-%d %H:%M").replace(tzinfo=app.settings.tz)
+    except ValueError:
+        raise click.BadParameter(f"{' '.join(at)!r}: use DATE TIME as 2021-09-10 06:00",
+                                 param_hint="--at") from None
+    times = sorted({t.strftime("%H:%M") for c in programme.cadences.values() if c for t in c.times})
+    if moment.strftime("%H:%M") not in times:
+        raise click.BadParameter(f"{programme.id!r} airs at no level at {moment:%H:%M}; its "
+                                 f"times: {', '.join(times)}", param_hint="--at")
+    return programme, moment
 
 
 @audio.command("list")
@@ -104,6 +160,8 @@ def list_cmd(app: App, fmt: str) -> None:
                     "sha256": c.sha256,
                     "valid_from": c.valid_from,
                     "valid_until": c.valid_until,
+                    "for_programme": c.for_programme,
+                    "airs_at": app.local(c.airs_at),
                 }
                 for c in clips
             ]

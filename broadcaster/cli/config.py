@@ -54,6 +54,8 @@ def summary(settings: Settings) -> str:
             f"{carrier.rate:g} msg/s, window {carrier.window}, "
             f"{len(carrier.prefixes)} prefixes"
         )
+    for name, relay in settings.relays.items():
+        lines.append(f"  relay       {name}: {relay.url}, fallback clip {relay.fallback}")
     return "\n".join(lines)
 
 

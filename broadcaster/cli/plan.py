@@ -3,6 +3,7 @@ and has a second account accepted what it sends to the public."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,14 +16,32 @@ from broadcaster.cli.context import App, format_option, pass_app
 from broadcaster.levels import LevelChange
 
 if TYPE_CHECKING:
-    from broadcaster.planner import Occurrence
+    from broadcaster.clashes import Drop, Layout
+    from broadcaster.occurrence import Occurrence
     from broadcaster.programmes import Programme
+
+
+def layout_or_fail(app: App) -> Layout:
+    """How the publisher lays out slots: the library with the durations it airs (those it
+    has normalised so far; the catalogue's for the rest), the chime, the gap."""
+    from broadcaster.audio.library import LibraryError, load_library
+    from broadcaster.audio.publish import aired_durations
+    from broadcaster.audio.settings import library_dir
+    from broadcaster.clashes import Layout
+
+    audio = app.settings.audio
+    try:
+        library = aired_durations(load_library(library_dir(audio, app.settings.path)),
+                                  app.settings)
+    except LibraryError as exc:
+        raise click.ClickException(f"invalid audio library:\n{exc}") from None
+    return Layout(library, audio.chime, audio.gap_seconds, audio.van_round_minutes * 60)
 
 
 def programmes_or_fail(app: App) -> tuple[Programme, ...]:
     """Load the schedules or stop with one line per problem."""
-    from broadcaster.programmes import ScheduleError
-    from broadcaster.schedules import load_checked
+    from broadcaster.schedule_approval import load_checked
+    from broadcaster.schedules import ScheduleError
 
     try:
         return load_checked(app.settings)
@@ -42,6 +61,7 @@ def programmes_or_fail(app: App) -> tuple[Programme, ...]:
 def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: str,
              svg_path: Path | None) -> None:
     """Show the occurrences planned from the schedules and the levels in force."""
+    from broadcaster.clashes import find_drops
     from broadcaster.planner import plan
     from broadcaster.store.levels import load_changes
 
@@ -50,6 +70,8 @@ def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: s
     start, end = local_span(first, days, app)
     programmes = programmes_or_fail(app)
     occurrences = plan(programmes, load_changes(app.engine), app.registry, start, end, tz)
+    drops = _drops_by_occurrence(app, find_drops(occurrences, app.registry, layout_or_fail(app),
+                                                 tz))
     if area is not None:
         related = {area, *(a.code for a in app.registry.ancestors(area)),
                    *(a.code for a in app.registry.descendants(area))}
@@ -58,15 +80,52 @@ def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: s
         write_svg(app, svg_path, occurrences, start, end, area)
         return
     if fmt == "json":
-        app.echo_json([occurrence_row(app, o) for o in occurrences])
+        app.echo_json([occurrence_row(app, o) | _not_aired(drops.get(o.key, []))
+                       for o in occurrences])
         return
     if not occurrences:
         click.echo("nothing planned")
     for o in occurrences:
         length = f"{int(o.duration.total_seconds() // 60)}m" if o.duration else "-"
+        mark = _mark(drops.get(o.key, []))
         click.echo(f"{app.local(o.at)}  {o.programme:<24} {o.channel.value:<11} "
                    f"{o.area:<6} {app.registry.get(o.area).name:<28} {o.priority.value:<9} "
-                   f"level {o.level:<4} {length}")
+                   f"level {o.level:<4} {length}{mark}")
+
+
+Key = tuple[str, str, datetime]
+
+
+def _drops_by_occurrence(app: App, drops: list[Drop]) -> dict[Key, list[Drop]]:
+    """Index drops by the occurrences they come from: programme, instant and each area
+    at or above a dropping station's commune (an occurrence may name the district),
+    keeping for each only the stations under its area."""
+    communes = {a.station.code: a.code for a in app.registry.all() if a.station}
+    found: dict[Key, list[Drop]] = {}
+    for drop in drops:
+        under: dict[str, set[str]] = {}
+        for station in drop.stations:
+            commune = communes.get(station, station.removeprefix("van-"))
+            for area in (commune, *(a.code for a in app.registry.ancestors(commune))):
+                under.setdefault(area, set()).add(station)
+        for area, stations in under.items():
+            found.setdefault((drop.programme, area, drop.at), []).append(
+                replace(drop, stations=frozenset(stations)))
+    return found
+
+
+def _mark(drops: list[Drop]) -> str:
+    if not drops:
+        return ""
+    count = len({station for d in drops for station in d.stations})
+    return f"  NOT AIRED at {count} station{'s' if count != 1 else ''}: {drops[0].reason}"
+
+
+def _not_aired(drops: list[Drop]) -> dict[str, Any]:
+    if not drops:
+        return {"airs": True}
+    return {"airs": False, "not_aired": [
+        {"item": d.item, "reason": d.reason, "stations": sorted(d.stations)} for d in drops]}
 
 
 def write_svg(app: App, path: Path, occurrences: list[Occurrence], start: datetime,
@@ -98,7 +157,8 @@ def local_span(first: date, days: int, app: App) -> tuple[datetime, datetime]:
 
 
 def occurrence_row(app: App, o: Occurrence) -> dict[str, Any]:
-    content = {key: value for key, value in vars_of(o.content).items() if value}
+    from broadcaster.occurrence import content_to_json
+
     return {
         "programme": o.programme,
         "channel": o.channel.value,
@@ -107,12 +167,8 @@ def occurrence_row(app: App, o: Occurrence) -> dict[str, Any]:
         "priority": o.priority.value,
         "level": o.level,
         "duration": int(o.duration.total_seconds()) if o.duration else None,
-        "content": content,
+        "content": content_to_json(o.content),
     }
-
-
-def vars_of(content: Any) -> dict[str, Any]:
-    return {key: list(v) if isinstance(v, tuple) else v for key, v in vars(content).items()}
 
 
 @click.group("schedule")
@@ -125,15 +181,19 @@ def schedule_cmd() -> None:
               help="How many days to plan at each level when looking for clashes.")
 @pass_app
 def check_cmd(app: App, days: int) -> None:
-    """Check the schedules: errors (exit 1) and warnings for clashes at every level."""
-    from broadcaster.clashes import find_clashes
+    """Check the schedules at every level: errors (exit 1), items that would not air
+    (exit 1) and warnings for clashes."""
+    from broadcaster.clashes import find_clashes, find_drops
     from broadcaster.planner import plan
-    from broadcaster.programmes import schedule_dir
+    from broadcaster.schedules import schedule_dir
 
     programmes = programmes_or_fail(app)
+    layout = layout_or_fail(app)
     tz = app.settings.tz
     start, end = local_span(app.now().astimezone(tz).date() + timedelta(days=1), days, app)
     warnings = []
+    errors = _fallback_errors(programmes, layout)
+    files = {p.id: p.file for p in programmes}
     for ladder in app.ladders.values():
         tops = [a.code for a in app.registry.all() if a.parent is None and a.ladder == ladder.name]
         for level in ladder.names:
@@ -141,8 +201,13 @@ def check_cmd(app: App, days: int) -> None:
                        for code in tops]
             occurrences = plan(programmes, changes, app.registry, start, end, tz)
             warnings += find_clashes(occurrences, app.registry, tz)
-    files = len({p.file for p in programmes})
-    click.echo(f"ok: {len(programmes)} programmes in {files} files under "
+            errors += _not_aired_lines(app, files, level, find_drops(occurrences, app.registry,
+                                                                     layout, tz))
+    for line in errors:
+        click.echo(f"error: {line}", err=True)
+    if errors:
+        raise SystemExit(1)
+    click.echo(f"ok: {len(programmes)} programmes in {len(set(files.values()))} files under "
                f"{schedule_dir(app.settings)}")
     for clash in warnings:
         click.echo(f"warning: {clash.describe()}")
@@ -153,7 +218,7 @@ def _report_sms(app: App) -> None:
     """Print the SMS a day per level and what awaits approval (needs the database)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from broadcaster.schedules import pending
+    from broadcaster.schedule_approval import pending
     from broadcaster.store.db import SchemaOutdated
 
     try:
@@ -209,3 +274,37 @@ def approve_cmd(app: App, yes: bool, actor: Account) -> None:
     approve_schedules(app.ops, actor, sha256=found.sha256)
     click.echo(f"schedules accepted by {actor.name} (sha256 {found.sha256[:12]}); "
                "the daemon reloads them")
+
+
+def _not_aired_lines(
+    app: App, files: dict[str, Path], level: str, drops: list[Drop]
+) -> list[str]:
+    """One line per programme, item, local time and reason, counting stations over the days."""
+    tz = app.settings.tz
+    grouped: dict[tuple[str, str, str, str], set[str]] = {}
+    for d in drops:
+        time = d.at.astimezone(tz).strftime("%H:%M")
+        if d.next_slot is not None and d.reason.endswith("next slot"):
+            reason = f"{d.reason} at {d.next_slot.astimezone(tz).strftime('%H:%M')}"
+        else:
+            reason = d.reason
+        grouped.setdefault((d.programme, d.item, time, reason), set()).update(d.stations)
+    return [
+        f"{files.get(programme, '(notice)')}: programme {programme!r}: level {level}: at {time} "
+        f"{item!r} would not air at {len(stations)} station{'s' if len(stations) != 1 else ''}: "
+        f"{reason}"
+        for (programme, item, time, reason), stations in sorted(grouped.items())
+    ]
+
+
+def _fallback_errors(programmes: tuple[Programme, ...], layout: Layout) -> list[str]:
+    """A relay's fallback must be a clip in the library, or a failed stream airs nothing."""
+    from broadcaster.occurrence import Relay
+
+    ids = layout.library.ids()
+    return sorted({
+        f"{p.file}: programme {p.id!r}: relay {p.content.name!r}: fallback clip "
+        f"{p.content.fallback!r} is not in the audio library ({layout.library.root})"
+        for p in programmes
+        if isinstance(p.content, Relay) and p.content.fallback and p.content.fallback not in ids
+    })

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def router_for(app: App) -> CarrierRouter:
     """Build the carrier router from the config's prefixes and ported-number overrides."""
-    from broadcaster.sms.numbers import router_from_settings
+    from broadcaster.sms.carriers import router_from_settings
 
     return router_from_settings(app.settings)
 

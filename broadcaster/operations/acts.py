@@ -40,7 +40,7 @@ from broadcaster.store.levels import set_level as store_set_level
 if TYPE_CHECKING:
     from broadcaster.audio.publish import PublishReport
     from broadcaster.config import Settings
-    from broadcaster.schedules import Pending
+    from broadcaster.schedule_approval import Pending
 
 log = structlog.get_logger(__name__)
 
@@ -226,7 +226,7 @@ def retract_notice(ctx: Context, actor: Account, notice_id: int) -> Notice:
 def schedule_review(ctx: Context, actor: Account) -> Pending:
     """What accepting the schedule files now would change (SMS and emergency programmes
     added, changed, removed; SMS count and cost a day per level)."""
-    from broadcaster.schedules import pending
+    from broadcaster.schedule_approval import pending
 
     check(actor, Action.READ, ctx.registry)
     return pending(ctx.settings, ctx.engine)
@@ -239,7 +239,7 @@ def approve_schedules(ctx: Context, actor: Account, *, sha256: str | None = None
     emergency programmes reach. `sha256` (from the review shown) makes sure
     the files accepted are the ones the approver saw. Asks the daemon to reload.
     """
-    from broadcaster.schedules import pending
+    from broadcaster.schedule_approval import pending
     from broadcaster.store import schedules as sets
     from broadcaster.store.dispatch import request_reload
 
@@ -398,7 +398,7 @@ def _notice_sms(
     now: datetime,
 ) -> list[blasts.Preview]:
     """Draft the SMS of notice-triggered programmes (seed 003) as the notice's account."""
-    from broadcaster.programmes import ScheduleError, load_programmes
+    from broadcaster.schedules import ScheduleError, load_programmes
     from broadcaster.sms.scheduled import draft_notice_sms
 
     try:

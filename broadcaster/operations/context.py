@@ -44,7 +44,7 @@ class Context:
 
     @cached_property
     def router(self) -> CarrierRouter:
-        from broadcaster.sms.numbers import router_from_settings
+        from broadcaster.sms.carriers import router_from_settings
 
         return router_from_settings(self.settings)
 

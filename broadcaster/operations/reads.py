@@ -8,8 +8,8 @@ from typing import Any
 
 from broadcaster.accounts import Account, Action, check, covers
 from broadcaster.levels import InForce, latest_changes, level_in_force
+from broadcaster.occurrence import Occurrence
 from broadcaster.operations.context import Context
-from broadcaster.planner import Occurrence
 from broadcaster.sms.encoding import encode_text, gsm_septets
 from broadcaster.store.accounts import AuditEntry
 from broadcaster.store.audio import AsRun, Notice
@@ -48,7 +48,7 @@ def plan_day(ctx: Context, actor: Account, day: date, area: str) -> list[Occurre
     """What is planned on a local day for an area: on it, above it and below it."""
     check(actor, Action.READ, ctx.registry, [area])
     from broadcaster.planner import plan
-    from broadcaster.schedules import load_checked
+    from broadcaster.schedule_approval import load_checked
     from broadcaster.store.levels import load_changes
 
     tz = ctx.settings.tz

@@ -11,10 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from broadcaster.config import Settings
 
 COUNTRY_CODE = "84"
 NATIONAL_DIGITS = 9
@@ -121,10 +117,3 @@ def build_router(
         except InvalidNumber as exc:
             raise RoutingError(f"override: {exc}") from exc
     return CarrierRouter(prefixes=table, overrides=ported)
-
-
-def router_from_settings(settings: Settings) -> CarrierRouter:
-    """Build the router from the config's carrier prefixes and ported-number overrides."""
-    return build_router(
-        {name: c.prefixes for name, c in settings.carriers.items()}, settings.sms.overrides
-    )

@@ -19,11 +19,12 @@ from sqlalchemy import Engine, text
 
 from broadcaster.accounts import Forbidden
 from broadcaster.config import Settings
-from broadcaster.planner import Occurrence, for_notice
-from broadcaster.programmes import Priority as BulletinPriority
+from broadcaster.occurrence import Occurrence, SmsText
+from broadcaster.occurrence import Priority as BulletinPriority
+from broadcaster.planner import for_notice
 from broadcaster.programmes import Programme
 from broadcaster.sms import blast as blasts
-from broadcaster.sms.numbers import router_from_settings
+from broadcaster.sms.carriers import router_from_settings
 from broadcaster.sms.states import Priority
 from broadcaster.store.accounts import get_account, record_audit
 from broadcaster.store.db import Bind
@@ -87,7 +88,7 @@ def draft_for_programme(
 ) -> blasts.Preview:
     """Draft the blast one SMS programme's occurrences send; emergency programmes go urgent."""
     first = group[0]
-    if not first.content.text:
+    if not isinstance(first.content, SmsText):
         raise ValueError(f"programme {first.programme!r} has no SMS text (content.text)")
     return blasts.draft(
         engine,

@@ -28,10 +28,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from broadcaster.planner import Occurrence
+from broadcaster.occurrence import Occurrence
+from broadcaster.store.counters import DispatchCounterRow
 from broadcaster.store.db import session_scope
 from broadcaster.store.models import Base
 from broadcaster.store.types import UTCDateTime
@@ -98,6 +98,8 @@ def claim(
     """Insert a row per occurrence unless its key exists; return those this call won."""
     by_key = {o.key: o for o in occurrences}
     won: list[Claimed] = []
+    from sqlalchemy.dialects import postgresql, sqlite  # not on the reading commands' path
+
     insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     items = list(by_key.values())
     with session_scope(engine) as session:
@@ -137,9 +139,11 @@ def release(engine: Engine, ids: Iterable[int]) -> None:
 
 
 def counts(engine: Engine) -> dict[str, int]:
+    """Occurrences by state, from the counts the database keeps (store/counters.py)."""
     with session_scope(engine) as session:
-        query = select(DispatchRow.state, func.count()).group_by(DispatchRow.state)
-        return {state: count for state, count in session.execute(query)}
+        total = func.sum(DispatchCounterRow.n)
+        query = select(DispatchCounterRow.state, total).group_by(DispatchCounterRow.state)
+        return {state: int(count) for state, count in session.execute(query.having(total != 0))}
 
 
 def rows_for(engine: Engine, programme: str | None = None) -> list[DispatchRow]:
