@@ -1,73 +1,65 @@
-"""Which planned occurrences the published playlists left out, for the timeline's red.
+"""Which planned occurrences the slot layout leaves out: the timeline's red, `plan`'s marks.
 
-The publisher writes, in each station's day document, what every slot (and
-van round) dropped and why: an item that did not fit before the next slot,
-or had no clip valid that day. `dropped_keys` maps those entries back to the
-plan's occurrences: the same programme, in the station's commune (or an area
-above it) or the van's district, at a time inside that slot.
+`clashes.find_drops` lays out every station's slots with the publisher's one
+layout function and lists what a slot would leave out (no room before the
+next slot, or no clip valid that day), per station. `drops_by_occurrence`
+maps those back to the plan's occurrences, whose area may be the commune or
+an area above it; `slot_layout` builds the layout as the publisher does.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from broadcaster.areas import AreaRegistry
-from broadcaster.planner import Occurrence
 
 if TYPE_CHECKING:
+    from broadcaster.clashes import Drop, Layout
     from broadcaster.config import Settings
+    from broadcaster.occurrence import Occurrence
 
 Key = tuple[str, str, datetime]
 
 
-def dropped_keys(
-    documents: Iterable[tuple[str, Mapping[str, Any]]],
-    occurrences: Iterable[Occurrence],
-    registry: AreaRegistry,
-) -> set[Key]:
-    """Keys of the occurrences that `(area code, day document)` pairs report dropped. Pure."""
-    by_programme: dict[str, list[Occurrence]] = defaultdict(list)
-    for o in occurrences:
-        by_programme[o.programme].append(o)
-    found: set[Key] = set()
-    for area, document in documents:
-        reach = {area, *(a.code for a in registry.ancestors(area))} if area in registry else {area}
-        slots = sorted(document.get("slots", ()), key=lambda s: datetime.fromisoformat(s["start"]))
-        for i, slot in enumerate(slots):
-            programmes = {d.get("programme") for d in slot.get("dropped", ())}
-            if not programmes:
-                continue
-            start = datetime.fromisoformat(slot["start"])
-            end = _end(slot, slots[i + 1] if i + 1 < len(slots) else None)
-            for programme in programmes:
-                found |= {o.key for o in by_programme.get(programme, ())
-                          if o.area in reach and start <= o.at < end}
+def slot_layout(settings: Settings) -> Layout:
+    """How the publisher lays out slots: the library with the durations it airs (those it
+    has normalised so far; the catalogue's for the rest), the chime, the gap.
+    Raises `LibraryError` for a broken library."""
+    from broadcaster.audio.library import load_library
+    from broadcaster.audio.publish import aired_durations
+    from broadcaster.audio.settings import library_dir
+    from broadcaster.clashes import Layout
+
+    audio = settings.audio
+    library = aired_durations(load_library(library_dir(audio, settings.path)), settings)
+    return Layout(library, audio.chime, audio.gap_seconds, audio.van_round_minutes * 60)
+
+
+def drops_by_occurrence(drops: Iterable[Drop], registry: AreaRegistry) -> dict[Key, list[Drop]]:
+    """Index drops by the occurrences they come from: programme, instant and each area
+    at or above a dropping station's commune (an occurrence may name the district),
+    keeping for each only the stations under its area. Pure."""
+    communes = {a.station.code: a.code for a in registry.all() if a.station}
+    found: dict[Key, list[Drop]] = {}
+    for drop in drops:
+        under: dict[str, set[str]] = {}
+        for station in drop.stations:
+            commune = communes.get(station, station.removeprefix("van-"))
+            for area in (commune, *(a.code for a in registry.ancestors(commune))):
+                under.setdefault(area, set()).add(station)
+        for area, stations in under.items():
+            found.setdefault((drop.programme, area, drop.at), []).append(
+                replace(drop, stations=frozenset(stations)))
     return found
 
 
-def _end(slot: Mapping[str, Any], following: Mapping[str, Any] | None) -> datetime:
-    """A slot ends at its stated end, else where the next one starts (van rounds), else
-    a day later."""
-    if slot.get("end"):
-        return datetime.fromisoformat(slot["end"])
-    if following is not None:
-        return datetime.fromisoformat(following["start"])
-    return datetime.fromisoformat(slot["start"]) + timedelta(days=1)
+def planned_drops(settings: Settings, registry: AreaRegistry,
+                  occurrences: list[Occurrence]) -> dict[Key, list[Drop]]:
+    """Lay out the stations' slots for these occurrences; what each occurrence loses."""
+    from broadcaster.clashes import find_drops
 
-
-def published_dropped(settings: Settings, registry: AreaRegistry, occurrences: Iterable[Occurrence],
-                      days: Iterable[date]) -> set[Key]:
-    """Read every station's published day documents for `days` and map their drops."""
-    from broadcaster.audio.publish import day_document, publisher, stations
-
-    pub = publisher(settings)
-    documents = []
-    for code, area in stations(registry).items():
-        for day in days:
-            document = day_document(pub, code, day)
-            if document is not None:
-                documents.append((area.code, document))
-    return dropped_keys(documents, occurrences, registry)
+    found = find_drops(occurrences, registry, slot_layout(settings), settings.tz)
+    return drops_by_occurrence(found, registry)

@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 
 from broadcaster.areas import AreaRegistry
 from broadcaster.levels import LevelChange
-from broadcaster.planner import Occurrence, plan
-from broadcaster.programmes import Channel, Programme
+from broadcaster.occurrence import Channel, Occurrence, SmsText
+from broadcaster.planner import plan
+from broadcaster.programmes import Programme
 from broadcaster.sms.encoding import encode_text
 
 MAX_PARTS = 255  # count what a text would cost even past the sending cap
@@ -111,7 +112,7 @@ class _PartsCounter:
         return sum(self._one(o) for o in occurrences if o.channel is Channel.SMS)
 
     def _one(self, o: Occurrence) -> float:
-        text = o.content.text or ""
+        text = o.content.text if isinstance(o.content, SmsText) else ""
         if text not in self._parts:
             self._parts[text] = encode_text(text, max_parts=MAX_PARTS).parts if text else 0
         if o.area not in self._reach:

@@ -22,8 +22,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from broadcaster.areas import AreaRegistry
-from broadcaster.planner import Occurrence
-from broadcaster.programmes import Channel, Priority
+from broadcaster.occurrence import Channel, Occurrence, Priority
 
 Key = tuple[str, str, datetime]
 

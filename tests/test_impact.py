@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from broadcaster.impact import level_impact
-from broadcaster.programmes import Channel
+from broadcaster.occurrence import Channel
 from tests.planner_fixtures import programmes_from, sample_programmes, set_at, settings
 
 CONFIG = settings()

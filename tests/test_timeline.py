@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from broadcaster.planner import Occurrence, plan
-from broadcaster.programmes import Channel, Content, Priority
+from broadcaster.occurrence import Channel, Occurrence, Priority, SmsText
+from broadcaster.planner import plan
 from broadcaster.timeline import RED, Geometry, Labels, timeline_svg
 from tests.planner_fixtures import sample_programmes, set_at, settings
 
@@ -90,7 +90,7 @@ def test_hour_labels_are_local_time():
 
 def test_emergencies_are_outlined_and_labels_can_be_english():
     at = START + timedelta(hours=7)
-    sms = Occurrence("alert", Channel.SMS, "167", at, Priority.EMERGENCY, Content(text="x"),
+    sms = Occurrence("alert", Channel.SMS, "167", at, Priority.EMERGENCY, SmsText("x"),
                      None, "5.3")
     english = Labels(channels={c: c.value for c in Channel}, emergency="Emergency")
     root = ET.fromstring(timeline_svg([sms], REGISTRY, START, END, HCM, labels=english))

@@ -15,7 +15,7 @@ from broadcaster.console.app import PREFIX, Console, form_text
 from broadcaster.console.pages import area_tree
 from broadcaster.impact import Impact, level_impact
 from broadcaster.operations import Context
-from broadcaster.schedules import load_checked
+from broadcaster.schedule_approval import load_checked
 from broadcaster.store.levels import load_changes
 from broadcaster.store.schedules import recipients_by_commune
 

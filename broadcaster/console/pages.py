@@ -14,9 +14,9 @@ from broadcaster import operations
 from broadcaster.accounts import Account, Action
 from broadcaster.console import queries
 from broadcaster.console.app import Console
-from broadcaster.dropped import published_dropped
-from broadcaster.planner import Occurrence
-from broadcaster.programmes import Channel, ScheduleError
+from broadcaster.dropped import planned_drops
+from broadcaster.occurrence import Channel, Occurrence
+from broadcaster.schedules import ScheduleError
 from broadcaster.store.audio import NoticeState
 from broadcaster.store.dispatch import DispatchState, keys_in
 from broadcaster.timeline import Geometry, Labels, timeline_svg
@@ -104,7 +104,7 @@ class _Pages:
             found.update((o.key, o) for o in operations.plan_day(ctx, actor, day, root))
         occurrences = sorted(found.values(), key=lambda o: o.at)
         missed = keys_in(ctx.engine, start, end, [DispatchState.MISSED])
-        dropped = published_dropped(ctx.settings, ctx.registry, occurrences, [day])
+        dropped = set(planned_drops(ctx.settings, ctx.registry, occurrences))
         title = ctx.registry.get(area).name if area else ""
         return timeline_svg(occurrences, ctx.registry, start, end, tz, now=ctx.now(),
                             missed=missed, dropped=dropped, labels=labels, geometry=GEOMETRY,
