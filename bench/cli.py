@@ -12,6 +12,7 @@ within about 7× a bare Python start.
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import shutil
 import statistics
@@ -45,11 +46,20 @@ def prepare(folder: Path) -> dict[str, str]:
         copy = shutil.copytree if source.is_dir() else shutil.copy
         copy(source, folder / name)
     env = {**os.environ, "BROADCASTER_CONFIG": str(folder / "config.toml")}
+    token = folder / "operator.token"
     for argv in (
         ["db", "upgrade"],
         ["subscribers", "import", "examples/subscribers.csv"],
-        ["level", "set", "167", "5.2", "--reason", "bench", "--by", "bench"],
-        ["sms", "draft", "--area", "167", "--text", "bench", "--by", "bench"],
+        ["users", "add", "admin", "--role", "admin", "--area", "19", "--unix", getpass.getuser()],
+        ["users", "add", "bench", "--role", "operator", "--area", "19"],
+    ):
+        subprocess.run([str(BIN), *argv], env=env, cwd=folder, check=True,
+                       capture_output=True)
+    token.write_text(subprocess.run([str(BIN), "users", "token", "bench"], env=env, cwd=folder,
+                                    check=True, capture_output=True, text=True).stdout)
+    for argv in (
+        ["level", "set", "167", "5.2", "--reason", "bench", "--token-file", str(token)],
+        ["sms", "draft", "--area", "167", "--text", "bench", "--token-file", str(token)],
     ):
         subprocess.run([str(BIN), *argv], env=env, cwd=folder, check=True,
                        capture_output=True)

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from broadcaster.sms import blast as blasts  # noqa: E402
-from broadcaster.sms.smpp import utcnow  # noqa: E402
+from broadcaster.sms.link import utcnow  # noqa: E402
 from broadcaster.sms.states import Priority  # noqa: E402
 from broadcaster.sms.subscribers import import_csv  # noqa: E402
 from broadcaster.store.db import make_engine, upgrade  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -96,19 +97,47 @@ def read(path: Path, log_filter: LogFilter) -> Iterator[dict[str, Any]]:
 def follow(
     path: Path, log_filter: LogFilter, stop: Callable[[], bool], poll: float = 0.25
 ) -> Iterator[dict[str, Any]]:
-    """Yield matching records as they are appended, like `tail -f`, until `stop()`."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        handle.seek(0, 2)
-        pending = ""
+    """Yield matching records as they are appended, like `tail -F`, until `stop()`:
+    when logrotate moves the file away, go on from the start of the new one."""
+    handle: IO[str] | None = None
+    at_end = True  # the first file is followed from its end, a rotated-in one from its start
+    pending = ""
+    try:
         while not stop():
+            if handle is None:
+                try:
+                    handle = path.open(encoding="utf-8", errors="replace")
+                except FileNotFoundError:
+                    at_end = False
+                    time.sleep(poll)
+                    continue
+                if at_end:
+                    handle.seek(0, 2)
             chunk = handle.readline()
             if not chunk:
-                time.sleep(poll)
+                if _replaced(path, handle):
+                    handle.close()
+                    handle, at_end = None, False
+                else:
+                    time.sleep(poll)
                 continue
             pending += chunk
             if pending.endswith("\n"):
                 yield from (r for r in parse_lines([pending]) if log_filter.matches(r))
                 pending = ""
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def _replaced(path: Path, handle: IO[str]) -> bool:
+    """Whether `path` now names another file than the open `handle` (rotated)."""
+    try:
+        current = path.stat()
+    except FileNotFoundError:
+        return False  # moved away, the new one not created yet: keep the old open
+    opened = os.fstat(handle.fileno())
+    return (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino)
 
 
 def render(record: dict[str, Any], tz: tzinfo) -> str:

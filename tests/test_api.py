@@ -135,6 +135,15 @@ def test_blast_drafted_by_an_operator_is_approved_only_by_a_second_account(
     assert audit[0]["account"] == "Trần Thị B"
 
 
+def test_plan_for_a_day_and_area_lists_what_reaches_it(server: Server) -> None:
+    rows = server.call("GET", "/plan", server.operator,
+                       params={"area": "05440", "day": "2026-09-05"}).json()
+    assert rows and {r["area"] for r in rows} <= {"19", "167", "05440"}
+    assert all(r["at"].startswith("2026-09-0") for r in rows)
+    assert server.call("GET", "/plan", server.commune_operator,
+                       params={"area": "05440"}).status_code == 403
+
+
 def test_unknown_blast_is_404_and_bad_input_is_422_with_a_message(server: Server) -> None:
     missing = server.call("POST", "/sms/blasts/999/approve", server.approver)
     assert missing.status_code == 404 and "no blast 999" in missing.json()["error"]

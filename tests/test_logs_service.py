@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -148,3 +150,35 @@ def test_db_upgrade_under_systemd_logs_its_event_once(tmp_path: Path) -> None:
                        check=True, timeout=60)
     upgraded = [line for line in err.read_text().splitlines() if "db.upgraded" in line]
     assert len(upgraded) == 1 and upgraded[0].startswith("<6>db.upgraded")
+
+
+def test_logs_follow_goes_on_in_the_new_file_after_rotation(
+    cli, sample_config: Path, people
+) -> None:
+    cli("db", "upgrade")
+    log = sample_config.parent / "data" / "broadcaster.log"
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "broadcaster", "--config", str(sample_config), "logs",
+         "--follow", "--event", "level.*", "--format", "json"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert follower.stdout is not None
+
+    def next_level_line(level: str) -> dict:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            cli("level", "set", "167", level, "--reason", "r")
+            ready, _, _ = select.select([follower.stdout], [], [], 1.0)
+            if ready:
+                return json.loads(follower.stdout.readline())
+        raise AssertionError(f"the follower printed nothing for level {level}")
+
+    try:
+        assert next_level_line("5.2")["level"] == "5.2"  # following the first file
+        log.rename(log.with_name("broadcaster.log.1"))
+        record = next_level_line("5.3")
+        while record["level"] != "5.3":  # repeats of 5.2 written before the rename
+            record = json.loads(follower.stdout.readline())
+        assert log.exists() and "5.3" in log.read_text()
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)

@@ -14,6 +14,7 @@ from broadcaster.cli import main
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.blast import BlastError
 from broadcaster.sms.outbox import Outbox
+from broadcaster.sms.outcomes import Outcomes
 from broadcaster.sms.settings import SmsSettings
 from broadcaster.sms.states import Priority
 from broadcaster.sms.subscribers import ImportFileError, import_csv
@@ -148,6 +149,38 @@ def test_cancel_stops_what_is_queued(engine, settings):
     assert (report["state"], report["total"], report["cancelled"]) == ("cancelled", 10, 6)
 
 
+def test_cancelled_blast_messages_held_or_lapsed_end_cancelled_never_requeued(engine, settings):
+    seed_subscribers(engine, 10)
+    preview = draft(engine, settings)
+    blasts.approve(engine, router_of(settings), settings.sms, preview.id, by="binh", now=NOW)
+    lease = timedelta(seconds=60)
+    holder = Outbox(engine, "viettel", "holder")
+    held = holder.claim(NOW, 4, lease, routine_allowed=True)
+    crashed = Outbox(engine, "viettel", "crashed")
+    crashed.claim(NOW - 2 * lease, 2, lease, routine_allowed=True)  # its lease has lapsed
+    assert blasts.cancel(engine, preview.id, by="binh", now=NOW) == 6  # queued and lapsed
+    assert counts(engine, preview.id) == {"sending": 4, "cancelled": 6}
+    holder.record(Outcomes(released=[held[0].id], cancelled=[(held[1].id, 1)]), NOW)
+    assert counts(engine, preview.id) == {"sending": 2, "cancelled": 8}
+    other = Outbox(engine, "viettel", "other")
+    assert other.claim(NOW + 2 * lease, 10, lease, routine_allowed=True) == []
+    assert counts(engine, preview.id) == {"cancelled": 10}
+    with engine.connect() as conn:
+        reasons = set(
+            conn.execute(
+                text("SELECT reason FROM sms_messages WHERE blast_id = :b"), {"b": preview.id}
+            ).scalars()
+        )
+    assert reasons == {
+        "blast cancelled by binh",
+        "blast cancelled before submission",
+        "blast cancelled; 1 part(s) had gone out",
+        "blast cancelled; its sender stopped before submitting",
+    }
+    for outbox in (holder, crashed, other):
+        outbox.close()
+
+
 def test_exercise_goes_only_to_test_numbers(engine, settings):
     seed_subscribers(engine, 50)
     preview = draft(engine, settings, exercise=True)
@@ -189,8 +222,6 @@ def test_submitted_message_without_final_receipt_expires(engine, settings):
     blasts.approve(engine, router_of(settings), settings.sms, preview.id, by="binh", now=NOW)
     outbox = Outbox(engine, "viettel", "me")
     claimed = outbox.claim(NOW, 10, timedelta(seconds=60), True)
-    from broadcaster.sms.outbox import Outcomes
-
     outbox.record(Outcomes(submitted=[c.id for c in claimed]), NOW)
     assert outbox.expire_overdue(NOW + timedelta(hours=23), timedelta(hours=24)) == 0
     assert outbox.expire_overdue(NOW + timedelta(hours=25), timedelta(hours=24)) == 2

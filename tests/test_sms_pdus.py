@@ -1,10 +1,10 @@
-"""Our packed submit_sm and deliver_sm reader must agree with smpplib."""
+"""Our packed submit_sm, bind_transceiver and deliver_sm reader must agree with smpplib."""
 
 import pytest
 import smpplib.consts
 import smpplib.smpp
 
-from broadcaster.sms.smpp import read_deliver_sm, submit_sm_pdu
+from broadcaster.sms.pdu import bind_transceiver_pdu, read_deliver_sm, submit_sm_pdu
 
 
 @pytest.mark.parametrize(
@@ -65,12 +65,29 @@ def test_deliver_sm_reader_agrees_with_smpplib(tlvs, text):
     wire.sequence = 9
     raw = wire.generate()
     parsed = smpplib.smpp.parse_pdu(raw, client=_Client(), allow_unknown_opt_params=True)
-    short_message, found = read_deliver_sm(raw)
+    deliver = read_deliver_sm(raw)
+    short_message, found = deliver.short_message, deliver.tlvs
     assert short_message == parsed.short_message == text
     receipted = found.get(0x001E)
     assert (receipted.rstrip(b"\0") if receipted else None) == (parsed.receipted_message_id or None)
     state = found.get(0x0427)
     assert (state[0] if state else None) == parsed.message_state
+
+
+def test_packed_bind_transceiver_equals_smpplib():
+    reference = smpplib.smpp.make_pdu(
+        "bind_transceiver",
+        sequence=3,
+        system_id="viettel",
+        password="secret",
+        system_type="",
+        interface_version=0x34,
+        addr_ton=0,
+        addr_npi=0,
+        address_range="",
+    )
+    reference.sequence = 3
+    assert bind_transceiver_pdu(3, "viettel", "secret") == reference.generate()
 
 
 class _Client:

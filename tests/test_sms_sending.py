@@ -12,9 +12,10 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from broadcaster.sms import blast as blasts
+from broadcaster.sms.link import utcnow
 from broadcaster.sms.sender import run_senders
-from broadcaster.sms.smpp import utcnow
 from broadcaster.sms.states import Priority
+from broadcaster.testing.faults import WireFaults
 from broadcaster.testing.smsc import SmscPolicy, SmscThread, TestSmsc, free_port
 from tests.sms_fixtures import (
     NOW,
@@ -129,13 +130,13 @@ def test_undeliverable_receipt_fails_the_message(tmp_path, db_url, engine):
 
 
 def test_dropped_link_reconnects_and_finishes_with_nothing_lost(tmp_path, db_url, engine):
-    smsc = TestSmsc(free_port(), SmscPolicy(drop_after=400, delay=0.002))
+    smsc = TestSmsc(free_port(), SmscPolicy(wire=WireFaults(drop_after=400), delay=0.002))
     settings = settings_for(write_config(tmp_path, db_url, {"viettel": smsc.port}))
     numbers = seed_subscribers(engine, 1000)
     blast_id = start_blast(engine, settings, THANH_HOA)
     with SmscThread([smsc]):
         send_all(settings, engine)
-    assert smsc.stats.drops >= 5 and smsc.stats.binds >= 6
+    assert smsc.wire_stats.drops >= 5 and smsc.stats.binds >= 6
     received = reassemble(smsc.stats.accepted)
     assert sorted(received) == sorted(numbers)
     assert all(set(texts) == {THANH_HOA} for texts in received.values())

@@ -32,6 +32,7 @@ from broadcaster.accounts import Account, Forbidden, NotAuthenticated
 from broadcaster.api import models as m
 from broadcaster.audio.library import LibraryError
 from broadcaster.levels import InForce
+from broadcaster.occurrence import content_to_json
 from broadcaster.schedules import ScheduleError
 from broadcaster.sms.states import Priority
 from broadcaster.store.accounts import account_for_token
@@ -144,8 +145,7 @@ def _routes(api: FastAPI, ctx: ops.Context) -> None:  # noqa: C901 - one place l
         return [{"programme": o.programme, "channel": o.channel.value, "area": o.area,
                  "at": o.at, "priority": o.priority.value, "level": o.level,
                  "duration_seconds": int(o.duration.total_seconds()) if o.duration else None,
-                 "content": {k: list(v) if isinstance(v, tuple) else v
-                             for k, v in vars(o.content).items() if v}}
+                 "content": content_to_json(o.content)}
                 for o in ops.plan_day(ctx, actor, local, area)]
 
     @api.post("/sms/preview", response_model=m.TextPreviewOut, tags=["sms"])

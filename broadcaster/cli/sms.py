@@ -103,7 +103,10 @@ def cancel_cmd(app: App, blast_id: int, actor: Account) -> None:
     from broadcaster import operations as ops
 
     n = ops.cancel_blast(app.ops, actor, blast_id)
-    click.echo(f"blast {blast_id} cancelled by {actor.name}: {n} queued messages will not be sent")
+    click.echo(
+        f"blast {blast_id} cancelled by {actor.name}: {n} queued messages will not be sent; "
+        "senders stop what they hold before their next submit"
+    )
 
 
 @command.command("status")
@@ -122,7 +125,9 @@ def status_cmd(app: App, blast_id: int, watch: bool, fmt: str) -> None:
         app.echo_json(report)
         return
     label = " [EXERCISE]" if report["exercise"] else ""
-    click.echo(f"blast {blast_id} {report['state']}{label}: {_counts(report)}")
+    partly = report["partly_sent"]
+    partly_note = f"  (of the cancelled, {partly} partly sent)" if partly else ""
+    click.echo(f"blast {blast_id} {report['state']}{label}: {_counts(report)}{partly_note}")
     per_carrier = cast(dict[str, dict[str, object]], report["per_carrier"])
     for carrier, counts in per_carrier.items():
         click.echo(f"  {carrier:<14} {_counts(counts)}")
@@ -226,6 +231,28 @@ def import_cmd(app: App, path: Path) -> None:
 @click.option("--throttle-every", type=int, default=0, help="Answer every Nth submit 0x58.")
 @click.option("--delay-ms", type=float, default=0.0, help="Delay each response.")
 @click.option("--drop-after", type=int, default=0, help="Cut links every N submits.")
+@click.option("--reject-every", type=int, default=0, help="Refuse every Nth submit.")
+@click.option(
+    "--reject-status", default="0x0B", show_default=True, help="Status of refused submits (hex)."
+)
+@click.option("--nack-every", type=int, default=0, help="Answer every Nth submit generic_nack.")
+@click.option(
+    "--malformed-deliver",
+    type=click.Choice(["once", "every_bind"]),
+    default=None,
+    help="Send a malformed deliver_sm after the first bind, or after every bind.",
+)
+@click.option(
+    "--bad-length", type=int, default=0, help="After the first bind, a header of this length."
+)
+@click.option(
+    "--bad-length-binds", type=int, default=1, help="Send --bad-length after the first N binds."
+)
+@click.option("--truncate-once", is_flag=True, help="After the first bind, half a PDU, then close.")
+@click.option(
+    "--short-bind-resp", type=int, default=0, help="Answer the first N binds with 4 bytes."
+)
+@click.option("--unbind-after", type=int, default=0, help="Unbind once after N submits.")
 @click.option(
     "--receipts/--no-receipts",
     default=True,
@@ -238,8 +265,10 @@ def smsc(
     ports: tuple[int, ...],
     throttle_every: int,
     delay_ms: float,
-    drop_after: int,
     receipts: bool,
+    reject_every: int,
+    reject_status: str,
+    **wire: object,
 ) -> None:
     """Run a local test SMSC (smpp34's server) on 127.0.0.1 with receipts; Ctrl-C stops."""
     try:
@@ -250,14 +279,24 @@ def smsc(
             "(scripts/setup installs it)"
         ) from None
 
+    from broadcaster.testing.faults import WireFaults
     from broadcaster.testing.smsc import SmscPolicy, TestSmsc, run_forever
 
     chosen = ports or tuple(sorted({c.port for c in app.settings.carriers.values()}))
+    try:
+        status = int(reject_status, 16)
+    except ValueError:
+        raise click.BadParameter(
+            f"{reject_status!r} is not hex", param_hint="--reject-status"
+        ) from None
+    wire["malformed_deliver"] = wire["malformed_deliver"] or ""
     policy = SmscPolicy(
         throttle_every=throttle_every,
         delay=delay_ms / 1000,
-        drop_after=drop_after,
         receipts=receipts,
+        reject_every=reject_every,
+        reject_status=status,
+        wire=WireFaults(**wire),  # type: ignore[arg-type]
     )
     click.echo(f"test SMSC on 127.0.0.1:{', '.join(map(str, chosen))} (Ctrl-C stops)", err=True)
     try:

@@ -209,7 +209,12 @@ def expand(
 
 
 def cancel(engine: Bind, blast_id: int, *, by: str, now: datetime) -> int:
-    """Cancel a blast: nothing not yet submitted goes out; return messages cancelled."""
+    """Cancel a blast: nothing not yet submitted goes out; return messages cancelled here.
+
+    Messages no live sender holds are cancelled in this transaction; each sender
+    checks the blasts in its hand before every write, so it submits nothing of
+    this blast once the commit is visible, and cancels what it held itself.
+    """
     at = bindparam("at", type_=_TS)
     with transaction(engine) as conn:
         blast = _load_on(conn, blast_id)
@@ -225,7 +230,8 @@ def cancel(engine: Bind, blast_id: int, *, by: str, now: datetime) -> int:
         result = conn.execute(
             text(
                 "UPDATE sms_messages SET state = 'cancelled', final_at = :at, "
-                f"reason = :reason WHERE blast_id = :id AND {moving_to(MessageState.CANCELLED)}"
+                f"reason = :reason WHERE blast_id = :id AND {moving_to(MessageState.CANCELLED)} "
+                "AND (lease_owner IS NULL OR lease_until < :at)"
             ).bindparams(at),
             {"at": now, "id": blast_id, "reason": f"blast cancelled by {by}"},
         )
@@ -234,7 +240,9 @@ def cancel(engine: Bind, blast_id: int, *, by: str, now: datetime) -> int:
 
 
 def status(engine: Bind, blast_id: int) -> dict[str, object]:
-    """Count a blast's messages by state, overall and per carrier."""
+    """Count a blast's messages by state, overall and per carrier; the states add up to
+    the total. `partly_sent` counts cancelled messages some of whose parts had gone out
+    (the cancel stops a long message between parts)."""
     blast = _load(engine, blast_id)
     with transaction(engine) as conn:
         rows = conn.execute(
@@ -244,6 +252,14 @@ def status(engine: Bind, blast_id: int) -> dict[str, object]:
             ),
             {"b": blast_id},
         ).all()
+        partly_sent = conn.execute(
+            text(
+                "SELECT count(DISTINCT m.id) FROM sms_messages m "
+                "JOIN sms_parts p ON p.message_id = m.id "
+                "WHERE m.blast_id = :b AND m.state = 'cancelled'"
+            ),
+            {"b": blast_id},
+        ).scalar_one()
     overall = _zero_counts()
     per_carrier: dict[str, dict[str, int]] = {}
     for row in rows:
@@ -258,6 +274,7 @@ def status(engine: Bind, blast_id: int) -> dict[str, object]:
         "exercise": bool(blast.exercise),
         "priority": blast.priority,
         **overall,
+        "partly_sent": partly_sent,
         "per_carrier": per_carrier,
     }
 

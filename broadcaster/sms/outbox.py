@@ -10,14 +10,15 @@ nothing it should not.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import BindParameter, Engine, bindparam, text
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
+from broadcaster.sms.outcomes import Claimed, Outcomes
 from broadcaster.sms.receipts import Receipt, id_readings
 from broadcaster.sms.states import MessageState, moving_to
 from broadcaster.store.types import UTCDateTime
@@ -25,39 +26,26 @@ from broadcaster.store.types import UTCDateTime
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A message a sender now holds under lease."""
-
-    id: int
-    blast_id: int
-    msisdn: str
-    rank: int
-
-
-@dataclass
-class Outcomes:
-    """What a sender learnt since its last write, in arrival order per kind."""
-
-    parts: list[tuple[int, int, str]] = field(default_factory=list)  # message, seq, smsc id
-    submitted: list[int] = field(default_factory=list)
-    failed: list[tuple[int, int, str]] = field(default_factory=list)  # message, status, reason
-    released: list[int] = field(default_factory=list)
-    receipts: list[Receipt] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.parts or self.submitted or self.failed or self.released or self.receipts)
+class StoreUnavailable(Exception):
+    """The database refused a sender's write or read (locked, unreachable): try again."""
 
 
 _TS = UTCDateTime()
 QUEUED, SENDING, SUBMITTED = MessageState.QUEUED, MessageState.SENDING, MessageState.SUBMITTED
 DELIVERED, FAILED, EXPIRED = MessageState.DELIVERED, MessageState.FAILED, MessageState.EXPIRED
+CANCELLED = MessageState.CANCELLED
+SENDER_BUSY_TIMEOUT_MS = 2000  # SQLite: a locked database fails fast; the sender retries
+_CANCELLED_BLASTS = "SELECT id FROM sms_blasts WHERE state = 'cancelled'"
 
 
-def _t(name: str) -> BindParameter[datetime]:
-    return bindparam(name, type_=_TS)
-
-
+# A lapsed lease of a cancelled blast's message is not requeued: its sender stopped
+# before it could say whether the message went out, and nothing more may.
+_CANCEL_EXPIRED = (
+    "UPDATE sms_messages SET state = 'cancelled', final_at = ?, lease_owner = NULL, "
+    "lease_until = NULL, reason = 'blast cancelled; its sender stopped before submitting' "
+    f"WHERE carrier = ? AND {moving_to(CANCELLED)} AND lease_until < ? "
+    f"AND blast_id IN ({_CANCELLED_BLASTS})"
+)
 _RELEASE_EXPIRED = (
     "UPDATE sms_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL "
     f"WHERE carrier = ? AND {moving_to(QUEUED)} AND lease_until < ?"
@@ -66,7 +54,8 @@ _CLAIM = (
     "UPDATE sms_messages SET state = 'sending', sending_at = ?, lease_owner = ?, "
     "lease_until = ?, attempts = attempts + 1 WHERE id IN ("
     f" SELECT id FROM sms_messages WHERE carrier = ? AND {moving_to(SENDING)}"
-    " AND rank <= ? ORDER BY rank, id LIMIT ?{lock}) "
+    f" AND rank <= ? AND blast_id NOT IN ({_CANCELLED_BLASTS})"
+    " ORDER BY rank, id LIMIT ?{lock}) "
     "RETURNING id, blast_id, msisdn, rank"
 )
 
@@ -87,8 +76,15 @@ _FAILED = (
 )
 _RELEASED = (
     "UPDATE sms_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL "
-    f"WHERE id = ? AND {moving_to(QUEUED)} AND lease_owner = ?"
+    f"WHERE id = ? AND {moving_to(QUEUED)} AND lease_owner = ? "
+    f"AND blast_id NOT IN ({_CANCELLED_BLASTS})"
 )
+_CANCELLED = (
+    "UPDATE sms_messages SET state = 'cancelled', final_at = ?, reason = ?, "
+    f"lease_owner = NULL, lease_until = NULL WHERE id = ? AND {moving_to(CANCELLED)} "
+    "AND lease_owner = ?"
+)
+_ARE_CANCELLED = "SELECT id FROM sms_blasts WHERE state = 'cancelled' AND id IN ({marks})"
 _DELIVERED_WHEN_COMPLETE = (
     "UPDATE sms_messages SET state = 'delivered', final_at = ? WHERE id = ? "
     f"AND {moving_to(DELIVERED)} AND (SELECT count(DISTINCT p.seq) FROM sms_parts p "
@@ -103,15 +99,12 @@ _FIND_PART = (
 _MARK_PART = "UPDATE sms_parts SET stat = ?, receipt_at = ? WHERE id = ?"
 FIND_CHUNK = 500
 
-_RENEW = text(
-    "UPDATE sms_messages SET lease_until = :until WHERE lease_owner = :owner AND state = 'sending'"
-).bindparams(_t("until"))
-
-_EXPIRE = text(
-    "UPDATE sms_messages SET state = 'expired', final_at = :now, "
+_RENEW = "UPDATE sms_messages SET lease_until = ? WHERE lease_owner = ? AND state = 'sending'"
+_EXPIRE = (
+    "UPDATE sms_messages SET state = 'expired', final_at = ?, "
     "reason = 'no final delivery receipt within the validity period' "
-    f"WHERE carrier = :carrier AND {moving_to(EXPIRED)} AND submitted_at < :deadline"
-).bindparams(_t("now"), _t("deadline"))
+    f"WHERE carrier = ? AND {moving_to(EXPIRED)} AND submitted_at < ?"
+)
 
 
 class Outbox:
@@ -123,18 +116,31 @@ class Outbox:
         self.owner = owner
         lock = " FOR UPDATE SKIP LOCKED" if engine.dialect.name == "postgresql" else ""
         self._qmark = engine.dialect.paramstyle == "qmark"
+        self._sqlite_file = engine.dialect.name == "sqlite" and engine.url.database not in (
+            None,
+            "",
+            ":memory:",
+        )
         self._sql = {
             q: self._native(q)
             for q in (
+                _CANCEL_EXPIRED,
                 _RELEASE_EXPIRED,
                 _INSERT_PART,
                 _SUBMITTED,
                 _FAILED,
                 _RELEASED,
+                _CANCELLED,
                 _DELIVERED_WHEN_COMPLETE,
                 _MARK_PART,
+                _RENEW,
+                _EXPIRE,
             )
         }
+        dbapi = getattr(engine.dialect, "loaded_dbapi", None) or engine.dialect.dbapi
+        self._dbapi_errors: tuple[type[BaseException], ...] = (
+            (dbapi.Error,) if dbapi is not None else ()
+        )
         self._claim = self._native(_CLAIM.format(lock=lock))
         self._to_db = _TS.bind_processor(engine.dialect)
         self._raw: Any = None  # the DBAPI connection record() keeps (sender thread only)
@@ -156,6 +162,7 @@ class Outbox:
         """Take up to limit queued messages, urgent first, under a lease."""
         at, until = self._at(now), self._at(now + lease)
         with self._cursor() as cursor:
+            cursor.execute(self._sql[_CANCEL_EXPIRED], (at, self.carrier, at))
             cursor.execute(self._sql[_RELEASE_EXPIRED], (self.carrier, at))
             cursor.execute(
                 self._claim,
@@ -167,16 +174,25 @@ class Outbox:
             log.debug("sms.claimed", carrier=self.carrier, count=len(claimed))
         return claimed
 
-    def blasts(self, blast_ids: set[int]) -> dict[int, tuple[str, bool, bool]]:
-        """Return text, unaccented and cancelled flag of the given blasts."""
+    def blasts(self, blast_ids: set[int]) -> dict[int, tuple[str, bool]]:
+        """Return text and unaccented flag of the given blasts."""
         if not blast_ids:
             return {}
-        query = text(
-            "SELECT id, text, unaccented, state FROM sms_blasts WHERE id IN :ids"
-        ).bindparams(bindparam("ids", expanding=True))
-        with self.engine.connect() as conn:
-            rows = conn.execute(query, {"ids": sorted(blast_ids)}).all()
-        return {r.id: (r.text, bool(r.unaccented), r.state == "cancelled") for r in rows}
+        marks = ", ".join("?" * len(blast_ids))
+        query = self._native(f"SELECT id, text, unaccented FROM sms_blasts WHERE id IN ({marks})")
+        with self._cursor() as cursor:
+            cursor.execute(query, sorted(blast_ids))
+            rows = cursor.fetchall()
+        return {r[0]: (r[1], bool(r[2])) for r in rows}
+
+    def cancelled(self, blast_ids: list[int]) -> set[int]:
+        """Return which of the given blasts are cancelled (a primary-key lookup per turn)."""
+        if not blast_ids:
+            return set()
+        query = self._native(_ARE_CANCELLED.format(marks=", ".join("?" * len(blast_ids))))
+        with self._cursor() as cursor:
+            cursor.execute(query, blast_ids)
+            return {row[0] for row in cursor.fetchall()}
 
     def record(self, outcomes: Outcomes, now: datetime) -> list[Receipt]:
         """Write a batch of outcomes in one transaction; return receipts matching no part.
@@ -211,29 +227,63 @@ class Outbox:
             )
         if outcomes.released:
             cursor.executemany(sql[_RELEASED], [(m, self.owner) for m in outcomes.released])
+            reason = "blast cancelled before submission"
+            cursor.executemany(
+                sql[_CANCELLED], [(at, reason, m, self.owner) for m in outcomes.released]
+            )
+        if outcomes.cancelled:
+            cursor.executemany(
+                sql[_CANCELLED],
+                [
+                    (at, f"blast cancelled; {sent} part(s) had gone out", m, self.owner)
+                    if sent
+                    else (at, "blast cancelled before submission", m, self.owner)
+                    for m, sent in outcomes.cancelled
+                ],
+            )
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
-        """Run the block as one transaction on the kept connection; on error drop it."""
-        if self._raw is None:
-            self._raw = self.engine.raw_connection()
-        raw = self._raw
+        """Run the block as one transaction on the kept connection; on error drop it.
+
+        A database error (locked, unreachable) becomes StoreUnavailable: the sender
+        keeps what it was writing and tries again.
+        """
         try:
+            if self._raw is None:
+                self._raw = self.engine.raw_connection()
+                if self.engine.dialect.name == "sqlite":
+                    pragma = self._raw.cursor()
+                    pragma.execute(f"PRAGMA busy_timeout={SENDER_BUSY_TIMEOUT_MS}")
+                    pragma.close()
+            raw = self._raw
             cursor = raw.cursor()
             try:
                 yield cursor
             finally:
                 cursor.close()
             raw.commit()
-        except BaseException:
-            self.close()
+        except BaseException as exc:
+            broken = isinstance(exc, (DBAPIError, *self._dbapi_errors))
+            self.close(discard=broken)
+            if broken:
+                raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
             raise
 
-    def close(self) -> None:
-        """Return the connection record() keeps between batches (rolled back) to the pool."""
+    def close(self, discard: bool = False) -> None:
+        """Let go of the connection the sender keeps (rolled back).
+
+        A connection that failed, or a SQLite one (it carries the sender's short
+        busy timeout), is discarded rather than handed to the pool's other users.
+        """
         raw, self._raw = self._raw, None
-        if raw is not None:
-            raw.close()
+        if raw is None:
+            return
+        with suppress(Exception):  # a connection already broken goes as it can
+            if discard or self._sqlite_file:
+                raw.invalidate()
+            else:
+                raw.close()
 
     def _apply_receipts(
         self, cursor: Any, receipts: list[Receipt], at: object
@@ -300,31 +350,28 @@ class Outbox:
 
     def renew(self, now: datetime, lease: timedelta) -> None:
         """Extend the lease on every message this sender still holds."""
-        with self.engine.begin() as conn:
-            conn.execute(_RENEW, {"until": now + lease, "owner": self.owner})
+        with self._cursor() as cursor:
+            cursor.execute(self._sql[_RENEW], (self._at(now + lease), self.owner))
 
     def expire_overdue(self, now: datetime, validity: timedelta) -> int:
         """Mark submitted messages with no final receipt by the deadline as expired."""
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                _EXPIRE, {"carrier": self.carrier, "now": now, "deadline": now - validity}
+        with self._cursor() as cursor:
+            cursor.execute(
+                self._sql[_EXPIRE], (self._at(now), self.carrier, self._at(now - validity))
             )
-        if result.rowcount:
-            log.info("sms.expired", carrier=self.carrier, count=result.rowcount)
-        return result.rowcount
+            count = cursor.rowcount
+        if count:
+            log.info("sms.expired", carrier=self.carrier, count=count)
+        return count
 
     def backlog(self, routine_allowed: bool) -> tuple[int, int]:
         """Return (messages still to send, messages awaiting a receipt) for this carrier."""
-        query = text(
-            "SELECT state, count(*) AS n FROM sms_messages WHERE carrier = :carrier "
+        query = self._native(
+            "SELECT state, count(*) FROM sms_messages WHERE carrier = ? "
             "AND state IN ('queued', 'sending', 'submitted') "
-            "AND (rank <= :max_rank OR state <> 'queued') GROUP BY state"
+            "AND (rank <= ? OR state <> 'queued') GROUP BY state"
         )
-        with self.engine.connect() as conn:
-            counts = {
-                r.state: r.n
-                for r in conn.execute(
-                    query, {"carrier": self.carrier, "max_rank": 1 if routine_allowed else 0}
-                )
-            }
+        with self._cursor() as cursor:
+            cursor.execute(query, (self.carrier, 1 if routine_allowed else 0))
+            counts = dict(cursor.fetchall())
         return counts.get("queued", 0) + counts.get("sending", 0), counts.get("submitted", 0)

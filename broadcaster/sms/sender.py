@@ -16,7 +16,6 @@ every submitted message has its final receipt (or the receipt wait passed).
 from __future__ import annotations
 
 import contextlib
-import select
 import socket
 import threading
 import time
@@ -29,25 +28,20 @@ from sqlalchemy import Engine
 
 from broadcaster import binds
 from broadcaster.config import Settings
-from broadcaster.sms.outbox import Outbox
+from broadcaster.sms.link import Backoff, Link, utcnow
+from broadcaster.sms.outbox import Outbox, StoreUnavailable
+from broadcaster.sms.pdu import enquire_link_pdu, hex_head, unbind_pdu
 from broadcaster.sms.receipts import Receipt
+from broadcaster.sms.session import BindConfig, LinkLost, SmppSession
 from broadcaster.sms.settings import SmsSettings
-from broadcaster.sms.smpp import (
-    BindConfig,
-    Link,
-    LinkLost,
-    SmppSession,
-    enquire_link_pdu,
-    open_link,
-    unbind_pdu,
-    utcnow,
-)
 from broadcaster.store.checkpoint import WalCheckpointer
 
 log = structlog.get_logger(__name__)
 UNMATCHED_RETRY = 1.0  # a receipt may overtake its submit_sm_resp: offer it again after this
 UNMATCHED_GIVE_UP = 60.0
 SELECT_MAX = 0.05
+STORE_RETRY_FIRST, STORE_RETRY_MAX = 0.2, 5.0
+FINISH_WAIT = 5.0
 
 
 class CarrierSender:
@@ -76,9 +70,16 @@ class CarrierSender:
         self.outbox = Outbox(engine, bind.carrier, self.owner)
         self.lease = timedelta(seconds=sms.lease_seconds)
         self.session = SmppSession(bind)
+        self.link: Link | None = None
+        self.backoff = Backoff(
+            bind.reconnect_base, bind.reconnect_max, bind.healthy_after, progress=bind.window
+        )
         self._thread = threading.Thread(target=self._run, name=f"smpp-{bind.carrier}", daemon=True)
         self._unmatched: dict[str, tuple[float, Receipt]] = {}
         self._next_claim = self._next_renew = self._next_expire = 0.0
+        self._reconnect_at = self._bound_at = 0.0
+        self._store_retry_at = 0.0
+        self._store_wait = 0.0  # 0: the store answered last time
         self._last_progress = time.monotonic()
 
     def start(self) -> None:
@@ -96,63 +97,115 @@ class CarrierSender:
 
     # -- the loop ---------------------------------------------------------------------
     def _run(self) -> None:
-        cfg = self.bind
-        backoff = cfg.reconnect_base
         while not self.stop.is_set():
-            binds.mark(cfg.carrier, up=self.session.link is not None)  # for /metrics
-            if self.session.link is None:
-                if not self._connect():
-                    self.stop.wait(backoff)
-                    backoff = min(backoff * 2, cfg.reconnect_max)
-                    continue
-                backoff = cfg.reconnect_base
+            binds.mark(self.bind.carrier, up=self.link is not None)  # for /metrics
             try:
+                if self.link is None:
+                    self._offline(time.monotonic())
+                    continue
                 self._turn()
-            except (LinkLost, OSError) as exc:
+            except LinkLost as exc:
                 self._lose_link(exc)
+            except OSError as exc:
+                self._lose_link(LinkLost(f"{type(exc).__name__}: {exc}"))
             except Exception as exc:  # a bug must cost a reconnect, not the sender
-                log.exception("sms.sender_error", carrier=cfg.carrier)
-                self._lose_link(exc)
+                log.exception("sms.sender_error", carrier=self.bind.carrier)
+                if self.link is None:
+                    self.stop.wait(1.0)
+                else:
+                    self._lose_link(LinkLost(f"{type(exc).__name__}: {exc}"))
         self._finish()
+
+    def _offline(self, mono: float) -> None:
+        """Rebind when the backoff allows; meanwhile keep recording and cancelling."""
+        if mono >= self._reconnect_at:
+            if self._connect(mono):
+                return
+            self._reconnect_at = time.monotonic() + self.backoff.next_delay()
+        self._check_cancels()
+        self._maybe_record(time.monotonic())
+        self.stop.wait(max(0.0, min(0.2, self._reconnect_at - time.monotonic())))
 
     def _turn(self) -> None:
         """Do one round: send what is allowed, database chores, wait, read, record.
 
         Sending comes before the chores: a claim takes milliseconds, and slots
         freed by the last commit should not wait for it (the next parts are
-        claimed a window ahead).
+        claimed a window ahead). Before any write the blasts in hand are checked
+        for a cancel, so nothing of a cancelled blast is written after its commit.
         """
-        session, cfg = self.session, self.bind
-        link = session.link
-        assert link is not None
+        session, cfg, link = self.session, self.bind, self.link
+        assert link is not None and session.link is not None
         mono = time.monotonic()
-        wire = session.fill(mono)
-        if link.enquire_sent is None and mono - link.last_rx > cfg.enquire_link:
+        wire = session.fill(mono) if session.wants_to_send(mono) and self._check_cancels() else []
+        if session.link.enquire_sent is None and mono - session.link.last_rx > cfg.enquire_link:
             wire.append(enquire_link_pdu(session.next_seq()))
-            link.enquire_sent = mono
+            session.link.enquire_sent = mono
         if wire:
-            self._send(b"".join(wire))
+            link.send(b"".join(wire))
         self._chores(mono)
         mono = time.monotonic()
         self._check_timeouts(mono)
-        readable, _, _ = select.select([link.sock], [], [], self._timeout(mono))
-        if readable:
-            data = link.sock.recv(262144)
-            if not data:
-                raise LinkLost("closed_by_smsc")
+        data = link.receive(self._timeout(mono))
+        if data:
             replies = session.on_bytes(data, time.monotonic())
             if replies:
-                self._send(b"".join(replies))
+                link.send(b"".join(replies))
         self._maybe_record(time.monotonic())
 
     def _timeout(self, mono: float) -> float:
+        """Return how long to wait for the SMSC: until a part may go, at most SELECT_MAX
+        (while the store is refusing nothing goes, so wait until it is asked again)."""
         session = self.session
         timeout = SELECT_MAX
-        if session.ready and session.capacity() > 0:
+        if not self._store_ready(mono):
+            return max(0.0, min(timeout, self._store_retry_at - mono))
+        if session.capacity() <= 0:  # only an answer can free a slot: wait for it
+            return timeout
+        if session.ready:
             timeout = min(timeout, session.bucket.wait(mono))
         if session.retry:
             timeout = min(timeout, max(0.0, session.retry[0][0] - mono))
         return timeout
+
+    # -- the store --------------------------------------------------------------------
+    def _store_ready(self, mono: float) -> bool:
+        return mono >= self._store_retry_at
+
+    def _store_failed(self, exc: StoreUnavailable) -> None:
+        """Wait a little longer each time the database refuses; log the first refusal."""
+        if not self._store_wait:
+            log.error("sms.store_unavailable", carrier=self.bind.carrier, error=str(exc))
+        self._store_wait = min(STORE_RETRY_MAX, max(STORE_RETRY_FIRST, self._store_wait * 2))
+        self._store_retry_at = time.monotonic() + self._store_wait
+
+    def _store_answered(self) -> None:
+        if self._store_wait:
+            log.info("sms.store_back", carrier=self.bind.carrier)
+        self._store_wait = 0.0
+
+    def _check_cancels(self) -> bool:
+        """Stop the blasts in hand that were cancelled; False when the store cannot say."""
+        blasts = self.session.blasts_in_hand
+        if not blasts:
+            return True
+        if not self._store_ready(time.monotonic()):
+            return False
+        try:
+            cancelled = self.outbox.cancelled(blasts)
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+            return False
+        self._store_answered()
+        stopped = self.session.cancel_blasts(cancelled) if cancelled else 0
+        if stopped:
+            log.info(
+                "sms.blast_stopped",
+                carrier=self.bind.carrier,
+                blasts=sorted(cancelled),
+                messages=stopped,
+            )
+        return True
 
     def _maybe_record(self, mono: float) -> None:
         """Commit what this turn learnt; retry receipts that overtook their response.
@@ -164,16 +217,28 @@ class CarrierSender:
         overdue = (
             self._unmatched and mono - min(t for t, _ in self._unmatched.values()) > UNMATCHED_RETRY
         )
-        if self.session.pending or overdue:
+        if (self.session.pending or overdue) and self._store_ready(mono):
             self._record(mono)
 
     def _record(self, mono: float) -> None:
+        """Write outcomes; if the store refuses, keep them (and their window slots) for later."""
+        link = self.session.link
         outcomes, parts, acks = self.session.take_outcomes()
         retried = [r for _, r in self._unmatched.values()]
-        outcomes.receipts = retried + outcomes.receipts
+        fresh_receipts = outcomes.receipts
+        outcomes.receipts = retried + fresh_receipts
         if not outcomes:
             return
-        for receipt in self.outbox.record(outcomes, self.clock()):
+        try:
+            unknown = self.outbox.record(outcomes, self.clock())
+        except StoreUnavailable as exc:
+            outcomes.receipts = fresh_receipts
+            same_link = link is not None and link is self.session.link
+            self.session.restore(outcomes, parts, acks if same_link else [])
+            self._store_failed(exc)
+            return
+        self._store_answered()
+        for receipt in unknown:
             first, _ = self._unmatched.get(receipt.smsc_id, (mono, receipt))
             if mono - first > UNMATCHED_GIVE_UP:
                 log.warning(
@@ -189,42 +254,45 @@ class CarrierSender:
         for smsc_id in matched:
             self._unmatched.pop(smsc_id, None)
         self.session.durable(parts)
-        if acks and self.session.link is not None:
-            self._send(b"".join(acks))
+        if acks and self.link is not None and link is self.session.link:
+            self.link.send(b"".join(acks))
         if outcomes.submitted or outcomes.failed or len(outcomes.receipts) > len(retried):
             self._last_progress = mono
 
     def _chores(self, mono: float) -> None:
-        """Claim when the queue runs low; renew leases, drop cancelled, expire, drain."""
+        """Claim when the queue runs low; renew leases, expire, drain."""
+        if not self._store_ready(mono):
+            return
+        try:
+            self._claim(mono)
+            now = self.clock()
+            if mono >= self._next_renew:
+                self.outbox.renew(now, self.lease)
+                self._next_renew = mono + self.sms.lease_seconds / 3
+            if mono >= self._next_expire:
+                self.outbox.expire_overdue(now, timedelta(hours=self.sms.validity_hours))
+                self._next_expire = mono + 10
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+
+    def _claim(self, mono: float) -> None:
         session = self.session
+        if session.held >= 2 * self.bind.window or mono < self._next_claim or self.stop.is_set():
+            return
         now = self.clock()
-        if (
-            session.held < 2 * self.bind.window
-            and mono >= self._next_claim
-            and not self.stop.is_set()
-        ):
-            claimed = self.outbox.claim(
-                now, 2 * self.bind.window, self.lease, self.sms.routine_allowed(now, self.tz)
-            )
-            new = {c.blast_id for c in claimed if not session.knows_blast(c.blast_id)}
-            for blast_id, (body, unaccented, _) in self.outbox.blasts(new).items():
-                session.add_blast(blast_id, body, unaccented)
-            session.queue_claimed(claimed)
-            if claimed:
-                self._last_progress = mono
-            else:
-                self._next_claim = mono + 0.2
-                if self.drain and session.idle:
-                    self._check_drained(now, mono - self._last_progress)
-        if mono >= self._next_renew:
-            self.outbox.renew(now, self.lease)
-            cancelled = {b for b, (_, _, c) in self.outbox.blasts(session.blast_ids).items() if c}
-            if cancelled:
-                session.drop_blasts(cancelled)
-            self._next_renew = mono + self.sms.lease_seconds / 3
-        if mono >= self._next_expire:
-            self.outbox.expire_overdue(now, timedelta(hours=self.sms.validity_hours))
-            self._next_expire = mono + 10
+        claimed = self.outbox.claim(
+            now, 2 * self.bind.window, self.lease, self.sms.routine_allowed(now, self.tz)
+        )
+        new = {c.blast_id for c in claimed if not session.knows_blast(c.blast_id)}
+        for blast_id, (body, unaccented) in self.outbox.blasts(new).items():
+            session.add_blast(blast_id, body, unaccented)
+        session.queue_claimed(claimed)
+        if claimed:
+            self._last_progress = mono
+        else:
+            self._next_claim = mono + 0.2
+            if self.drain and session.idle:
+                self._check_drained(now, mono - self._last_progress)
 
     def _check_drained(self, now: datetime, quiet_for: float) -> None:
         to_send, awaiting = self.outbox.backlog(self.sms.routine_allowed(now, self.tz))
@@ -233,16 +301,21 @@ class CarrierSender:
             self.stop.set()
 
     # -- the link ---------------------------------------------------------------------
-    def _connect(self) -> bool:
-        session, cfg = self.session, self.bind
+    def _connect(self, mono: float) -> bool:
+        cfg = self.bind
         try:
-            sock = open_link(cfg, session.next_seq())
-        except (OSError, LinkLost) as exc:
+            self.link = Link.open(cfg, self.session.next_seq())
+        except LinkLost as exc:
             log.warning(
-                "sms.bind_failed", carrier=cfg.carrier, host=cfg.host, port=cfg.port, error=str(exc)
+                "sms.bind_failed",
+                carrier=cfg.carrier,
+                host=cfg.host,
+                port=cfg.port,
+                error=exc.reason,
             )
             return False
-        session.link = Link(sock, last_rx=time.monotonic())
+        self.session.attach(mono)
+        self._bound_at = mono
         log.info(
             "sms.bind_ok",
             carrier=cfg.carrier,
@@ -252,44 +325,34 @@ class CarrierSender:
         )
         return True
 
-    def _lose_link(self, exc: BaseException) -> None:
-        session = self.session
-        link = session.link
-        session.link = None
+    def _lose_link(self, exc: LinkLost) -> None:
+        """Close the link, put unanswered parts back, and wait longer if links keep failing."""
+        session, link = self.session, self.link
+        self.link = None
         if link is not None:
-            if isinstance(exc, LinkLost) and exc.farewell:
-                try:
-                    link.sock.setblocking(True)
-                    link.sock.sendall(exc.farewell)
-                except OSError:
-                    pass
-            link.sock.close()
+            link.close(exc.farewell)
+        mono = time.monotonic()
+        delay = self.backoff.link_lost(mono - self._bound_at, session.answered)
+        self._reconnect_at = mono + delay
+        reason = exc.reason
+        if session.link is not None and session.link.buffer:
+            partial = session.link.buffer
+            reason += f"; {len(partial)} bytes of an unfinished PDU ({hex_head(partial)})"
         log.warning(
             "sms.link_lost",
             carrier=self.bind.carrier,
-            reason=getattr(exc, "reason", str(exc)),
+            reason=reason,
             inflight=len(session.inflight),
+            rebind_in=round(delay, 2),
         )
-        session.requeue_inflight()
-        self._record(time.monotonic())
-
-    def _send(self, data: bytes) -> None:
-        link = self.session.link
-        assert link is not None
-        view = memoryview(data)
-        while view:
-            try:
-                sent = link.sock.send(view)
-            except BlockingIOError:
-                select.select([], [link.sock], [], 1.0)
-                continue
-            view = view[sent:]
+        session.detach()
+        self._maybe_record(mono)
 
     def _check_timeouts(self, mono: float) -> None:
-        link = self.session.link
-        assert link is not None
+        state = self.session.link
+        assert state is not None
         limit = self.bind.response_timeout
-        if link.enquire_sent is not None and mono - link.enquire_sent > limit:
+        if state.enquire_sent is not None and mono - state.enquire_sent > limit:
             raise LinkLost("enquire_link_timeout")
         if self.session.inflight:
             _, _, oldest = next(iter(self.session.inflight.values()))
@@ -300,20 +363,28 @@ class CarrierSender:
         """Stop claiming, let in-flight parts answer briefly, release the rest, unbind."""
         session = self.session
         session.release_unsent()
-        deadline = time.monotonic() + 5.0
-        while session.link is not None and session.inflight and time.monotonic() < deadline:
+        deadline = time.monotonic() + FINISH_WAIT
+        while self.link is not None and session.inflight and time.monotonic() < deadline:
             try:
                 self._turn()
             except (LinkLost, OSError) as exc:
-                self._lose_link(exc)
-        session.requeue_inflight()
-        session.release_unsent()
-        self._record(time.monotonic())
+                self._lose_link(exc if isinstance(exc, LinkLost) else LinkLost(str(exc)))
         if session.link is not None:
+            session.detach()
+        session.release_unsent()
+        deadline = time.monotonic() + FINISH_WAIT
+        while session.pending and time.monotonic() < deadline:
+            self._store_retry_at = 0.0
+            self._record(time.monotonic())
+            if session.pending:
+                time.sleep(STORE_RETRY_FIRST)
+        if session.pending:
+            log.error("sms.outcomes_unrecorded", carrier=self.bind.carrier)
+        if self.link is not None:
             with contextlib.suppress(OSError):
-                self._send(unbind_pdu(session.next_seq()))
-            session.link.sock.close()
-            session.link = None
+                self.link.send(unbind_pdu(session.next_seq()))
+            self.link.close()
+            self.link = None
         self.outbox.close()
         log.info("sms.sender_stopped", carrier=self.bind.carrier)
 
@@ -321,6 +392,7 @@ class CarrierSender:
 def bind_configs(settings: Settings) -> list[BindConfig]:
     """Return one BindConfig per configured carrier."""
     sms = settings.sms
+    retry = sms.retry.policy()
     return [
         BindConfig(
             carrier=name,
@@ -333,6 +405,8 @@ def bind_configs(settings: Settings) -> list[BindConfig]:
             window=c.window,
             enquire_link=sms.enquire_link_seconds,
             reconnect_max=sms.reconnect_max_seconds,
+            healthy_after=sms.reconnect_healthy_seconds,
+            retry=retry,
         )
         for name, c in settings.carriers.items()
     ]

@@ -1,15 +1,55 @@
-"""The `[sms]` section of config.toml: approval, part cap, quiet hours, timings."""
+"""The `[sms]` section of config.toml: approval, part cap, quiet hours, timings, retries."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, time, tzinfo
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from broadcaster.cadence import QuietHours
+from broadcaster.sms.retry import RetryAction, RetryPolicy, RetryRule, status_key
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class RetryRuleSettings(BaseModel):
+    """One row of `[sms.retry.statuses]`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["throttle", "retry", "fail"]
+    attempts: int = Field(
+        default=1, ge=1, le=100, description="submissions of a part in all, the first included"
+    )
+    backoff: float = Field(
+        default=0.0, ge=0, le=60, description="seconds before the first retry; doubles each time"
+    )
+
+
+class RetrySettings(BaseModel):
+    """`[sms.retry]`: rules per command_status laid over the defaults (see README)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    statuses: dict[str, RetryRuleSettings] = Field(default_factory=dict)
+
+    @field_validator("statuses")
+    @classmethod
+    def _known_keys(cls, value: dict[str, RetryRuleSettings]) -> dict[str, RetryRuleSettings]:
+        for key in value:
+            status_key(key)  # raises with what is allowed
+        return value
+
+    def policy(self) -> RetryPolicy:
+        """Return the defaults with these rules laid over them."""
+        return RetryPolicy().with_overrides(
+            {
+                status_key(k): RetryRule(RetryAction(r.action), r.attempts, r.backoff)
+                for k, r in self.statuses.items()
+            }
+        )
 
 
 class SmsSettings(BaseModel):
@@ -38,7 +78,14 @@ class SmsSettings(BaseModel):
     reconnect_max_seconds: float = Field(
         default=30, gt=0, description="cap of the reconnect backoff"
     )
+    reconnect_healthy_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="the reconnect backoff resets only after a link stayed up and "
+        "made progress this long",
+    )
     enquire_link_seconds: float = Field(default=30, gt=0)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
     test_numbers: list[str] = Field(
         default_factory=list, description="the only recipients of exercise blasts"
     )

@@ -39,9 +39,15 @@ class Priority(StrEnum):
 
 TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     MessageState.QUEUED: frozenset({MessageState.SENDING, MessageState.CANCELLED}),
-    # A sending message returns to the queue when its lease lapses (crash) or it is released.
+    # A sending message returns to the queue when its lease lapses (crash) or it is released;
+    # its sender cancels it when its blast is cancelled before it went out.
     MessageState.SENDING: frozenset(
-        {MessageState.QUEUED, MessageState.SUBMITTED, MessageState.FAILED}
+        {
+            MessageState.QUEUED,
+            MessageState.SUBMITTED,
+            MessageState.FAILED,
+            MessageState.CANCELLED,
+        }
     ),
     MessageState.SUBMITTED: frozenset(
         {MessageState.DELIVERED, MessageState.FAILED, MessageState.EXPIRED}

@@ -4,9 +4,10 @@ The SMPP side is the `smpp34` package's server (Rust-backed, not ours): it
 accepts any bind and answers enquire_link. On top we add what a real carrier
 does to us: throttling every Nth submit, a full queue, hard errors, slow
 responses, delivery receipts (TLV and/or `id:… stat:…` text, hex or decimal
-ids, held for the next bind when the link is down) and cut links. A cut needs
-a socket smpp34 does not expose, so when link drops are asked for, a small
-TCP relay in front of the server owns the public port and aborts connections.
+ids, held for the next bind when the link is down). Faults on the wire (cut
+links, malformed PDUs, a short bind_resp, generic_nack, unbind) need a socket
+smpp34 does not expose: when any is asked for, the relay of `faults.py` owns
+the public port in front of the server.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import signal
 import socket
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -23,7 +25,8 @@ from typing import Any
 import smpp34
 import structlog
 
-from broadcaster.sms.smpp import TLV_MESSAGE_STATE, TLV_RECEIPTED_MESSAGE_ID
+from broadcaster.sms.pdu import TLV_MESSAGE_STATE, TLV_RECEIPTED_MESSAGE_ID
+from broadcaster.testing.faults import FaultRelay, RelayStats, WireFaults
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +47,7 @@ class SmscPolicy:
     receipt_tlv: bool = True
     receipt_id_decimal: bool = False
     undeliverable_every: int = 0
-    drop_after: int = 0
+    wire: WireFaults = field(default_factory=WireFaults)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Submit:
     data_coding: int
     short_message: bytes
     message_id: str
+    at: float = 0.0  # wall-clock time the SMSC accepted it
 
 
 @dataclass
@@ -67,7 +71,6 @@ class SmscStats:
     accepted: list[Submit] = field(default_factory=list)
     rejected: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     binds: int = 0
-    drops: int = 0
     receipts_sent: int = 0
 
 
@@ -93,29 +96,32 @@ class TestSmsc:
         self._next_id = 0x10000
         self._sessions: dict[str, smpp34.Esme] = {}
         self._held: dict[str, list[tuple[Submit, str]]] = defaultdict(list)
-        self._relays: set[asyncio.StreamWriter] = set()
-        self._since_drop = 0
+        self.relay: FaultRelay | None = None
         self._tasks: set[asyncio.Future[None]] = set()
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Serve until stop is set."""
-        inner_port = free_port() if self.policy.drop_after else self.port
+        wire = self.policy.wire
+        inner_port = free_port() if wire.active else self.port
         server = smpp34.Server(host="127.0.0.1", port=inner_port, system_id="TESTSMSC")
         await server.start()
-        relay = None
-        if self.policy.drop_after:
-            relay = await asyncio.start_server(
-                lambda r, w: self._relay(r, w, inner_port), "127.0.0.1", self.port
-            )
+        listener = None
+        if wire.active:
+            self.relay = FaultRelay(wire, inner_port)
+            listener = await asyncio.start_server(self.relay.handle, "127.0.0.1", self.port)
         log.info("smsc.listening", port=self.port, policy=str(self.policy))
         pump = asyncio.ensure_future(self._pump(server))
         await stop.wait()
         pump.cancel()
-        if relay is not None:
-            relay.close()
-            for writer in list(self._relays):
-                writer.transport.abort()
+        if listener is not None and self.relay is not None:
+            listener.close()
+            self.relay.close_all()
         await server.stop()
+
+    @property
+    def wire_stats(self) -> RelayStats:
+        """Return what the fault relay did (empty when there is none)."""
+        return self.relay.stats if self.relay is not None else RelayStats()
 
     async def _pump(self, server: smpp34.Server) -> None:
         loop = asyncio.get_running_loop()
@@ -161,6 +167,7 @@ class TestSmsc:
                 data_coding=event.data_coding,
                 short_message=event.short_message,
                 message_id=message_id,
+                at=time.time(),
             )
             if self.record:
                 self.stats.accepted.append(submit)
@@ -168,7 +175,6 @@ class TestSmsc:
                 undeliverable = policy.undeliverable_every and n % policy.undeliverable_every == 0
                 self._spawn(self._send_receipt(submit, "UNDELIV" if undeliverable else "DELIVRD"))
         self._notify()
-        self._maybe_drop()
 
     def _spawn(self, receipt: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(receipt)
@@ -214,37 +220,6 @@ class TestSmsc:
             return
         self.stats.receipts_sent += 1
         self._notify()
-
-    def _maybe_drop(self) -> None:
-        if not self.policy.drop_after:
-            return
-        self._since_drop += 1
-        if self._since_drop < self.policy.drop_after:
-            return
-        self._since_drop = 0
-        self.stats.drops += 1
-        log.info("smsc.link_dropped", links=len(self._relays))
-        for writer in list(self._relays):
-            writer.transport.abort()
-
-    async def _relay(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, inner_port: int
-    ) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", inner_port)
-        self._relays.update((writer, up_writer))
-
-        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.transport.abort()
-
-        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
-        self._relays.difference_update((writer, up_writer))
 
     def _notify(self) -> None:
         with self.changed:
