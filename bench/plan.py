@@ -13,12 +13,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from broadcaster.areas import Area, AreaKind, AreaRegistry
+from broadcaster.areas import Area, AreaKind, AreaRegistry, Station
+from broadcaster.audio.kinds import ClipKind
+from broadcaster.audio.library import Clip, Library
 from broadcaster.cadence import QuietHours, parse_time
+from broadcaster.clashes import Layout, find_drops
 from broadcaster.levels import Ladder, Level, LevelChange
 from broadcaster.occurrence import Relay
 from broadcaster.planner import group_by_time, plan
-from broadcaster.schedules import parse_schedule
+from broadcaster.schedule_files import parse_schedule
 
 DISTRICTS, COMMUNES_EACH = 100, 100
 RELAYS = {name: Relay(name, f"http://stream.example/{name}", "a") for name in ("district", "vov1")}
@@ -80,7 +83,8 @@ def registry() -> AreaRegistry:
         areas[code] = Area(code, code, AreaKind.DISTRICT, "P", "bench")
         for c in range(COMMUNES_EACH):
             commune = f"{code}C{c:03d}"
-            areas[commune] = Area(commune, commune, AreaKind.COMMUNE, code, "bench")
+            areas[commune] = Area(commune, commune, AreaKind.COMMUNE, code, "bench",
+                                  station=Station(f"s-{commune}", commune))
     return AreaRegistry(areas)
 
 
@@ -122,6 +126,15 @@ def main() -> None:
         f"replan:  {total:,} occurrences in {len(buckets)} instants (jobs) in {best:.3f} s "
         f"(median {median:.3f} s), after level changes in 30 districts and the province"
     )
+
+    # What `schedule check` adds per level: every station's slots laid out, 7 days.
+    clips = tuple(Clip(i, "vi", ClipKind.BULLETIN, i, Path(i), 5.0, "0" * 64)
+                  for i in ("a", "b", "chime"))
+    layout = Layout(Library(Path("."), clips), "chime", 0.5, 7200)
+    week = plan(programmes, changes, reg, start, start + timedelta(days=7), tz)
+    drops, best, median = timed(3, lambda: find_drops(week, reg, layout, tz))
+    print(f"layout:  {len(week):,} occurrences of 7 days at {communes:,} stations laid out in "
+          f"{best:.3f} s (median {median:.3f} s), {len(drops)} items not aired")
 
 
 if __name__ == "__main__":

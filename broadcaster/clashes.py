@@ -42,10 +42,14 @@ class Clash:
         minutes = int(self.duration.total_seconds() // 60)
         where = f"in {self.areas} area{'s' if self.areas != 1 else ''}"
         if self.kind == "emergency-overlap":
-            return (f"level {self.level}: emergency items {self.first!r} and {self.second!r} "
-                    f"overlap at {self.time} {where}")
-        return (f"level {self.level}: {self.first!r} at {self.time} lasts {minutes} min and runs "
-                f"into {self.second!r} {where}")
+            return (
+                f"level {self.level}: emergency items {self.first!r} and {self.second!r} "
+                f"overlap at {self.time} {where}"
+            )
+        return (
+            f"level {self.level}: {self.first!r} at {self.time} lasts {minutes} min and runs "
+            f"into {self.second!r} {where}"
+        )
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,12 @@ def find_drops(
     for area in registry.all():
         if area.kind is AreaKind.COMMUNE and area.station is not None:
             covering = [a.code for a in registry.ancestors(area.code)]
-            mine = [o for c in (area.code, *covering) for o in by_area.get(c, ())
-                    if o.channel in SLOT_CHANNELS]
+            mine = [
+                o
+                for c in (area.code, *covering)
+                for o in by_area.get(c, ())
+                if o.channel in SLOT_CHANNELS
+            ]
             key: Hashable = (area.languages, tuple(_signature(o) for o in mine))
             if key not in shared:
                 shared[key] = _commune_drops(area, days, mine, covering, layout, tz)
@@ -96,15 +104,18 @@ def find_drops(
         elif area.kind is AreaKind.DISTRICT:
             vans = [o for o in by_area.get(area.code, ()) if o.channel is Channel.VAN]
             key = ("van", area.code)
-            shared[key] = _van_drops(area, registry.communes_under(area.code), days, vans,
-                                     layout, tz)
+            shared[key] = _van_drops(
+                area, registry.communes_under(area.code), days, vans, layout, tz
+            )
             station = f"van-{area.code}"
         else:
             continue
         for drop in shared[key]:
             found[drop].add(station)
-    return [Drop(programme, item, at, following, reason, frozenset(stations))
-            for (programme, item, at, following, reason), stations in found.items()]
+    return [
+        Drop(programme, item, at, following, reason, frozenset(stations))
+        for (programme, item, at, following, reason), stations in found.items()
+    ]
 
 
 def _commune_drops(
@@ -116,11 +127,24 @@ def _commune_drops(
     tz: ZoneInfo,
 ) -> list[tuple[str, str, datetime, datetime | None, str]]:
     return [
-        (d.programme, d.item, slot.start.astimezone(UTC),
-         slot.end.astimezone(UTC) if slot.end else None, d.reason)
+        (
+            d.programme,
+            d.item,
+            slot.start.astimezone(UTC),
+            slot.end.astimezone(UTC) if slot.end else None,
+            d.reason,
+        )
         for day in days
-        for slot in playlist(commune, day, occurrences, layout.library, tz=tz,
-                             chime=layout.chime, gap=layout.gap, covering=covering)
+        for slot in playlist(
+            commune,
+            day,
+            occurrences,
+            layout.library,
+            tz=tz,
+            chime=layout.chime,
+            gap=layout.gap,
+            covering=covering,
+        )
         for d in slot.dropped
     ]
 
@@ -136,9 +160,17 @@ def _van_drops(
     return [
         (d.programme, d.item, rnd.start.astimezone(UTC), None, d.reason)
         for day in days
-        for rnd in van_rounds(district, route, day, occurrences, layout.library, tz=tz,
-                              round_seconds=layout.van_round_seconds, chime=layout.chime,
-                              gap=layout.gap)
+        for rnd in van_rounds(
+            district,
+            route,
+            day,
+            occurrences,
+            layout.library,
+            tz=tz,
+            round_seconds=layout.van_round_seconds,
+            chime=layout.chime,
+            gap=layout.gap,
+        )
         for d in rnd.dropped
     ]
 
@@ -171,8 +203,10 @@ def find_clashes(
                 local = current.at.astimezone(tz).strftime("%H:%M")
                 key = (kind, current.level, current.programme, following.programme, local, length)
                 found[key].add(commune)
-    return [Clash(kind, level, first, second, time, length, len(areas))
-            for (kind, level, first, second, time, length), areas in sorted(found.items())]
+    return [
+        Clash(kind, level, first, second, time, length, len(areas))
+        for (kind, level, first, second, time, length), areas in sorted(found.items())
+    ]
 
 
 def _overlaps(at: datetime, length: timedelta, following: datetime, kind: str) -> bool:

@@ -39,7 +39,7 @@ from broadcaster.occurrence import Channel, Occurrence
 from broadcaster.planner import group_by_time, plan
 from broadcaster.programmes import Programme
 from broadcaster.schedule_approval import running
-from broadcaster.schedules import ScheduleError
+from broadcaster.schedule_files import ScheduleError
 from broadcaster.sdnotify import notify, watchdog_interval
 from broadcaster.store import dispatch as store
 from broadcaster.store.dispatch import HEARTBEAT_SECONDS

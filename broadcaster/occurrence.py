@@ -2,9 +2,11 @@
 
 The planner, the clash check, the playlist builder, the publisher, the SMS
 handler and the task runner all take this one type. Its content is a tagged
-union (as LibreTime's player types its events: file, web stream, action),
-so a consumer matches on the variant it handles instead of guessing a shape,
-and plan.json is checked once when read back (`content_from_json`).
+union, each variant carrying a literal `kind`, as LibreTime's player types its
+events (`playout/libretime_playout/player/events.py`: `AnyEvent = FileEvent |
+WebStreamEvent | ActionEvent`, each with a literal `type`), so a consumer
+matches on the variant it handles instead of guessing a shape, and plan.json
+is checked once when read back (`content_from_json`).
 """
 
 from __future__ import annotations
@@ -128,13 +130,17 @@ def content_from_json(raw: Any) -> Content:
     if kind == "clips":
         return Clips(tuple(_strings(raw.get("clips"), "clips")))
     if kind == "relay":
-        return Relay(_string(raw.get("name"), "name"), _string(raw.get("url"), "url"),
-                     _optional(raw.get("fallback"), "fallback"))
+        return Relay(
+            _string(raw.get("name"), "name"),
+            _string(raw.get("url"), "url"),
+            _optional(raw.get("fallback"), "fallback"),
+        )
     if kind == "sms":
         return SmsText(_string(raw.get("text"), "text"))
     if kind == "task":
-        return Task(tuple(_strings(raw.get("command", []), "command")),
-                    _optional(raw.get("url"), "url"))
+        return Task(
+            tuple(_strings(raw.get("command", []), "command")), _optional(raw.get("url"), "url")
+        )
     raise ValueError(f"content kind {kind!r} is unknown; one of clips, relay, sms, task")
 
 

@@ -1,6 +1,6 @@
 """Programmes: what a channel says, to which areas, how often at each level. Pure values.
 
-`schedules.py` reads and validates the schedule files into these; the
+`schedule_files.py` reads and validates the schedule files into these; the
 planner takes them as they are and never sees a file or the config.
 """
 

@@ -17,6 +17,13 @@ from broadcaster.cadence import parse_duration
 from broadcaster.config import Settings
 from broadcaster.occurrence import Channel, SmsText
 from broadcaster.programmes import Programme
+from broadcaster.schedule_files import (
+    ScheduleError,
+    load_programmes,
+    parse_schedule,
+    quiet_hours,
+    schedule_dir,
+)
 from broadcaster.schedule_review import (
     LevelLoad,
     Review,
@@ -24,13 +31,6 @@ from broadcaster.schedule_review import (
     floor_problems,
     review,
     sms_load,
-)
-from broadcaster.schedules import (
-    ScheduleError,
-    load_programmes,
-    parse_schedule,
-    quiet_hours,
-    schedule_dir,
 )
 from broadcaster.sms.encoding import encode_text
 from broadcaster.store import schedules as store

@@ -58,6 +58,9 @@ def write_config(tmp_path: Path, db_url: str, source: Path = REPO / "config.toml
     assert named, f"{source} has no [storage] table to point at the test database"
     port = free_port()  # daemons in tests serve the station API; never on a shared port
     body = body.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    # Nor do their senders reach the sample carriers' ports (2775–2777), where a demo's
+    # SMSC may listen: they would bind to it and take its delivery receipts.
+    body = re.sub(r"(?m)^port = \d+$", lambda _: f"port = {free_port()}", body)
     target = tmp_path / source.name
     target.write_text(body, encoding="utf-8")
     return target

@@ -11,7 +11,7 @@ from broadcaster.cadence import QuietHours, parse_time
 from broadcaster.config import Settings, load_settings
 from broadcaster.levels import LevelChange
 from broadcaster.programmes import Programme
-from broadcaster.schedules import load_schedules, parse_schedule
+from broadcaster.schedule_files import load_schedules, parse_schedule
 
 REPO = Path(__file__).resolve().parent.parent
 QUIET = QuietHours(parse_time("21:00"), parse_time("06:00"))

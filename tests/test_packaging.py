@@ -176,6 +176,19 @@ def test_install_script_lays_out_a_server_under_a_root_and_keeps_edits(
     command = root / "opt" / "broadcaster" / "bin" / "broadcaster"
     checked = run([command, "--config", etc / "config.toml", "config", "check"], tmp_path, staged)
     assert "OK" in checked.stdout
+    # The files the unit names are the ones the loader reads: a bad one is blamed on it.
+    staged["CREDENTIALS_DIRECTORY"] = str(credentials)
+    run([command, "--config", etc / "config.toml", "config", "check"], tmp_path, staged)
+    (credentials / "carriers.viettel.password").write_text("far-too-long\n")
+    refused = subprocess.run(
+        [command, "--config", etc / "config.toml", "config", "check"],
+        env=staged,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    blamed = f"credential {credentials / 'carriers.viettel.password'}: carriers.viettel.password"
+    assert refused.returncode == 1 and blamed in refused.stdout + refused.stderr, refused
 
     edited = config.replace('level = "info"', 'level = "debug"')
     (etc / "config.toml").write_text(edited, encoding="utf-8")

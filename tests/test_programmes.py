@@ -10,7 +10,7 @@ import pytest
 from broadcaster.cadence import every, parse_duration, spread
 from broadcaster.occurrence import Channel, Priority, Relay
 from broadcaster.programmes import Trigger
-from broadcaster.schedules import ScheduleError, load_schedules
+from broadcaster.schedule_files import ScheduleError, load_schedules
 from tests.planner_fixtures import QUIET, REPO, programmes_from, sample_programmes, settings
 
 CONFIG = settings()

@@ -27,7 +27,7 @@ from broadcaster.config import load_settings
 from broadcaster.levels import LevelChange
 from broadcaster.occurrence import Relay
 from broadcaster.planner import plan
-from broadcaster.schedules import load_programmes
+from broadcaster.schedule_files import load_programmes
 from tests.audio_fixtures import (
     REPO,
     TZ,
@@ -65,17 +65,25 @@ def icecast(tmp_path: Path) -> Iterator[str]:
         pytest.fail("icecast2 is not installed: scripts/setup --dev installs it")
     port = free_port()
     logs = tmp_path  # logs go to stderr; icecast only wants the folder to exist
-    owner = ("<changeowner><user>nobody</user><group>nogroup</group></changeowner>"
-             if os.geteuid() == 0 else "")
+    owner = (
+        "<changeowner><user>nobody</user><group>nogroup</group></changeowner>"
+        if os.geteuid() == 0
+        else ""
+    )
     conf = tmp_path / "icecast.xml"
-    conf.write_text(ICECAST_XML.format(port=port, logs=logs, password="hackme", owner=owner),
-                    encoding="utf-8")
-    proc = subprocess.Popen(["icecast2", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    conf.write_text(
+        ICECAST_XML.format(port=port, logs=logs, password="hackme", owner=owner), encoding="utf-8"
+    )
+    proc = subprocess.Popen(
+        ["icecast2", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        _await(lambda: httpx.get(f"{base}/status-json.xsl", timeout=1).status_code == 200,
-               proc, "icecast2")
+        _await(
+            lambda: httpx.get(f"{base}/status-json.xsl", timeout=1).status_code == 200,
+            proc,
+            "icecast2",
+        )
         yield base
     finally:
         proc.terminate()
@@ -86,10 +94,27 @@ def feed(base: str, mount: str, seconds: float, frequency: int) -> subprocess.Po
     """ffmpeg sends `seconds` of a sine as MP3 at real time to the mount, then stops."""
     target = base.replace("http://", "icecast://source:hackme@") + mount
     proc = subprocess.Popen(
-        ["ffmpeg", "-v", "error", "-re", "-f", "lavfi",
-         "-i", f"sine=frequency={frequency}:duration={seconds}:sample_rate=44100",
-         "-c:a", "libmp3lame", "-b:a", "64k", "-content_type", "audio/mpeg", "-f", "mp3", target],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency={frequency}:duration={seconds}:sample_rate=44100",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "64k",
+            "-content_type",
+            "audio/mpeg",
+            "-f",
+            "mp3",
+            target,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     _await(lambda: mount in httpx.get(f"{base}/status-json.xsl", timeout=1).text, proc, "ffmpeg")
     return proc
@@ -112,9 +137,12 @@ def _await(ready, proc: subprocess.Popen[bytes], name: str, seconds: float = 15)
 
 def _dominant_frequency(wav: Path) -> float:
     """Count zero crossings of the decoded audio (sox writes raw samples we can read)."""
-    raw = subprocess.run(["sox", str(wav), "-t", "s16", "-c", "1", "-r", "8000", "-"],
-                         capture_output=True, check=True).stdout
-    samples = [int.from_bytes(raw[i:i + 2], "little", signed=True) for i in range(0, len(raw), 2)]
+    raw = subprocess.run(
+        ["sox", str(wav), "-t", "s16", "-c", "1", "-r", "8000", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    samples = [int.from_bytes(raw[i : i + 2], "little", signed=True) for i in range(0, len(raw), 2)]
     crossings = sum(1 for a, b in zip(samples, samples[1:], strict=False) if a < 0 <= b)
     return crossings / (len(samples) / 8000)
 
@@ -126,10 +154,14 @@ def test_mpv_airs_a_relay_from_a_real_icecast_stream_then_the_rest_of_the_slot(
     now = datetime.now(UTC)
     stream = Relay("district", f"{icecast}/district.mp3", "tiep-song-vov")
     at = now + timedelta(minutes=5)
-    publish_plan(config, [
-        occ("district-news", "relay", "05440", at, "priority", stream, timedelta(seconds=6)),
-        occ("own-news", "loudspeaker", "05440", at, "normal", ["gian-cach"]),
-    ], now)
+    publish_plan(
+        config,
+        [
+            occ("district-news", "relay", "05440", at, "priority", stream, timedelta(seconds=6)),
+            occ("own-news", "loudspeaker", "05440", at, "normal", ["gian-cach"]),
+        ],
+        now,
+    )
     listed = CliRunner().invoke(main, ["--config", str(config), "stations", "--format", "json"])
     row = next(r for r in json.loads(listed.output) if r["station"] == "linh-thong")
     manifest = httpx.get(row["manifest_url"]).raise_for_status().json()
@@ -156,8 +188,21 @@ def test_relay_manifest_points_at_a_fallback_the_station_api_serves(served, tmp_
     config, base = served
     now = datetime.now(UTC)
     stream = Relay("district", "http://127.0.0.1:9/gone.mp3", "tiep-song-vov")
-    publish_plan(config, [occ("district-news", "relay", "05440", now + timedelta(minutes=5),
-                              "priority", stream, timedelta(minutes=15))], now)
+    publish_plan(
+        config,
+        [
+            occ(
+                "district-news",
+                "relay",
+                "05440",
+                now + timedelta(minutes=5),
+                "priority",
+                stream,
+                timedelta(minutes=15),
+            )
+        ],
+        now,
+    )
     listed = CliRunner().invoke(main, ["--config", str(config), "stations", "--format", "json"])
     row = next(r for r in json.loads(listed.output) if r["station"] == "linh-thong")
     relay = httpx.get(row["manifest_url"]).raise_for_status().json()["items"][1]
@@ -179,38 +224,73 @@ def test_a_recorded_bulletin_airs_in_place_of_that_relay_only(
     shutil.copytree(REPO / "audio", library)
     config = write_config(tmp_path, db_url)
     with config.open("a", encoding="utf-8") as out:
-        out.write(f'\n[planner]\nschedules = "{REPO / "schedules"}"\n'
-                  f'\n[audio]\nlibrary_dir = "{library}"\nrender_slots = false\n')
+        out.write(
+            f'\n[planner]\nschedules = "{REPO / "schedules"}"\n'
+            f'\n[audio]\nlibrary_dir = "{library}"\nrender_slots = false\n'
+        )
     seed_store(normalised_store, tmp_path / "data")
     recording = tmp_path / "ban-tin-sang.wav"
-    subprocess.run(["sox", "-n", "-r", "22050", "-c", "1", str(recording), "synth", "7",
-                    "sine", "300"], check=True)
-    run = CliRunner().invoke(main, ["--config", str(config), "audio", "import", str(recording),
-                                    "--for", "district-bulletin", "--at", DAY.isoformat(),
-                                    "06:00"])
+    subprocess.run(
+        ["sox", "-n", "-r", "22050", "-c", "1", str(recording), "synth", "7", "sine", "300"],
+        check=True,
+    )
+    run = CliRunner().invoke(
+        main,
+        [
+            "--config",
+            str(config),
+            "audio",
+            "import",
+            str(recording),
+            "--for",
+            "district-bulletin",
+            "--at",
+            DAY.isoformat(),
+            "06:00",
+        ],
+    )
     assert run.exit_code == 0, run.output
     assert "district-bulletin-20210910-0600 [vi] recording" in run.output
-    bad = CliRunner().invoke(main, ["--config", str(config), "audio", "import", str(recording),
-                                    "--for", "district-bulletin", "--at", DAY.isoformat(),
-                                    "06:05"])
+    bad = CliRunner().invoke(
+        main,
+        [
+            "--config",
+            str(config),
+            "audio",
+            "import",
+            str(recording),
+            "--for",
+            "district-bulletin",
+            "--at",
+            DAY.isoformat(),
+            "06:05",
+        ],
+    )
     assert bad.exit_code == 2 and "airs at no level at 06:05" in bad.output
 
     settings = load_settings(config)
     start = datetime.combine(DAY, clock(0), tzinfo=TZ)
-    occurrences = plan(load_programmes(settings), [], settings.registry(), start,
-                       start + timedelta(days=2), TZ)
+    occurrences = plan(
+        load_programmes(settings), [], settings.registry(), start, start + timedelta(days=2), TZ
+    )
     publish_plan(config, occurrences, start.astimezone(UTC))
     pub_root = tmp_path / "data" / "publish"
     day = json.loads((pub_root / "stations" / DAY.isoformat() / "linh-thong.json").read_text())
     items = {m["slot"]: [i for i in m["items"] if i["kind"] != "chime"] for m in day["slots"]}
     assert [(i["kind"], i["clip"], i.get("recorded")) for i in items["0600"]] == [
-        ("clip", "district-bulletin-20210910-0600", True)]
+        ("clip", "district-bulletin-20210910-0600", True)
+    ]
     assert [i["kind"] for i in items["1100"]] == ["relay"]
     assert [i["kind"] for i in items["1700"]] == ["relay"]
-    tomorrow = json.loads((pub_root / "stations" / (DAY + timedelta(days=1)).isoformat()
-                           / "linh-thong.json").read_text())
-    assert [i["kind"] for m in tomorrow["slots"] if m["slot"] == "0600"
-            for i in m["items"]] == ["chime", "relay"]
+    tomorrow = json.loads(
+        (
+            pub_root / "stations" / (DAY + timedelta(days=1)).isoformat() / "linh-thong.json"
+        ).read_text()
+    )
+    assert [i["kind"] for m in tomorrow["slots"] if m["slot"] == "0600" for i in m["items"]] == [
+        "chime",
+        "relay",
+    ]
 
 
 # --- every level of both sample configs airs everything -------------------------------
@@ -236,10 +316,10 @@ def test_every_level_of_the_sample_configs_passes_the_check_and_publishes_withou
     for ladder in settings.ladder_objects().values():
         tops = [a.code for a in registry.all() if a.parent is None and a.ladder == ladder.name]
         for level in ladder.names:
-            changes = [LevelChange(code, level, start - timedelta(days=1), "t", "t")
-                       for code in tops]
-            occurrences = plan(programmes, changes, registry, start, start + timedelta(days=3),
-                               TZ)
+            changes = [
+                LevelChange(code, level, start - timedelta(days=1), "t", "t") for code in tops
+            ]
+            occurrences = plan(programmes, changes, registry, start, start + timedelta(days=3), TZ)
             report = publish(registry, occurrences, aired, now=start, pub=pub, rendered=rendered)
             assert report.dropped == [], (level, report.dropped[:3])
             levels += 1

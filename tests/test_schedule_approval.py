@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from broadcaster.schedule_approval import load_checked
+from broadcaster.schedule_files import ScheduleError
 from broadcaster.schedule_review import effective
-from broadcaster.schedules import ScheduleError
 from tests.account_fixtures import add_people, run_cli
 from tests.sms_fixtures import seed_subscribers, settings_for, write_config
 

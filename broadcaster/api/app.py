@@ -33,7 +33,7 @@ from broadcaster.api import models as m
 from broadcaster.audio.library import LibraryError
 from broadcaster.levels import InForce
 from broadcaster.occurrence import content_to_json
-from broadcaster.schedules import ScheduleError
+from broadcaster.schedule_files import ScheduleError
 from broadcaster.sms.states import Priority
 from broadcaster.store.accounts import account_for_token
 

@@ -284,9 +284,7 @@ def _mix_decoded(
         if i and gap > 0:
             chain.append(f"aevalsrc=0:s={SAMPLE_RATE}:c=mono:d={gap:.3f}[g{i}];")
         chain.append(f"[{i}:a]aresample={SAMPLE_RATE},aformat=channel_layouts=mono[a{i}];")
-    labels = "".join(
-        (f"[g{i}]" if i and gap > 0 else "") + f"[a{i}]" for i in range(len(parts))
-    )
+    labels = "".join((f"[g{i}]" if i and gap > 0 else "") + f"[a{i}]" for i in range(len(parts)))
     count = len(parts) + (len(parts) - 1 if gap > 0 else 0)
     graph = "".join(chain) + f"{labels}concat=n={count}:v=0:a=1[mix]"
     _ffmpeg([*inputs, "-filter_complex", graph, "-map", "[mix]", *_mp3(target), str(out)], out)

@@ -116,7 +116,7 @@ def _recording_target(
 ) -> tuple[Programme, datetime]:
     """The relay programme and the instant a recording stands in for, or a clear error."""
     from broadcaster.occurrence import Channel
-    from broadcaster.schedules import ScheduleError, load_programmes
+    from broadcaster.schedule_files import ScheduleError, load_programmes
 
     if programme_id is None or at is None:
         raise click.UsageError("a recorded bulletin needs both --for PROGRAMME and --at DATE TIME")

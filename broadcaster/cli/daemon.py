@@ -30,7 +30,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     from broadcaster.daemon import Daemon
     from broadcaster.dispatch import default_handlers
     from broadcaster.occurrence import Channel
-    from broadcaster.schedules import ScheduleError
+    from broadcaster.schedule_files import ScheduleError
     from broadcaster.sms.scheduled import SmsHandler
     from broadcaster.sms.sender import run_senders
     from broadcaster.web import BackgroundServer, make_app

@@ -34,7 +34,7 @@ def layout_or_fail(app: App) -> Layout:
 def programmes_or_fail(app: App) -> tuple[Programme, ...]:
     """Load the schedules or stop with one line per problem."""
     from broadcaster.schedule_approval import load_checked
-    from broadcaster.schedules import ScheduleError
+    from broadcaster.schedule_files import ScheduleError
 
     try:
         return load_checked(app.settings)
@@ -155,7 +155,7 @@ def check_cmd(app: App, days: int) -> None:
     (exit 1) and warnings for clashes."""
     from broadcaster.clashes import find_clashes, find_drops
     from broadcaster.planner import plan
-    from broadcaster.schedules import schedule_dir
+    from broadcaster.schedule_files import schedule_dir
 
     programmes = programmes_or_fail(app)
     layout = layout_or_fail(app)
@@ -173,14 +173,15 @@ def check_cmd(app: App, days: int) -> None:
             warnings += find_clashes(occurrences, app.registry, tz)
             errors += _not_aired_lines(app, files, level, find_drops(occurrences, app.registry,
                                                                      layout, tz))
+    if not errors:
+        click.echo(f"ok: {len(programmes)} programmes in {len(set(files.values()))} files "
+                   f"under {schedule_dir(app.settings)}")
     for line in errors:
         click.echo(f"error: {line}", err=True)
-    if errors:
-        raise SystemExit(1)
-    click.echo(f"ok: {len(programmes)} programmes in {len(set(files.values()))} files under "
-               f"{schedule_dir(app.settings)}")
     for clash in warnings:
         click.echo(f"warning: {clash.describe()}")
+    if errors:
+        raise SystemExit(1)
     _report_sms(app)
 
 

@@ -398,7 +398,7 @@ def _notice_sms(
     now: datetime,
 ) -> list[blasts.Preview]:
     """Draft the SMS of notice-triggered programmes (seed 003) as the notice's account."""
-    from broadcaster.schedules import ScheduleError, load_programmes
+    from broadcaster.schedule_files import ScheduleError, load_programmes
     from broadcaster.sms.scheduled import draft_notice_sms
 
     try:
