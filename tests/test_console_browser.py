@@ -37,10 +37,12 @@ def site(tmp_path: Path, db_url: str, engine: Engine, daemons):  # type: ignore[
     """A daemon serving the console on a free port, each carrier bound to its test SMSC."""
     from broadcaster.accounts import Role
 
-    smscs = {port: TestSmsc(free_port()) for port in ("2775", "2776", "2777")}
+    smscs = {name: TestSmsc(free_port()) for name in ("viettel", "vinaphone", "mobifone")}
     config = sample_config(tmp_path, db_url)
     body = config.read_text(encoding="utf-8")
-    body = re.sub(r"(?m)^port = (277\d)$", lambda m: f"port = {smscs[m.group(1)].port}", body)
+    body, bound = re.subn(r"(?m)^(\[carriers\.(\w+)\]\n(?:[^\[\n].*\n)*?port = )\d+$",
+                          lambda m: f"{m.group(1)}{smscs[m.group(2)].port}", body)
+    assert bound == len(smscs)
     config.write_text(body, encoding="utf-8")
     bind = re.search(r'bind = "127.0.0.1:(\d+)"', body)
     assert bind is not None
@@ -50,7 +52,7 @@ def site(tmp_path: Path, db_url: str, engine: Engine, daemons):  # type: ignore[
     numbers = seed_subscribers(engine, SUBSCRIBERS, communes=communes)
     with SmscThread(list(smscs.values())):
         daemons(config).start()
-        yield f"http://127.0.0.1:{bind.group(1)}/console", smscs["2775"], numbers  # viettel
+        yield f"http://127.0.0.1:{bind.group(1)}/console", smscs["viettel"], numbers
 
 
 def _login(driver, base: str, name: str) -> None:  # type: ignore[no-untyped-def]

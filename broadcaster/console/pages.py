@@ -16,7 +16,7 @@ from broadcaster.console import queries
 from broadcaster.console.app import Console
 from broadcaster.dropped import planned_drops
 from broadcaster.occurrence import Channel, Occurrence
-from broadcaster.schedules import ScheduleError
+from broadcaster.schedule_files import ScheduleError
 from broadcaster.store.audio import NoticeState
 from broadcaster.store.dispatch import DispatchState, keys_in
 from broadcaster.timeline import Geometry, Labels, timeline_svg
