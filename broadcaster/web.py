@@ -132,11 +132,13 @@ def make_app(
     registry: CollectorRegistry | None = None,
     areas: AreaRegistry | None = None,
     operations_api: ASGIApp | None = None,
+    console: ASGIApp | None = None,
 ) -> Starlette:
     """Build the ASGI app; `clock` gives the aware current time (tests pass their own).
 
     With `areas` (and an engine) it also serves each station's notices;
-    `operations_api` (`broadcaster.api.make_api`) is mounted at `/api/v1`.
+    `operations_api` (`broadcaster.api.make_api`) is mounted at `/api/v1`, `console`
+    (`broadcaster.console.make_console`) at `/console/`.
     """
     metrics = Metrics(registry or CollectorRegistry())
     register_service_metrics(metrics.registry, engine)
@@ -154,6 +156,7 @@ def make_app(
             Route("/stations/{station}/{which}.{ext}", api.relative_slot),
             Route("/stations/{station}/{day}/{slot}.{ext}", api.given_slot),
             *([Mount("/api/v1", app=operations_api)] if operations_api else []),
+            *([Mount("/console", app=console)] if console is not None else []),
         ]
     )
 

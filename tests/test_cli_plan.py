@@ -163,3 +163,33 @@ def test_schedule_check_fails_with_file_programme_and_key(cli, sample_config: Pa
     out = cli("schedule", "check", expect=1).output
     assert "van.toml:4: programme 'van-round' (programme[0]): " in out
     assert 'levels."5.2".per_day: Input should be greater than or equal to 1' in out
+
+
+def test_plan_svg_draws_every_planned_occurrence_and_the_missed_in_red(cli, samples, tmp_path,
+                                                                       sample_config):
+    import xml.etree.ElementTree as ET
+    from datetime import UTC, datetime, timedelta
+
+    from broadcaster.config import load_settings
+    from broadcaster.planner import plan
+    from broadcaster.store.db import make_engine
+    from broadcaster.store.dispatch import DispatchState, claim
+    from broadcaster.timeline import RED
+    from tests.planner_fixtures import sample_programmes
+
+    cli("db", "upgrade")
+    rows = json.loads(cli("plan", "--from", "2021-09-10", "--format", "json").output)
+    settings = load_settings(sample_config)
+    start = datetime(2021, 9, 9, 17, tzinfo=UTC)
+    first = plan(sample_programmes(settings), [], settings.registry(), start,
+                 start + timedelta(days=1), settings.tz)[0]
+    engine = make_engine(settings.storage_url)
+    claim(engine, [first], now=start, node="test", state=DispatchState.MISSED)
+    engine.dispose()
+    out = tmp_path / "plan.svg"
+    assert "wrote" in cli("plan", "--from", "2021-09-10", "--svg", str(out)).output
+    marks = ET.parse(out).getroot().findall(".//{http://www.w3.org/2000/svg}rect[@data-at]")
+    assert len(marks) == len(rows)
+    red = [m for m in marks if m.get("fill") == RED]
+    assert [(m.get("data-programme"), m.get("data-area")) for m in red] == [
+        (first.programme, first.area)]

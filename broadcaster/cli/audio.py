@@ -196,9 +196,10 @@ def publish_cmd(app: App) -> None:
 @click.command("serve")
 @pass_app
 def serve(app: App) -> None:
-    """Run the station API and `/api/v1` alone (the daemon runs them too)."""
+    """Run the station API, `/api/v1` and the console alone (the daemon runs them too)."""
     from broadcaster.api import make_api
     from broadcaster.audio.publish import publisher, stations
+    from broadcaster.console import make_console
     from broadcaster.web import make_app, uvicorn_server
 
     settings = app.settings
@@ -210,6 +211,7 @@ def serve(app: App) -> None:
         max_body=settings.audio.max_report_bytes,
         operations_api=make_api(app.ops),
         areas=app.registry,
+        console=make_console(app.ops),
     )
     uvicorn_server(web, settings.http.bind).run()
 

@@ -58,11 +58,13 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
         senders.start()
     if not no_web:
         from broadcaster.api import make_api
+        from broadcaster.console import make_console
 
         web = BackgroundServer(
             make_app(publisher(settings), frozenset(stations(app.registry)), engine=app.engine,
                      clock=app.now, max_body=settings.audio.max_report_bytes,
-                     areas=app.registry, operations_api=make_api(app.ops)),
+                     areas=app.registry, operations_api=make_api(app.ops),
+                     console=make_console(app.ops)),
             settings.http.bind,
         )
         web.start()

@@ -3,7 +3,6 @@ and has a second account accepted what it sends to the public."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,20 +21,14 @@ if TYPE_CHECKING:
 
 
 def layout_or_fail(app: App) -> Layout:
-    """How the publisher lays out slots: the library with the durations it airs (those it
-    has normalised so far; the catalogue's for the rest), the chime, the gap."""
-    from broadcaster.audio.library import LibraryError, load_library
-    from broadcaster.audio.publish import aired_durations
-    from broadcaster.audio.settings import library_dir
-    from broadcaster.clashes import Layout
+    """How the publisher lays out slots, or a clear error for a broken audio library."""
+    from broadcaster.audio.library import LibraryError
+    from broadcaster.dropped import slot_layout
 
-    audio = app.settings.audio
     try:
-        library = aired_durations(load_library(library_dir(audio, app.settings.path)),
-                                  app.settings)
+        return slot_layout(app.settings)
     except LibraryError as exc:
         raise click.ClickException(f"invalid audio library:\n{exc}") from None
-    return Layout(library, audio.chime, audio.gap_seconds, audio.van_round_minutes * 60)
 
 
 def programmes_or_fail(app: App) -> tuple[Programme, ...]:
@@ -54,11 +47,15 @@ def programmes_or_fail(app: App) -> tuple[Programme, ...]:
               help="First local day (default: today in the configured zone).")
 @click.option("--days", type=click.IntRange(1, 31), default=1, show_default=True)
 @click.option("--area", default=None, help="Only what reaches this area (above or below it).")
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the timeline picture (SVG) the console shows to this file.")
 @format_option
 @pass_app
-def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: str) -> None:
+def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: str,
+             svg_path: Path | None) -> None:
     """Show the occurrences planned from the schedules and the levels in force."""
     from broadcaster.clashes import find_drops
+    from broadcaster.dropped import drops_by_occurrence
     from broadcaster.planner import plan
     from broadcaster.store.levels import load_changes
 
@@ -67,12 +64,15 @@ def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: s
     start, end = local_span(first, days, app)
     programmes = programmes_or_fail(app)
     occurrences = plan(programmes, load_changes(app.engine), app.registry, start, end, tz)
-    drops = _drops_by_occurrence(app, find_drops(occurrences, app.registry, layout_or_fail(app),
-                                                 tz))
+    drops = drops_by_occurrence(find_drops(occurrences, app.registry, layout_or_fail(app), tz),
+                                app.registry)
     if area is not None:
         related = {area, *(a.code for a in app.registry.ancestors(area)),
                    *(a.code for a in app.registry.descendants(area))}
         occurrences = [o for o in occurrences if o.area in related]
+    if svg_path is not None:
+        write_svg(app, svg_path, occurrences, start, end, area, set(drops))
+        return
     if fmt == "json":
         app.echo_json([occurrence_row(app, o) | _not_aired(drops.get(o.key, []))
                        for o in occurrences])
@@ -87,27 +87,6 @@ def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: s
                    f"level {o.level:<4} {length}{mark}")
 
 
-Key = tuple[str, str, datetime]
-
-
-def _drops_by_occurrence(app: App, drops: list[Drop]) -> dict[Key, list[Drop]]:
-    """Index drops by the occurrences they come from: programme, instant and each area
-    at or above a dropping station's commune (an occurrence may name the district),
-    keeping for each only the stations under its area."""
-    communes = {a.station.code: a.code for a in app.registry.all() if a.station}
-    found: dict[Key, list[Drop]] = {}
-    for drop in drops:
-        under: dict[str, set[str]] = {}
-        for station in drop.stations:
-            commune = communes.get(station, station.removeprefix("van-"))
-            for area in (commune, *(a.code for a in app.registry.ancestors(commune))):
-                under.setdefault(area, set()).add(station)
-        for area, stations in under.items():
-            found.setdefault((drop.programme, area, drop.at), []).append(
-                replace(drop, stations=frozenset(stations)))
-    return found
-
-
 def _mark(drops: list[Drop]) -> str:
     if not drops:
         return ""
@@ -120,6 +99,23 @@ def _not_aired(drops: list[Drop]) -> dict[str, Any]:
         return {"airs": True}
     return {"airs": False, "not_aired": [
         {"item": d.item, "reason": d.reason, "stations": sorted(d.stations)} for d in drops]}
+
+
+def write_svg(app: App, path: Path, occurrences: list[Occurrence], start: datetime,
+              end: datetime, area: str | None, dropped: set[tuple[str, str, datetime]]) -> None:
+    """Write the plan as the console's timeline picture, dropped and missed in red."""
+    from broadcaster.store.dispatch import DispatchState, keys_in
+    from broadcaster.timeline import timeline_svg
+
+    tz = app.settings.tz
+    where = app.registry.get(area).name if area else ""
+    first, last = start.astimezone(tz).date(), (end - timedelta(seconds=1)).astimezone(tz).date()
+    span = f"{first:%d/%m/%Y}" + (f" – {last:%d/%m/%Y}" if last != first else "")
+    missed = keys_in(app.engine, start, end, [DispatchState.MISSED])
+    svg = timeline_svg(occurrences, app.registry, start, end, tz, now=app.now(), missed=missed,
+                       dropped=dropped, title=" · ".join(filter(None, [where, span])))
+    path.write_text(svg, encoding="utf-8")
+    click.echo(f"wrote {path} ({len(occurrences)} occurrences)")
 
 
 def local_span(first: date, days: int, app: App) -> tuple[datetime, datetime]:

@@ -151,6 +151,16 @@ def rows_for(engine: Engine, programme: str | None = None) -> list[DispatchRow]:
         return list(session.scalars(query))
 
 
+def keys_in(engine: Engine, start: datetime, end: datetime,
+            states: Iterable[DispatchState]) -> set[tuple[str, str, datetime]]:
+    """The (programme, area, at) keys of dispatch rows in [start, end) in `states`."""
+    query = select(DispatchRow.programme, DispatchRow.area, DispatchRow.at).where(
+        DispatchRow.at >= start, DispatchRow.at < end,
+        DispatchRow.state.in_([s.value for s in states]))
+    with session_scope(engine) as session:
+        return {(p, a, at) for p, a, at in session.execute(query)}
+
+
 def write_status(engine: Engine, *, now: datetime, report: dict[str, Any] | None = None,
                  started: bool = False, stopped: bool = False, node: str = "",
                  pid: int | None = None) -> None:
