@@ -56,16 +56,22 @@ def prepare(folder: Path) -> dict[str, str]:
         ["users", "add", "admin", "--role", "admin", "--area", "19", "--unix", getpass.getuser()],
         ["users", "add", "bench", "--role", "operator", "--area", "19"],
     ):
-        subprocess.run([str(BIN), *argv], env=env, cwd=folder, check=True,
-                       capture_output=True)
-    token.write_text(subprocess.run([str(BIN), "users", "token", "bench"], env=env, cwd=folder,
-                                    check=True, capture_output=True, text=True).stdout)
+        subprocess.run([str(BIN), *argv], env=env, cwd=folder, check=True, capture_output=True)
+    token.write_text(
+        subprocess.run(
+            [str(BIN), "users", "token", "bench"],
+            env=env,
+            cwd=folder,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     for argv in (
         ["level", "set", "167", "5.2", "--reason", "bench", "--token-file", str(token)],
         ["sms", "draft", "--area", "167", "--text", "bench", "--token-file", str(token)],
     ):
-        subprocess.run([str(BIN), *argv], env=env, cwd=folder, check=True,
-                       capture_output=True)
+        subprocess.run([str(BIN), *argv], env=env, cwd=folder, check=True, capture_output=True)
     return env
 
 
@@ -84,8 +90,10 @@ def main() -> None:
                 times[name].append(timed(argv, env, folder))
     bare = min(times["python -c pass"])
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"{runs} runs each, as subprocesses, interleaved; best and median wall time; "
-          f"load average {load}")
+    print(
+        f"{runs} runs each, as subprocesses, interleaved; best and median wall time; "
+        f"load average {load}"
+    )
     print(f"{'command':<28} {'best':>8} {'median':>8} {'best / bare':>12}  goal ≤ {GOAL} s")
     for name, values in times.items():
         best, median = min(values), statistics.median(values)

@@ -40,22 +40,33 @@ def fill(engine: Engine, rows: int) -> float:
     now = datetime.now(UTC)
     began = time.perf_counter()
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO sms_blasts (id, text, unaccented, encoding, parts, priority, exercise,"
-            " areas, state, created_at, created_by) VALUES (1, 'bench', false, 'gsm', 1,"
-            " 'routine', false, '[]', 'approved', :now, 'bench')"), {"now": now})
+        conn.execute(
+            text(
+                "INSERT INTO sms_blasts (id, text, unaccented, encoding, parts, priority, exercise,"
+                " areas, state, created_at, created_by) VALUES (1, 'bench', false, 'gsm', 1,"
+                " 'routine', false, '[]', 'approved', :now, 'bench')"
+            ),
+            {"now": now},
+        )
     states = " ".join(f"WHEN {i} THEN '{s}'" for i, s in enumerate(STATES))
-    series = ("generate_series(:low, :high) AS i" if engine.dialect.name == "postgresql" else
-              "(WITH RECURSIVE s(i) AS (SELECT :low UNION ALL SELECT i + 1 FROM s"
-              " WHERE i < :high) SELECT i FROM s)")
+    series = (
+        "generate_series(:low, :high) AS i"
+        if engine.dialect.name == "postgresql"
+        else "(WITH RECURSIVE s(i) AS (SELECT :low UNION ALL SELECT i + 1 FROM s"
+        " WHERE i < :high) SELECT i FROM s)"
+    )
     for low in range(0, rows, CHUNK):
         high = min(low + CHUNK, rows) - 1
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at,"
-                " attempts) SELECT 1, '09' || i, CASE i % 3 WHEN 0 THEN 'viettel' WHEN 1 THEN"
-                f" 'vinaphone' ELSE 'mobifone' END, 1, CASE i % 7 {states} END, :now, 0"
-                f" FROM {series}"), {"low": low, "high": high, "now": now})
+            conn.execute(
+                text(
+                    "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at,"
+                    " attempts) SELECT 1, '09' || i, CASE i % 3 WHEN 0 THEN 'viettel' WHEN 1 THEN"
+                    f" 'vinaphone' ELSE 'mobifone' END, 1, CASE i % 7 {states} END, :now, 0"
+                    f" FROM {series}"
+                ),
+                {"low": low, "high": high, "now": now},
+            )
         print(f"  {high + 1:,} rows", flush=True)
     return time.perf_counter() - began
 
@@ -87,15 +98,19 @@ def main() -> None:
 
         def group_by() -> object:
             with engine.connect() as conn:
-                return conn.execute(text(
-                    "SELECT carrier, state, count(*) FROM sms_messages GROUP BY carrier, state"
-                )).all()
+                return conn.execute(
+                    text(
+                        "SELECT carrier, state, count(*) FROM sms_messages GROUP BY carrier, state"
+                    )
+                ).all()
 
         scrape = timed(lambda: generate_latest(registry), args.scrapes)
         baseline = timed(group_by, max(3, args.scrapes // 5))
         print(f"{'':<38} {'best':>9} {'median':>9}")
-        for name, values in (("scrape (counter tables, whole /metrics)", scrape),
-                             ("baseline: GROUP BY over the messages", baseline)):
+        for name, values in (
+            ("scrape (counter tables, whole /metrics)", scrape),
+            ("baseline: GROUP BY over the messages", baseline),
+        ):
             best, median = min(values) * 1000, statistics.median(values) * 1000
             print(f"{name:<38} {best:>7.1f}ms {median:>7.1f}ms")
         ratio = statistics.median(scrape) / statistics.median(baseline)

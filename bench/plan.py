@@ -83,8 +83,14 @@ def registry() -> AreaRegistry:
         areas[code] = Area(code, code, AreaKind.DISTRICT, "P", "bench")
         for c in range(COMMUNES_EACH):
             commune = f"{code}C{c:03d}"
-            areas[commune] = Area(commune, commune, AreaKind.COMMUNE, code, "bench",
-                                  station=Station(f"s-{commune}", commune))
+            areas[commune] = Area(
+                commune,
+                commune,
+                AreaKind.COMMUNE,
+                code,
+                "bench",
+                station=Station(f"s-{commune}", commune),
+            )
     return AreaRegistry(areas)
 
 
@@ -128,13 +134,16 @@ def main() -> None:
     )
 
     # What `schedule check` adds per level: every station's slots laid out, 7 days.
-    clips = tuple(Clip(i, "vi", ClipKind.BULLETIN, i, Path(i), 5.0, "0" * 64)
-                  for i in ("a", "b", "chime"))
+    clips = tuple(
+        Clip(i, "vi", ClipKind.BULLETIN, i, Path(i), 5.0, "0" * 64) for i in ("a", "b", "chime")
+    )
     layout = Layout(Library(Path("."), clips), "chime", 0.5, 7200)
     week = plan(programmes, changes, reg, start, start + timedelta(days=7), tz)
     drops, best, median = timed(3, lambda: find_drops(week, reg, layout, tz))
-    print(f"layout:  {len(week):,} occurrences of 7 days at {communes:,} stations laid out in "
-          f"{best:.3f} s (median {median:.3f} s), {len(drops)} items not aired")
+    print(
+        f"layout:  {len(week):,} occurrences of 7 days at {communes:,} stations laid out in "
+        f"{best:.3f} s (median {median:.3f} s), {len(drops)} items not aired"
+    )
 
 
 if __name__ == "__main__":

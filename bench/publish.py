@@ -55,18 +55,49 @@ def plan(reg: AreaRegistry, day: datetime) -> list[Occurrence]:
     for area in reg.all():
         if area.kind is AreaKind.COMMUNE:
             for hour in (6, 11, 17):
-                occ.append(Occurrence("ban-tin", Channel.LOUDSPEAKER, area.code,
-                                      day + timedelta(hours=hour), Priority.NORMAL,
-                                      Clips(("ban-tin-5k", "tiem-vac-xin"))))
-            occ.append(Occurrence("gian-cach", Channel.LOUDSPEAKER, area.code,
-                                  day + timedelta(hours=11), Priority.PRIORITY,
-                                  Clips(("gian-cach",))))
-            occ.append(Occurrence("vov", Channel.RELAY, area.code, day + timedelta(hours=12),
-                                  Priority.NORMAL, vov, timedelta(minutes=30)))
+                occ.append(
+                    Occurrence(
+                        "ban-tin",
+                        Channel.LOUDSPEAKER,
+                        area.code,
+                        day + timedelta(hours=hour),
+                        Priority.NORMAL,
+                        Clips(("ban-tin-5k", "tiem-vac-xin")),
+                    )
+                )
+            occ.append(
+                Occurrence(
+                    "gian-cach",
+                    Channel.LOUDSPEAKER,
+                    area.code,
+                    day + timedelta(hours=11),
+                    Priority.PRIORITY,
+                    Clips(("gian-cach",)),
+                )
+            )
+            occ.append(
+                Occurrence(
+                    "vov",
+                    Channel.RELAY,
+                    area.code,
+                    day + timedelta(hours=12),
+                    Priority.NORMAL,
+                    vov,
+                    timedelta(minutes=30),
+                )
+            )
         elif area.kind is AreaKind.DISTRICT:
-            occ.append(Occurrence("xe-loa", Channel.VAN, area.code, day + timedelta(hours=8),
-                                  Priority.NORMAL, Clips(("gian-cach", "ban-tin-5k")),
-                                  timedelta(hours=2)))
+            occ.append(
+                Occurrence(
+                    "xe-loa",
+                    Channel.VAN,
+                    area.code,
+                    day + timedelta(hours=8),
+                    Priority.NORMAL,
+                    Clips(("gian-cach", "ban-tin-5k")),
+                    timedelta(hours=2),
+                )
+            )
     return occ
 
 

@@ -30,9 +30,21 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def make_audio(folder: Path, seconds: float) -> Path:
     path = folder / "long.mp3"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
-                    f"sine=frequency=330:duration={seconds}", "-b:a", "64k", str(path)],
-                   check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=330:duration={seconds}",
+            "-b:a",
+            "64k",
+            str(path),
+        ],
+        check=True,
+    )
     return path
 
 
@@ -45,13 +57,32 @@ def centre(audio: Path, start: datetime, seconds: float) -> tuple[ThreadingHTTPS
     base = f"http://127.0.0.1:{server.server_address[1]}"
     tz = start.astimezone().tzinfo
     day = start.astimezone(tz).date().isoformat()
-    item = {"kind": "clip", "clip": "long", "language": "vi", "programme": "bench",
-            "priority": "normal", "offset": 0.0, "duration": seconds,
-            "air_time": start.astimezone(tz).isoformat(), "sha256": sha,
-            "url": f"{base}/stations/bench/audio/{sha}.mp3"}
-    doc = json.dumps({"station": "bench", "date": day, "slots": [
-        {"slot": "0000", "start": start.astimezone(tz).isoformat(), "duration": seconds,
-         "items": [item]}]}).encode()
+    item = {
+        "kind": "clip",
+        "clip": "long",
+        "language": "vi",
+        "programme": "bench",
+        "priority": "normal",
+        "offset": 0.0,
+        "duration": seconds,
+        "air_time": start.astimezone(tz).isoformat(),
+        "sha256": sha,
+        "url": f"{base}/stations/bench/audio/{sha}.mp3",
+    }
+    doc = json.dumps(
+        {
+            "station": "bench",
+            "date": day,
+            "slots": [
+                {
+                    "slot": "0000",
+                    "start": start.astimezone(tz).isoformat(),
+                    "duration": seconds,
+                    "items": [item],
+                }
+            ],
+        }
+    ).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -125,11 +156,28 @@ def main() -> None:
         log = (folder / "agent.log").open("wb")
         began = time.perf_counter()
         agent = subprocess.Popen(
-            [sys.executable, "-m", "broadcaster", "station", "run", "--centre", base,
-             "--station", "bench", "--token", "t", "--cache", str(folder / "cache"),
-             "--mpv-option", "ao=null"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ,
-                                                                  "PYTHONUNBUFFERED": "1"})
+            [
+                sys.executable,
+                "-m",
+                "broadcaster",
+                "station",
+                "run",
+                "--centre",
+                base,
+                "--station",
+                "bench",
+                "--token",
+                "t",
+                "--cache",
+                str(folder / "cache"),
+                "--mpv-option",
+                "ao=null",
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         try:
             while b"station.agent_started" not in (folder / "agent.log").read_bytes():
                 if agent.poll() is not None:
@@ -142,8 +190,9 @@ def main() -> None:
             deadline = time.monotonic() + args.idle + 30
             while b"station.item_started" not in (folder / "agent.log").read_bytes():
                 if time.monotonic() > deadline:
-                    raise SystemExit("the slot never started:\n"
-                                     + (folder / "agent.log").read_text()[-3000:])
+                    raise SystemExit(
+                        "the slot never started:\n" + (folder / "agent.log").read_text()[-3000:]
+                    )
                 time.sleep(0.05)
             cpu0, wall0 = cpu_seconds(agent.pid), time.perf_counter()
             time.sleep(args.play)
@@ -154,14 +203,20 @@ def main() -> None:
             agent.terminate()
             agent.wait(15)
             server.shutdown()
-        print(f"python -c pass            {baseline * 1000:7.0f} ms   wall, "
-              f"{baseline_cpu * 1000:.0f} ms CPU (baseline, same run)")
-        print(f"agent start (to started)  {started * 1000:7.0f} ms   wall, "
-              f"{start_cpu * 1000:.0f} ms CPU; goal < 500 ms (mpv listening included)")
+        print(
+            f"python -c pass            {baseline * 1000:7.0f} ms   wall, "
+            f"{baseline_cpu * 1000:.0f} ms CPU (baseline, same run)"
+        )
+        print(
+            f"agent start (to started)  {started * 1000:7.0f} ms   wall, "
+            f"{start_cpu * 1000:.0f} ms CPU; goal < 500 ms (mpv listening included)"
+        )
         print(f"resident memory, idle     {idle_rss:7.1f} MB   goal < 60 MB (mpv excluded)")
         print(f"resident memory, playing  {playing_rss:7.1f} MB")
-        print(f"CPU while playing         {cpu / wall * 100:7.2f} %    of one core, goal < 1 % "
-              f"({cpu / wall * 3600:.1f} CPU-s per hour of playback, {wall:.0f} s measured)")
+        print(
+            f"CPU while playing         {cpu / wall * 100:7.2f} %    of one core, goal < 1 % "
+            f"({cpu / wall * 3600:.1f} CPU-s per hour of playback, {wall:.0f} s measured)"
+        )
 
 
 if __name__ == "__main__":

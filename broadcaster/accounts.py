@@ -63,8 +63,9 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.OPERATOR: _OPERATE,
     Role.APPROVER: _OPERATE
     | {Action.APPROVE_BLAST, Action.APPROVE_NOTICE, Action.APPROVE_SCHEDULE},
-    Role.ADMIN: frozenset({Action.READ, Action.MANAGE_ACCOUNTS, Action.CANCEL_BLAST,
-                           Action.RETRACT_NOTICE}),
+    Role.ADMIN: frozenset(
+        {Action.READ, Action.MANAGE_ACCOUNTS, Action.CANCEL_BLAST, Action.RETRACT_NOTICE}
+    ),
 }
 
 
@@ -158,9 +159,7 @@ def check(
         raise Forbidden(f"account {account.name!r} is disabled")
     if not allowed(account.role, action):
         who = ", ".join(sorted(r.value for r in Role if allowed(r, action)))
-        raise Forbidden(
-            f"{account.name!r} is {account.role.value}; {action.value} is for: {who}"
-        )
+        raise Forbidden(f"{account.name!r} is {account.role.value}; {action.value} is for: {who}")
     outside = [code for code in areas if not covers(account, registry, code)]
     if outside:
         raise Forbidden(

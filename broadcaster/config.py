@@ -142,7 +142,12 @@ class RelayConfig(_Model):
 DurationText = Annotated[str, StringConstraints(pattern=r"^(\d+h)?(\d+m)?(\d+s)?$", min_length=2)]
 ChannelName = Literal["sms", "loudspeaker", "van", "relay", "task"]
 DEFAULT_GRACE: dict[ChannelName, str] = {
-    "sms": "30m", "loudspeaker": "5m", "van": "15m", "relay": "5m", "task": "1h"}
+    "sms": "30m",
+    "loudspeaker": "5m",
+    "van": "15m",
+    "relay": "5m",
+    "task": "1h",
+}
 
 
 class PlannerSettings(_Model):
@@ -252,10 +257,12 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([
-            f"{overrides.blame(e['loc'], sources) or path}: {_loc(e['loc'])}: {e['msg']}"
-            for e in exc.errors()
-        ]) from None
+        raise ConfigError(
+            [
+                f"{overrides.blame(e['loc'], sources) or path}: {_loc(e['loc'])}: {e['msg']}"
+                for e in exc.errors()
+            ]
+        ) from None
     problems = [f"{path}: {line}" for line in _cross_check(settings)]
     if problems:
         raise ConfigError(problems)

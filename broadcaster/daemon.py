@@ -140,8 +140,12 @@ class Daemon:
         notify("READY=1")
         if self.held:
             log.warning("schedule.awaiting_approval", programmes=list(self.held))
-        log.info("daemon.started", node=self.node, programmes=len(self.programmes),
-                 catch_up_since=since.isoformat())
+        log.info(
+            "daemon.started",
+            node=self.node,
+            programmes=len(self.programmes),
+            catch_up_since=since.isoformat(),
+        )
         self._loop()
         return self._shutdown()
 
@@ -277,8 +281,9 @@ class Daemon:
         # keep every instant a job still waits to fire, however late it runs
         start = min(catch_up_since or now, now - LOOKBACK, self._oldest_waiting(now))
         changes = load_changes(self.engine)
-        occurrences = plan(self.programmes, changes, self.registry, start, now + self.horizon,
-                           self.tz)
+        occurrences = plan(
+            self.programmes, changes, self.registry, start, now + self.horizon, self.tz
+        )
         buckets = dict(group_by_time(occurrences))
         with self._lock:
             self._buckets = buckets
@@ -289,16 +294,22 @@ class Daemon:
         for observer in self.observers:
             observer(self.programmes, changes)
         self._beat()
-        log.info("planner.replanned", reason=reason, occurrences=len(occurrences),
-                 instants=len(buckets), seconds=round(monotonic_time.monotonic() - began, 3))
+        log.info(
+            "planner.replanned",
+            reason=reason,
+            occurrences=len(occurrences),
+            instants=len(buckets),
+            seconds=round(monotonic_time.monotonic() - began, 3),
+        )
 
     def _levels_in_force(self, changes: list[LevelChange]) -> dict[str, str]:
         """Levels of provinces and districts, and of communes that have their own."""
         latest = latest_changes(changes)
-        return {area.code: level_in_force(area.code, self.registry, self.ladders, latest).level
-                for area in self.registry.all()
-                if area.kind is not AreaKind.COMMUNE or area.code in latest
-                or area.level is not None}
+        return {
+            area.code: level_in_force(area.code, self.registry, self.ladders, latest).level
+            for area in self.registry.all()
+            if area.kind is not AreaKind.COMMUNE or area.code in latest or area.level is not None
+        }
 
     def _sync_jobs(self, now: datetime, catch_up_since: datetime | None) -> None:
         """Make the scheduler hold one job per future instant of the current plan."""
@@ -316,15 +327,21 @@ class Daemon:
                 self._add_job(at, now)
 
     def _oldest_waiting(self, now: datetime) -> datetime:
-        return min((datetime.fromisoformat(job.id) for job in self._scheduler.get_jobs()),
-                   default=now)
+        return min(
+            (datetime.fromisoformat(job.id) for job in self._scheduler.get_jobs()), default=now
+        )
 
     def _add_job(self, at: datetime, run_at: datetime) -> None:
         # No misfire limit: APScheduler would drop a late job without a trace; the job
         # itself records what is past its channel's grace as `missed` (`_dispatch`).
         self._scheduler.add_job(
-            self._fire, "date", run_date=run_at, args=[at], id=at.isoformat(),
-            misfire_grace_time=None, replace_existing=True,
+            self._fire,
+            "date",
+            run_date=run_at,
+            args=[at],
+            id=at.isoformat(),
+            misfire_grace_time=None,
+            replace_existing=True,
         )
 
     # --- firing ----------------------------------------------------------------
@@ -349,11 +366,16 @@ class Daemon:
         now = self.clock()
         missed = [o for o in due if is_missed(o, now, self.grace)]
         if missed:
-            recorded = store.claim(self.engine, missed, now=now, node=self.node,
-                                   state=store.DispatchState.MISSED)
+            recorded = store.claim(
+                self.engine, missed, now=now, node=self.node, state=store.DispatchState.MISSED
+            )
             if recorded:
-                log.warning("dispatch.missed", count=len(recorded), at=missed[0].at.isoformat(),
-                            programmes=sorted({c.occurrence.programme for c in recorded}))
+                log.warning(
+                    "dispatch.missed",
+                    count=len(recorded),
+                    at=missed[0].at.isoformat(),
+                    programmes=sorted({c.occurrence.programme for c in recorded}),
+                )
         by_channel: dict[Channel, list[Occurrence]] = defaultdict(list)
         for occurrence in due:
             if not is_missed(occurrence, now, self.grace):
@@ -369,8 +391,13 @@ class Daemon:
             return
         handler = self.handlers.get(channel)
         if handler is None:
-            store.finish(self.engine, [c.id for c in claimed], store.DispatchState.UNHANDLED,
-                         self.clock(), f"no handler for channel {channel.value!r}")
+            store.finish(
+                self.engine,
+                [c.id for c in claimed],
+                store.DispatchState.UNHANDLED,
+                self.clock(),
+                f"no handler for channel {channel.value!r}",
+            )
             log.info("dispatch.unhandled", channel=channel.value, count=len(claimed))
             return
         try:
@@ -381,13 +408,26 @@ class Daemon:
         store.finish(self.engine, done, store.DispatchState.DONE, self.clock())
         for c in claimed:
             if c.occurrence.key in failures:
-                store.finish(self.engine, [c.id], store.DispatchState.FAILED, self.clock(),
-                             failures[c.occurrence.key])
-                self._error("dispatch.failed", f"{c.occurrence.programme} {c.occurrence.area} "
-                                               f"{c.occurrence.at.isoformat()}: "
-                                               f"{failures[c.occurrence.key]}")
-        log.info("dispatch.fired", channel=channel.value, at=occurrences[0].at.isoformat(),
-                 done=len(done), failed=len(claimed) - len(done))
+                store.finish(
+                    self.engine,
+                    [c.id],
+                    store.DispatchState.FAILED,
+                    self.clock(),
+                    failures[c.occurrence.key],
+                )
+                self._error(
+                    "dispatch.failed",
+                    f"{c.occurrence.programme} {c.occurrence.area} "
+                    f"{c.occurrence.at.isoformat()}: "
+                    f"{failures[c.occurrence.key]}",
+                )
+        log.info(
+            "dispatch.fired",
+            channel=channel.value,
+            at=occurrences[0].at.isoformat(),
+            done=len(done),
+            failed=len(claimed) - len(done),
+        )
 
     # --- status ------------------------------------------------------------------
 
@@ -410,16 +450,23 @@ class Daemon:
             upcoming += buckets[at][: 10 - len(upcoming)]
             if len(upcoming) >= 10:
                 break
-        planned = Counter(o.programme for at, items in buckets.items() if at >= now
-                          for o in items)
+        planned = Counter(o.programme for at, items in buckets.items() if at >= now for o in items)
         return {
             "levels": self._levels,
             "planned_at": self._planned_at.isoformat() if self._planned_at else None,
             "planned": dict(planned),
             "programmes": [p.id for p in self.programmes],
             "awaiting_approval": list(self.held),
-            "next": [{"programme": o.programme, "channel": o.channel.value, "area": o.area,
-                      "at": o.at.isoformat(), "priority": o.priority.value, "level": o.level}
-                     for o in upcoming],
+            "next": [
+                {
+                    "programme": o.programme,
+                    "channel": o.channel.value,
+                    "area": o.area,
+                    "at": o.at.isoformat(),
+                    "priority": o.priority.value,
+                    "level": o.level,
+                }
+                for o in upcoming
+            ],
             "errors": list(self._errors),
         }

@@ -111,9 +111,14 @@ class TaskHandler:
             return
         env = task_environment(occurrence, content, self._data_dir, os.environ)
         os.makedirs(self._data_dir, exist_ok=True)
-        process = subprocess.Popen(list(content.command), env=env, cwd=self._data_dir,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            list(content.command),
+            env=env,
+            cwd=self._data_dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         with self._lock:
             self._running.add(process)
         try:

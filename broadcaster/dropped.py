@@ -52,12 +52,14 @@ def drops_by_occurrence(drops: Iterable[Drop], registry: AreaRegistry) -> dict[K
                 under.setdefault(area, set()).add(station)
         for area, stations in under.items():
             found.setdefault((drop.programme, area, drop.at), []).append(
-                replace(drop, stations=frozenset(stations)))
+                replace(drop, stations=frozenset(stations))
+            )
     return found
 
 
-def planned_drops(settings: Settings, registry: AreaRegistry,
-                  occurrences: list[Occurrence]) -> dict[Key, list[Drop]]:
+def planned_drops(
+    settings: Settings, registry: AreaRegistry, occurrences: list[Occurrence]
+) -> dict[Key, list[Drop]]:
     """Lay out the stations' slots for these occurrences; what each occurrence loses."""
     from broadcaster.clashes import find_drops
 

@@ -86,12 +86,24 @@ def level_impact(
     after = _within(plan(programmes, [*changes, change], registry, start, end, tz), reach)
     counted_before = Counter(o.channel for o in before)
     counted_after = Counter(o.channel for o in after)
-    channels = tuple(ChannelImpact(c, counted_before[c], counted_after[c]) for c in Channel
-                     if counted_before[c] or counted_after[c])
+    channels = tuple(
+        ChannelImpact(c, counted_before[c], counted_after[c])
+        for c in Channel
+        if counted_before[c] or counted_after[c]
+    )
     parts = _PartsCounter(registry, recipients)
     prices = _PartsCounter(registry, part_price or {})
-    return Impact(area, level, start, end, channels, round(parts.total(before)),
-                  round(parts.total(after)), prices.total(before), prices.total(after))
+    return Impact(
+        area,
+        level,
+        start,
+        end,
+        channels,
+        round(parts.total(before)),
+        round(parts.total(after)),
+        prices.total(before),
+        prices.total(after),
+    )
 
 
 def _within(occurrences: Iterable[Occurrence], reach: set[str]) -> list[Occurrence]:
@@ -116,6 +128,7 @@ class _PartsCounter:
         if text not in self._parts:
             self._parts[text] = encode_text(text, max_parts=MAX_PARTS).parts if text else 0
         if o.area not in self._reach:
-            self._reach[o.area] = sum(self._recipients.get(c.code, 0)
-                                      for c in self._registry.communes_under(o.area))
+            self._reach[o.area] = sum(
+                self._recipients.get(c.code, 0) for c in self._registry.communes_under(o.area)
+            )
         return self._parts[text] * self._reach[o.area]

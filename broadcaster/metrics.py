@@ -46,8 +46,9 @@ class StoreCollector(Collector):
             sms = select(SmsCounterRow.carrier, SmsCounterRow.state, SmsCounterRow.n)
             for carrier, state, count in conn.execute(sms.where(SmsCounterRow.n != 0)):
                 messages.add_metric([carrier, state], count)
-            claims = select(DispatchCounterRow.channel, DispatchCounterRow.state,
-                            DispatchCounterRow.n)
+            claims = select(
+                DispatchCounterRow.channel, DispatchCounterRow.state, DispatchCounterRow.n
+            )
             for channel, state, count in conn.execute(claims.where(DispatchCounterRow.n != 0)):
                 fired.add_metric([channel, state], count)
         yield messages
@@ -56,8 +57,7 @@ class StoreCollector(Collector):
         if status is not None and status.heartbeat_at is not None:
             beat = GaugeMetricFamily(
                 "broadcaster_scheduler_heartbeat_timestamp_seconds",
-                "Unix time of the scheduling daemon's last heartbeat "
-                "(alert on time() - this)",
+                "Unix time of the scheduling daemon's last heartbeat (alert on time() - this)",
             )
             beat.add_metric([], status.heartbeat_at.timestamp())
             yield beat
@@ -72,7 +72,8 @@ class BindCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         bound = GaugeMetricFamily(
-            "broadcaster_carrier_bound", "Whether this process's bind to the carrier is up",
+            "broadcaster_carrier_bound",
+            "Whether this process's bind to the carrier is up",
             labels=["carrier"],
         )
         for carrier, up in sorted(self._binds.snapshot().items()):
@@ -80,8 +81,9 @@ class BindCollector(Collector):
         yield bound
 
 
-def register_service_metrics(registry: CollectorRegistry, engine: Engine | None,
-                             binds: BindStates = BINDS) -> None:
+def register_service_metrics(
+    registry: CollectorRegistry, engine: Engine | None, binds: BindStates = BINDS
+) -> None:
     """Put the database figures, build info, process figures and binds on `registry`."""
     if engine is not None:
         registry.register(StoreCollector(engine))
@@ -97,4 +99,3 @@ def _version() -> str:
         return version("broadcaster")
     except PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown"
-

@@ -122,8 +122,13 @@ def content_to_json(content: Content) -> dict[str, Any]:
         case SmsText(text):
             return {"kind": "sms", "text": text}
         case Task(command, url, env, pass_env):
-            return {"kind": "task", "command": list(command), "url": url, "env": dict(env),
-                    "pass_env": list(pass_env)}
+            return {
+                "kind": "task",
+                "command": list(command),
+                "url": url,
+                "env": dict(env),
+                "pass_env": list(pass_env),
+            }
 
 
 def content_from_json(raw: Any) -> Content:
@@ -145,10 +150,12 @@ def content_from_json(raw: Any) -> Content:
         env = raw.get("env", {})
         if not isinstance(env, dict):
             raise ValueError(f"content.env must be an object, not {env!r}")
-        return Task(tuple(_strings(raw.get("command", []), "command")),
-                    _optional(raw.get("url"), "url"),
-                    tuple(sorted((k, _string(v, f"env.{k}")) for k, v in env.items())),
-                    tuple(_strings(raw.get("pass_env", []), "pass_env")))
+        return Task(
+            tuple(_strings(raw.get("command", []), "command")),
+            _optional(raw.get("url"), "url"),
+            tuple(sorted((k, _string(v, f"env.{k}")) for k, v in env.items())),
+            tuple(_strings(raw.get("pass_env", []), "pass_env")),
+        )
     raise ValueError(f"content kind {kind!r} is unknown; one of clips, relay, sms, task")
 
 

@@ -50,28 +50,33 @@ class Key:
     @property
     def structured(self) -> bool:
         """Whether the value is a list or table, given as JSON rather than as text."""
-        return any(get_origin(t) in (list, dict, tuple, set) or model_of(t) is not None
-                   for t in options_of(self.annotation))
+        return any(
+            get_origin(t) in (list, dict, tuple, set) or model_of(t) is not None
+            for t in options_of(self.annotation)
+        )
 
 
 class OverrideError(ValueError):
     """A variable or credential that cannot be read; the message names it."""
 
 
-def keys(model: type[BaseModel], raw: Mapping[str, Any], environ: Mapping[str, str],
-         path: Path_ = ()) -> Iterator[Key]:
+def keys(
+    model: type[BaseModel], raw: Mapping[str, Any], environ: Mapping[str, str], path: Path_ = ()
+) -> Iterator[Key]:
     """Every key of `model`, parents before children; the entries of a table keyed
     by name (carriers, ladders) are those in the file plus those the environment names."""
     for name, field in model.model_fields.items():
         here = (*path, name)
         yield Key(here, field.annotation)
         inner = raw.get(name) if isinstance(raw, Mapping) else None
-        yield from _inside(field.annotation, inner if isinstance(inner, Mapping) else {},
-                           environ, here)
+        yield from _inside(
+            field.annotation, inner if isinstance(inner, Mapping) else {}, environ, here
+        )
 
 
-def _inside(annotation: Any, raw: Mapping[str, Any], environ: Mapping[str, str],
-            path: Path_) -> Iterator[Key]:
+def _inside(
+    annotation: Any, raw: Mapping[str, Any], environ: Mapping[str, str], path: Path_
+) -> Iterator[Key]:
     for option in options_of(annotation):
         if (sub := model_of(option)) is not None:
             yield from keys(sub, raw, environ, path)
@@ -82,18 +87,21 @@ def _inside(annotation: Any, raw: Mapping[str, Any], environ: Mapping[str, str],
                 names += [k for k in get_args(key_type) if k not in names]
             if (value_model := model_of(value_type)) is not None:
                 known = {Key((*path, n), None).variable for n in names}
-                names += [n for n in _named_in_environ(path, value_model, environ)
-                          if Key((*path, n), None).variable not in known]
+                names += [
+                    n
+                    for n in _named_in_environ(path, value_model, environ)
+                    if Key((*path, n), None).variable not in known
+                ]
             for name in names:
                 here = (*path, name)
                 yield Key(here, value_type)
                 inner = raw.get(name)
-                yield from _inside(value_type, inner if isinstance(inner, Mapping) else {},
-                                   environ, here)
+                yield from _inside(
+                    value_type, inner if isinstance(inner, Mapping) else {}, environ, here
+                )
 
 
-def _named_in_environ(path: Path_, model: type[BaseModel],
-                      environ: Mapping[str, str]) -> list[str]:
+def _named_in_environ(path: Path_, model: type[BaseModel], environ: Mapping[str, str]) -> list[str]:
     """Entries only the environment names: BROADCASTER_CARRIERS_<NAME>_<KEY>."""
     head = Key(path, None).variable + "_"
     tails = sorted((f"_{k.upper()}" for k in model.model_fields), key=len, reverse=True)
@@ -107,8 +115,9 @@ def _named_in_environ(path: Path_, model: type[BaseModel],
     return sorted(set(found))
 
 
-def apply(model: type[BaseModel], raw: dict[str, Any],
-          environ: Mapping[str, str]) -> dict[Path_, str]:
+def apply(
+    model: type[BaseModel], raw: dict[str, Any], environ: Mapping[str, str]
+) -> dict[Path_, str]:
     """Write credentials, then environment variables, over the file's `raw` values;
     return where each overridden path came from, for error messages."""
     sources: dict[Path_, str] = {}

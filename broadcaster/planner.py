@@ -55,8 +55,18 @@ def plan(
     for at in sorted(buckets):
         for programme, areas, level, duration in buckets[at]:
             for area in areas:
-                append(Occurrence(programme.id, programme.channel, area, at,
-                                  programme.priority, programme.content, duration, level))
+                append(
+                    Occurrence(
+                        programme.id,
+                        programme.channel,
+                        area,
+                        at,
+                        programme.priority,
+                        programme.content,
+                        duration,
+                        level,
+                    )
+                )
     return occurrences
 
 
@@ -73,8 +83,19 @@ def for_notice(programmes: Iterable[Programme], text: str, at: datetime) -> list
         content = programme.content
         if isinstance(content, SmsText):
             content = SmsText(content.text.replace("{text}", text))
-        out += [Occurrence(programme.id, programme.channel, area, at, programme.priority,
-                           content, programme.duration, "") for area in programme.areas]
+        out += [
+            Occurrence(
+                programme.id,
+                programme.channel,
+                area,
+                at,
+                programme.priority,
+                content,
+                programme.duration,
+                "",
+            )
+            for area in programme.areas
+        ]
     return out
 
 
@@ -169,8 +190,9 @@ class _Timeline:
 
     def _compute(self, code: str) -> Segments:
         chain = [code, *(a.code for a in self._registry.ancestors(code))]
-        breaks = sorted({at for c in chain for at in self._times.get(c, ())
-                         if self._start < at < self._end})
+        breaks = sorted(
+            {at for c in chain for at in self._times.get(c, ()) if self._start < at < self._end}
+        )
         segments: list[tuple[datetime, str]] = []
         for at in [self._start, *breaks]:
             level = self._level_at(chain, at)

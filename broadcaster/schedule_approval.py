@@ -106,8 +106,8 @@ def load_of(
     parts = {}
     for p in programmes:
         if isinstance(p.content, SmsText):
-            parts[p.id] = encode_text(p.content.text, unaccented=False,
-                                      max_parts=settings.sms.max_parts).parts
+            parts[p.id] = encode_text(
+                p.content.text, unaccented=False, max_parts=settings.sms.max_parts
+            ).parts
     prices = {name: c.price_per_part for name, c in settings.carriers.items()}
     return sms_load(programmes, settings.registry(), recipients, prices, parts)
-

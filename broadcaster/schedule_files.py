@@ -65,8 +65,10 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 def _not_the_daemons(name: str) -> str:
     if name.startswith("BROADCASTER_"):
-        raise ValueError(f"{name!r}: BROADCASTER_* names are the daemon's settings and secrets, "
-                         "never given to a task")
+        raise ValueError(
+            f"{name!r}: BROADCASTER_* names are the daemon's settings and secrets, "
+            "never given to a task"
+        )
     return name
 
 
@@ -160,8 +162,10 @@ def load_schedules(
             continue
         for programme in loaded:
             if programme.id in seen:
-                problems.append(f"{path}: programme {programme.id!r}: id is already used in "
-                                f"{seen[programme.id]}; ids must be unique across files")
+                problems.append(
+                    f"{path}: programme {programme.id!r}: id is already used in "
+                    f"{seen[programme.id]}; ids must be unique across files"
+                )
             seen[programme.id] = path
             programmes.append(programme)
     if problems:
@@ -262,8 +266,10 @@ def _build(
 ) -> tuple[list[str], Programme | None]:
     problems = _check_content(item)
     if not problems and item.content.relay is not None and item.content.relay not in relays:
-        problems.append(f"content.relay: unknown relay {item.content.relay!r}; name one of "
-                        f"[relays.NAME] in the config: {', '.join(relays) or 'none configured'}")
+        problems.append(
+            f"content.relay: unknown relay {item.content.relay!r}; name one of "
+            f"[relays.NAME] in the config: {', '.join(relays) or 'none configured'}"
+        )
     areas, area_problems = _select(item, registry)
     problems += area_problems
     ladder, ladder_problems = _ladder_of(item, areas, registry, ladders)
@@ -299,8 +305,12 @@ def _content(model: ContentModel, relays: Mapping[str, Relay]) -> Content:
         return relays[model.relay]
     if model.text is not None:
         return SmsText(model.text)
-    return Task(tuple(model.command or ()), model.url, tuple(sorted((model.env or {}).items())),
-                tuple(model.pass_env or ()))
+    return Task(
+        tuple(model.command or ()),
+        model.url,
+        tuple(sorted((model.env or {}).items())),
+        tuple(model.pass_env or ()),
+    )
 
 
 def _check_content(item: ProgrammeModel) -> list[str]:
@@ -308,14 +318,19 @@ def _check_content(item: ProgrammeModel) -> list[str]:
     given = [key for key, value in item.content if value is not None]
     options = [key for key in given if key in _COMMAND_OPTIONS]
     given = [key for key in given if key not in _COMMAND_OPTIONS]
-    problems = [f"content.{key}: not used by a {item.channel.value!r} programme; "
-                f"it takes {' or '.join(allowed)}" for key in given if key not in allowed]
+    problems = [
+        f"content.{key}: not used by a {item.channel.value!r} programme; "
+        f"it takes {' or '.join(allowed)}"
+        for key in given
+        if key not in allowed
+    ]
     if options and item.content.command is None:
         problems += [f"content.{key}: only a task with a command takes it" for key in options]
     chosen = [key for key in given if key in allowed]
     if len(chosen) != 1:
-        problems.append(f"content: a {item.channel.value!r} programme needs exactly one of "
-                        f"{', '.join(allowed)}")
+        problems.append(
+            f"content: a {item.channel.value!r} programme needs exactly one of {', '.join(allowed)}"
+        )
     return problems
 
 
@@ -340,9 +355,11 @@ def _expand(selector: str, registry: AreaRegistry) -> list[str]:
     code, _, kind = selector.partition("/")
     if code not in registry:
         known = sorted(a.code for a in registry.all() if a.kind is not AreaKind.COMMUNE)
-        raise ValueError(f"unknown area {code!r} in selector {selector!r}; use an area code, "
-                         f"'CODE/communes' or 'CODE/districts' (districts and provinces: "
-                         f"{', '.join(known)})")
+        raise ValueError(
+            f"unknown area {code!r} in selector {selector!r}; use an area code, "
+            f"'CODE/communes' or 'CODE/districts' (districts and provinces: "
+            f"{', '.join(known)})"
+        )
     if not kind:
         return [code]
     if kind == "communes":
@@ -363,8 +380,14 @@ def _ladder_of(
     found = sorted({registry.get(code).ladder for code in areas})
     name = item.ladder or (found[0] if len(found) == 1 else None)
     if name is None:
-        return None, ([f"areas: the areas use several ladders ({', '.join(found)}); "
-                       "target one ladder per programme"] if found else [])
+        return None, (
+            [
+                f"areas: the areas use several ladders ({', '.join(found)}); "
+                "target one ladder per programme"
+            ]
+            if found
+            else []
+        )
     other = [code for code in areas if registry.get(code).ladder != name]
     if other:
         return None, [f"areas: {', '.join(other[:5])} are not on ladder {name!r}"]
@@ -378,19 +401,24 @@ def _cadences(item: ProgrammeModel, ladder: Ladder) -> tuple[dict[str, Cadence |
     for level, model in item.levels.items():
         key = f'levels."{level}"'
         if level not in ladder.names:
-            problems.append(f"{key}: unknown level on ladder {ladder.name!r}; "
-                            f"valid levels: {', '.join(ladder.names)}")
+            problems.append(
+                f"{key}: unknown level on ladder {ladder.name!r}; "
+                f"valid levels: {', '.join(ladder.names)}"
+            )
             continue
         try:
             written[level] = _cadence(model, level)
         except ValueError as exc:
             problems.append(f"{key}: {exc}")
     if item.trigger is Trigger.NOTICE and item.levels:
-        problems.append("levels: a programme with trigger = 'notice' is sent per notice and "
-                        "takes no cadences")
+        problems.append(
+            "levels: a programme with trigger = 'notice' is sent per notice and takes no cadences"
+        )
     if item.trigger is Trigger.SCHEDULE and not item.levels:
-        problems.append("levels: add at least one level's cadence, e.g. "
-                        f'[programme.levels."{ladder.names[0]}"] times = ["06:00"]')
+        problems.append(
+            "levels: add at least one level's cadence, e.g. "
+            f'[programme.levels."{ladder.names[0]}"] times = ["06:00"]'
+        )
     expanded: dict[str, Cadence | None] = {}
     current: Cadence | None = None
     for level in ladder.names:
@@ -400,15 +428,24 @@ def _cadences(item: ProgrammeModel, ladder: Ladder) -> tuple[dict[str, Cadence |
 
 
 def _cadence(model: CadenceModel, level: str) -> Cadence | None:
-    forms = [name for name, value in (("times", model.times), ("per_day", model.per_day),
-                                      ("every", model.every)) if value is not None]
+    forms = [
+        name
+        for name, value in (
+            ("times", model.times),
+            ("per_day", model.per_day),
+            ("every", model.every),
+        )
+        if value is not None
+    ]
     if model.off:
         if forms:
             raise ValueError(f"'off = true' cannot be combined with {', '.join(forms)}")
         return None
     if len(forms) != 1:
-        raise ValueError("give exactly one of: times = ['06:00', …]; per_day = N with "
-                         "window = ['HH:MM', 'HH:MM']; every = '6h' (with anchor); off = true")
+        raise ValueError(
+            "give exactly one of: times = ['06:00', …]; per_day = N with "
+            "window = ['HH:MM', 'HH:MM']; every = '6h' (with anchor); off = true"
+        )
     if model.per_day is not None:
         if model.window is None:
             raise ValueError("per_day needs window = ['first', 'last'], e.g. ['07:00', '19:00']")
@@ -444,8 +481,10 @@ def _check_quiet_hours(
             continue
         bad = [t.strftime("%H:%M") for t in cadence.times if quiet.contains(t)]
         if bad:
-            problems.append(f'levels."{level}": routine SMS at {", ".join(bad)} falls in quiet '
-                            f"hours {quiet.describe()}; move it or set priority = 'emergency'")
+            problems.append(
+                f'levels."{level}": routine SMS at {", ".join(bad)} falls in quiet '
+                f"hours {quiet.describe()}; move it or set priority = 'emergency'"
+            )
     return problems
 
 
@@ -462,5 +501,10 @@ def quiet_hours(settings: Settings) -> QuietHours:
 
 def load_programmes(settings: Settings) -> tuple[Programme, ...]:
     """Load the configured schedules against the configured areas and ladders."""
-    return load_schedules(schedule_dir(settings), settings.registry(), settings.ladder_objects(),
-                          quiet_hours(settings), settings.relay_objects())
+    return load_schedules(
+        schedule_dir(settings),
+        settings.registry(),
+        settings.ladder_objects(),
+        quiet_hours(settings),
+        settings.relay_objects(),
+    )

@@ -70,8 +70,14 @@ class LevelLoad:
     cost: float
 
     def as_json(self) -> dict[str, object]:
-        return {"ladder": self.ladder, "level": self.level, "blasts": self.blasts,
-                "messages": self.messages, "parts": self.parts, "cost": round(self.cost, 2)}
+        return {
+            "ladder": self.ladder,
+            "level": self.level,
+            "blasts": self.blasts,
+            "messages": self.messages,
+            "parts": self.parts,
+            "cost": round(self.cost, 2),
+        }
 
 
 def sms_load(
@@ -105,8 +111,10 @@ def sms_load(
             row[1] += sends * sum(per_carrier.values())
             row[2] += sends * sum(per_carrier.values()) * parts
             row[3] += sends * parts * sum(n * prices.get(c, 0.0) for c, n in per_carrier.items())
-    return [LevelLoad(ladder, level, int(b), int(m), int(p), c)
-            for (ladder, level), (b, m, p, c) in totals.items()]
+    return [
+        LevelLoad(ladder, level, int(b), int(m), int(p), c)
+        for (ladder, level), (b, m, p, c) in totals.items()
+    ]
 
 
 def _reach(
@@ -157,11 +165,15 @@ def review(
     accepted = {p.id: p for p in approved or ()}
     now = {p.id: p for p in current}
     added = tuple(i for i, p in now.items() if needs_approval(p) and i not in accepted)
-    changed = tuple(i for i, p in now.items() if needs_approval(p) and i in accepted
-                    and not same(accepted[i], p))
+    changed = tuple(
+        i
+        for i, p in now.items()
+        if needs_approval(p) and i in accepted and not same(accepted[i], p)
+    )
     removed = tuple(i for i, p in accepted.items() if needs_approval(p) and i not in now)
-    return Review(added, changed, removed, tuple(load(list(accepted.values()))),
-                  tuple(load(list(current))))
+    return Review(
+        added, changed, removed, tuple(load(list(accepted.values()))), tuple(load(list(current)))
+    )
 
 
 def _pair(
@@ -189,7 +201,7 @@ def floor_problems(
             gap = closest_gap(cadence)
             if gap is not None and gap < floor:
                 problems.append(
-                    f"{programme.file}: programme {programme.id!r}: levels.\"{level}\": sends "
+                    f'{programme.file}: programme {programme.id!r}: levels."{level}": sends '
                     f"{_span(gap)} apart at the closest (every/times/per_day), more often than "
                     f"the {programme.channel.value} floor of {_span(floor)} "
                     f"([{programme.channel.value}] min_interval)"

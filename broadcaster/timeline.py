@@ -43,13 +43,15 @@ NOW_COLOUR = "#111111"
 class Labels:
     """The words the picture uses; Vietnamese by default, the console passes its own."""
 
-    channels: Mapping[Channel, str] = field(default_factory=lambda: {
-        Channel.LOUDSPEAKER: "Loa",
-        Channel.RELAY: "Tiếp sóng",
-        Channel.VAN: "Xe lưu động",
-        Channel.SMS: "SMS",
-        Channel.TASK: "Tác vụ",
-    })
+    channels: Mapping[Channel, str] = field(
+        default_factory=lambda: {
+            Channel.LOUDSPEAKER: "Loa",
+            Channel.RELAY: "Tiếp sóng",
+            Channel.VAN: "Xe lưu động",
+            Channel.SMS: "SMS",
+            Channel.TASK: "Tác vụ",
+        }
+    )
     now: str = "Bây giờ"
     dropped: str = "Bị bỏ khỏi khung phát"
     missed: str = "Bỏ lỡ"
@@ -115,16 +117,19 @@ def timeline_svg(
     scale = _Scale(start, end, geo)
     lanes = _lanes([o for o in occurrences if start <= o.at < end], registry)
     height = geo.header + max(len(lanes), 1) * geo.lane + geo.footer
-    svg = ET.Element("svg", {
-        "xmlns": "http://www.w3.org/2000/svg",
-        "viewBox": f"0 0 {_n(geo.width)} {_n(height)}",
-        "width": _n(geo.width),
-        "height": _n(height),
-        "font-family": "sans-serif",
-        "font-size": "12",
-        "role": "img",
-        "class": "timeline",
-    })
+    svg = ET.Element(
+        "svg",
+        {
+            "xmlns": "http://www.w3.org/2000/svg",
+            "viewBox": f"0 0 {_n(geo.width)} {_n(height)}",
+            "width": _n(geo.width),
+            "height": _n(height),
+            "font-family": "sans-serif",
+            "font-size": "12",
+            "role": "img",
+            "class": "timeline",
+        },
+    )
     ET.SubElement(svg, "rect", {"width": "100%", "height": "100%", "fill": "#ffffff"})
     if title:
         ET.SubElement(svg, "title").text = title
@@ -180,12 +185,23 @@ def _bands(svg: ET.Element, lanes: Sequence[_Lane], geo: Geometry) -> None:
             shade = not shade
             if row:
                 y = geo.header + row * geo.lane
-                ET.SubElement(svg, "line", {"x1": "0", "x2": _n(geo.width), "y1": _n(y),
-                                            "y2": _n(y), "stroke": "#cfd8dc"})
+                ET.SubElement(
+                    svg,
+                    "line",
+                    {"x1": "0", "x2": _n(geo.width), "y1": _n(y), "y2": _n(y), "stroke": "#cfd8dc"},
+                )
         if shade:
-            ET.SubElement(svg, "rect", {"x": "0", "y": _n(geo.header + row * geo.lane),
-                                        "width": _n(geo.width), "height": _n(geo.lane),
-                                        "fill": "#f3f6f8"})
+            ET.SubElement(
+                svg,
+                "rect",
+                {
+                    "x": "0",
+                    "y": _n(geo.header + row * geo.lane),
+                    "width": _n(geo.width),
+                    "height": _n(geo.lane),
+                    "fill": "#f3f6f8",
+                },
+            )
 
 
 def _axis(svg: ET.Element, scale: _Scale, tz: ZoneInfo, geo: Geometry, height: float) -> None:
@@ -203,9 +219,17 @@ def _axis(svg: ET.Element, scale: _Scale, tz: ZoneInfo, geo: Geometry, height: f
         x = scale.x(at)
         hour = at.astimezone(tz)
         strong = hour.hour % step == 0
-        ET.SubElement(group, "line", {"x1": _n(x), "x2": _n(x), "y1": _n(geo.header - 6),
-                                      "y2": _n(bottom),
-                                      "stroke": "#b0bec5" if strong else "#e3e8eb"})
+        ET.SubElement(
+            group,
+            "line",
+            {
+                "x1": _n(x),
+                "x2": _n(x),
+                "y1": _n(geo.header - 6),
+                "y2": _n(bottom),
+                "stroke": "#b0bec5" if strong else "#e3e8eb",
+            },
+        )
         if strong:
             label = hour.strftime("%H:%M") if hour.hour or hours <= 24 else hour.strftime("%d/%m")
             _text(group, x, geo.header - 10, label, anchor="middle", size=11, fill="#37474f")
@@ -227,10 +251,23 @@ def _lane(
     baseline = top + geo.lane - 5
     if lane.first:
         name = registry.get(lane.area).name if lane.area in registry else lane.area
-        _text(svg, 8, baseline, _clip(name, geo.area_column - 12), weight="bold",
-              attrs={"class": "area", "data-area": lane.area})
-    _text(svg, geo.left - 6, baseline, labels.channels.get(lane.channel, lane.channel.value),
-          anchor="end", size=11, fill="#455a64")
+        _text(
+            svg,
+            8,
+            baseline,
+            _clip(name, geo.area_column - 12),
+            weight="bold",
+            attrs={"class": "area", "data-area": lane.area},
+        )
+    _text(
+        svg,
+        geo.left - 6,
+        baseline,
+        labels.channels.get(lane.channel, lane.channel.value),
+        anchor="end",
+        size=11,
+        fill="#455a64",
+    )
     for o in lane.items:
         _mark(svg, o, top, scale, geo, labels, tz, bad)
 
@@ -266,18 +303,43 @@ def _mark(
     length = f" ({int(o.duration.total_seconds() // 60)} min)" if o.duration else ""
     tail = {"dropped": labels.dropped, "missed": labels.missed}.get(state or "", "")
     urgent = f" [{labels.emergency}]" if o.priority is Priority.EMERGENCY else ""
-    ET.SubElement(rect, "title").text = (
-        f"{when}{length} {o.programme}{urgent}" + (f" — {tail}" if tail else ""))
+    ET.SubElement(rect, "title").text = f"{when}{length} {o.programme}{urgent}" + (
+        f" — {tail}" if tail else ""
+    )
 
 
-def _now_line(svg: ET.Element, x: float, now: datetime, tz: ZoneInfo, geo: Geometry,
-              height: float, labels: Labels) -> None:
+def _now_line(
+    svg: ET.Element,
+    x: float,
+    now: datetime,
+    tz: ZoneInfo,
+    geo: Geometry,
+    height: float,
+    labels: Labels,
+) -> None:
     group = ET.SubElement(svg, "g", {"class": "now", "data-at": now.isoformat()})
-    ET.SubElement(group, "line", {"x1": _n(x), "x2": _n(x), "y1": _n(geo.header - 4),
-                                  "y2": _n(height - geo.footer), "stroke": NOW_COLOUR,
-                                  "stroke-width": "2", "stroke-dasharray": "5 3"})
-    _text(group, x + 4, geo.header - 24, f"{labels.now} {now.astimezone(tz):%H:%M}",
-          weight="bold", size=11, fill=NOW_COLOUR)
+    ET.SubElement(
+        group,
+        "line",
+        {
+            "x1": _n(x),
+            "x2": _n(x),
+            "y1": _n(geo.header - 4),
+            "y2": _n(height - geo.footer),
+            "stroke": NOW_COLOUR,
+            "stroke-width": "2",
+            "stroke-dasharray": "5 3",
+        },
+    )
+    _text(
+        group,
+        x + 4,
+        geo.header - 24,
+        f"{labels.now} {now.astimezone(tz):%H:%M}",
+        weight="bold",
+        size=11,
+        fill=NOW_COLOUR,
+    )
 
 
 def _legend(svg: ET.Element, geo: Geometry, height: float, labels: Labels) -> None:
@@ -285,9 +347,13 @@ def _legend(svg: ET.Element, geo: Geometry, height: float, labels: Labels) -> No
     y = height - geo.footer + 14
     x = 8.0
     entries: list[tuple[str, str, str | None]] = [
-        (COLOURS[c], labels.channels[c], None) for c in CHANNEL_ORDER]
-    entries += [("#ffffff", labels.emergency, EMERGENCY_STROKE), (RED, labels.dropped, None),
-                (RED, labels.missed, None)]
+        (COLOURS[c], labels.channels[c], None) for c in CHANNEL_ORDER
+    ]
+    entries += [
+        ("#ffffff", labels.emergency, EMERGENCY_STROKE),
+        (RED, labels.dropped, None),
+        (RED, labels.missed, None),
+    ]
     for colour, name, stroke in entries:
         box = {"x": _n(x), "y": _n(y), "width": "14", "height": "12", "rx": "2", "fill": colour}
         if stroke:
@@ -297,12 +363,31 @@ def _legend(svg: ET.Element, geo: Geometry, height: float, labels: Labels) -> No
         x += 19 + _text_width(name, 11) + 18
 
 
-def _text(parent: ET.Element, x: float, y: float, text: str, *, anchor: str = "start",
-          weight: str = "normal", size: int = 12, fill: str = "#1b1b1b",
-          attrs: Mapping[str, str] | None = None) -> ET.Element:
-    element = ET.SubElement(parent, "text", {
-        "x": _n(x), "y": _n(y), "text-anchor": anchor, "font-size": str(size),
-        "font-weight": weight, "fill": fill, **(attrs or {})})
+def _text(
+    parent: ET.Element,
+    x: float,
+    y: float,
+    text: str,
+    *,
+    anchor: str = "start",
+    weight: str = "normal",
+    size: int = 12,
+    fill: str = "#1b1b1b",
+    attrs: Mapping[str, str] | None = None,
+) -> ET.Element:
+    element = ET.SubElement(
+        parent,
+        "text",
+        {
+            "x": _n(x),
+            "y": _n(y),
+            "text-anchor": anchor,
+            "font-size": str(size),
+            "font-weight": weight,
+            "fill": fill,
+            **(attrs or {}),
+        },
+    )
     element.text = text
     return element
 

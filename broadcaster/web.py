@@ -353,8 +353,17 @@ class _Api:
         now = self.clock()
         rows = [
             AsRun(
-                station, r.slot, r.item, r.started, r.finished, now, r.id, r.event,
-                r.day.isoformat() if r.day else None, r.programme, r.reason,
+                station,
+                r.slot,
+                r.item,
+                r.started,
+                r.finished,
+                now,
+                r.id,
+                r.event,
+                r.day.isoformat() if r.day else None,
+                r.programme,
+                r.reason,
             )
             for r in items
         ]

@@ -41,10 +41,17 @@ def add_people(db_url: str, folder: Path, area: str = "19") -> People:
     try:
         upgrade(engine)
         now = datetime.now(UTC)
-        operator = store.add_account(engine, name=OPERATOR, role=Role.OPERATOR, areas=[area],
-                                     unix_login=unix_login(), now=now)
-        approver = store.add_account(engine, name=APPROVER, role=Role.APPROVER, areas=[area],
-                                     unix_login=None, now=now)
+        operator = store.add_account(
+            engine,
+            name=OPERATOR,
+            role=Role.OPERATOR,
+            areas=[area],
+            unix_login=unix_login(),
+            now=now,
+        )
+        approver = store.add_account(
+            engine, name=APPROVER, role=Role.APPROVER, areas=[area], unix_login=None, now=now
+        )
         token = folder / "approver.token"
         token.write_text(store.issue_token(engine, approver.id, label="tests", now=now) + "\n")
         return People(operator, approver, token)

@@ -16,9 +16,17 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--lang=vi")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--lang=vi",
+)
 SCREENSHOTS = os.environ.get("BROADCASTER_SCREENSHOTS")  # e.g. docs/: where to keep pictures
 
 
@@ -27,11 +35,16 @@ def have_browser() -> bool:
 
 
 needs_browser = pytest.mark.skipif(
-    not have_browser(), reason="needs Debian's chromium and chromium-driver")
+    not have_browser(), reason="needs Debian's chromium and chromium-driver"
+)
 
 
-def open_browser(profile: Path, width: int = 1366, height: int = 900,  # type: ignore[no-untyped-def]
-                 phone: bool = False):
+def open_browser(
+    profile: Path,
+    width: int = 1366,
+    height: int = 900,  # type: ignore[no-untyped-def]
+    phone: bool = False,
+):
     """Start headless chromium with its own profile; the caller quits it. A `phone`
     emulates a touch screen of that size (a headless window cannot be narrower
     than 500 px)."""
@@ -47,8 +60,10 @@ def open_browser(profile: Path, width: int = 1366, height: int = 900,  # type: i
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
     if phone:
-        options.add_experimental_option("mobileEmulation", {
-            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2, "touch": True}})
+        options.add_experimental_option(
+            "mobileEmulation",
+            {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2, "touch": True}},
+        )
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
 

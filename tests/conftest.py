@@ -98,5 +98,9 @@ def broadcaster_cmd() -> list[str]:
 
 
 # --- audio (issue 5): its fixtures live in tests/audio_fixtures.py ----------------------
-pytest_plugins = ["tests.audio_fixtures", "tests.account_fixtures", "tests.browser_fixtures",
-                  "tests.console_fixtures"]
+pytest_plugins = [
+    "tests.audio_fixtures",
+    "tests.account_fixtures",
+    "tests.browser_fixtures",
+    "tests.console_fixtures",
+]

@@ -40,8 +40,9 @@ def sample_config(tmp_path: Path, db_url: str, extra: str = "") -> Path:
 
 
 def add_account(engine: Engine, name: str, role: Role, areas: list[str]) -> Account:
-    account = store.add_account(engine, name=name, role=role, areas=areas, unix_login=None,
-                                now=datetime.now(UTC))
+    account = store.add_account(
+        engine, name=name, role=role, areas=areas, unix_login=None, now=datetime.now(UTC)
+    )
     store.set_password(engine, account.id, PASSWORD)
     return account
 
@@ -54,16 +55,19 @@ class Site:
     approver: Account
 
     def client(self) -> TestClient:
-        app = Starlette(routes=[Mount("/console", make_console(Context(self.settings,
-                                                                       self.engine)))])
+        app = Starlette(
+            routes=[Mount("/console", make_console(Context(self.settings, self.engine)))]
+        )
         return TestClient(app, follow_redirects=False)
 
-    def login(self, name: str, password: str = PASSWORD,
-              client: TestClient | None = None) -> TestClient:
+    def login(
+        self, name: str, password: str = PASSWORD, client: TestClient | None = None
+    ) -> TestClient:
         client = client or self.client()
         token = csrf_of(client.get("/console/login").text)
-        answer = client.post("/console/login", data={"csrf": token, "name": name,
-                                                     "password": password})
+        answer = client.post(
+            "/console/login", data={"csrf": token, "name": name, "password": password}
+        )
         assert answer.status_code == 303, answer.text
         return client
 
@@ -77,5 +81,9 @@ def csrf_of(page: str) -> str:
 @pytest.fixture
 def console_site(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[Site]:
     settings = load_settings(sample_config(tmp_path, db_url))
-    yield Site(settings, engine, add_account(engine, OPERATOR, Role.OPERATOR, ["167"]),
-               add_account(engine, APPROVER, Role.APPROVER, ["167"]))
+    yield Site(
+        settings,
+        engine,
+        add_account(engine, OPERATOR, Role.OPERATOR, ["167"]),
+        add_account(engine, APPROVER, Role.APPROVER, ["167"]),
+    )

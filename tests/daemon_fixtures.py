@@ -78,14 +78,19 @@ class DaemonProcess:
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "broadcaster", "--config", str(self.config), "run"],
-                env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
         self._sock = sock
         try:
             self.expect("READY=1", timeout)
         except (TimeoutError, OSError):
             self.kill()
-            raise AssertionError("daemon never sent READY=1: "
-                                 + self.stderr_path.read_text(errors="replace")[-2000:]) from None
+            raise AssertionError(
+                "daemon never sent READY=1: " + self.stderr_path.read_text(errors="replace")[-2000:]
+            ) from None
         return self
 
     def expect(self, message: str, timeout: float) -> None:
@@ -115,8 +120,14 @@ class DaemonProcess:
 
 def broadcaster(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the CLI as another process, the way an operator does."""
-    return subprocess.run([sys.executable, "-m", "broadcaster", "--config", str(config), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=60, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "broadcaster", "--config", str(config), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )
 
 
 def now() -> datetime:

@@ -23,14 +23,21 @@ def settings(path: Path = REPO / "config.toml") -> Settings:
 
 def sample_programmes(config: Settings) -> tuple[Programme, ...]:
     directory = config.path.resolve().parent / config.planner.schedules
-    return load_schedules(directory, config.registry(), config.ladder_objects(), QUIET,
-                          config.relay_objects())
+    return load_schedules(
+        directory, config.registry(), config.ladder_objects(), QUIET, config.relay_objects()
+    )
 
 
 def programmes_from(text: str, config: Settings, name: str = "test.toml") -> list[Programme]:
     """Parse an inline schedule file against a config's areas and ladders."""
-    return parse_schedule(Path(name), textwrap.dedent(text), config.registry(),
-                          config.ladder_objects(), QUIET, config.relay_objects())
+    return parse_schedule(
+        Path(name),
+        textwrap.dedent(text),
+        config.registry(),
+        config.ladder_objects(),
+        QUIET,
+        config.relay_objects(),
+    )
 
 
 def set_at(area: str, level: str, at: datetime = datetime(2021, 9, 1, tzinfo=UTC)) -> LevelChange:

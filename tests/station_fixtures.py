@@ -26,8 +26,9 @@ def token(station: str) -> str:
     return Tokens(SECRET.encode()).for_station(station)
 
 
-def loudspeaker_schedule(programme: str, areas: list[str], times: list[datetime],
-                         clips: list[str]) -> str:
+def loudspeaker_schedule(
+    programme: str, areas: list[str], times: list[datetime], clips: list[str]
+) -> str:
     """A loudspeaker programme airing `clips` at local `times` (seconds included)."""
     clock = ", ".join(f'"{t.astimezone(HCM).strftime("%H:%M:%S")}"' for t in times)
     return textwrap.dedent(f"""\
@@ -65,14 +66,37 @@ class AgentProcess:
         self.pcm.mkdir(parents=True, exist_ok=True)
         self.log = (self.folder / "agent.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "broadcaster", "station", "run", "--centre", self.base,
-             "--station", self.station, "--token", token(self.station), "--cache",
-             str(self.cache), "--heartbeat", str(self.heartbeat), "--refresh", "2",
-             # ao=pcm writes as fast as mpv decodes; arealtime paces it like a sound card
-             "--mpv-option", "ao=pcm", "--mpv-option", "af=lavfi=[arealtime]",
-             "--mpv-option", f"script={MPV_SCRIPT}",
-             "--mpv-option", f"script-opts=pcmdir={self.pcm}"],
-            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "broadcaster",
+                "station",
+                "run",
+                "--centre",
+                self.base,
+                "--station",
+                self.station,
+                "--token",
+                token(self.station),
+                "--cache",
+                str(self.cache),
+                "--heartbeat",
+                str(self.heartbeat),
+                "--refresh",
+                "2",
+                # ao=pcm writes as fast as mpv decodes; arealtime paces it like a sound card
+                "--mpv-option",
+                "ao=pcm",
+                "--mpv-option",
+                "af=lavfi=[arealtime]",
+                "--mpv-option",
+                f"script={MPV_SCRIPT}",
+                "--mpv-option",
+                f"script-opts=pcmdir={self.pcm}",
+            ],
+            cwd=REPO,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         return self
@@ -105,8 +129,9 @@ def seconds(wav: Path) -> float:
 
 
 def day_document(base: str, station: str, day: str) -> dict:
-    response = httpx.get(f"{base}/stations/{station}/{day}.json",
-                         params={"token": token(station)}, timeout=10)
+    response = httpx.get(
+        f"{base}/stations/{station}/{day}.json", params={"token": token(station)}, timeout=10
+    )
     return response.json() if response.status_code == 200 else {}
 
 
@@ -145,20 +170,44 @@ class Icecast:
     def start(self) -> Icecast:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o777)  # icecast drops to nobody when started as root
-        owner = ("<changeowner><user>nobody</user><group>nogroup</group></changeowner>"
-                 if os.getuid() == 0 else "")
+        owner = (
+            "<changeowner><user>nobody</user><group>nogroup</group></changeowner>"
+            if os.getuid() == 0
+            else ""
+        )
         config = self.folder / "icecast.xml"
-        config.write_text(ICECAST_XML.format(password=self.password, port=self.port,
-                                             folder=self.folder, owner=owner))
+        config.write_text(
+            ICECAST_XML.format(
+                password=self.password, port=self.port, folder=self.folder, owner=owner
+            )
+        )
         config.chmod(0o644)
-        self.server = subprocess.Popen(["icecast2", "-c", str(config)],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.server = subprocess.Popen(
+            ["icecast2", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.feed = subprocess.Popen(
-            ["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-             "sine=frequency=440:sample_rate=44100", "-c:a", "libmp3lame", "-b:a", "64k",
-             "-content_type", "audio/mpeg", "-f", "mp3",
-             f"icecast://source:{self.password}@127.0.0.1:{self.port}/{self.mount}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=44100",
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "64k",
+                "-content_type",
+                "audio/mpeg",
+                "-f",
+                "mp3",
+                f"icecast://source:{self.password}@127.0.0.1:{self.port}/{self.mount}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return self
 
     def live(self) -> bool:

@@ -24,8 +24,9 @@ def ctx(tmp_path: Path, db_url: str, engine: Engine) -> ops.Context:
 
 
 def make(ctx: ops.Context, name: str, role: Role, *areas: str) -> Account:
-    return store.add_account(ctx.engine, name=name, role=role, areas=areas or ("19",),
-                             unix_login=None, now=NOW)
+    return store.add_account(
+        ctx.engine, name=name, role=role, areas=areas or ("19",), unix_login=None, now=NOW
+    )
 
 
 # --- names ------------------------------------------------------------------------
@@ -72,16 +73,18 @@ def test_account_acts_on_its_areas_and_those_below(ctx: ops.Context) -> None:
 
 def test_operator_cannot_approve_and_admin_cannot_draft(ctx: ops.Context) -> None:
     with pytest.raises(Forbidden, match="approver"):
-        check(Account(1, "o", Role.OPERATOR, frozenset({"19"})), Action.APPROVE_BLAST,
-              ctx.registry)
+        check(Account(1, "o", Role.OPERATOR, frozenset({"19"})), Action.APPROVE_BLAST, ctx.registry)
     with pytest.raises(Forbidden, match="sms.draft"):
         check(Account(1, "a", Role.ADMIN, frozenset({"19"})), Action.DRAFT_BLAST, ctx.registry)
 
 
 def test_disabled_account_may_do_nothing(ctx: ops.Context) -> None:
     with pytest.raises(Forbidden, match="disabled"):
-        check(Account(1, "o", Role.APPROVER, frozenset({"19"}), disabled=True), Action.READ,
-              ctx.registry)
+        check(
+            Account(1, "o", Role.APPROVER, frozenset({"19"}), disabled=True),
+            Action.READ,
+            ctx.registry,
+        )
 
 
 # --- the two-person rule on blasts ------------------------------------------------
@@ -120,8 +123,13 @@ def test_second_account_approves_and_both_are_audited_by_id(ctx: ops.Context) ->
     preview = ops.draft_blast(ctx, operator, areas=["05437"], text="Test")
     assert ops.approve_blast(ctx, approver, preview.id) == 5
     with ctx.engine.connect() as conn:
-        row = conn.execute(text("SELECT created_by_account, approved_by_account, approved_by "
-                                "FROM sms_blasts WHERE id = :id"), {"id": preview.id}).one()
+        row = conn.execute(
+            text(
+                "SELECT created_by_account, approved_by_account, approved_by "
+                "FROM sms_blasts WHERE id = :id"
+            ),
+            {"id": preview.id},
+        ).one()
     assert (row.created_by_account, row.approved_by_account) == (operator.id, approver.id)
     assert row.approved_by == "Bình"
     audit = store.load_audit(ctx.engine)
@@ -185,8 +193,10 @@ def test_password_and_totp_authenticate_and_failures_are_audited(ctx: ops.Contex
         store.authenticate(ctx.engine, "An", "wrong password", code, now=NOW)
     with pytest.raises(NotAuthenticated):
         store.authenticate(ctx.engine, "An", "correct horse", None, now=NOW)
-    assert store.authenticate(ctx.engine, " an", "correct horse", pyotp.TOTP(secret).now(),
-                              now=NOW).id == made.id
+    assert (
+        store.authenticate(ctx.engine, " an", "correct horse", pyotp.TOTP(secret).now(), now=NOW).id
+        == made.id
+    )
     actions = [a.action for a in reversed(store.load_audit(ctx.engine))]
     assert actions == ["login.failed", "login.failed", "login"]
 
@@ -238,5 +248,8 @@ def test_first_admin_only_through_bootstrap_while_none_exists(ctx: ops.Context) 
 
 def _state(engine: Engine, blast_id: int) -> str:
     with engine.connect() as conn:
-        return str(conn.execute(text("SELECT state FROM sms_blasts WHERE id = :id"),
-                                {"id": blast_id}).scalar_one())
+        return str(
+            conn.execute(
+                text("SELECT state FROM sms_blasts WHERE id = :id"), {"id": blast_id}
+            ).scalar_one()
+        )

@@ -34,8 +34,7 @@ class Server:
 
     def call(self, method: str, path: str, token: str | None, **kw: object) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.request(method, f"{self.base}/api/v1{path}", headers=headers, timeout=30,
-                             **kw)  # type: ignore[arg-type]
+        return httpx.request(method, f"{self.base}/api/v1{path}", headers=headers, timeout=30, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -46,16 +45,24 @@ def server(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[Server]:
         out.write(f'\n[planner]\nschedules = "{REPO / "schedules"}"\n')
     people = add_people(db_url, tmp_path)
     now = datetime.now(UTC)
-    operator = store.add_account(engine, name="Lê Văn C", role=Role.OPERATOR, areas=["167"],
-                                 unix_login=None, now=now)
-    local = store.add_account(engine, name="Phạm Thị D", role=Role.OPERATOR, areas=["05437"],
-                              unix_login=None, now=now)
+    operator = store.add_account(
+        engine, name="Lê Văn C", role=Role.OPERATOR, areas=["167"], unix_login=None, now=now
+    )
+    local = store.add_account(
+        engine, name="Phạm Thị D", role=Role.OPERATOR, areas=["05437"], unix_login=None, now=now
+    )
     seed_subscribers(engine, 12, communes=("05437", "05440", "05443"))
-    tokens = [store.issue_token(engine, a.id, label="t", now=now)
-              for a in (operator, people.approver, local)]
+    tokens = [
+        store.issue_token(engine, a.id, label="t", now=now)
+        for a in (operator, people.approver, local)
+    ]
     env = {**os.environ, "BROADCASTER_CONFIG": str(config)}
-    proc = subprocess.Popen([sys.executable, "-m", "broadcaster", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "broadcaster", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _await(base, proc)
@@ -81,9 +88,20 @@ def _await(base: str, proc: subprocess.Popen[bytes]) -> None:
 def test_openapi_document_lists_the_routes(server: Server) -> None:
     doc = httpx.get(f"{server.base}/api/v1/openapi.json").json()
     paths = set(doc["paths"])
-    assert {"/areas", "/areas/{code}/level", "/plan", "/sms/blasts", "/sms/preview",
-            "/sms/blasts/{blast_id}/approve", "/sms/blasts/{blast_id}/cancel", "/notices",
-            "/notices/{notice_id}/approve", "/stations", "/asrun", "/audit"} <= paths
+    assert {
+        "/areas",
+        "/areas/{code}/level",
+        "/plan",
+        "/sms/blasts",
+        "/sms/preview",
+        "/sms/blasts/{blast_id}/approve",
+        "/sms/blasts/{blast_id}/cancel",
+        "/notices",
+        "/notices/{notice_id}/approve",
+        "/stations",
+        "/asrun",
+        "/audit",
+    } <= paths
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
 
 
@@ -98,14 +116,22 @@ def test_no_or_a_wrong_token_is_401_with_a_json_error(server: Server) -> None:
 def test_operator_of_one_commune_cannot_set_another_and_nothing_is_written(
     server: Server, engine: Engine
 ) -> None:
-    refused = server.call("PUT", "/areas/05440/level", server.commune_operator,
-                          json={"level": "5.3", "reason": "ổ dịch"})
+    refused = server.call(
+        "PUT",
+        "/areas/05440/level",
+        server.commune_operator,
+        json={"level": "5.3", "reason": "ổ dịch"},
+    )
     assert refused.status_code == 403
     assert "not on 05440" in refused.json()["error"]
     assert load_changes(engine) == []
     assert server.call("GET", "/areas/05440", server.approver).json()["level"] == "5.1"
-    done = server.call("PUT", "/areas/05437/level", server.commune_operator,
-                       json={"level": "5.3", "reason": "ổ dịch"})
+    done = server.call(
+        "PUT",
+        "/areas/05437/level",
+        server.commune_operator,
+        json={"level": "5.3", "reason": "ổ dịch"},
+    )
     assert done.status_code == 200 and done.json()["by"] == "Phạm Thị D"
     assert [c.area for c in load_changes(engine)] == ["05437"]
 
@@ -113,11 +139,13 @@ def test_operator_of_one_commune_cannot_set_another_and_nothing_is_written(
 def test_blast_drafted_by_an_operator_is_approved_only_by_a_second_account(
     server: Server, engine: Engine
 ) -> None:
-    preview = server.call("POST", "/sms/preview", server.operator,
-                          json={"text": "Đeo khẩu trang “5K”"}).json()
+    preview = server.call(
+        "POST", "/sms/preview", server.operator, json={"text": "Đeo khẩu trang “5K”"}
+    ).json()
     assert preview["encoding"] == "ucs2" and "“" in preview["ucs2_characters"]
-    drafted = server.call("POST", "/sms/blasts", server.operator,
-                          json={"areas": ["167"], "text": "Deo khau trang 5K"})
+    drafted = server.call(
+        "POST", "/sms/blasts", server.operator, json={"areas": ["167"], "text": "Deo khau trang 5K"}
+    )
     assert drafted.status_code == 201, drafted.text
     blast = drafted.json()
     assert (blast["recipients"], blast["encoding"], blast["parts"]) == (12, "gsm7", 1)
@@ -136,12 +164,15 @@ def test_blast_drafted_by_an_operator_is_approved_only_by_a_second_account(
 
 
 def test_plan_for_a_day_and_area_lists_what_reaches_it(server: Server) -> None:
-    rows = server.call("GET", "/plan", server.operator,
-                       params={"area": "05440", "day": "2026-09-05"}).json()
+    rows = server.call(
+        "GET", "/plan", server.operator, params={"area": "05440", "day": "2026-09-05"}
+    ).json()
     assert rows and {r["area"] for r in rows} <= {"19", "167", "05440"}
     assert all(r["at"].startswith("2026-09-0") for r in rows)
-    assert server.call("GET", "/plan", server.commune_operator,
-                       params={"area": "05440"}).status_code == 403
+    assert (
+        server.call("GET", "/plan", server.commune_operator, params={"area": "05440"}).status_code
+        == 403
+    )
 
 
 def test_unknown_blast_is_404_and_bad_input_is_422_with_a_message(server: Server) -> None:
@@ -157,12 +188,28 @@ def test_every_route_survives_schemathesis_without_a_server_error(
     """Property-based requests against the OpenAPI document, as the approver: no 5xx,
     and every response matches its documented schema."""
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "schemathesis"), "run",
-         f"{server.base}/api/v1/openapi.json", "--url", f"{server.base}/api/v1",
-         "--checks", "not_a_server_error,response_schema_conformance",
-         "--max-examples", "15", "--seed", "1", "--workers", "1",
-         "--header", f"Authorization: Bearer {server.approver}",
-         "--generation-database", "none"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,  # its reports stay there
+        [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{server.base}/api/v1/openapi.json",
+            "--url",
+            f"{server.base}/api/v1",
+            "--checks",
+            "not_a_server_error,response_schema_conformance",
+            "--max-examples",
+            "15",
+            "--seed",
+            "1",
+            "--workers",
+            "1",
+            "--header",
+            f"Authorization: Bearer {server.approver}",
+            "--generation-database",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,  # its reports stay there
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]

@@ -15,8 +15,9 @@ DAY = date(2021, 9, 1)
 
 
 def _ids(slot):
-    return [(e.clip.id, e.clip.language) if e.clip else ("relay", e.relay.name)
-            for e in slot.entries]
+    return [
+        (e.clip.id, e.clip.language) if e.clip else ("relay", e.relay.name) for e in slot.entries
+    ]
 
 
 def test_slot_opens_with_chime_then_items_by_priority_each_vietnamese_first():
@@ -109,8 +110,9 @@ def test_emergency_between_slots_is_a_slot_of_its_own():
 def test_relay_appears_with_its_stream_length_and_fallback_clip():
     vov = Relay("vov", "http://vov/live", "gian-cach")
     occs = [occ("vov", "relay", "167", local("11:00"), "normal", vov, timedelta(minutes=15))]
-    [slot] = playlist(commune("05443", ("tyz", "nut")), DAY, occs, small_library(), tz=TZ,
-                      covering=["167"])
+    [slot] = playlist(
+        commune("05443", ("tyz", "nut")), DAY, occs, small_library(), tz=TZ, covering=["167"]
+    )
     relay = slot.entries[-1]
     assert (relay.kind, relay.relay, relay.duration) == (EntryKind.RELAY, vov, 900.0)
     assert (relay.fallback.id, relay.fallback.language) == ("gian-cach", "vi")
@@ -125,13 +127,15 @@ def test_relay_that_outlasts_the_gap_to_the_next_slot_is_dropped_whole():
     first, _ = playlist(commune(), DAY, occs, small_library(), tz=TZ, gap=0.5)
     assert _ids(first) == [("chime", "zxx")]
     assert [(d.programme, d.item, d.reason) for d in first.dropped] == [
-        ("vov", "vov", "does not fit before the next slot")]
+        ("vov", "vov", "does not fit before the next slot")
+    ]
 
 
 def test_a_recording_replaces_the_relay_of_its_programme_and_instant_only():
     vov = Relay("vov", "http://vov/live", "gian-cach")
-    recorded = clip("vov-0906", "vi", 12.0, ClipKind.RECORDING, for_programme="vov",
-                    airs_at=local("06:00"))
+    recorded = clip(
+        "vov-0906", "vi", 12.0, ClipKind.RECORDING, for_programme="vov", airs_at=local("06:00")
+    )
     library = small_library().with_clips((recorded,))
     occs = [
         occ("vov", "relay", "05440", local("06:00"), "priority", vov, timedelta(minutes=30)),
@@ -140,7 +144,10 @@ def test_a_recording_replaces_the_relay_of_its_programme_and_instant_only():
     ]
     slots = playlist(commune(), DAY, with_recordings(occs, library), library, tz=TZ)
     assert [_ids(s)[1:] for s in slots] == [
-        [("vov-0906", "vi")], [("relay", "vov")], [("relay", "vov")]]
+        [("vov-0906", "vi")],
+        [("relay", "vov")],
+        [("relay", "vov")],
+    ]
 
 
 def test_occurrences_of_other_communes_and_days_are_left_out_but_bound_the_last_slot():

@@ -93,9 +93,11 @@ def test_communes_sharing_a_day_each_get_their_own_station_commune_and_token(pub
         assert {m["commune"] for m in slots} == {commune}
         token = pub.tokens.for_station(station)
         items = [i for m in slots for i in m["items"]]
-        urls = [m["playlist_url"] for m in slots] + [
-            i["url"] for i in items if i["kind"] != "relay"
-        ] + [i["fallback"]["url"] for i in items if i["kind"] == "relay"]
+        urls = (
+            [m["playlist_url"] for m in slots]
+            + [i["url"] for i in items if i["kind"] != "relay"]
+            + [i["fallback"]["url"] for i in items if i["kind"] == "relay"]
+        )
         assert len(urls) > len(slots)
         assert all(f"/stations/{station}/" in u and u.endswith(f"?token={token}") for u in urls)
         same.append(raw.decode().replace(station, "S").replace(commune, "C").replace(token, "T"))
@@ -107,13 +109,18 @@ def test_relay_is_in_the_manifest_and_the_m3u_with_its_stream_length_and_fallbac
     manifest = _manifest(pub, "cho-chu", "0800")
     relay = manifest["items"][-1]
     assert {k: relay[k] for k in ("kind", "relay", "url", "duration")} == {
-        "kind": "relay", "relay": "vov", "url": "http://radio.example/vov1", "duration": 1800.0}
+        "kind": "relay",
+        "relay": "vov",
+        "url": "http://radio.example/vov1",
+        "duration": 1800.0,
+    }
     assert relay["air_time"].startswith("2021-09-01T08:00")
     fallback = relay["fallback"]
     assert (fallback["clip"], fallback["language"]) == ("tiep-song-vov", "vi")
     token = pub.tokens.for_station("cho-chu")
-    assert fallback["url"] == (f"http://radio.example:8080/stations/cho-chu/audio/"
-                               f"{fallback['sha256']}.mp3?token={token}")
+    assert fallback["url"] == (
+        f"http://radio.example:8080/stations/cho-chu/audio/{fallback['sha256']}.mp3?token={token}"
+    )
     assert 2 < fallback["duration"] < 4
     assert manifest["audio_url"] is None  # one mixed file cannot hold a live stream
     lines = _m3u(pub, "cho-chu", "0800").splitlines()

@@ -14,8 +14,17 @@ import pytest
 
 from tests.conftest import REPO, write_config
 
-HEAVY = ("sqlalchemy", "alembic", "uvicorn", "starlette", "apscheduler", "prometheus_client",
-         "pydub", "psycopg", "smpplib")
+HEAVY = (
+    "sqlalchemy",
+    "alembic",
+    "uvicorn",
+    "starlette",
+    "apscheduler",
+    "prometheus_client",
+    "pydub",
+    "psycopg",
+    "smpplib",
+)
 READING = [
     ("status",),
     ("level", "show"),
@@ -31,11 +40,21 @@ READING = [
 
 
 def run(*argv: str, config: Path | None = None, **kwargs: object) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BROADCASTER_") and k != "JOURNAL_STREAM"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BROADCASTER_") and k != "JOURNAL_STREAM"
+    }
     prefix = ["--config", str(config)] if config else []
-    return subprocess.run([sys.executable, "-m", "broadcaster", *prefix, *argv], env=env,
-                          cwd=REPO, capture_output=True, text=True, timeout=60, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "broadcaster", *prefix, *argv],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -61,8 +80,14 @@ def test_help_imports_no_database_web_scheduler_or_smpp_library() -> None:
         "    pass\n"
         f"print('loaded:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
-                            text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "level" in result.stdout and "status" in result.stdout  # it did list the commands
     assert result.stdout.strip().splitlines()[-1] == "loaded:"
 
@@ -80,8 +105,14 @@ def test_status_loads_neither_the_web_server_nor_the_scheduler(fresh: Path) -> N
         " 'smpplib', 'pydub')"
         " if m in sys.modules))\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
-                            text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "daemon: not running" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "loaded:"
 
@@ -117,7 +148,11 @@ def test_a_closed_pipe_ends_the_command_quietly(fresh: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROADCASTER_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "broadcaster", "--config", str(fresh), "areas"],
-        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert process.stdout is not None and process.stderr is not None
     process.stdout.close()  # the reader is gone before a line is written, like `| head -0`
     code = process.wait(60)
@@ -125,14 +160,21 @@ def test_a_closed_pipe_ends_the_command_quietly(fresh: Path) -> None:
     assert code in (0, 141)
 
 
-@pytest.mark.parametrize(("command", "first"), [("areas", "19  Tỉnh Thái Nguyên"),
-                                              ("stations", "nothing published")])
+@pytest.mark.parametrize(
+    ("command", "first"), [("areas", "19  Tỉnh Thái Nguyên"), ("stations", "nothing published")]
+)
 def test_a_pipe_to_head_prints_the_first_line_and_no_error(
     fresh: Path, command: str, first: str
 ) -> None:
     result = subprocess.run(
         f"{sys.executable} -m broadcaster --config {fresh} {command} | head -1",
-        shell=True, cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+        shell=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert len(result.stdout.splitlines()) == 1 and first in result.stdout
     assert result.stderr == ""
 

@@ -16,8 +16,9 @@ from tests.conftest import REPO
 def _use_schedules(config: Path, folder: Path) -> None:
     """Point a copied config at `folder` for schedules and at the sample audio library."""
     with config.open("a", encoding="utf-8") as out:
-        out.write(f'\n[planner]\nschedules = "{folder}"\n'
-                  f'\n[audio]\nlibrary_dir = "{REPO / "audio"}"\n')
+        out.write(
+            f'\n[planner]\nschedules = "{folder}"\n\n[audio]\nlibrary_dir = "{REPO / "audio"}"\n'
+        )
 
 
 @pytest.fixture
@@ -29,8 +30,11 @@ def test_plan_json_lists_a_day_with_offsets(cli, samples):
     cli("db", "upgrade")
     rows = json.loads(cli("plan", "--from", "2021-09-10", "--format", "json").output)
     assert Counter(r["programme"] for r in rows) == {
-        "district-bulletin": 72, "commune-bulletin": 48, "van-round": 1,
-        "epidemic-map-refresh": 1}
+        "district-bulletin": 72,
+        "commune-bulletin": 48,
+        "van-round": 1,
+        "epidemic-map-refresh": 1,
+    }
     first = rows[0]
     assert first["at"] == "2021-09-10T06:00:00+07:00"
     assert {"programme", "channel", "area", "at", "priority"} <= set(first)
@@ -58,7 +62,8 @@ def test_schedule_check_passes_the_samples(cli, samples):
 def test_schedule_check_warns_of_overruns_and_emergency_overlaps(cli, sample_config: Path):
     folder = sample_config.parent / "schedules"
     folder.mkdir()
-    (folder / "clash.toml").write_text("""
+    (folder / "clash.toml").write_text(
+        """
 [[programme]]
 id = "long-round"
 channel = "van"
@@ -85,11 +90,15 @@ areas = ["05440"]
 content = { relay = "dinh-hoa" }
 [programme.levels."5.1"]
 times = ["06:00"]
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     _use_schedules(sample_config, folder)
     out = cli("schedule", "check", "--days", "1").output
-    assert "warning: level 5.2: 'long-round' at 06:00 lasts 90 min and runs into 'long-round' " \
+    assert (
+        "warning: level 5.2: 'long-round' at 06:00 lasts 90 min and runs into 'long-round' "
         "in 24 areas" in out
+    )
     assert "emergency items 'alarm' and 'also-emergency' overlap at 06:00 in 1 area" in out
 
 
@@ -146,9 +155,13 @@ def test_plan_marks_the_occurrences_that_would_not_air(cli, sample_config: Path,
     relays = {r["area"]: r for r in rows if r["programme"] == "district-news"}
     assert len(relays) == 24
     assert {a for a, r in relays.items() if not r["airs"]} == {"05440", "05443"}
-    assert relays["05440"]["not_aired"] == [{
-        "item": "dinh-hoa", "reason": "does not fit before the next slot", "stations":
-        ["linh-thong"]}]
+    assert relays["05440"]["not_aired"] == [
+        {
+            "item": "dinh-hoa",
+            "reason": "does not fit before the next slot",
+            "stations": ["linh-thong"],
+        }
+    ]
     assert all(r["airs"] for r in rows if r["programme"] == "own-news")
     table = cli("plan", "--from", tomorrow, "--area", "05440").output
     assert "district-news" in table and "NOT AIRED at 1 station: does not fit" in table
@@ -165,8 +178,9 @@ def test_schedule_check_fails_with_file_programme_and_key(cli, sample_config: Pa
     assert 'levels."5.2".per_day: Input should be greater than or equal to 1' in out
 
 
-def test_plan_svg_draws_every_planned_occurrence_and_the_missed_in_red(cli, samples, tmp_path,
-                                                                       sample_config):
+def test_plan_svg_draws_every_planned_occurrence_and_the_missed_in_red(
+    cli, samples, tmp_path, sample_config
+):
     import xml.etree.ElementTree as ET
     from datetime import UTC, datetime, timedelta
 
@@ -181,8 +195,14 @@ def test_plan_svg_draws_every_planned_occurrence_and_the_missed_in_red(cli, samp
     rows = json.loads(cli("plan", "--from", "2021-09-10", "--format", "json").output)
     settings = load_settings(sample_config)
     start = datetime(2021, 9, 9, 17, tzinfo=UTC)
-    first = plan(sample_programmes(settings), [], settings.registry(), start,
-                 start + timedelta(days=1), settings.tz)[0]
+    first = plan(
+        sample_programmes(settings),
+        [],
+        settings.registry(),
+        start,
+        start + timedelta(days=1),
+        settings.tz,
+    )[0]
     engine = make_engine(settings.storage_url)
     claim(engine, [first], now=start, node="test", state=DispatchState.MISSED)
     engine.dispose()
@@ -192,4 +212,5 @@ def test_plan_svg_draws_every_planned_occurrence_and_the_missed_in_red(cli, samp
     assert len(marks) == len(rows)
     red = [m for m in marks if m.get("fill") == RED]
     assert [(m.get("data-programme"), m.get("data-area")) for m in red] == [
-        (first.programme, first.area)]
+        (first.programme, first.area)
+    ]

@@ -17,8 +17,16 @@ from broadcaster.config import ConfigError, Settings, load_settings
 from tests.conftest import REPO
 
 SAMPLE = REPO / "config.toml"
-TEXT_CANDIDATES = ["Europe/London", "127.0.0.1:9999", "12h", "22:00-05:00", "other",
-                   "sqlite:///other.db", "http://example.org:81", "s3cret"]
+TEXT_CANDIDATES = [
+    "Europe/London",
+    "127.0.0.1:9999",
+    "12h",
+    "22:00-05:00",
+    "other",
+    "sqlite:///other.db",
+    "http://example.org:81",
+    "s3cret",
+]
 
 
 def raw_sample() -> dict[str, Any]:
@@ -63,12 +71,16 @@ def candidates(key: overrides.Key, current: Any) -> list[tuple[Any, str]]:
 
 
 def leaf_keys() -> list[overrides.Key]:
-    return [k for k in overrides.keys(Settings, raw_sample(), {})
-            if not any(overrides.model_of(t) for t in overrides.options_of(k.annotation))
-            and not (get_origin(k.annotation) is list
-                     and any(overrides.model_of(t) for t in get_args(k.annotation)))
-            and not (get_origin(k.annotation) is dict
-                     and overrides.model_of(get_args(k.annotation)[1]))]
+    return [
+        k
+        for k in overrides.keys(Settings, raw_sample(), {})
+        if not any(overrides.model_of(t) for t in overrides.options_of(k.annotation))
+        and not (
+            get_origin(k.annotation) is list
+            and any(overrides.model_of(t) for t in get_args(k.annotation))
+        )
+        and not (get_origin(k.annotation) is dict and overrides.model_of(get_args(k.annotation)[1]))
+    ]
 
 
 @pytest.mark.parametrize("key", leaf_keys(), ids=lambda k: k.variable)
@@ -96,22 +108,28 @@ def test_every_key_is_overridden_by_its_variable_as_it_would_be_by_the_file(
 def test_structured_sections_take_json(tmp_path: Path) -> None:
     raw = raw_sample()
     communes = raw["areas"]["communes"][:2]
-    settings = load_settings(SAMPLE, {
-        "BROADCASTER_AREAS_COMMUNES": json.dumps(communes),
-        "BROADCASTER_SMS": json.dumps({"max_parts": 2}),
-    })
+    settings = load_settings(
+        SAMPLE,
+        {
+            "BROADCASTER_AREAS_COMMUNES": json.dumps(communes),
+            "BROADCASTER_SMS": json.dumps({"max_parts": 2}),
+        },
+    )
     assert [c.code for c in settings.areas.communes] == [c["code"] for c in communes]
     assert settings.sms.max_parts == 2
 
 
 def test_the_variables_operators_already_use_keep_working() -> None:
-    settings = load_settings(SAMPLE, {
-        "BROADCASTER_STORAGE_URL": "postgresql+psycopg://u:p@db/broadcaster",
-        "BROADCASTER_HTTP_BIND": "0.0.0.0:8081",
-        "BROADCASTER_CARRIERS_VIETTEL_PASSWORD": "pw1",
-        "BROADCASTER_AUDIO_TOKEN_SECRET": "tok",
-        "BROADCASTER_SMS_MAX_PARTS": "3",
-    })
+    settings = load_settings(
+        SAMPLE,
+        {
+            "BROADCASTER_STORAGE_URL": "postgresql+psycopg://u:p@db/broadcaster",
+            "BROADCASTER_HTTP_BIND": "0.0.0.0:8081",
+            "BROADCASTER_CARRIERS_VIETTEL_PASSWORD": "pw1",
+            "BROADCASTER_AUDIO_TOKEN_SECRET": "tok",
+            "BROADCASTER_SMS_MAX_PARTS": "3",
+        },
+    )
     assert settings.storage_url == "postgresql+psycopg://u:p@db/broadcaster"
     assert settings.http.bind == "0.0.0.0:8081"
     assert settings.carriers["viettel"].password.get_secret_value() == "pw1"
@@ -121,9 +139,16 @@ def test_the_variables_operators_already_use_keep_working() -> None:
 
 
 def test_a_carrier_can_come_from_the_environment_alone() -> None:
-    fields = {"HOST": "10.0.0.9", "PORT": "2775", "SYSTEM_ID": "dh", "PASSWORD": "pw",
-              "SOURCE_ADDR": "DINHHOA", "RATE": "50", "WINDOW": "10",
-              "PREFIXES": '["+8486"]'}
+    fields = {
+        "HOST": "10.0.0.9",
+        "PORT": "2775",
+        "SYSTEM_ID": "dh",
+        "PASSWORD": "pw",
+        "SOURCE_ADDR": "DINHHOA",
+        "RATE": "50",
+        "WINDOW": "10",
+        "PREFIXES": '["+8486"]',
+    }
     env = {f"BROADCASTER_CARRIERS_NEW_CARRIER_{k}": v for k, v in fields.items()}
     carrier = load_settings(SAMPLE, env).carriers["new_carrier"]
     assert (carrier.host, carrier.port, carrier.system_id) == ("10.0.0.9", 2775, "dh")
@@ -131,19 +156,29 @@ def test_a_carrier_can_come_from_the_environment_alone() -> None:
 
 def test_a_bad_value_names_the_variable_not_the_file() -> None:
     with pytest.raises(ConfigError) as error:
-        load_settings(SAMPLE, {"BROADCASTER_SMS_MAX_PARTS": "lots",
-                               "BROADCASTER_CARRIERS_VIETTEL_PORT": "99999"})
+        load_settings(
+            SAMPLE,
+            {"BROADCASTER_SMS_MAX_PARTS": "lots", "BROADCASTER_CARRIERS_VIETTEL_PORT": "99999"},
+        )
     problems = error.value.problems
-    assert any(p.startswith("environment variable BROADCASTER_SMS_MAX_PARTS: sms.max_parts:")
-               for p in problems), problems
-    assert any(p.startswith("environment variable BROADCASTER_CARRIERS_VIETTEL_PORT: "
-                            "carriers.viettel.port:") for p in problems), problems
+    assert any(
+        p.startswith("environment variable BROADCASTER_SMS_MAX_PARTS: sms.max_parts:")
+        for p in problems
+    ), problems
+    assert any(
+        p.startswith(
+            "environment variable BROADCASTER_CARRIERS_VIETTEL_PORT: carriers.viettel.port:"
+        )
+        for p in problems
+    ), problems
     assert not any(p.startswith(str(SAMPLE)) for p in problems)
 
 
 def test_bad_json_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match="environment variable BROADCASTER_SMS_TEST_NUMBERS: "
-                                          "sms.test_numbers takes JSON"):
+    with pytest.raises(
+        ConfigError,
+        match="environment variable BROADCASTER_SMS_TEST_NUMBERS: sms.test_numbers takes JSON",
+    ):
         load_settings(SAMPLE, {"BROADCASTER_SMS_TEST_NUMBERS": "0912345678"})
 
 
@@ -164,13 +199,16 @@ def test_the_environment_wins_over_a_credential_and_a_bad_credential_is_named(
     env = {"CREDENTIALS_DIRECTORY": str(tmp_path), "BROADCASTER_CARRIERS_VIETTEL_PASSWORD": "env"}
     assert load_settings(SAMPLE, env).carriers["viettel"].password.get_secret_value() == "env"
     (tmp_path / "carriers.viettel.password").write_text("much-too-long-for-smpp")
-    with pytest.raises(ConfigError, match=f"credential {tmp_path}/carriers.viettel.password: "
-                                          "carriers.viettel.password:"):
+    with pytest.raises(
+        ConfigError,
+        match=f"credential {tmp_path}/carriers.viettel.password: carriers.viettel.password:",
+    ):
         load_settings(SAMPLE, {"CREDENTIALS_DIRECTORY": str(tmp_path)})
 
 
 def test_an_empty_credential_is_refused_by_name(tmp_path: Path) -> None:
     (tmp_path / "audio.token_secret").write_text("\n")
-    with pytest.raises(ConfigError, match=f"credential {tmp_path}/audio.token_secret: "
-                                          "the file is empty"):
+    with pytest.raises(
+        ConfigError, match=f"credential {tmp_path}/audio.token_secret: the file is empty"
+    ):
         load_settings(SAMPLE, {"CREDENTIALS_DIRECTORY": str(tmp_path)})

@@ -40,8 +40,11 @@ def site(tmp_path: Path, db_url: str, engine: Engine, daemons):  # type: ignore[
     smscs = {name: TestSmsc(free_port()) for name in ("viettel", "vinaphone", "mobifone")}
     config = sample_config(tmp_path, db_url)
     body = config.read_text(encoding="utf-8")
-    body, bound = re.subn(r"(?m)^(\[carriers\.(\w+)\]\n(?:[^\[\n].*\n)*?port = )\d+$",
-                          lambda m: f"{m.group(1)}{smscs[m.group(2)].port}", body)
+    body, bound = re.subn(
+        r"(?m)^(\[carriers\.(\w+)\]\n(?:[^\[\n].*\n)*?port = )\d+$",
+        lambda m: f"{m.group(1)}{smscs[m.group(2)].port}",
+        body,
+    )
     assert bound == len(smscs)
     config.write_text(body, encoding="utf-8")
     bind = re.search(r'bind = "127.0.0.1:(\d+)"', body)
@@ -82,17 +85,21 @@ def _post(driver, path: str, csrf: str | None) -> int:  # type: ignore[no-untype
         """const [path, csrf, done] = arguments;
         const body = new URLSearchParams(csrf === null ? {} : {csrf});
         fetch(path, {method: "POST", body, redirect: "manual"}).then(r => done(r.status));""",
-        path, csrf)
+        path,
+        csrf,
+    )
 
 
 def _state(engine: Engine, blast: int) -> str:
     with engine.connect() as conn:
-        return conn.execute(text("SELECT state FROM sms_blasts WHERE id = :id"),
-                            {"id": blast}).scalar_one()
+        return conn.execute(
+            text("SELECT state FROM sms_blasts WHERE id = :id"), {"id": blast}
+        ).scalar_one()
 
 
 def test_an_area_wide_blast_needs_a_second_person_and_then_reaches_everyone(
-        site, browsers, engine: Engine):  # type: ignore[no-untyped-def]
+    site, browsers, engine: Engine
+):  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
 
     base, smsc, numbers = site
@@ -102,8 +109,11 @@ def test_an_area_wide_blast_needs_a_second_person_and_then_reaches_everyone(
     a.find_element(By.NAME, "text").send_keys(TEXT)
     a.find_element(By.CSS_SELECTOR, "input[name=area][value='167']").click()
     a.find_element(By.CSS_SELECTOR, "input[name=urgent]").click()
-    wait_for(lambda: str(SUBSCRIBERS) in _text(a, "#sms-preview"), 10,
-             "the live preview counting the district's subscribers")
+    wait_for(
+        lambda: str(SUBSCRIBERS) in _text(a, "#sms-preview"),
+        10,
+        "the live preview counting the district's subscribers",
+    )
     assert "UCS-2" in _text(a, "#sms-preview")
     a.find_element(By.CSS_SELECTOR, "#draft button[type=submit]").click()
     wait_for(lambda: "done=drafted" in a.current_url, 10, "the drafted blast's page")
@@ -132,8 +142,11 @@ def test_an_area_wide_blast_needs_a_second_person_and_then_reaches_everyone(
     b.find_element(By.CSS_SELECTOR, "#approve button").click()
     wait_for(lambda: "done=approved" in b.current_url, 10, "the approval")
 
-    wait_for(lambda: counts(engine, blast).get("delivered") == SUBSCRIBERS, 60,
-             "every subscriber's message delivered")
+    wait_for(
+        lambda: counts(engine, blast).get("delivered") == SUBSCRIBERS,
+        60,
+        "every subscriber's message delivered",
+    )
     received = reassemble(smsc.stats.accepted)
     assert sorted(received) == sorted(numbers)
     assert all(bodies == [TEXT] for bodies in received.values())
@@ -148,8 +161,9 @@ def test_the_console_is_usable_on_a_phone_screen(site, browsers):  # type: ignor
     base, _smsc, _numbers = site
     phone = browsers(390, 844, phone=True)
     _login(phone, base, APPROVER)
-    sizes = phone.execute_script("const e = document.documentElement;"
-                                 "return [e.scrollWidth, e.clientWidth, innerWidth];")
+    sizes = phone.execute_script(
+        "const e = document.documentElement;return [e.scrollWidth, e.clientWidth, innerWidth];"
+    )
     assert sizes[2] == 390
     assert sizes[0] <= sizes[1]  # nothing but the timeline (in its own scroller) is wider
     assert phone.find_element(By.CSS_SELECTOR, "nav a[aria-current=page]").is_displayed()

@@ -50,8 +50,11 @@ def test_level_set_in_another_process_replans_within_two_seconds(
     daemons(config).start()
     assert "ai-bulletin" not in _report(engine)["planned"]  # degree 1: no AI bulletin
     broadcaster(config, "level", "set", "167", "5.3", "--reason", "Chỉ thị 16")
-    report = wait_for(lambda: (r := _report(engine)) and r["levels"].get("167") == "5.3" and r,
-                      timeout=5, what="the daemon to replan at degree 3")
+    report = wait_for(
+        lambda: (r := _report(engine)) and r["levels"].get("167") == "5.3" and r,
+        timeout=5,
+        what="the daemon to replan at degree 3",
+    )
     (change,) = load_changes(engine)
     elapsed = (datetime.fromisoformat(report["planned_at"]) - change.at).total_seconds()
     print(f"replanned {elapsed:.2f} s after the level change")
@@ -75,8 +78,14 @@ def test_kill_9_and_restart_never_fires_an_occurrence_twice(
     daemon.process.wait(5)
     again = daemons(config).start()
     last = first + timedelta(seconds=slots - 1)
-    wait_for(lambda: any(r.at == last.replace(microsecond=0) and r.state == "done"
-                         for r in store.rows_for(engine, "tick")), 30, "the last tick")
+    wait_for(
+        lambda: any(
+            r.at == last.replace(microsecond=0) and r.state == "done"
+            for r in store.rows_for(engine, "tick")
+        ),
+        30,
+        "the last tick",
+    )
     assert again.terminate() == 0
     lines = fired.read_text().split()
     rows = store.rows_for(engine, "tick")
@@ -98,18 +107,24 @@ def test_invalid_edit_keeps_the_schedule_and_a_valid_one_applies(
     folder = tmp_path / "schedules"
     (folder / "broken.toml").write_text(
         SAMPLES["van-rounds.toml"].replace('"van-round"', '"extra-van"').replace("08:00", "8am"),
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     broadcaster(config, "reload")
-    errors = wait_for(lambda: [e for e in _report(engine)["errors"]
-                               if e["event"] == "planner.reload_rejected"], 5, "the rejection")
+    errors = wait_for(
+        lambda: [e for e in _report(engine)["errors"] if e["event"] == "planner.reload_rejected"],
+        5,
+        "the rejection",
+    )
     assert "broken.toml" in errors[0]["detail"] and "'8am'" in errors[0]["detail"]
     assert _report(engine)["planned"] == before
     (folder / "broken.toml").unlink()
     (folder / "extra.toml").write_text(
-        SAMPLES["van-rounds.toml"].replace('"van-round"', '"extra-van"'), encoding="utf-8")
+        SAMPLES["van-rounds.toml"].replace('"van-round"', '"extra-van"'), encoding="utf-8"
+    )
     daemon.process.send_signal(signal.SIGHUP)
-    planned = wait_for(lambda: "extra-van" in (p := _report(engine)["planned"]) and p, 5,
-                       "the reload on SIGHUP")
+    planned = wait_for(
+        lambda: "extra-van" in (p := _report(engine)["planned"]) and p, 5, "the reload on SIGHUP"
+    )
     assert planned["extra-van"] == planned["van-round"]
 
 
@@ -137,11 +152,21 @@ def test_after_downtime_late_work_runs_within_grace_and_older_is_missed(
     start = now()
     store.write_status(engine, now=start - timedelta(hours=2), started=True, node="old", pid=1)
     times = clock_times(start - timedelta(minutes=50), 2, step=timedelta(minutes=30))
-    config = daemon_config({"late.toml": task_schedule("late", times, f"date >> {fired}")},
-                           planner='[planner.grace]\ntask = "30m"')
+    config = daemon_config(
+        {"late.toml": task_schedule("late", times, f"date >> {fired}")},
+        planner='[planner.grace]\ntask = "30m"',
+    )
     daemons(config).start()
-    rows = wait_for(lambda: (r := store.rows_for(engine, "late")) and len(r) == 2
-                    and all(x.state != "claimed" for x in r) and r, 10, "the catch-up")
+    rows = wait_for(
+        lambda: (
+            (r := store.rows_for(engine, "late"))
+            and len(r) == 2
+            and all(x.state != "claimed" for x in r)
+            and r
+        ),
+        10,
+        "the catch-up",
+    )
     assert [r.state for r in rows] == ["missed", "done"]  # 50 min late, 20 min late
     assert len(fired.read_text().splitlines()) == 1
 
@@ -158,14 +183,19 @@ def test_a_task_command_sees_only_its_named_environment_not_the_daemons_secrets(
     engine, daemon_config, daemons, tmp_path: Path
 ):
     printed = tmp_path / "env.txt"
-    schedule = task_schedule("env", clock_times(now() + timedelta(seconds=2), 1),
-                             f"env > {printed}")
+    schedule = task_schedule(
+        "env", clock_times(now() + timedelta(seconds=2), 1), f"env > {printed}"
+    )
     schedule = schedule.replace(
-        "content = {", 'content = { env = { MAP_STYLE = "dark" }, pass_env = ["HTTPS_PROXY"], ')
+        "content = {", 'content = { env = { MAP_STYLE = "dark" }, pass_env = ["HTTPS_PROXY"], '
+    )
     daemon = daemons(daemon_config({"env.toml": schedule}))
-    daemon.env = {"BROADCASTER_CARRIERS_VIETTEL_PASSWORD": "s3cretpw",
-                  "BROADCASTER_AUDIO_TOKEN_SECRET": "token-s3cret-0123456789abcdef0123",
-                  "HTTPS_PROXY": "http://proxy.example:3128", "UNRELATED": "x"}
+    daemon.env = {
+        "BROADCASTER_CARRIERS_VIETTEL_PASSWORD": "s3cretpw",
+        "BROADCASTER_AUDIO_TOKEN_SECRET": "token-s3cret-0123456789abcdef0123",
+        "HTTPS_PROXY": "http://proxy.example:3128",
+        "UNRELATED": "x",
+    }
     daemon.start()
     wait_for(lambda: any(r.state == "done" for r in store.rows_for(engine, "env")), 20, "the task")
     env = dict(line.split("=", 1) for line in printed.read_text().splitlines() if "=" in line)
@@ -174,5 +204,9 @@ def test_a_task_command_sees_only_its_named_environment_not_the_daemons_secrets(
     assert env["MAP_STYLE"] == "dark" and env["HTTPS_PROXY"] == "http://proxy.example:3128"
     assert env["BROADCASTER_PROGRAMME"] == "env" and env["BROADCASTER_AREA"] == "167"
     assert {k for k in env if k.startswith("BROADCASTER_")} == {
-        "BROADCASTER_PROGRAMME", "BROADCASTER_AREA", "BROADCASTER_AT", "BROADCASTER_DATA_DIR"}
+        "BROADCASTER_PROGRAMME",
+        "BROADCASTER_AREA",
+        "BROADCASTER_AT",
+        "BROADCASTER_DATA_DIR",
+    }
     assert daemon.terminate() == 0

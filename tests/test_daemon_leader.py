@@ -80,9 +80,12 @@ def test_a_second_daemon_stands_by_and_takes_over_after_kill_9(
 
 def _claims_waiting(engine: Engine) -> int:
     with engine.connect() as connection:
-        return connection.execute(text(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'dispatch'::regclass"
-        )).scalar_one()
+        return connection.execute(
+            text(
+                "SELECT count(*) FROM pg_locks"
+                " WHERE NOT granted AND relation = 'dispatch'::regclass"
+            )
+        ).scalar_one()
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -107,7 +110,8 @@ def test_an_instant_due_but_unclaimed_when_the_leader_dies_is_fired_by_the_stand
         # arranged only now that both daemons run, so a slow start cannot pass the instant
         due = (now() + timedelta(seconds=8)).replace(microsecond=0)
         (tmp_path / "schedules" / "tick.toml").write_text(
-            task_schedule("tick", clock_times(due, 1), command), encoding="utf-8")
+            task_schedule("tick", clock_times(due, 1), command), encoding="utf-8"
+        )
         leader.process.send_signal(signal.SIGHUP)
         wait_for(lambda: _claims_waiting(engine), 30, "the leader's claim to wait")
         wait_for(lambda: store.read_status(engine).heartbeat_at > due, 10, "a beat after it")
@@ -116,8 +120,11 @@ def test_an_instant_due_but_unclaimed_when_the_leader_dies_is_fired_by_the_stand
         time.sleep(0.2)
         blocker.rollback()
     wait_for(lambda: _scheduler_pid(engine) == standby.process.pid, 10, "the takeover")
-    rows = wait_for(lambda: [r for r in store.rows_for(engine, "tick") if r.state == "done"],
-                    20, "the standby to fire the instant")
+    rows = wait_for(
+        lambda: [r for r in store.rows_for(engine, "tick") if r.state == "done"],
+        20,
+        "the standby to fire the instant",
+    )
     assert [r.at for r in rows] == [due]
     assert fired.read_text().split() == [due.isoformat()]
     assert standby.terminate() == 0

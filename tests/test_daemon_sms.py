@@ -90,8 +90,9 @@ def test_schedule_edit_adding_sms_sends_nothing_until_an_approver_accepts_it(
         encoding="utf-8",
     )
     with config.open("a", encoding="utf-8") as out:
-        out.write(f'\n[http]\nbind = "127.0.0.1:{free_port()}"\n'
-                  '[planner]\nschedules = "schedules"\n')
+        out.write(
+            f'\n[http]\nbind = "127.0.0.1:{free_port()}"\n[planner]\nschedules = "schedules"\n'
+        )
     seed_subscribers(engine, 30)
     people = add_people(db_url, tmp_path)
     broadcaster(config, "schedule", "approve", "--yes", *people.as_approver)
@@ -102,14 +103,29 @@ def test_schedule_edit_adding_sms_sends_nothing_until_an_approver_accepts_it(
             _sms_schedule(clock_times(first, 2, step=timedelta(seconds=40))), encoding="utf-8"
         )
         broadcaster(config, "reload")
-        wait_for(lambda: "urgent-sms" in _report(engine).get("awaiting_approval", []), 15,
-                 "the daemon to hold the new programme back")
+        wait_for(
+            lambda: "urgent-sms" in _report(engine).get("awaiting_approval", []),
+            15,
+            "the daemon to hold the new programme back",
+        )
         wait_for(lambda: now() > first + timedelta(seconds=3), 30, "the first send time to pass")
         assert _blast_ids(engine) == []  # written and reloaded, but not accepted: nothing sent
         assert smsc.stats.accepted == []
         refused = subprocess.run(
-            [sys.executable, "-m", "broadcaster", "--config", str(config), "schedule", "approve",
-             "--yes"], capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "broadcaster",
+                "--config",
+                str(config),
+                "schedule",
+                "approve",
+                "--yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert refused.returncode == 1 and "approver" in refused.stderr  # the operator may not
         shown = broadcaster(config, "schedule", "approve", "--yes", *people.as_approver).stdout
         assert "added: urgent-sms" in shown

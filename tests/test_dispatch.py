@@ -15,8 +15,9 @@ AT = datetime(2021, 9, 10, 23, 0, tzinfo=UTC)
 EMPTY = Task()
 
 
-def _occurrence(area: str, channel: Channel = Channel.TASK, content: Task = EMPTY,
-                at: datetime = AT) -> Occurrence:
+def _occurrence(
+    area: str, channel: Channel = Channel.TASK, content: Task = EMPTY, at: datetime = AT
+) -> Occurrence:
     return Occurrence("p", channel, area, at, Priority.NORMAL, content, None, "5.1")
 
 
@@ -30,8 +31,9 @@ def test_an_occurrence_is_claimed_once_across_claimants(engine):
 
 
 def test_finish_and_release_move_only_what_they_name(engine):
-    won = store.claim(engine, [_occurrence("1"), _occurrence("2"), _occurrence("3")],
-                      now=AT, node="a")
+    won = store.claim(
+        engine, [_occurrence("1"), _occurrence("2"), _occurrence("3")], now=AT, node="a"
+    )
     store.finish(engine, [won[0].id], store.DispatchState.FAILED, AT, "exit status 1")
     store.release(engine, [won[0].id, won[1].id])  # a finished row is not handed back
     assert {r.area: r.state for r in store.rows_for(engine)} == {"1": "failed", "3": "claimed"}
@@ -67,17 +69,33 @@ def test_a_task_gets_only_what_its_programme_names_never_the_daemons_secrets(mon
     monkeypatch.setenv("UNRELATED", "x")
     task = Task(command=("env",), env=(("MAP_STYLE", "dark"),), pass_env=("HTTPS_PROXY",))
     env = task_environment(_occurrence("167", content=task), task, "/data", dict(os.environ))
-    assert set(env) <= {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "MAP_STYLE", "HTTPS_PROXY",
-                        "BROADCASTER_PROGRAMME", "BROADCASTER_AREA", "BROADCASTER_AT",
-                        "BROADCASTER_DATA_DIR"}
+    assert set(env) <= {
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "MAP_STYLE",
+        "HTTPS_PROXY",
+        "BROADCASTER_PROGRAMME",
+        "BROADCASTER_AREA",
+        "BROADCASTER_AT",
+        "BROADCASTER_DATA_DIR",
+    }
     assert (env["MAP_STYLE"], env["HTTPS_PROXY"], env["BROADCASTER_AREA"]) == (
-        "dark", "http://proxy:3128", "167")
+        "dark",
+        "http://proxy:3128",
+        "167",
+    )
     assert "LANG" in env and "PATH" in env
 
 
 def test_catch_up_re_offers_the_largest_grace_even_after_a_recent_heartbeat():
-    grace = {Channel.SMS: timedelta(minutes=30), Channel.TASK: timedelta(hours=1),
-             Channel.VAN: timedelta(minutes=15)}
+    grace = {
+        Channel.SMS: timedelta(minutes=30),
+        Channel.TASK: timedelta(hours=1),
+        Channel.VAN: timedelta(minutes=15),
+    }
     now = AT
     # the dead leader beat a second ago: an instant due before that may still be unclaimed
     assert catch_up_since(now, now - timedelta(seconds=1), grace) == now - timedelta(hours=1)

@@ -23,8 +23,10 @@ def test_a_communes_drop_marks_the_occurrence_on_it_and_on_the_areas_above():
 
 
 def test_a_district_occurrence_keeps_only_the_stations_under_it():
-    found = drops_by_occurrence([_drop("district-bulletin", "linh-thong", "cho-chu"),
-                                 _drop("van-round", "van-167")], REGISTRY)
+    found = drops_by_occurrence(
+        [_drop("district-bulletin", "linh-thong", "cho-chu"), _drop("van-round", "van-167")],
+        REGISTRY,
+    )
     assert found[("district-bulletin", "167", AT)][0].stations == {"linh-thong", "cho-chu"}
     assert found[("district-bulletin", "05437", AT)][0].stations == {"cho-chu"}
     assert ("van-round", "167", AT) in found and ("van-round", "05440", AT) not in found

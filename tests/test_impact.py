@@ -13,7 +13,8 @@ CONFIG = settings()
 REGISTRY = CONFIG.registry()
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 START = datetime(2021, 9, 10, tzinfo=HCM).astimezone(UTC)
-SMS = programmes_from("""
+SMS = programmes_from(
+    """
     [[programme]]
     id = "daily-sms"
     channel = "sms"
@@ -21,18 +22,32 @@ SMS = programmes_from("""
     content = { text = "Đeo khẩu trang khi ra ngoài" }
     [programme.levels."5.3"]
     times = ["10:00", "16:00"]
-    """, CONFIG)
+    """,
+    CONFIG,
+)
 
 
 def _impact(area: str, level: str, **kwargs):  # type: ignore[no-untyped-def]
-    return level_impact([*sample_programmes(CONFIG), *SMS], [set_at("167", "5.1")], REGISTRY,
-                        area=area, level=level, start=START, end=START + timedelta(days=1),
-                        tz=HCM, **kwargs)
+    return level_impact(
+        [*sample_programmes(CONFIG), *SMS],
+        [set_at("167", "5.1")],
+        REGISTRY,
+        area=area,
+        level=level,
+        start=START,
+        end=START + timedelta(days=1),
+        tz=HCM,
+        **kwargs,
+    )
 
 
 def test_raising_the_district_adds_van_rounds_and_the_sms_of_the_new_level():
-    impact = _impact("167", "5.3", recipients={"05437": 100, "05440": 50},
-                     part_price={"05437": 100 * 800.0, "05440": 50 * 350.0})
+    impact = _impact(
+        "167",
+        "5.3",
+        recipients={"05437": 100, "05440": 50},
+        part_price={"05437": 100 * 800.0, "05440": 50 * 350.0},
+    )
     van = next(c for c in impact.channels if c.channel is Channel.VAN)
     assert (van.before, van.after) == (1, 3)
     sms = next(c for c in impact.channels if c.channel is Channel.SMS)

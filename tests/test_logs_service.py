@@ -111,8 +111,14 @@ def run_with_stderr_file(tmp_path: Path, journal: bool) -> tuple[str, Path]:
         env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
         if journal:
             env["JOURNAL_STREAM"] = f"{stat.st_dev}:{stat.st_ino}"
-        subprocess.run([sys.executable, "-c", JOURNAL_PROBE, str(log)], env=env, cwd=REPO,
-                       stderr=stream, check=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-c", JOURNAL_PROBE, str(log)],
+            env=env,
+            cwd=REPO,
+            stderr=stream,
+            check=True,
+            timeout=60,
+        )
     return err.read_text(), log
 
 
@@ -134,8 +140,14 @@ def test_an_inherited_journal_stream_that_is_not_our_stderr_is_ignored(tmp_path:
     err = tmp_path / "stderr.txt"
     with err.open("wb") as stream:
         env = {**os.environ, "JOURNAL_STREAM": "1:2"}  # a parent's journal, not this stderr
-        subprocess.run([sys.executable, "-c", JOURNAL_PROBE, str(tmp_path / "x.log")],
-                       env=env, cwd=REPO, stderr=stream, check=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-c", JOURNAL_PROBE, str(tmp_path / "x.log")],
+            env=env,
+            cwd=REPO,
+            stderr=stream,
+            check=True,
+            timeout=60,
+        )
     assert err.read_text() == ""  # console=False and stderr is not the journal
 
 
@@ -145,9 +157,15 @@ def test_db_upgrade_under_systemd_logs_its_event_once(tmp_path: Path) -> None:
     with err.open("wb") as stream:
         stat = os.fstat(stream.fileno())
         env = {**os.environ, "JOURNAL_STREAM": f"{stat.st_dev}:{stat.st_ino}"}
-        subprocess.run([sys.executable, "-m", "broadcaster", "--config", str(config), "db",
-                        "upgrade"], env=env, cwd=REPO, stderr=stream, stdout=subprocess.DEVNULL,
-                       check=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-m", "broadcaster", "--config", str(config), "db", "upgrade"],
+            env=env,
+            cwd=REPO,
+            stderr=stream,
+            stdout=subprocess.DEVNULL,
+            check=True,
+            timeout=60,
+        )
     upgraded = [line for line in err.read_text().splitlines() if "db.upgraded" in line]
     assert len(upgraded) == 1 and upgraded[0].startswith("<6>db.upgraded")
 
@@ -158,9 +176,23 @@ def test_logs_follow_goes_on_in_the_new_file_after_rotation(
     cli("db", "upgrade")
     log = sample_config.parent / "data" / "broadcaster.log"
     follower = subprocess.Popen(
-        [sys.executable, "-m", "broadcaster", "--config", str(sample_config), "logs",
-         "--follow", "--event", "level.*", "--format", "json"],
-        cwd=REPO, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "broadcaster",
+            "--config",
+            str(sample_config),
+            "logs",
+            "--follow",
+            "--event",
+            "level.*",
+            "--format",
+            "json",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert follower.stdout is not None
 
     def next_level_line(level: str) -> dict:

@@ -41,8 +41,9 @@ def daemon_with_web(tmp_path: Path, db_url: str, engine, normalised_store: Path,
 
 
 def _get(base: str, station: str, path: str) -> httpx.Response:
-    return httpx.get(f"{base}/stations/{station}/{path}",
-                     params={"token": TOKENS.for_station(station)})
+    return httpx.get(
+        f"{base}/stations/{station}/{path}", params={"token": TOKENS.for_station(station)}
+    )
 
 
 def _notice_urls(base: str, station: str) -> tuple[list[str], str]:
@@ -65,16 +66,36 @@ def test_retracted_notice_leaves_both_stations_manifests_and_playlists_within_5s
     daemon_with_web, engine: Engine, tmp_path: Path, people
 ) -> None:
     config, base = daemon_with_web
-    wait_for(lambda: _get(base, "linh-thong", "current.json").status_code in (200, 404)
-             and _get(base, "cho-chu", "notices.json").status_code == 200, 30, "the daemon")
+    wait_for(
+        lambda: (
+            _get(base, "linh-thong", "current.json").status_code in (200, 404)
+            and _get(base, "cho-chu", "notices.json").status_code == 200
+        ),
+        30,
+        "the daemon",
+    )
     recorded = tmp_path / "thong-bao.wav"  # a minute long: still airing while we look
-    subprocess.run(["sox", "-n", "-r", "22050", str(recorded), "synth", "60", "sine", "440",
-                    "vol", "0.3"], check=True)
-    broadcaster(config, "notice", "--area", "05440", "--area", "05443", "--audio", str(recorded),
-                "--by", "Nguyễn Văn A")
+    subprocess.run(
+        ["sox", "-n", "-r", "22050", str(recorded), "synth", "60", "sine", "440", "vol", "0.3"],
+        check=True,
+    )
+    broadcaster(
+        config,
+        "notice",
+        "--area",
+        "05440",
+        "--area",
+        "05443",
+        "--audio",
+        str(recorded),
+        "--by",
+        "Nguyễn Văn A",
+    )
     broadcaster(config, "notice", "approve", "1", *people.as_approver)
-    on_air = {s: wait_for(lambda s=s: _notice_urls(base, s)[0], 10, f"the notice at {s}")
-              for s in AFFECTED}
+    on_air = {
+        s: wait_for(lambda s=s: _notice_urls(base, s)[0], 10, f"the notice at {s}")
+        for s in AFFECTED
+    }
     for station, (url, *_) in on_air.items():
         assert url in _notice_urls(base, station)[1]
         assert "notice-1" in _day_programmes(base, station)
@@ -85,8 +106,10 @@ def test_retracted_notice_leaves_both_stations_manifests_and_playlists_within_5s
     while time.monotonic() - started < 30 and len(gone) < len(AFFECTED):
         for station in AFFECTED:
             urls, m3u = _notice_urls(base, station)
-            if not urls and on_air[station][0] not in m3u and (
-                "notice-1" not in _day_programmes(base, station)
+            if (
+                not urls
+                and on_air[station][0] not in m3u
+                and ("notice-1" not in _day_programmes(base, station))
             ):
                 gone.setdefault(station, datetime.now(UTC))
         time.sleep(0.05)
@@ -102,10 +125,17 @@ def test_retracted_notice_leaves_both_stations_manifests_and_playlists_within_5s
     assert notices[0]["retracted_at"] is not None
     assert _get(base, "cho-chu", "notices.json").json()["notices"] == []
     with engine.connect() as conn:
-        row = conn.execute(text("SELECT state, approved_by, retracted_by, retracted_at "
-                                "FROM audio_notices WHERE id = 1")).one()
-    assert (row.state, row.approved_by, row.retracted_by) == ("retracted", "Trần Thị B",
-                                                              "Nguyễn Văn A")
+        row = conn.execute(
+            text(
+                "SELECT state, approved_by, retracted_by, retracted_at "
+                "FROM audio_notices WHERE id = 1"
+            )
+        ).one()
+    assert (row.state, row.approved_by, row.retracted_by) == (
+        "retracted",
+        "Trần Thị B",
+        "Nguyễn Văn A",
+    )
     assert row.retracted_at is not None
 
 

@@ -20,9 +20,17 @@ NOW = datetime(2021, 9, 5, 3, 0, tzinfo=UTC)
 
 
 def _notice(engine, *, at=NOW, needs_approval=False):
-    return create_notice(engine, areas=["05440"], text="Khẩn", clip_file="x.wav",
-                         clip_sha256="0" * 64, duration=4.0, by="An", now=at,
-                         needs_approval=needs_approval)
+    return create_notice(
+        engine,
+        areas=["05440"],
+        text="Khẩn",
+        clip_file="x.wav",
+        clip_sha256="0" * 64,
+        duration=4.0,
+        by="An",
+        now=at,
+        needs_approval=needs_approval,
+    )
 
 
 def test_retraction_records_who_and_when_and_leaves_the_live_set(engine):

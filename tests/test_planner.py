@@ -79,8 +79,11 @@ def test_level_change_inside_the_interval_switches_cadence_at_its_instant():
     noon = datetime(2021, 9, 10, 12, tzinfo=HCM).astimezone(UTC)
     changes = [set_at("167", "5.1"), set_at("167", "5.3", noon)]
     occurrences = plan(PROGRAMMES, changes, CONFIG.registry(), start, end, HCM)
-    vans = [(o.at.astimezone(HCM).strftime("%H:%M"), o.level)
-            for o in occurrences if o.programme == "van-round"]
+    vans = [
+        (o.at.astimezone(HCM).strftime("%H:%M"), o.level)
+        for o in occurrences
+        if o.programme == "van-round"
+    ]
     # 08:00 under degree 1; from noon degree 3 (08:00, 12:00, 16:00) adds 12:00 and 16:00.
     assert vans == [("08:00", "5.1"), ("12:00", "5.3"), ("16:00", "5.3")]
 
@@ -131,8 +134,9 @@ def test_spring_forward_loses_no_slot_and_doubles_none():
 
 def test_autumn_1_30_slot_fires_once_on_the_repeated_hour():
     occurrences = _around(datetime(2024, 10, 27, tzinfo=LONDON))
-    night = [o.at for o in occurrences if o.at.astimezone(LONDON).date().isoformat()
-             == "2024-10-27"]
+    night = [
+        o.at for o in occurrences if o.at.astimezone(LONDON).date().isoformat() == "2024-10-27"
+    ]
     assert len(night) == 3
     one_thirty = [at for at in night if at.astimezone(LONDON).strftime("%H:%M") == "01:30"]
     assert one_thirty == [datetime(2024, 10, 27, 0, 30, tzinfo=UTC)]  # first 01:30, BST
@@ -148,17 +152,24 @@ def test_an_urgent_notice_becomes_one_sms_per_target():
 GIA_LAI = settings(REPO / "examples" / "gia-lai.toml")
 
 
-@pytest.mark.parametrize("level,relays,declarations,sms", [
-    ("1", 1 * 7, 3, 0), ("2", 2 * 7, 3, 1), ("3", 3 * 7, 2 * 7, 7),
-    ("4", 4 * 7, 2 * 7, 7), ("5", 5 * 7, 2 * 7, 2 * 7),
-])
+@pytest.mark.parametrize(
+    "level,relays,declarations,sms",
+    [
+        ("1", 1 * 7, 3, 0),
+        ("2", 2 * 7, 3, 1),
+        ("3", 3 * 7, 2 * 7, 7),
+        ("4", 4 * 7, 2 * 7, 7),
+        ("5", 5 * 7, 2 * 7, 2 * 7),
+    ],
+)
 def test_gia_lai_frequencies_rise_with_each_level(level, relays, declarations, sms):
     programmes = sample_programmes(GIA_LAI)
     registry = GIA_LAI.registry()
     communes = len(registry.communes_under("64"))
     start = datetime(2021, 9, 6, tzinfo=HCM).astimezone(UTC)  # a Monday
-    occurrences = plan(programmes, [set_at("64", level)], registry, start,
-                       start + timedelta(days=7), HCM)
+    occurrences = plan(
+        programmes, [set_at("64", level)], registry, start, start + timedelta(days=7), HCM
+    )
     counts = Counter(o.programme for o in occurrences)
     assert counts["provincial-radio-relay"] == relays * communes
     assert counts["health-declaration"] == declarations * communes

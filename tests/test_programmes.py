@@ -120,8 +120,9 @@ def test_unknown_area_and_selector_are_refused():
 def test_content_must_fit_the_channel():
     text = BULLETIN.format(levels='[programme.levels."5.1"]\ntimes = ["06:00"]')
     problems = _errors(text.replace('clips = ["c1"]', 'text = "hello"'))
-    assert any("content.text: not used by a 'loudspeaker' programme; it takes clips" in p
-               for p in problems)
+    assert any(
+        "content.text: not used by a 'loudspeaker' programme; it takes clips" in p for p in problems
+    )
 
 
 def test_one_cadence_form_at_a_time():
@@ -183,11 +184,13 @@ content = {{ relay = "{name}" }}
 times = ["06:00"]
 """
     (programme,) = programmes_from(relay.format(name="dinh-hoa"), CONFIG)
-    assert programme.content == Relay("dinh-hoa", "http://127.0.0.1:8000/dinh-hoa.mp3",
-                                      "ban-tin-huyen-du-phong")
+    assert programme.content == Relay(
+        "dinh-hoa", "http://127.0.0.1:8000/dinh-hoa.mp3", "ban-tin-huyen-du-phong"
+    )
     [problem] = _errors(relay.format(name="vov"))
-    assert problem.endswith("content.relay: unknown relay 'vov'; name one of [relays.NAME] in "
-                            "the config: dinh-hoa")
+    assert problem.endswith(
+        "content.relay: unknown relay 'vov'; name one of [relays.NAME] in the config: dinh-hoa"
+    )
 
 
 TASK = """
@@ -203,15 +206,22 @@ times = ["06:00"]
 
 def test_a_task_command_names_its_environment():
     (programme,) = programmes_from(
-        TASK.format(content='command = ["env"], env = { MAP_STYLE = "dark", A = "1" }, '
-                    'pass_env = ["HTTPS_PROXY"]'), CONFIG)
+        TASK.format(
+            content='command = ["env"], env = { MAP_STYLE = "dark", A = "1" }, '
+            'pass_env = ["HTTPS_PROXY"]'
+        ),
+        CONFIG,
+    )
     assert programme.content.env == (("A", "1"), ("MAP_STYLE", "dark"))
     assert programme.content.pass_env == ("HTTPS_PROXY",)
 
 
 def test_a_task_may_not_ask_for_the_daemons_own_variables():
-    problems = _errors(TASK.format(
-        content='command = ["env"], pass_env = ["BROADCASTER_CARRIERS_VIETTEL_PASSWORD"]'))
+    problems = _errors(
+        TASK.format(
+            content='command = ["env"], pass_env = ["BROADCASTER_CARRIERS_VIETTEL_PASSWORD"]'
+        )
+    )
     assert any("content.pass_env[0]" in p and "never given to a task" in p for p in problems)
     problems = _errors(TASK.format(content='url = "https://example.org", env = { A = "1" }'))
     assert any("content.env: only a task with a command takes it" in p for p in problems)

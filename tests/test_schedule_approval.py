@@ -13,10 +13,14 @@ from broadcaster.schedule_review import effective
 from tests.account_fixtures import add_people, run_cli
 from tests.sms_fixtures import seed_subscribers, settings_for, write_config
 
-SMS = ('[[programme]]\nid = "{id}"\nchannel = "sms"\npriority = "{priority}"\nareas = ["{area}"]\n'
-       'content = {{ text = "Rua tay thuong xuyen" }}\n[programme.levels."{level}"]\n{cadence}\n')
-TASK = ('[[programme]]\nid = "noop"\nchannel = "task"\nareas = ["167"]\n'
-        'content = { command = ["true"] }\n[programme.levels."1"]\ntimes = ["03:00"]\n')
+SMS = (
+    '[[programme]]\nid = "{id}"\nchannel = "sms"\npriority = "{priority}"\nareas = ["{area}"]\n'
+    'content = {{ text = "Rua tay thuong xuyen" }}\n[programme.levels."{level}"]\n{cadence}\n'
+)
+TASK = (
+    '[[programme]]\nid = "noop"\nchannel = "task"\nareas = ["167"]\n'
+    'content = { command = ["true"] }\n[programme.levels."1"]\ntimes = ["03:00"]\n'
+)
 
 
 @pytest.fixture
@@ -24,7 +28,7 @@ def setup(tmp_path: Path, db_url: str):
     config = write_config(tmp_path, db_url, {"viettel": 2775})
     with config.open("a", encoding="utf-8") as out:
         out.write('[planner]\nschedules = "schedules"\n')
-    text = config.read_text().replace('rate = 5000\n', 'rate = 5000\nprice_per_part = 800\n')
+    text = config.read_text().replace("rate = 5000\n", "rate = 5000\nprice_per_part = 800\n")
     config.write_text(text)
     (tmp_path / "schedules").mkdir()
     (tmp_path / "schedules" / "base.toml").write_text(TASK)
@@ -32,8 +36,13 @@ def setup(tmp_path: Path, db_url: str):
 
 
 def _write(folder: Path, name: str, **kw: str) -> None:
-    values = {"area": "167", "level": "1", "cadence": 'times = ["07:00"]', "priority": "normal",
-              **kw}
+    values = {
+        "area": "167",
+        "level": "1",
+        "cadence": 'times = ["07:00"]',
+        "priority": "normal",
+        **kw,
+    }
     (folder / f"{name}.toml").write_text(SMS.format(**values), encoding="utf-8")
 
 
@@ -75,13 +84,11 @@ def test_only_approved_forms_of_public_programmes_run(setup, db_url, tmp_path):
     assert [p.id for p in effective(approved, load_checked(settings))[0]] == ["noop"]
 
 
-def test_schedule_approve_needs_an_approver_covering_the_programme_areas(setup, db_url,
-                                                                         tmp_path):
+def test_schedule_approve_needs_an_approver_covering_the_programme_areas(setup, db_url, tmp_path):
     config, folder = setup
     people = add_people(db_url, tmp_path, area="05437")
     _write(folder, "daily", id="daily")
-    refused = run_cli(config, "schedule", "approve", "--yes", *people.as_approver,
-                  expect=1).output
+    refused = run_cli(config, "schedule", "approve", "--yes", *people.as_approver, expect=1).output
     assert "not on 167" in refused
     refused = run_cli(config, "schedule", "approve", "--yes", expect=1).output
     assert "approver" in refused

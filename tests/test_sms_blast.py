@@ -120,8 +120,29 @@ def test_draft_previews_recipients_parts_and_carriers(engine, settings):
         "parts": 3,
         "total_sms": 126,
         "per_carrier": {"vinaphone": 12, "viettel": 30},
-        "ucs2_chars": ["ă", "ư", "ờ", "ử", "ụ", "á", "ị", "ô", "ự", "ế", "ê", "ổ", "ỉ", "ó", "ả",
-                       "ể", "ú", "đ", "ơ", "â", "ễ"],
+        "ucs2_chars": [
+            "ă",
+            "ư",
+            "ờ",
+            "ử",
+            "ụ",
+            "á",
+            "ị",
+            "ô",
+            "ự",
+            "ế",
+            "ê",
+            "ổ",
+            "ỉ",
+            "ó",
+            "ả",
+            "ể",
+            "ú",
+            "đ",
+            "ơ",
+            "â",
+            "ễ",
+        ],
         "corrects": None,
     }
     assert draft(engine, settings, unaccented=True).parts == 2
@@ -280,8 +301,15 @@ def test_cli_draft_json_and_status_json(tmp_path, db_url, engine, people):
     assert out.exit_code == 1 and "approver" in out.output
     out = runner.invoke(
         main,
-        ["sms", "approve", "--config", str(config), str(preview["id"]), "--yes",
-         *people.as_approver],
+        [
+            "sms",
+            "approve",
+            "--config",
+            str(config),
+            str(preview["id"]),
+            "--yes",
+            *people.as_approver,
+        ],
     )
     assert out.exit_code == 0, out.output
     out = runner.invoke(
@@ -290,8 +318,15 @@ def test_cli_draft_json_and_status_json(tmp_path, db_url, engine, people):
     status = json.loads(out.output)
     assert status["total"] == 7 and status["queued"] == 7
     assert status["per_carrier"]["viettel"]["queued"] == 7
-    assert set(status) >= {"queued", "sending", "submitted", "delivered", "failed", "expired",
-                           "cancelled"}
+    assert set(status) >= {
+        "queued",
+        "sending",
+        "submitted",
+        "delivered",
+        "failed",
+        "expired",
+        "cancelled",
+    }
 
 
 def test_cli_exercise_draft_says_so(tmp_path, db_url, engine, people):
@@ -329,8 +364,9 @@ def _accepted_by(engine, name="Trần Thị B"):
     from broadcaster.store import accounts
     from broadcaster.store.schedules import record
 
-    approver = accounts.add_account(engine, name=name, role=Role.APPROVER, areas=["19"],
-                                    unix_login=None, now=NOW)
+    approver = accounts.add_account(
+        engine, name=name, role=Role.APPROVER, areas=["19"], unix_login=None, now=NOW
+    )
     record(engine, {}, account_id=approver.id, now=NOW, note="test")
     return approver
 
@@ -358,11 +394,18 @@ def test_scheduled_sms_occurrences_become_one_approved_blast(engine, settings):
     assert SmsHandler(settings, engine, lambda: NOW)(occurrences) == {}
     with engine.connect() as conn:
         blast = conn.execute(
-            text("SELECT id, priority, created_by, approved_by, state, approved_by_account "
-                 "FROM sms_blasts")
+            text(
+                "SELECT id, priority, created_by, approved_by, state, approved_by_account "
+                "FROM sms_blasts"
+            )
         ).one()
-    assert blast[1:] == ("urgent", "schedule:urgent-notice-sms", "Trần Thị B", "approved",
-                         approver.id)
+    assert blast[1:] == (
+        "urgent",
+        "schedule:urgent-notice-sms",
+        "Trần Thị B",
+        "approved",
+        approver.id,
+    )
     assert counts(engine, blast.id) == {"queued": 6}
 
 
@@ -383,17 +426,29 @@ def test_scheduled_sms_without_an_accepted_schedule_sends_nothing(engine, settin
     from broadcaster.sms.scheduled import SmsHandler
 
     seed_subscribers(engine, 9)
-    occurrence = Occurrence("p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, SmsText("x"),
-                            None, "1")
+    occurrence = Occurrence(
+        "p", Channel.SMS, "05437", NOW, Bulletin.NORMAL, SmsText("x"), None, "1"
+    )
     failures = SmsHandler(settings, engine, lambda: NOW)([occurrence])
     assert "schedule approve" in failures[occurrence.key]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM sms_blasts")).scalar_one() == 0
+
+
 def test_cli_draft_names_the_characters_that_still_force_ucs2(tmp_path, db_url, engine, people):
     config = write_config(tmp_path, db_url, PORTS)
     seed_subscribers(engine, 3)
-    args = ["sms", "draft", "--config", str(config), "--area", "167",
-            "--unaccent", "--text", "“Ở yên” – tại chỗ… ✓ Đã rõ 😀"]
+    args = [
+        "sms",
+        "draft",
+        "--config",
+        str(config),
+        "--area",
+        "167",
+        "--unaccent",
+        "--text",
+        "“Ở yên” – tại chỗ… ✓ Đã rõ 😀",
+    ]
     out = CliRunner().invoke(main, args)
     assert out.exit_code == 0, out.output
     assert "UCS-2 because of: ✓ 😀" in out.output

@@ -40,9 +40,19 @@ def _cli(config, *args: str, expect: int = 0) -> str:
 
 def _first_blast(engine: Engine, settings) -> int:
     router = router_of(settings)
-    preview = blasts.draft(engine, settings.registry(), router, settings.sms, areas=["167"],
-                           body=WRONG, unaccented=False, priority=Priority.URGENT, by="an",
-                           exercise=False, now=NOW)
+    preview = blasts.draft(
+        engine,
+        settings.registry(),
+        router,
+        settings.sms,
+        areas=["167"],
+        body=WRONG,
+        unaccented=False,
+        priority=Priority.URGENT,
+        by="an",
+        exercise=False,
+        now=NOW,
+    )
     blasts.approve(engine, router, settings.sms, preview.id, by="binh", now=NOW)
     return preview.id
 
@@ -105,18 +115,31 @@ def test_a_blast_still_sending_or_never_sent_cannot_be_corrected(tmp_path, db_ur
     router = router_of(settings)
     queued = _first_blast(engine, settings)
     with pytest.raises(BlastError, match="still has 5 messages queued: cancel it first"):
-        draft_correction(engine, router, settings.sms, queued, body=RIGHT, unaccented=False,
-                         by="an", now=NOW)
+        draft_correction(
+            engine, router, settings.sms, queued, body=RIGHT, unaccented=False, by="an", now=NOW
+        )
     blasts.cancel(engine, queued, by="an", now=NOW)
     with pytest.raises(BlastError, match="reached no one"):
-        draft_correction(engine, router, settings.sms, queued, body=RIGHT, unaccented=False,
-                         by="an", now=NOW)
-    draft = blasts.draft(engine, settings.registry(), router, settings.sms, areas=["167"],
-                         body=WRONG, unaccented=False, priority=Priority.URGENT, by="an",
-                         exercise=False, now=NOW)
+        draft_correction(
+            engine, router, settings.sms, queued, body=RIGHT, unaccented=False, by="an", now=NOW
+        )
+    draft = blasts.draft(
+        engine,
+        settings.registry(),
+        router,
+        settings.sms,
+        areas=["167"],
+        body=WRONG,
+        unaccented=False,
+        priority=Priority.URGENT,
+        by="an",
+        exercise=False,
+        now=NOW,
+    )
     with pytest.raises(BlastError, match="is a draft"):
-        draft_correction(engine, router, settings.sms, draft.id, body=RIGHT, unaccented=False,
-                         by="an", now=NOW)
+        draft_correction(
+            engine, router, settings.sms, draft.id, body=RIGHT, unaccented=False, by="an", now=NOW
+        )
 
 
 def test_a_long_message_cut_between_parts_by_the_cancel_gets_the_correction(
@@ -127,14 +150,20 @@ def test_a_long_message_cut_between_parts_by_the_cancel_gets_the_correction(
     first = _first_blast(engine, settings)
     blasts.cancel(engine, first, by="an", now=NOW)
     with engine.begin() as conn:  # what a sender leaves when the cancel lands between parts
-        cut = conn.execute(text("SELECT id FROM sms_messages WHERE msisdn = :m"),
-                           {"m": numbers[0]}).scalar_one()
-        conn.execute(text("INSERT INTO sms_parts (message_id, seq, carrier, smsc_id, "
-                          "submitted_at) VALUES (:id, 1, 'viettel', 'a1', :at)"),
-                     {"id": cut, "at": NOW.isoformat()})
+        cut = conn.execute(
+            text("SELECT id FROM sms_messages WHERE msisdn = :m"), {"m": numbers[0]}
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO sms_parts (message_id, seq, carrier, smsc_id, "
+                "submitted_at) VALUES (:id, 1, 'viettel', 'a1', :at)"
+            ),
+            {"id": cut, "at": NOW.isoformat()},
+        )
     router = router_of(settings)
-    preview = draft_correction(engine, router, settings.sms, first, body=RIGHT,
-                               unaccented=False, by="an", now=NOW)
+    preview = draft_correction(
+        engine, router, settings.sms, first, body=RIGHT, unaccented=False, by="an", now=NOW
+    )
     assert preview.recipients == 1
     blasts.approve(engine, router, settings.sms, preview.id, by="binh", now=NOW)
     assert _numbers(engine, preview.id, ("queued",)) == {numbers[0]}

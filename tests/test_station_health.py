@@ -35,8 +35,18 @@ def test_offline_stretches_are_the_silences_longer_than_the_threshold() -> None:
 
 
 def test_gaps_are_the_passed_items_without_a_finished_report() -> None:
-    planned = cues([day(slot("0600", T0, 30, [item("a", 0, 5), item("b", 6, 5), item("a", 12, 5),
-                                             item("c", 40, 5)]))])
+    planned = cues(
+        [
+            day(
+                slot(
+                    "0600",
+                    T0,
+                    30,
+                    [item("a", 0, 5), item("b", 6, 5), item("a", 12, 5), item("c", 40, 5)],
+                )
+            )
+        ]
+    )
     reports = [Aired("2026-12-01", "0600", "a.vi"), Aired(None, "0600", "b.vi")]
     found = gaps("s", planned, reports, T0 + timedelta(seconds=30), "2026-12-01")
     assert [(g.item, g.at - T0) for g in found] == [("a.vi", timedelta(seconds=12))]
@@ -44,16 +54,22 @@ def test_gaps_are_the_passed_items_without_a_finished_report() -> None:
 
 def test_the_daily_report_counts_planned_aired_and_missed_by_programme() -> None:
     planned = cues([day(slot("0600", T0, 30, [item("a", 0, 5), item("b", 6, 5)]))])
-    missed = gaps("s", planned, [Aired("2026-12-01", "0600", "a.vi")], T0 + timedelta(hours=1),
-                  "2026-12-01")
+    missed = gaps(
+        "s", planned, [Aired("2026-12-01", "0600", "a.vi")], T0 + timedelta(hours=1), "2026-12-01"
+    )
     away = away_periods([], T0, T0 + timedelta(hours=1), LIMITS)
-    report = daily_report(("167", "Huyện Định Hóa"), "2026-12-01", T0 + timedelta(hours=1),
-                          [CommuneInput("05440", "Xã Linh Thông", "s", planned, missed, away)],
-                          [VanReport("van-167", 2, 1)],
-                          {"viettel": {"submitted": 10, "delivered": 8, "failed": 1}})
+    report = daily_report(
+        ("167", "Huyện Định Hóa"),
+        "2026-12-01",
+        T0 + timedelta(hours=1),
+        [CommuneInput("05440", "Xã Linh Thông", "s", planned, missed, away)],
+        [VanReport("van-167", 2, 1)],
+        {"viettel": {"submitted": 10, "delivered": 8, "failed": 1}},
+    )
     (commune,) = report.communes
     assert [(p.programme, p.planned, p.aired, p.missed) for p in commune.programmes] == [
-        ("p", 2, 1, 1)]
+        ("p", 2, 1, 1)
+    ]
     assert report.sms[0].counts == {"submitted": 10, "delivered": 8, "failed": 1, "expired": 0}
     page = as_html(report, TZ)
     assert "Xã Linh Thông" in page and "Không phát" in page and "1 giờ 0 phút" in page

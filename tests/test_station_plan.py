@@ -14,10 +14,18 @@ T0 = datetime(2026, 12, 1, 6, 0, tzinfo=TZ)
 
 
 def item(clip: str, offset: float, duration: float, priority: str = "normal") -> dict:
-    return {"kind": "clip", "clip": clip, "language": "vi", "programme": "p", "priority": priority,
-            "offset": offset, "duration": duration,
-            "air_time": (T0 + timedelta(seconds=offset)).isoformat(),
-            "sha256": "a" * 64, "url": f"http://c/stations/s/audio/{'a' * 64}.mp3?token=t"}
+    return {
+        "kind": "clip",
+        "clip": clip,
+        "language": "vi",
+        "programme": "p",
+        "priority": priority,
+        "offset": offset,
+        "duration": duration,
+        "air_time": (T0 + timedelta(seconds=offset)).isoformat(),
+        "sha256": "a" * 64,
+        "url": f"http://c/stations/s/audio/{'a' * 64}.mp3?token=t",
+    }
 
 
 def day(*slots: dict) -> dict:
@@ -31,7 +39,10 @@ def slot(slot_id: str, start: datetime, duration: float, items: list[dict]) -> d
 def test_cues_are_named_by_day_slot_and_item_so_a_republished_day_keeps_them() -> None:
     doc = day(slot("0600", T0, 20, [item("a", 0, 5), item("b", 5.5, 5), item("a", 11, 5)]))
     assert [c.key for c in cues([doc])] == [
-        "2026-12-01/0600/a.vi#1", "2026-12-01/0600/b.vi#1", "2026-12-01/0600/a.vi#2"]
+        "2026-12-01/0600/a.vi#1",
+        "2026-12-01/0600/b.vi#1",
+        "2026-12-01/0600/a.vi#2",
+    ]
 
 
 def test_the_earliest_due_cue_not_yet_aired_plays() -> None:
@@ -44,15 +55,27 @@ def test_the_earliest_due_cue_not_yet_aired_plays() -> None:
 
 
 def test_an_emergency_due_goes_before_items_waiting() -> None:
-    planned = cues([day(slot("0600", T0, 30, [item("khan", 0, 5, "emergency"), item("a", 0, 5),
-                                             item("b", 5.5, 5)]))])
+    planned = cues(
+        [
+            day(
+                slot(
+                    "0600",
+                    T0,
+                    30,
+                    [item("khan", 0, 5, "emergency"), item("a", 0, 5), item("b", 5.5, 5)],
+                )
+            )
+        ]
+    )
     now = T0 + timedelta(seconds=8)
     assert choose(planned, now, {"2026-12-01/0600/b.vi#1"}).item == "khan.vi"
 
 
 def test_a_late_item_may_start_until_the_next_slot_begins_but_not_after() -> None:
-    doc = day(slot("0600", T0, 10, [item("a", 0, 5), item("b", 5, 5)]),
-              slot("0601", T0 + timedelta(seconds=60), 10, []))
+    doc = day(
+        slot("0600", T0, 10, [item("a", 0, 5), item("b", 5, 5)]),
+        slot("0601", T0 + timedelta(seconds=60), 10, []),
+    )
     planned = cues([doc])
     assert choose(planned, T0 + timedelta(seconds=59), {planned[0].key}).item == "b.vi"
     assert choose(planned, T0 + timedelta(seconds=60), {planned[0].key}) is None
@@ -74,9 +97,16 @@ def test_a_malformed_day_is_refused_whole_with_the_reason(broken: dict) -> None:
 
 
 def test_a_relay_without_a_url_has_no_source_and_keeps_its_fallback() -> None:
-    relay = {"kind": "relay", "programme": "vov", "priority": "normal", "offset": 0,
-             "duration": 900, "air_time": T0.isoformat(), "source": "district:167",
-             "fallback": item("tiep-song", 0, 3)}
+    relay = {
+        "kind": "relay",
+        "programme": "vov",
+        "priority": "normal",
+        "offset": 0,
+        "duration": 900,
+        "air_time": T0.isoformat(),
+        "source": "district:167",
+        "fallback": item("tiep-song", 0, 3),
+    }
     (cue,) = cues([day(slot("0600", T0, 900, [relay]))])
     assert cue.source is None and cue.live and cue.fallback.name == "tiep-song.vi"
 
@@ -86,8 +116,18 @@ def test_an_item_moved_to_a_notice_slot_is_the_same_item_still_playing() -> None
 
     before = cues([day(slot("0600", T0, 60, [item("long", 0, 50)]))])
     notice_at = T0 + timedelta(seconds=20)
-    after = cues([day(slot("0600-1", notice_at, 60,
-                           [item("khan", 20, 3, "emergency"), item("long", 23.5, 50)]))])
+    after = cues(
+        [
+            day(
+                slot(
+                    "0600-1",
+                    notice_at,
+                    60,
+                    [item("khan", 20, 3, "emergency"), item("long", 23.5, 50)],
+                )
+            )
+        ]
+    )
     moved = carried_over(before[0], after, set(), notice_at)
     assert moved is not None and moved.key == "2026-12-01/0600-1/long.vi#1"
     assert carried_over(before[0], after, {moved.key}, notice_at) is None

@@ -18,8 +18,19 @@ T = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 
 
 def report(report_id: str | None, item: str = "a.vi") -> AsRun:
-    return AsRun("linh-thong", "0600", item, T, T + timedelta(seconds=5), T, report_id,
-                 AsRunEvent.FINISHED, "2026-12-01", "p", None)
+    return AsRun(
+        "linh-thong",
+        "0600",
+        item,
+        T,
+        T + timedelta(seconds=5),
+        T,
+        report_id,
+        AsRunEvent.FINISHED,
+        "2026-12-01",
+        "p",
+        None,
+    )
 
 
 def test_a_report_sent_twice_is_stored_once(engine) -> None:
@@ -36,9 +47,22 @@ def test_polls_only_move_forward_and_heartbeats_keep_their_history(engine) -> No
     record_polls(engine, {"linh-thong": T - timedelta(minutes=1), "cho-chu": T})
     assert last_polls(engine) == {"linh-thong": T, "cho-chu": T}
     for n in range(3):
-        record_heartbeat(engine, Heartbeat("cho-chu", T + timedelta(seconds=30 * n), "1.0",
-                                           "2026-12-02", 10**9, "idle", "a.vi", T))
+        record_heartbeat(
+            engine,
+            Heartbeat(
+                "cho-chu",
+                T + timedelta(seconds=30 * n),
+                "1.0",
+                "2026-12-02",
+                10**9,
+                "idle",
+                "a.vi",
+                T,
+            ),
+        )
     assert latest_heartbeats(engine)["cho-chu"].at == T + timedelta(seconds=60)
     assert heartbeat_times(engine, T, T + timedelta(minutes=1))["cho-chu"] == [
-        T, T + timedelta(seconds=30)]
+        T,
+        T + timedelta(seconds=30),
+    ]
     assert last_polls(engine)["cho-chu"] == T + timedelta(seconds=60)

@@ -113,15 +113,21 @@ def test_a_database_of_the_last_release_with_blasts_upgrades_to_the_heads(engine
     for revision in ("0001", "0101", "a001", "p0001"):  # the heads of the previous release
         command.upgrade(config, revision)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO sms_blasts (id, text, unaccented, encoding, parts, priority, exercise,"
-            " areas, state, created_at, created_by) VALUES (1, 'Thong bao', false, 'gsm', 1,"
-            " 'urgent', false, '{\"areas\": [\"167\"]}', 'sending', :t, 'Nguyen Van A')"
-        ), {"t": "2026-11-30 01:00:00.000000"})
-        conn.execute(text(
-            "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at)"
-            " VALUES (1, '84912345678', 'viettel', 0, 'delivered', :t)"
-        ), {"t": "2026-11-30 01:00:00.000000"})
+        conn.execute(
+            text(
+                "INSERT INTO sms_blasts (id, text, unaccented, encoding, parts, priority, exercise,"
+                " areas, state, created_at, created_by) VALUES (1, 'Thong bao', false, 'gsm', 1,"
+                " 'urgent', false, '{\"areas\": [\"167\"]}', 'sending', :t, 'Nguyen Van A')"
+            ),
+            {"t": "2026-11-30 01:00:00.000000"},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at)"
+                " VALUES (1, '84912345678', 'viettel', 0, 'delivered', :t)"
+            ),
+            {"t": "2026-11-30 01:00:00.000000"},
+        )
     upgrade(engine)
     check_schema(engine)
     with engine.connect() as conn:

@@ -53,11 +53,13 @@ def test_a_marks_width_is_its_duration_on_the_axis():
 def test_dropped_and_missed_marks_are_red_and_nothing_else_is():
     occurrences = _day_plan()
     dropped, missed = occurrences[0], occurrences[-1]
-    svg = timeline_svg(occurrences, REGISTRY, START, END, HCM,
-                       dropped={dropped.key}, missed={missed.key})
+    svg = timeline_svg(
+        occurrences, REGISTRY, START, END, HCM, dropped={dropped.key}, missed={missed.key}
+    )
     red = [m for m in _marks(svg) if m.get("fill") == RED]
     assert {(m.get("data-programme"), m.get("data-area"), m.get("data-at")) for m in red} == {
-        (o.programme, o.area, o.at.isoformat()) for o in (dropped, missed)}
+        (o.programme, o.area, o.at.isoformat()) for o in (dropped, missed)
+    }
     classes = {m.get("data-at"): m.get("class").split() for m in red}
     assert "dropped" in classes[dropped.at.isoformat()]
     assert "missed" in classes[missed.at.isoformat()]
@@ -90,8 +92,7 @@ def test_hour_labels_are_local_time():
 
 def test_emergencies_are_outlined_and_labels_can_be_english():
     at = START + timedelta(hours=7)
-    sms = Occurrence("alert", Channel.SMS, "167", at, Priority.EMERGENCY, SmsText("x"),
-                     None, "5.3")
+    sms = Occurrence("alert", Channel.SMS, "167", at, Priority.EMERGENCY, SmsText("x"), None, "5.3")
     english = Labels(channels={c: c.value for c in Channel}, emergency="Emergency")
     root = ET.fromstring(timeline_svg([sms], REGISTRY, START, END, HCM, labels=english))
     mark = root.find(".//s:rect[@data-programme='alert']", NS)

@@ -129,11 +129,16 @@ class BlastStatusOut(BaseModel):
 
 class NoticeIn(_In):
     areas: list[AreaCode] = Field(min_length=1, max_length=100, examples=[["05440"]])
-    text: str | None = Field(None, min_length=1, max_length=2000,
-                             examples=["Thông báo khẩn: mưa lũ, không qua ngầm tràn."],
-                             description="spoken with espeak-ng (Vietnamese voice)")
-    audio_base64: str | None = Field(None, min_length=4, max_length=MAX_AUDIO_BASE64,
-                                     description="a recorded notice, base64")
+    text: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        examples=["Thông báo khẩn: mưa lũ, không qua ngầm tràn."],
+        description="spoken with espeak-ng (Vietnamese voice)",
+    )
+    audio_base64: str | None = Field(
+        None, min_length=4, max_length=MAX_AUDIO_BASE64, description="a recorded notice, base64"
+    )
     audio_suffix: Literal[".mp3", ".ogg", ".wav", ".m4a", ".opus", ".flac"] = ".mp3"
 
 
@@ -194,5 +199,6 @@ class ScheduleReviewOut(BaseModel):
 
 
 class ScheduleApproveIn(_In):
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$",
-                        description="the sha256 of the review being accepted")
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="the sha256 of the review being accepted"
+    )

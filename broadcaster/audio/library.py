@@ -153,8 +153,10 @@ def _entry_problems(
     if (clip.kind is ClipKind.RECORDING) != (clip.for_programme is not None) or (
         (clip.for_programme is None) != (clip.airs_at is None)
     ):
-        problems.append(f"{path}: clip[{i}]: a 'recording' clip, and only one, names both "
-                        "for_programme and airs_at")
+        problems.append(
+            f"{path}: clip[{i}]: a 'recording' clip, and only one, names both "
+            "for_programme and airs_at"
+        )
     return problems
 
 

@@ -142,8 +142,13 @@ def retract(
     next poll even when this process's publication races another.
     """
     notice = retract_notice(engine, notice_id, by=by, now=now)
-    log.warning("audio.notice_retracted", notice=notice.id, by=by, areas=list(notice.areas),
-                was_approved_by=notice.approved_by)
+    log.warning(
+        "audio.notice_retracted",
+        notice=notice.id,
+        by=by,
+        areas=list(notice.areas),
+        was_approved_by=notice.approved_by,
+    )
     report = republish(
         engine, registry, pub, library, now=now, only=affected_stations(registry, [notice])
     )

@@ -208,18 +208,31 @@ def _candidates(
                 fallback = _fallback(relay, languages, library, day)
                 seconds = (occ.duration or DEFAULT_RELAY).total_seconds()
                 yield (
-                    Entry(EntryKind.RELAY, 0.0, seconds, occ.priority, occ.programme,
-                          relay=relay, fallback=fallback),
+                    Entry(
+                        EntryKind.RELAY,
+                        0.0,
+                        seconds,
+                        occ.priority,
+                        occ.programme,
+                        relay=relay,
+                        fallback=fallback,
+                    ),
                     None,
                 )
             case Clips(clips):
-                yield from _clip_entries(occ.programme, clips, occ.priority, languages,
-                                         library, day)
+                yield from _clip_entries(
+                    occ.programme, clips, occ.priority, languages, library, day
+                )
             case _:
                 yield (
                     Entry(EntryKind.CLIP, 0, 0, occ.priority),
-                    Dropped(occ.programme, occ.content.kind, None, occ.priority,
-                            f"{occ.content.kind} content cannot air on a loudspeaker"),
+                    Dropped(
+                        occ.programme,
+                        occ.content.kind,
+                        None,
+                        occ.priority,
+                        f"{occ.content.kind} content cannot air on a loudspeaker",
+                    ),
                 )
 
 
@@ -236,8 +249,13 @@ def _clip_entries(
         if not variants:
             yield (
                 Entry(EntryKind.CLIP, 0, 0, priority),
-                Dropped(programme, clip_id, None, priority,
-                        "no clip in the library is valid that day in the commune's languages"),
+                Dropped(
+                    programme,
+                    clip_id,
+                    None,
+                    priority,
+                    "no clip in the library is valid that day in the commune's languages",
+                ),
             )
         for clip in variants:
             yield Entry(EntryKind.CLIP, 0.0, clip.duration, priority, programme, clip), None

@@ -347,8 +347,14 @@ def _signature(occ: Occurrence) -> tuple[Hashable, ...]:
     The time is keyed in UTC: datetimes in one zone compare by wall clock,
     so the two 01:30s of a DST fold would otherwise share a key.
     """
-    return (occ.programme, occ.channel, occ.at.astimezone(UTC), occ.priority, occ.content,
-            occ.duration)
+    return (
+        occ.programme,
+        occ.channel,
+        occ.at.astimezone(UTC),
+        occ.priority,
+        occ.content,
+        occ.duration,
+    )
 
 
 AIRED = (Channel.LOUDSPEAKER, Channel.RELAY, Channel.VAN)

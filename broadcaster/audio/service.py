@@ -95,15 +95,23 @@ class PlaylistService:
         end = start + timedelta(days=self._settings.audio.days_ahead)
         occurrences = [
             o
-            for o in plan(programmes, changes, self._registry, start.astimezone(UTC),
-                          end.astimezone(UTC), tz)
+            for o in plan(
+                programmes, changes, self._registry, start.astimezone(UTC), end.astimezone(UTC), tz
+            )
             if o.channel in AIRED_CHANNELS
         ]
         library = load_library(library_dir(self._settings.audio, self._settings.path))
-        report = republish(self._engine, self._registry, self._pub, library, now=now,
-                           occurrences=occurrences)
-        log.info("audio.plan_published", occurrences=len(occurrences), stations=report.stations,
-                 slots=report.slots, written=report.written, unchanged=report.unchanged)
+        report = republish(
+            self._engine, self._registry, self._pub, library, now=now, occurrences=occurrences
+        )
+        log.info(
+            "audio.plan_published",
+            occurrences=len(occurrences),
+            stations=report.stations,
+            slots=report.slots,
+            written=report.written,
+            unchanged=report.unchanged,
+        )
 
 
 def published_ahead_handler(settings: Settings) -> Callable[[Sequence[Occurrence]], Failures]:

@@ -33,7 +33,9 @@ class AudioSettings(BaseModel):
     mix_max_seconds: float = Field(
         default=1200,
         gt=0,
-        description="slots up to this long are decoded and mixed; longer ones join without decoding",
+        description=(
+            "slots up to this long are decoded and mixed; longer ones join without decoding"
+        ),
     )
     van_round_minutes: float = Field(default=120, gt=0, description="length of a van round's loop")
     days_ahead: int = Field(default=2, ge=1, le=7, description="days published: today and the next")

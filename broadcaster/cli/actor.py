@@ -76,8 +76,9 @@ def acting(func: F) -> F:
     """Give a command `--by` and `--token-file` and hand it the acting `Account` as
     its `actor` keyword; use below `pass_app`'s App argument."""
 
-    def wrapper(app: App, *args: Any, by: str | None, token_file: Path | None,
-                **kwargs: Any) -> Any:
+    def wrapper(
+        app: App, *args: Any, by: str | None, token_file: Path | None, **kwargs: Any
+    ) -> Any:
         return func(app, *args, actor=resolve_actor(app, by, token_file), **kwargs)
 
     update_wrapper(wrapper, func)

@@ -47,16 +47,29 @@ def audio() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--title", help="What the clip says, for people (a recording: the programme's).")
 @click.option("--language", help="ISO 639 code: vi, tyz, ium, nut, … (a recording: vi).")
-@click.option("--kind", type=click.Choice([k.value for k in ClipKind if k != "recording"]),
-              default="bulletin", show_default=True)
+@click.option(
+    "--kind",
+    type=click.Choice([k.value for k in ClipKind if k != "recording"]),
+    default="bulletin",
+    show_default=True,
+)
 @click.option("--id", "clip_id", help="Library id shared by language variants (default: name).")
 @click.option("--valid-from", type=click.DateTime(["%Y-%m-%d"]), help="First day it may air.")
 @click.option("--valid-until", type=click.DateTime(["%Y-%m-%d"]), help="Last day it may air.")
 @click.option("--replace", is_flag=True, help="Swap an existing clip of that id and language.")
-@click.option("--for", "for_programme", metavar="PROGRAMME",
-              help="A recorded bulletin: the relay programme it airs in place of (with --at).")
-@click.option("--at", "at", nargs=2, metavar="DATE TIME",
-              help="With --for: the local date and time of the relay it replaces.")
+@click.option(
+    "--for",
+    "for_programme",
+    metavar="PROGRAMME",
+    help="A recorded bulletin: the relay programme it airs in place of (with --at).",
+)
+@click.option(
+    "--at",
+    "at",
+    nargs=2,
+    metavar="DATE TIME",
+    help="With --for: the local date and time of the relay it replaces.",
+)
 @pass_app
 def import_cmd(
     app: App,
@@ -106,9 +119,11 @@ def import_cmd(
         f"sha256 {clip.sha256[:12]}… -> {clip.file}"
     )
     if recorded_for is not None:
-        click.echo(f"airs in place of the relay of {recorded_for[0]!r} at "
-                   f"{app.local(recorded_for[1])}; run `broadcaster audio publish` "
-                   "(the daemon republishes on its next plan change)")
+        click.echo(
+            f"airs in place of the relay of {recorded_for[0]!r} at "
+            f"{app.local(recorded_for[1])}; run `broadcaster audio publish` "
+            "(the daemon republishes on its next plan change)"
+        )
 
 
 def _recording_target(
@@ -127,17 +142,23 @@ def _recording_target(
     relays = {p.id: p for p in programmes if p.channel is Channel.RELAY}
     programme = relays.get(programme_id)
     if programme is None:
-        raise click.BadParameter(f"{programme_id!r} is not a relay programme; relay programmes: "
-                                 f"{', '.join(sorted(relays)) or 'none'}", param_hint="--for")
+        raise click.BadParameter(
+            f"{programme_id!r} is not a relay programme; relay programmes: "
+            f"{', '.join(sorted(relays)) or 'none'}",
+            param_hint="--for",
+        )
     try:
         moment = datetime.strptime(" ".join(at), "%Y-%m-%d %H:%M").replace(tzinfo=app.settings.tz)
     except ValueError:
-        raise click.BadParameter(f"{' '.join(at)!r}: use DATE TIME as 2021-09-10 06:00",
-                                 param_hint="--at") from None
+        raise click.BadParameter(
+            f"{' '.join(at)!r}: use DATE TIME as 2021-09-10 06:00", param_hint="--at"
+        ) from None
     times = sorted({t.strftime("%H:%M") for c in programme.cadences.values() if c for t in c.times})
     if moment.strftime("%H:%M") not in times:
-        raise click.BadParameter(f"{programme.id!r} airs at no level at {moment:%H:%M}; its "
-                                 f"times: {', '.join(times)}", param_hint="--at")
+        raise click.BadParameter(
+            f"{programme.id!r} airs at no level at {moment:%H:%M}; its times: {', '.join(times)}",
+            param_hint="--at",
+        )
     return programme, moment
 
 
@@ -274,9 +295,13 @@ def stations_cmd(app: App, fmt: str) -> None:
 @click.option(
     "--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Local day (default: today)."
 )
-@click.option("--gaps", "gaps_day", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
-              help="List instead, per station, the items planned that DATE with no report "
-                   "of airing.")
+@click.option(
+    "--gaps",
+    "gaps_day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    metavar="DATE",
+    help="List instead, per station, the items planned that DATE with no report of airing.",
+)
 @format_option
 @pass_app
 def asrun(
@@ -334,8 +359,13 @@ def _gaps(app: App, day: date, station: str | None, fmt: str) -> None:
                 g.station: {
                     "published": g.published,
                     "gaps": [
-                        {"slot": x.slot, "item": x.item, "programme": x.programme,
-                         "kind": x.kind, "at": app.local(x.at)}
+                        {
+                            "slot": x.slot,
+                            "item": x.item,
+                            "programme": x.programme,
+                            "kind": x.kind,
+                            "at": app.local(x.at),
+                        }
                         for x in g.gaps
                     ],
                 }
@@ -349,8 +379,10 @@ def _gaps(app: App, day: date, station: str | None, fmt: str) -> None:
         elif not g.gaps:
             click.echo(f"{g.station:<14} everything due aired")
         for x in g.gaps:
-            click.echo(f"{g.station:<14} {app.local(x.at)}  {x.slot:<6} {x.programme or x.kind:<20}"
-                       f" {x.item}  not aired")
+            click.echo(
+                f"{g.station:<14} {app.local(x.at)}  {x.slot:<6} {x.programme or x.kind:<20}"
+                f" {x.item}  not aired"
+            )
 
 
 def _next_midnight(day: date, tz: object) -> datetime:
@@ -367,8 +399,12 @@ def _next_midnight(day: date, tz: object) -> datetime:
 )
 @click.option("--text", help="Text to speak with espeak-ng (Vietnamese voice).")
 @click.option("--by", help="Optional check: the name of the account you act as.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="BROADCASTER_TOKEN_FILE", help="Act as this API token's account.")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="BROADCASTER_TOKEN_FILE",
+    help="Act as this API token's account.",
+)
 @config_option
 @click.pass_context
 def notice(
@@ -385,8 +421,15 @@ def notice(
         return
     if not areas:
         raise click.UsageError("notice needs --area CODE… and --audio FILE or --text TEXT")
-    ctx.invoke(_issue, config_path=config_path, areas=areas, audio_file=audio_file, text=text,
-               by=by, token_file=token_file)
+    ctx.invoke(
+        _issue,
+        config_path=config_path,
+        areas=areas,
+        audio_file=audio_file,
+        text=text,
+        by=by,
+        token_file=token_file,
+    )
 
 
 @pass_app
@@ -406,13 +449,17 @@ def _issue(
     else:
         click.echo(f"notice #{made.id} on the air at {issued.published.stations} stations")
     for preview in issued.sms:
-        cost = (f"{preview.recipients} recipients × {preview.parts} {preview.encoding} parts "
-                f"= {preview.total_sms} SMS")
+        cost = (
+            f"{preview.recipients} recipients × {preview.parts} {preview.encoding} parts "
+            f"= {preview.total_sms} SMS"
+        )
         if issued.sms_queued:
             click.echo(f"SMS blast #{preview.id} queued ({cost})")
         else:
-            click.echo(f"SMS blast #{preview.id} drafted ({cost}); a second account sends it "
-                       f"with `broadcaster sms approve {preview.id}`")
+            click.echo(
+                f"SMS blast #{preview.id} drafted ({cost}); a second account sends it "
+                f"with `broadcaster sms approve {preview.id}`"
+            )
 
 
 @notice.command("approve")

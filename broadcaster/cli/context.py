@@ -207,7 +207,8 @@ class DomainGroup(click.Group):
 def _loaded_domain_errors() -> tuple[type[Exception], ...]:
     """The domain error classes of the modules this run has imported."""
     return tuple(
-        getattr(sys.modules[module], name) for module, name in DOMAIN_ERRORS.items()
+        getattr(sys.modules[module], name)
+        for module, name in DOMAIN_ERRORS.items()
         if module in sys.modules
     )
 

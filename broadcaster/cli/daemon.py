@@ -48,12 +48,14 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     sms_stop = threading.Event()
     on_stop: list[Callable[[], None]] = [sms_stop.set, lambda: playlists.stop(timeout=0)]
     try:
-        daemon = Daemon(settings, app.engine, handlers, observers=[playlists.plan_changed],
-                        on_stop=on_stop)
+        daemon = Daemon(
+            settings, app.engine, handlers, observers=[playlists.plan_changed], on_stop=on_stop
+        )
     except ScheduleError as exc:
         raise click.ClickException("invalid schedules:\n" + str(exc)) from None
-    senders = threading.Thread(target=run_senders, args=(settings, app.engine, sms_stop),
-                               name="sms-senders", daemon=True)
+    senders = threading.Thread(
+        target=run_senders, args=(settings, app.engine, sms_stop), name="sms-senders", daemon=True
+    )
     if not no_sms:
         senders.start()
     if not no_web:
@@ -61,10 +63,16 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
         from broadcaster.console import make_console
 
         web = BackgroundServer(
-            make_app(publisher(settings), frozenset(stations(app.registry)), engine=app.engine,
-                     clock=app.now, max_body=settings.audio.max_report_bytes,
-                     areas=app.registry, operations_api=make_api(app.ops),
-                     console=make_console(app.ops)),
+            make_app(
+                publisher(settings),
+                frozenset(stations(app.registry)),
+                engine=app.engine,
+                clock=app.now,
+                max_body=settings.audio.max_report_bytes,
+                areas=app.registry,
+                operations_api=make_api(app.ops),
+                console=make_console(app.ops),
+            ),
             settings.http.bind,
         )
         web.start()
@@ -98,13 +106,16 @@ def status_cmd(app: App, fmt: str) -> None:
     click.echo("counts: " + (", ".join(f"{k} {v}" for k, v in status["counts"].items()) or "-"))
     click.echo("next:")
     for item in status["next"]:
-        click.echo(f"  {item['at']}  {item['programme']}  {item['channel']}  {item['area']}  "
-                   f"{item['priority']}")
+        click.echo(
+            f"  {item['at']}  {item['programme']}  {item['channel']}  {item['area']}  "
+            f"{item['priority']}"
+        )
     for error in status["errors"]:
         click.echo(f"error: {error['at']} {error['event']}: {error['detail']}")
     if status["awaiting_approval"]:
-        click.echo("awaiting `broadcaster schedule approve`: "
-                   + ", ".join(status["awaiting_approval"]))
+        click.echo(
+            "awaiting `broadcaster schedule approve`: " + ", ".join(status["awaiting_approval"])
+        )
 
 
 def status_of(app: App) -> dict[str, Any]:
@@ -113,8 +124,12 @@ def status_of(app: App) -> dict[str, Any]:
     with app.reading() as db:
         row, counts = daemon_status(db), dispatch_counts(db)
     report: dict[str, Any] = json.loads(row.report) if row else {}
-    running = bool(row and row.stopped_at is None and row.heartbeat_at is not None
-                   and app.now() - row.heartbeat_at < STALE_AFTER)
+    running = bool(
+        row
+        and row.stopped_at is None
+        and row.heartbeat_at is not None
+        and app.now() - row.heartbeat_at < STALE_AFTER
+    )
     return {
         "running": running,
         "node": row.node if row else None,

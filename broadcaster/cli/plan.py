@@ -43,16 +43,27 @@ def programmes_or_fail(app: App) -> tuple[Programme, ...]:
 
 
 @click.command("plan")
-@click.option("--from", "day", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="First local day (default: today in the configured zone).")
+@click.option(
+    "--from",
+    "day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="First local day (default: today in the configured zone).",
+)
 @click.option("--days", type=click.IntRange(1, 31), default=1, show_default=True)
 @click.option("--area", default=None, help="Only what reaches this area (above or below it).")
-@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the timeline picture (SVG) the console shows to this file.")
+@click.option(
+    "--svg",
+    "svg_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the timeline picture (SVG) the console shows to this file.",
+)
 @format_option
 @pass_app
-def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: str,
-             svg_path: Path | None) -> None:
+def plan_cmd(
+    app: App, day: datetime | None, days: int, area: str | None, fmt: str, svg_path: Path | None
+) -> None:
     """Show the occurrences planned from the schedules and the levels in force."""
     from broadcaster.clashes import find_drops
     from broadcaster.dropped import drops_by_occurrence
@@ -64,27 +75,34 @@ def plan_cmd(app: App, day: datetime | None, days: int, area: str | None, fmt: s
     start, end = local_span(first, days, app)
     programmes = programmes_or_fail(app)
     occurrences = plan(programmes, load_changes(app.engine), app.registry, start, end, tz)
-    drops = drops_by_occurrence(find_drops(occurrences, app.registry, layout_or_fail(app), tz),
-                                app.registry)
+    drops = drops_by_occurrence(
+        find_drops(occurrences, app.registry, layout_or_fail(app), tz), app.registry
+    )
     if area is not None:
-        related = {area, *(a.code for a in app.registry.ancestors(area)),
-                   *(a.code for a in app.registry.descendants(area))}
+        related = {
+            area,
+            *(a.code for a in app.registry.ancestors(area)),
+            *(a.code for a in app.registry.descendants(area)),
+        }
         occurrences = [o for o in occurrences if o.area in related]
     if svg_path is not None:
         write_svg(app, svg_path, occurrences, start, end, area, set(drops))
         return
     if fmt == "json":
-        app.echo_json([occurrence_row(app, o) | _not_aired(drops.get(o.key, []))
-                       for o in occurrences])
+        app.echo_json(
+            [occurrence_row(app, o) | _not_aired(drops.get(o.key, [])) for o in occurrences]
+        )
         return
     if not occurrences:
         click.echo("nothing planned")
     for o in occurrences:
         length = f"{int(o.duration.total_seconds() // 60)}m" if o.duration else "-"
         mark = _mark(drops.get(o.key, []))
-        click.echo(f"{app.local(o.at)}  {o.programme:<24} {o.channel.value:<11} "
-                   f"{o.area:<6} {app.registry.get(o.area).name:<28} {o.priority.value:<9} "
-                   f"level {o.level:<4} {length}{mark}")
+        click.echo(
+            f"{app.local(o.at)}  {o.programme:<24} {o.channel.value:<11} "
+            f"{o.area:<6} {app.registry.get(o.area).name:<28} {o.priority.value:<9} "
+            f"level {o.level:<4} {length}{mark}"
+        )
 
 
 def _mark(drops: list[Drop]) -> str:
@@ -97,12 +115,23 @@ def _mark(drops: list[Drop]) -> str:
 def _not_aired(drops: list[Drop]) -> dict[str, Any]:
     if not drops:
         return {"airs": True}
-    return {"airs": False, "not_aired": [
-        {"item": d.item, "reason": d.reason, "stations": sorted(d.stations)} for d in drops]}
+    return {
+        "airs": False,
+        "not_aired": [
+            {"item": d.item, "reason": d.reason, "stations": sorted(d.stations)} for d in drops
+        ],
+    }
 
 
-def write_svg(app: App, path: Path, occurrences: list[Occurrence], start: datetime,
-              end: datetime, area: str | None, dropped: set[tuple[str, str, datetime]]) -> None:
+def write_svg(
+    app: App,
+    path: Path,
+    occurrences: list[Occurrence],
+    start: datetime,
+    end: datetime,
+    area: str | None,
+    dropped: set[tuple[str, str, datetime]],
+) -> None:
     """Write the plan as the console's timeline picture, dropped and missed in red."""
     from broadcaster.store.dispatch import DispatchState, keys_in
     from broadcaster.timeline import timeline_svg
@@ -112,8 +141,17 @@ def write_svg(app: App, path: Path, occurrences: list[Occurrence], start: dateti
     first, last = start.astimezone(tz).date(), (end - timedelta(seconds=1)).astimezone(tz).date()
     span = f"{first:%d/%m/%Y}" + (f" – {last:%d/%m/%Y}" if last != first else "")
     missed = keys_in(app.engine, start, end, [DispatchState.MISSED])
-    svg = timeline_svg(occurrences, app.registry, start, end, tz, now=app.now(), missed=missed,
-                       dropped=dropped, title=" · ".join(filter(None, [where, span])))
+    svg = timeline_svg(
+        occurrences,
+        app.registry,
+        start,
+        end,
+        tz,
+        now=app.now(),
+        missed=missed,
+        dropped=dropped,
+        title=" · ".join(filter(None, [where, span])),
+    )
     path.write_text(svg, encoding="utf-8")
     click.echo(f"wrote {path} ({len(occurrences)} occurrences)")
 
@@ -147,8 +185,13 @@ def schedule_cmd() -> None:
 
 
 @schedule_cmd.command("check")
-@click.option("--days", type=click.IntRange(1, 31), default=7, show_default=True,
-              help="How many days to plan at each level when looking for clashes.")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 31),
+    default=7,
+    show_default=True,
+    help="How many days to plan at each level when looking for clashes.",
+)
 @pass_app
 def check_cmd(app: App, days: int) -> None:
     """Check the schedules at every level: errors (exit 1), items that would not air
@@ -167,15 +210,20 @@ def check_cmd(app: App, days: int) -> None:
     for ladder in app.ladders.values():
         tops = [a.code for a in app.registry.all() if a.parent is None and a.ladder == ladder.name]
         for level in ladder.names:
-            changes = [LevelChange(code, level, start - timedelta(seconds=1), "check", "check")
-                       for code in tops]
+            changes = [
+                LevelChange(code, level, start - timedelta(seconds=1), "check", "check")
+                for code in tops
+            ]
             occurrences = plan(programmes, changes, app.registry, start, end, tz)
             warnings += find_clashes(occurrences, app.registry, tz)
-            errors += _not_aired_lines(app, files, level, find_drops(occurrences, app.registry,
-                                                                     layout, tz))
+            errors += _not_aired_lines(
+                app, files, level, find_drops(occurrences, app.registry, layout, tz)
+            )
     if not errors:
-        click.echo(f"ok: {len(programmes)} programmes in {len(set(files.values()))} files "
-                   f"under {schedule_dir(app.settings)}")
+        click.echo(
+            f"ok: {len(programmes)} programmes in {len(set(files.values()))} files "
+            f"under {schedule_dir(app.settings)}"
+        )
     for line in errors:
         click.echo(f"error: {line}", err=True)
     for clash in warnings:
@@ -199,25 +247,36 @@ def _report_sms(app: App) -> None:
         return
     _print_loads(app, found.review.as_json())
     if found.review.pending:
-        click.echo(f"awaiting `broadcaster schedule approve`: added "
-                   f"{', '.join(found.review.added) or '-'}; changed "
-                   f"{', '.join(found.review.changed) or '-'} (the daemon runs the accepted "
-                   "form until then)")
+        click.echo(
+            f"awaiting `broadcaster schedule approve`: added "
+            f"{', '.join(found.review.added) or '-'}; changed "
+            f"{', '.join(found.review.changed) or '-'} (the daemon runs the accepted "
+            "form until then)"
+        )
 
 
 def _print_loads(app: App, review: dict[str, Any]) -> None:
     currency = app.settings.sms.currency
-    rows = [r for r in review["sms_a_day"]
-            if r["blasts"] or (r["before"] and r["before"]["blasts"])]
+    rows = [
+        r for r in review["sms_a_day"] if r["blasts"] or (r["before"] and r["before"]["blasts"])
+    ]
     if not rows:
         click.echo("SMS a day: none scheduled at any level")
     for row in rows:
         before = row["before"]
-        was = (f"  (accepted: {before['blasts']} blasts, {before['parts']:,} parts, "
-               f"{before['cost']:,.0f} {currency})") if before else ""
-        click.echo(f"SMS a day at {row['ladder']} {row['level']}: {row['blasts']} blasts, "
-                   f"{row['messages']:,} messages, {row['parts']:,} parts, "
-                   f"{row['cost']:,.0f} {currency}{was}")
+        was = (
+            (
+                f"  (accepted: {before['blasts']} blasts, {before['parts']:,} parts, "
+                f"{before['cost']:,.0f} {currency})"
+            )
+            if before
+            else ""
+        )
+        click.echo(
+            f"SMS a day at {row['ladder']} {row['level']}: {row['blasts']} blasts, "
+            f"{row['messages']:,} messages, {row['parts']:,} parts, "
+            f"{row['cost']:,.0f} {currency}{was}"
+        )
 
 
 @schedule_cmd.command("approve")
@@ -234,22 +293,27 @@ def approve_cmd(app: App, yes: bool, actor: Account) -> None:
 
     found = schedule_review(app.ops, actor)
     review = found.review
-    for key, ids in (("added", review.added), ("changed", review.changed),
-                     ("removed", review.removed)):
+    for key, ids in (
+        ("added", review.added),
+        ("changed", review.changed),
+        ("removed", review.removed),
+    ):
         click.echo(f"{key}: {', '.join(ids) or '-'}")
     shown = review.as_json()
     _print_loads(app, shown)
     if not yes:
-        click.confirm(f"accept these {len(found.files)} schedule files "
-                      f"(sha256 {found.sha256[:12]}) as {actor.name}?", abort=True)
+        click.confirm(
+            f"accept these {len(found.files)} schedule files "
+            f"(sha256 {found.sha256[:12]}) as {actor.name}?",
+            abort=True,
+        )
     approve_schedules(app.ops, actor, sha256=found.sha256)
-    click.echo(f"schedules accepted by {actor.name} (sha256 {found.sha256[:12]}); "
-               "the daemon reloads them")
+    click.echo(
+        f"schedules accepted by {actor.name} (sha256 {found.sha256[:12]}); the daemon reloads them"
+    )
 
 
-def _not_aired_lines(
-    app: App, files: dict[str, Path], level: str, drops: list[Drop]
-) -> list[str]:
+def _not_aired_lines(app: App, files: dict[str, Path], level: str, drops: list[Drop]) -> list[str]:
     """One line per programme, item, local time and reason, counting stations over the days."""
     tz = app.settings.tz
     grouped: dict[tuple[str, str, str, str], set[str]] = {}
@@ -273,9 +337,11 @@ def _fallback_errors(programmes: tuple[Programme, ...], layout: Layout) -> list[
     from broadcaster.occurrence import Relay
 
     ids = layout.library.ids()
-    return sorted({
-        f"{p.file}: programme {p.id!r}: relay {p.content.name!r}: fallback clip "
-        f"{p.content.fallback!r} is not in the audio library ({layout.library.root})"
-        for p in programmes
-        if isinstance(p.content, Relay) and p.content.fallback and p.content.fallback not in ids
-    })
+    return sorted(
+        {
+            f"{p.file}: programme {p.id!r}: relay {p.content.name!r}: fallback clip "
+            f"{p.content.fallback!r} is not in the audio library ({layout.library.root})"
+            for p in programmes
+            if isinstance(p.content, Relay) and p.content.fallback and p.content.fallback not in ids
+        }
+    )

@@ -16,11 +16,16 @@ def command() -> None:
 
 
 @command.command("daily")
-@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]),
-              help="Local day reported (default: yesterday, as written each morning).")
+@click.option(
+    "--date",
+    "day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Local day reported (default: yesterday, as written each morning).",
+)
 @click.option("--district", help="District code (default: the config's only district).")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv", "html"]), default="json",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv", "html"]), default="json", show_default=True
+)
 @pass_app
 def daily(app: App, day: datetime | None, district: str | None, fmt: str) -> None:
     """Per commune: planned vs aired by programme, van rounds, stations offline, SMS."""
@@ -29,8 +34,11 @@ def daily(app: App, day: datetime | None, district: str | None, fmt: str) -> Non
 
     now = app.now()
     local_day = day.date() if day else now.astimezone(app.settings.tz).date() - timedelta(days=1)
-    report = build_daily(app.settings, app.engine, district or sole_district(app.registry),
-                         local_day, now)
+    report = build_daily(
+        app.settings, app.engine, district or sole_district(app.registry), local_day, now
+    )
     text = render(report, fmt, app.settings.tz)
-    click.echo(text if fmt != "json" else json.dumps(json.loads(text), ensure_ascii=False,
-                                                      indent=2), nl=fmt == "json")
+    click.echo(
+        text if fmt != "json" else json.dumps(json.loads(text), ensure_ascii=False, indent=2),
+        nl=fmt == "json",
+    )

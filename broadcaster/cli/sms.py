@@ -60,8 +60,15 @@ def draft_cmd(
     a second account approves it."""
     from broadcaster import operations as ops
 
-    preview = ops.draft_blast(app.ops, actor, areas=areas, text=body, unaccented=unaccent,
-                              priority=Priority(priority), exercise=exercise)
+    preview = ops.draft_blast(
+        app.ops,
+        actor,
+        areas=areas,
+        text=body,
+        unaccented=unaccent,
+        priority=Priority(priority),
+        exercise=exercise,
+    )
     _show_draft(app, preview, unaccent, fmt)
 
 
@@ -95,8 +102,9 @@ def _label(exercise: bool, corrects: int | None) -> str:
 @format_option
 @pass_app
 @acting
-def correct_cmd(app: App, blast_id: int, body: str, unaccent: bool, fmt: str,
-                actor: Account) -> None:
+def correct_cmd(
+    app: App, blast_id: int, body: str, unaccent: bool, fmt: str, actor: Account
+) -> None:
     """Draft a correction of a blast as your account, to exactly those it may have
     reached; a second account sends it with `sms approve`."""
     from broadcaster import operations as ops

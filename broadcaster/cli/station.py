@@ -19,22 +19,60 @@ def command() -> None:
 
 
 @command.command("run")
-@click.option("--centre", required=True, envvar="BROADCASTER_CENTRE",
-              help="The centre's public URL, e.g. http://centre.example:8080.")
-@click.option("--station", required=True, envvar="BROADCASTER_STATION",
-              help="This station's code (see `broadcaster stations`).")
-@click.option("--token", required=True, envvar="BROADCASTER_TOKEN",
-              help="This station's token (see `broadcaster stations`; env BROADCASTER_TOKEN).")
-@click.option("--cache", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for days, audio and queued reports.")
-@click.option("--mpv-option", "mpv_options", multiple=True, metavar="KEY=VALUE",
-              help="Passed to mpv, e.g. audio-device=alsa/hw:1 (repeat for several).")
-@click.option("--heartbeat", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
-              help="Seconds between heartbeats.")
-@click.option("--refresh", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
-              help="Seconds between full refreshes of both days and their audio.")
-def run(centre: str, station: str, token: str, cache: Path, mpv_options: tuple[str, ...],
-        heartbeat: float, refresh: float) -> None:
+@click.option(
+    "--centre",
+    required=True,
+    envvar="BROADCASTER_CENTRE",
+    help="The centre's public URL, e.g. http://centre.example:8080.",
+)
+@click.option(
+    "--station",
+    required=True,
+    envvar="BROADCASTER_STATION",
+    help="This station's code (see `broadcaster stations`).",
+)
+@click.option(
+    "--token",
+    required=True,
+    envvar="BROADCASTER_TOKEN",
+    help="This station's token (see `broadcaster stations`; env BROADCASTER_TOKEN).",
+)
+@click.option(
+    "--cache",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for days, audio and queued reports.",
+)
+@click.option(
+    "--mpv-option",
+    "mpv_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Passed to mpv, e.g. audio-device=alsa/hw:1 (repeat for several).",
+)
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(1, 3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds between heartbeats.",
+)
+@click.option(
+    "--refresh",
+    type=click.FloatRange(1, 3600),
+    default=60.0,
+    show_default=True,
+    help="Seconds between full refreshes of both days and their audio.",
+)
+def run(
+    centre: str,
+    station: str,
+    token: str,
+    cache: Path,
+    mpv_options: tuple[str, ...],
+    heartbeat: float,
+    refresh: float,
+) -> None:
     """Keep two days of audio, air each slot on time through mpv, report what aired."""
     from broadcaster.station.agent import Agent, AgentConfig, parse_mpv_options
 
@@ -44,8 +82,9 @@ def run(centre: str, station: str, token: str, cache: Path, mpv_options: tuple[s
         options = parse_mpv_options(mpv_options)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--mpv-option") from None
-    agent = Agent(AgentConfig(centre, station, token, cache, options, heartbeat, refresh,
-                              version=_version()))
+    agent = Agent(
+        AgentConfig(centre, station, token, cache, options, heartbeat, refresh, version=_version())
+    )
     signal.signal(signal.SIGTERM, lambda *_: agent.shutdown())
     signal.signal(signal.SIGINT, lambda *_: agent.shutdown())
     agent.run()

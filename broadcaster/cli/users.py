@@ -25,26 +25,45 @@ def command() -> None:
 @command.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
-@click.option("--area", "areas", multiple=True, required=True,
-              help="Area code the account acts on, with the areas below it (repeatable).")
+@click.option(
+    "--area",
+    "areas",
+    multiple=True,
+    required=True,
+    help="Area code the account acts on, with the areas below it (repeatable).",
+)
 @click.option("--unix", "unix_login", help="Unix login that acts as this account on the CLI.")
 @click.option("--by", default=None, help="Optional check: the admin account you act as.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="BROADCASTER_TOKEN_FILE", help="Act as this API token's account.")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="BROADCASTER_TOKEN_FILE",
+    help="Act as this API token's account.",
+)
 @pass_app
-def add_cmd(app: App, name: str, role: str, areas: tuple[str, ...], unix_login: str | None,
-            by: str | None, token_file: Path | None) -> None:
+def add_cmd(
+    app: App,
+    name: str,
+    role: str,
+    areas: tuple[str, ...],
+    unix_login: str | None,
+    by: str | None,
+    token_file: Path | None,
+) -> None:
     """Add an account; the first one (while no admin exists) must be an admin."""
     from broadcaster.operations import add_account
     from broadcaster.store.accounts import admin_exists
 
     actor = resolve_actor(app, by, token_file) if admin_exists(app.engine) else None
-    made = add_account(app.ops, actor, name=name, role=Role(role), areas=areas,
-                       unix_login=unix_login)
-    click.echo(f"account {made.id} {made.name!r}: {made.role.value} on "
-               f"{', '.join(sorted(made.areas))}"
-               + (f", Unix login {made.unix_login}" if made.unix_login else "")
-               + (" (first admin)" if actor is None else ""))
+    made = add_account(
+        app.ops, actor, name=name, role=Role(role), areas=areas, unix_login=unix_login
+    )
+    click.echo(
+        f"account {made.id} {made.name!r}: {made.role.value} on "
+        f"{', '.join(sorted(made.areas))}"
+        + (f", Unix login {made.unix_login}" if made.unix_login else "")
+        + (" (first admin)" if actor is None else "")
+    )
 
 
 @command.command("list")
@@ -60,8 +79,10 @@ def list_cmd(app: App, fmt: str) -> None:
         return
     for a in accounts:
         flags = " ".join(f for f, on in (("disabled", a.disabled), ("totp", a.has_totp)) if on)
-        click.echo(f"{a.id:>4}  {a.name:<24} {a.role.value:<9} {' '.join(sorted(a.areas)):<16}"
-                   f" {a.unix_login or '-':<12} {flags}")
+        click.echo(
+            f"{a.id:>4}  {a.name:<24} {a.role.value:<9} {' '.join(sorted(a.areas)):<16}"
+            f" {a.unix_login or '-':<12} {flags}"
+        )
 
 
 @command.command("disable")
@@ -78,13 +99,15 @@ def disable_cmd(app: App, account: str, actor: Account) -> None:
 
 @command.command("password")
 @click.argument("account")
-@click.option("--totp/--no-totp", default=None,
-              help="Make a new TOTP second factor (prints its otpauth:// URI once), or drop it.")
+@click.option(
+    "--totp/--no-totp",
+    default=None,
+    help="Make a new TOTP second factor (prints its otpauth:// URI once), or drop it.",
+)
 @click.password_option(prompt="New password", help="The new password (asked when not given).")
 @pass_app
 @acting
-def password_cmd(app: App, account: str, totp: bool | None, password: str,
-                 actor: Account) -> None:
+def password_cmd(app: App, account: str, totp: bool | None, password: str, actor: Account) -> None:
     """Set ACCOUNT's password (one's own, or as an admin), optionally with TOTP."""
     from broadcaster.operations import set_password
 

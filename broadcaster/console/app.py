@@ -44,8 +44,10 @@ SESSION_COOKIE = "console_session"
 LOGIN_COOKIE = "console_login"  # double-submit CSRF token of the login form
 MAX_FORM_BYTES = 64 * 1024
 PREFIX = "/console"
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS = {
     b"content-security-policy": CSP.encode(),
     b"x-content-type-options": b"nosniff",
@@ -86,8 +88,9 @@ class Console:
         """Translate one message into the request's language."""
         return self.gettext(request)(message)
 
-    def render(self, request: Request, template: str, status: int = 200,
-               **context: Any) -> HTMLResponse:
+    def render(
+        self, request: Request, template: str, status: int = 200, **context: Any
+    ) -> HTMLResponse:
         session: ConsoleSession | None = getattr(request.state, "session", None)
         base = {
             "request": request,
@@ -102,13 +105,20 @@ class Console:
 
     def error(self, request: Request, status: int, message: str) -> HTMLResponse:
         _ = self.gettext(request)
-        titles = {400: _("That cannot be done"), 403: _("Not allowed"), 404: _("Not found"),
-                  413: _("Too large"), 429: _("Too many attempts")}
+        titles = {
+            400: _("That cannot be done"),
+            403: _("Not allowed"),
+            404: _("Not found"),
+            413: _("Too large"),
+            429: _("Too many attempts"),
+        }
         if request.headers.get("hx-request"):
-            return HTMLResponse(f'<p class="error" role="alert">{escape(message)}</p>',
-                                status_code=status)
-        return self.render(request, "error.html", status, title=titles.get(status, ""),
-                           message=message)
+            return HTMLResponse(
+                f'<p class="error" role="alert">{escape(message)}</p>', status_code=status
+            )
+        return self.render(
+            request, "error.html", status, title=titles.get(status, ""), message=message
+        )
 
     # --- sessions and forms ------------------------------------------------------
 
@@ -125,11 +135,16 @@ class Console:
                 if isinstance(form, Response):
                     return form
                 if not self._csrf_ok(request, form, found[0].csrf):
-                    log.warning("console.csrf_refused", account=found[1].id,
-                                path=request.url.path)
-                    return self.error(request, 403, self.tr(request,
-                        "This form has expired or did not come from the console; "
-                        "reload the page and try again."))
+                    log.warning("console.csrf_refused", account=found[1].id, path=request.url.path)
+                    return self.error(
+                        request,
+                        403,
+                        self.tr(
+                            request,
+                            "This form has expired or did not come from the console; "
+                            "reload the page and try again.",
+                        ),
+                    )
                 request.state.form = form
             try:
                 return await handler(request, found[1])
@@ -145,8 +160,9 @@ class Console:
     def _session_of(self, request: Request) -> tuple[ConsoleSession, Account] | None:
         token = request.cookies.get(SESSION_COOKIE, "")
         engine = self.ctx.engine
-        session = session_store.find_session(engine, token, now=self.ctx.now(),
-                                             lifetime=self.lifetime)
+        session = session_store.find_session(
+            engine, token, now=self.ctx.now(), lifetime=self.lifetime
+        )
         if session is None:
             return None
         try:
@@ -175,19 +191,35 @@ class Console:
             return Response(status_code=401, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
 
-    def set_cookie(self, request: Request, response: Response, name: str, value: str,
-                   max_age: int | None = None) -> None:
+    def set_cookie(
+        self,
+        request: Request,
+        response: Response,
+        name: str,
+        value: str,
+        max_age: int | None = None,
+    ) -> None:
         """HttpOnly, SameSite=Strict, scoped to the console; Secure over HTTPS (or always)."""
-        response.set_cookie(name, value, max_age=max_age, path=PREFIX, httponly=True,
-                            samesite="strict",
-                            secure=self.secure_cookies or request.url.scheme == "https")
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path=PREFIX,
+            httponly=True,
+            samesite="strict",
+            secure=self.secure_cookies or request.url.scheme == "https",
+        )
 
     # --- login, logout, language ------------------------------------------------
 
     async def login_form(self, request: Request) -> Response:
         token = secrets.token_urlsafe(24)
-        response = self.render(request, "login.html", login_csrf=token,
-                               next=_safe_next(request.query_params.get("next")))
+        response = self.render(
+            request,
+            "login.html",
+            login_csrf=token,
+            next=_safe_next(request.query_params.get("next")),
+        )
         self.set_cookie(request, response, LOGIN_COOKIE, token, max_age=3600)
         return response
 
@@ -207,32 +239,57 @@ class Console:
         if wait is not None:
             minutes = max(1, round(wait / timedelta(minutes=1)))
             log.warning("console.login_throttled", client=client)
-            return self._login_again(request, expected, name, 429, _(
-                "Too many failed attempts. Try again in {minutes} min.").format(minutes=minutes))
+            return self._login_again(
+                request,
+                expected,
+                name,
+                429,
+                _("Too many failed attempts. Try again in {minutes} min.").format(minutes=minutes),
+            )
         try:
             account = await self.call(operations.login, self.ctx, name, password, code)
         except NotAuthenticated:
             self.guard.failed(client, now)
             log.info("console.login_failed", client=client)
-            return self._login_again(request, expected, name, 401,
-                                     _("Wrong name, password or code. After five failures "
-                                       "in a row the account is locked for 15 minutes."))
-        token, _session = await self.call(session_store.open_session, self.ctx.engine,
-                                          account.id, client=client, now=now)
+            return self._login_again(
+                request,
+                expected,
+                name,
+                401,
+                _(
+                    "Wrong name, password or code. After five failures "
+                    "in a row the account is locked for 15 minutes."
+                ),
+            )
+        token, _session = await self.call(
+            session_store.open_session, self.ctx.engine, account.id, client=client, now=now
+        )
         log.info("console.login", account=account.id, client=client)
         response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
         self.set_cookie(request, response, SESSION_COOKIE, token)
         response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
         return response
 
-    def _login_again(self, request: Request, token: str, name: str, status: int,
-                     message: str) -> Response:
-        return self.render(request, "login.html", status, login_csrf=token, name=name,
-                           message=message, next=_safe_next(request.query_params.get("next")))
+    def _login_again(
+        self, request: Request, token: str, name: str, status: int, message: str
+    ) -> Response:
+        return self.render(
+            request,
+            "login.html",
+            status,
+            login_csrf=token,
+            name=name,
+            message=message,
+            next=_safe_next(request.query_params.get("next")),
+        )
 
     async def logout(self, request: Request, account: Account) -> Response:
-        await self.call(session_store.end_session, self.ctx.engine,
-                        request.cookies.get(SESSION_COOKIE, ""), now=self.ctx.now())
+        await self.call(
+            session_store.end_session,
+            self.ctx.engine,
+            request.cookies.get(SESSION_COOKIE, ""),
+            now=self.ctx.now(),
+        )
         log.info("console.logout", account=account.id)
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path=PREFIX)
@@ -240,8 +297,7 @@ class Console:
 
     async def language(self, request: Request) -> Response:
         lang = choose(request.path_params["lang"])
-        response = RedirectResponse(_safe_next(request.query_params.get("next")),
-                                    status_code=303)
+        response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
         self.set_cookie(request, response, COOKIE, lang, max_age=365 * 86400)
         return response
 
@@ -278,11 +334,15 @@ def make_console(
     from broadcaster.console import levels, notices, pages, schedules, sms
 
     registry = ctx.registry
-    renderer = Renderer(ctx.settings.tz,
-                        {"area_depth": lambda code: len(registry.ancestors(code)),
-                         "currency": ctx.settings.sms.currency}, words)
-    console = Console(ctx, renderer, guard or LoginGuard(), lifetime or Lifetime(),
-                      secure_cookies)
+    renderer = Renderer(
+        ctx.settings.tz,
+        {
+            "area_depth": lambda code: len(registry.ancestors(code)),
+            "currency": ctx.settings.sms.currency,
+        },
+        words,
+    )
+    console = Console(ctx, renderer, guard or LoginGuard(), lifetime or Lifetime(), secure_cookies)
     routes: list[BaseRoute] = [
         Route("/login", console.login_form, methods=["GET"]),
         Route("/login", console.login, methods=["POST"]),
@@ -301,18 +361,37 @@ def make_console(
 def words(_: Callable[[str], str]) -> dict[str, Any]:
     """Names of roles, states and channels in the page's language."""
     return {
-        "role_names": {"operator": _("operator"), "approver": _("approver"),
-                       "admin": _("administrator")},
-        "state_names": {"draft": _("awaiting approval"), "approved": _("approved"),
-                        "cancelled": _("cancelled"), "pending": _("awaiting approval"),
-                        "live": _("on air"), "retracted": _("retracted"), "ok": _("ok"),
-                        "late": _("late"), "offline": _("offline"), "unknown": _("never heard"),
-                        "queued": _("queued"), "sending": _("sending"),
-                        "submitted": _("submitted"), "delivered": _("delivered"),
-                        "failed": _("failed"), "expired": _("expired"),
-                        "total": _("total")},
-        "channel_names": {"loudspeaker": _("Loudspeaker"), "relay": _("Relay"), "van": _("Van"),
-                          "sms": _("SMS"), "task": _("Task")},
+        "role_names": {
+            "operator": _("operator"),
+            "approver": _("approver"),
+            "admin": _("administrator"),
+        },
+        "state_names": {
+            "draft": _("awaiting approval"),
+            "approved": _("approved"),
+            "cancelled": _("cancelled"),
+            "pending": _("awaiting approval"),
+            "live": _("on air"),
+            "retracted": _("retracted"),
+            "ok": _("ok"),
+            "late": _("late"),
+            "offline": _("offline"),
+            "unknown": _("never heard"),
+            "queued": _("queued"),
+            "sending": _("sending"),
+            "submitted": _("submitted"),
+            "delivered": _("delivered"),
+            "failed": _("failed"),
+            "expired": _("expired"),
+            "total": _("total"),
+        },
+        "channel_names": {
+            "loudspeaker": _("Loudspeaker"),
+            "relay": _("Relay"),
+            "van": _("Van"),
+            "sms": _("SMS"),
+            "task": _("Task"),
+        },
     }
 
 

@@ -41,8 +41,12 @@ def translations(lang: str) -> NullTranslations:
 class Renderer:
     """Render templates in one of the console's languages."""
 
-    def __init__(self, tz: ZoneInfo, globals_: Mapping[str, Any] | None = None,
-                 words: Callable[[Callable[[str], str]], Mapping[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        tz: ZoneInfo,
+        globals_: Mapping[str, Any] | None = None,
+        words: Callable[[Callable[[str], str]], Mapping[str, Any]] | None = None,
+    ) -> None:
         """`words(gettext)` gives translated globals (role and state names) per language."""
         self.tz = tz
         self._catalogues = {lang: translations(lang) for lang in LANGUAGES}

@@ -38,27 +38,37 @@ class _Levels:
     async def index(self, request: Request, actor: Account) -> Response:
         tree = await self.c.call(area_tree, self.c, actor)
         ladders = {name: ladder.levels for name, ladder in self.c.ctx.ladders.items()}
-        return self.c.render(request, "levels.html", tree=tree, ladders=ladders,
-                             done=request.query_params.get("done"))
+        return self.c.render(
+            request,
+            "levels.html",
+            tree=tree,
+            ladders=ladders,
+            done=request.query_params.get("done"),
+        )
 
     async def preview(self, request: Request, actor: Account) -> Response:
         area, level = self._chosen(request)
         queries.require(self.c.ctx, actor, Action.SET_LEVEL, [area])
         impact = await self.c.call(impact_of, self.c.ctx, area, level)
         ctx = self.c.ctx
-        return self.c.render(request, "level_preview.html", impact=impact,
-                             area=ctx.registry.get(area),
-                             label=ctx.ladders[ctx.registry.get(area).ladder].level(level).label,
-                             current=_current(ctx, area), reason=form_text(request.state.form,
-                                                                           "reason", 500))
+        return self.c.render(
+            request,
+            "level_preview.html",
+            impact=impact,
+            area=ctx.registry.get(area),
+            label=ctx.ladders[ctx.registry.get(area).ladder].level(level).label,
+            current=_current(ctx, area),
+            reason=form_text(request.state.form, "reason", 500),
+        )
 
     async def confirm(self, request: Request, actor: Account) -> Response:
         area, level = self._chosen(request)
         reason = form_text(request.state.form, "reason", 500).strip()
         if not reason:
             raise ValueError(self.c.tr(request, "Say why the level changes (a reason)."))
-        await self.c.call(operations.set_level, self.c.ctx, actor, area=area, level=level,
-                          reason=reason)
+        await self.c.call(
+            operations.set_level, self.c.ctx, actor, area=area, level=level, reason=reason
+        )
         return RedirectResponse(f"{PREFIX}/levels?done={area}", status_code=303)
 
     def _chosen(self, request: Request) -> tuple[str, str]:
@@ -74,12 +84,18 @@ def impact_of(ctx: Context, area: str, level: str) -> Impact:
     and priced at their carriers' prices."""
     now = ctx.now()
     per_commune = recipients_by_commune(ctx.engine)
-    return level_impact(load_checked(ctx.settings), load_changes(ctx.engine), ctx.registry,
-                        area=area, level=level, start=now, end=now + HORIZON,
-                        tz=ctx.settings.tz,
-                        recipients={c: sum(n.values()) for c, n in per_commune.items()},
-                        part_price={c: operations.blast_cost(ctx, n, 1)
-                                    for c, n in per_commune.items()})
+    return level_impact(
+        load_checked(ctx.settings),
+        load_changes(ctx.engine),
+        ctx.registry,
+        area=area,
+        level=level,
+        start=now,
+        end=now + HORIZON,
+        tz=ctx.settings.tz,
+        recipients={c: sum(n.values()) for c, n in per_commune.items()},
+        part_price={c: operations.blast_cost(ctx, n, 1) for c, n in per_commune.items()},
+    )
 
 
 def _current(ctx: Context, area: str) -> str:

@@ -54,8 +54,9 @@ class _Pages:
             "picture": Markup(self._picture(actor, day, None, labels)),
             "day": day,
             "blasts": queries.blasts(ctx, actor, states=("draft",)),
-            "notices": [n for n in operations.notices(ctx, actor)
-                        if n.state is NoticeState.PENDING],
+            "notices": [
+                n for n in operations.notices(ctx, actor) if n.state is NoticeState.PENDING
+            ],
             "stations": queries.station_health(ctx, actor, everyone=True),
             "schedules": self._schedule_review(actor),
         }
@@ -70,15 +71,25 @@ class _Pages:
     async def timeline(self, request: Request, actor: Account) -> Response:
         day, area = self._day_and_area(request)
         picture = await self.c.call(self._picture, actor, day, area, self._labels(request))
-        return self.c.render(request, "timeline.html", picture=Markup(picture), day=day,
-                             area=area, areas=queries.visible_areas(self.c.ctx, actor),
-                             previous=day - timedelta(days=1), following=day + timedelta(days=1))
+        return self.c.render(
+            request,
+            "timeline.html",
+            picture=Markup(picture),
+            day=day,
+            area=area,
+            areas=queries.visible_areas(self.c.ctx, actor),
+            previous=day - timedelta(days=1),
+            following=day + timedelta(days=1),
+        )
 
     async def timeline_file(self, request: Request, actor: Account) -> Response:
         day, area = self._day_and_area(request)
         svg = await self.c.call(self._picture, actor, day, area, self._labels(request))
-        return Response(svg, media_type="image/svg+xml", headers={
-            "content-disposition": f'inline; filename="plan-{day.isoformat()}.svg"'})
+        return Response(
+            svg,
+            media_type="image/svg+xml",
+            headers={"content-disposition": f'inline; filename="plan-{day.isoformat()}.svg"'},
+        )
 
     def _day_and_area(self, request: Request) -> tuple[date, str | None]:
         ctx = self.c.ctx
@@ -106,17 +117,36 @@ class _Pages:
         missed = keys_in(ctx.engine, start, end, [DispatchState.MISSED])
         dropped = set(planned_drops(ctx.settings, ctx.registry, occurrences))
         title = ctx.registry.get(area).name if area else ""
-        return timeline_svg(occurrences, ctx.registry, start, end, tz, now=ctx.now(),
-                            missed=missed, dropped=dropped, labels=labels, geometry=GEOMETRY,
-                            title=" · ".join(filter(None, [title, f"{day:%d/%m/%Y}"])))
+        return timeline_svg(
+            occurrences,
+            ctx.registry,
+            start,
+            end,
+            tz,
+            now=ctx.now(),
+            missed=missed,
+            dropped=dropped,
+            labels=labels,
+            geometry=GEOMETRY,
+            title=" · ".join(filter(None, [title, f"{day:%d/%m/%Y}"])),
+        )
 
     def _labels(self, request: Request) -> Labels:
         _ = self.c.gettext(request)
         return Labels(
-            channels={Channel.LOUDSPEAKER: _("Loudspeaker"), Channel.RELAY: _("Relay"),
-                      Channel.VAN: _("Van"), Channel.SMS: _("SMS"), Channel.TASK: _("Task")},
-            now=_("Now"), dropped=_("Dropped from its slot"), missed=_("Missed"),
-            emergency=_("Emergency"), nothing=_("Nothing planned"))
+            channels={
+                Channel.LOUDSPEAKER: _("Loudspeaker"),
+                Channel.RELAY: _("Relay"),
+                Channel.VAN: _("Van"),
+                Channel.SMS: _("SMS"),
+                Channel.TASK: _("Task"),
+            },
+            now=_("Now"),
+            dropped=_("Dropped from its slot"),
+            missed=_("Missed"),
+            emergency=_("Emergency"),
+            nothing=_("Nothing planned"),
+        )
 
     async def stations(self, request: Request, actor: Account) -> Response:
         rows = await self.c.call(queries.station_health, self.c.ctx, actor, everyone=True)
@@ -127,9 +157,14 @@ class _Pages:
         day, _area = self._day_and_area(request)
         station = request.query_params.get("station") or None
         rows = await self.c.call(operations.asrun, ctx, actor, day, station)
-        return self.c.render(request, "asrun.html", rows=list(reversed(rows))[:ASRUN_ROWS],
-                             station=station, day=day,
-                             stations=[code for code, _ in queries.visible_stations(ctx, actor)])
+        return self.c.render(
+            request,
+            "asrun.html",
+            rows=list(reversed(rows))[:ASRUN_ROWS],
+            station=station,
+            day=day,
+            stations=[code for code, _ in queries.visible_stations(ctx, actor)],
+        )
 
     async def audit(self, request: Request, actor: Account) -> Response:
         rows = await self.c.call(operations.audit, self.c.ctx, actor, AUDIT_ROWS)
@@ -143,18 +178,20 @@ def area_tree(console: Console, actor: Account) -> list[dict[str, Any]]:
     for force in operations.levels(ctx, actor):
         area = ctx.registry.get(force.area)
         ladder = ctx.ladders[area.ladder]
-        rows.append({
-            "area": area,
-            "depth": len(ctx.registry.ancestors(area.code)),
-            "level": force.level,
-            "label": ladder.level(force.level).label,
-            "rank": ladder.index(force.level),
-            "top": len(ladder.names) - 1,
-            "since": force.since,
-            "by": force.by,
-            "inherited": force.inherited_from,
-            "settable": queries.may(ctx, actor, Action.SET_LEVEL, [area.code]),
-        })
+        rows.append(
+            {
+                "area": area,
+                "depth": len(ctx.registry.ancestors(area.code)),
+                "level": force.level,
+                "label": ladder.level(force.level).label,
+                "rank": ladder.index(force.level),
+                "top": len(ladder.names) - 1,
+                "since": force.since,
+                "by": force.by,
+                "inherited": force.inherited_from,
+                "settable": queries.may(ctx, actor, Action.SET_LEVEL, [area.code]),
+            }
+        )
     return rows
 
 

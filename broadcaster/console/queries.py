@@ -64,8 +64,9 @@ class BlastRow:
     approved_at: datetime | None
 
 
-def blasts(ctx: Context, actor: Account, *, states: Sequence[str] | None = None,
-           limit: int = 100) -> list[BlastRow]:
+def blasts(
+    ctx: Context, actor: Account, *, states: Sequence[str] | None = None, limit: int = 100
+) -> list[BlastRow]:
     """The newest blasts in the account's areas, optionally in some states only."""
     query = select(StoredBlast).order_by(StoredBlast.id.desc()).limit(limit * 4)
     if states:
@@ -98,9 +99,21 @@ def may_approve_blast(ctx: Context, actor: Account, found: BlastRow) -> bool:
 
 
 def _blast(row: StoredBlast) -> BlastRow:
-    return BlastRow(row.id, row.text, tuple(json.loads(row.areas)["areas"]), row.state,
-                    bool(row.exercise), row.priority, row.encoding, row.parts, row.created_at,
-                    row.created_by, row.created_by_account, row.approved_by, row.approved_at)
+    return BlastRow(
+        row.id,
+        row.text,
+        tuple(json.loads(row.areas)["areas"]),
+        row.state,
+        bool(row.exercise),
+        row.priority,
+        row.encoding,
+        row.parts,
+        row.created_at,
+        row.created_by,
+        row.created_by_account,
+        row.approved_by,
+        row.approved_at,
+    )
 
 
 def may_approve_notice(ctx: Context, actor: Account, notice: Notice) -> bool:
@@ -118,8 +131,11 @@ def may_approve_notice(ctx: Context, actor: Account, notice: Notice) -> bool:
 
 def visible_stations(ctx: Context, actor: Account) -> list[tuple[str, Area]]:
     """Stations (and district vans) in the account's areas, by code."""
-    return sorted((code, area) for code, area in all_stations(ctx.registry).items()
-                  if covers(actor, ctx.registry, area.code))
+    return sorted(
+        (code, area)
+        for code, area in all_stations(ctx.registry).items()
+        if covers(actor, ctx.registry, area.code)
+    )
 
 
 @dataclass(frozen=True)
@@ -139,8 +155,15 @@ def station_health(ctx: Context, actor: Account, *, everyone: bool = False) -> l
     rows = []
     for code, area in visible_stations(ctx, actor):
         last = seen.get(code)
-        state = ("unknown" if last is None else "offline" if now - last > OFFLINE
-                 else "late" if now - last > LATE else "ok")
+        state = (
+            "unknown"
+            if last is None
+            else "offline"
+            if now - last > OFFLINE
+            else "late"
+            if now - last > LATE
+            else "ok"
+        )
         if everyone or state in ("late", "offline"):
             rows.append(StationHealth(code, area, last, state))
     return rows
@@ -150,7 +173,8 @@ def _last_seen(ctx: Context) -> dict[str, datetime]:
     """When each station last reported what it aired (its sign of life so far)."""
     from broadcaster.store.types import UTCDateTime
 
-    query = text("SELECT station, max(received) AS at FROM audio_asrun GROUP BY station"
-                 ).columns(at=UTCDateTime())
+    query = text("SELECT station, max(received) AS at FROM audio_asrun GROUP BY station").columns(
+        at=UTCDateTime()
+    )
     with ctx.engine.connect() as conn:
         return {r.station: r.at for r in conn.execute(query)}

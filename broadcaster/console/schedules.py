@@ -36,10 +36,16 @@ class _Schedules:
         ctx = self.c.ctx
         found = await self.c.call(operations.schedule_review, ctx, actor)
         return self.c.render(
-            request, "schedules.html", pending=found, loads=paired(found.review),
-            may_approve=(found.review.pending
-                         and queries.may(ctx, actor, Action.APPROVE_SCHEDULE, found.areas)),
-            done=request.query_params.get("done"))
+            request,
+            "schedules.html",
+            pending=found,
+            loads=paired(found.review),
+            may_approve=(
+                found.review.pending
+                and queries.may(ctx, actor, Action.APPROVE_SCHEDULE, found.areas)
+            ),
+            done=request.query_params.get("done"),
+        )
 
     async def approve(self, request: Request, actor: Account) -> Response:
         digest = form_text(request.state.form, "sha256", 64)
@@ -52,5 +58,7 @@ def paired(review: Any) -> list[dict[str, Any]]:
     before = {(b.ladder, b.level): b for b in review.before}
     after = {(a.ladder, a.level): a for a in review.after}
     keys = list(dict.fromkeys([*after, *before]))
-    return [{"ladder": k[0], "level": k[1], "before": before.get(k), "after": after.get(k)}
-            for k in keys]
+    return [
+        {"ladder": k[0], "level": k[1], "before": before.get(k), "after": after.get(k)}
+        for k in keys
+    ]

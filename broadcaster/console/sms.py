@@ -52,8 +52,9 @@ class LivePreview:
     cost: float
 
 
-def live_preview(ctx: Context, actor: Account, body: str, areas: list[str], *,
-                 unaccented: bool, exercise: bool) -> LivePreview:
+def live_preview(
+    ctx: Context, actor: Account, body: str, areas: list[str], *, unaccented: bool, exercise: bool
+) -> LivePreview:
     """Preview a text for areas without storing anything."""
     try:
         encoded = operations.text_preview(ctx, actor, body, unaccented)
@@ -68,8 +69,13 @@ def live_preview(ctx: Context, actor: Account, body: str, areas: list[str], *,
             for carrier, n in everyone.get(commune, {}).items():
                 per_carrier[carrier] = per_carrier.get(carrier, 0) + n
     recipients = sum(per_carrier.values())
-    return LivePreview(encoded, None, recipients, recipients * encoded.parts,
-                       operations.blast_cost(ctx, per_carrier, encoded.parts))
+    return LivePreview(
+        encoded,
+        None,
+        recipients,
+        recipients * encoded.parts,
+        operations.blast_cost(ctx, per_carrier, encoded.parts),
+    )
 
 
 def _test_carriers(ctx: Context) -> list[str]:
@@ -85,20 +91,36 @@ class _Sms:
         ctx = self.c.ctx
         pending = await self.c.call(queries.blasts, ctx, actor, states=("draft",))
         recent = await self.c.call(queries.blasts, ctx, actor, limit=50)
-        return self.c.render(request, "sms_list.html", pending=pending,
-                             recent=[b for b in recent if b.state != "draft"],
-                             may_draft=queries.may(ctx, actor, Action.DRAFT_BLAST))
+        return self.c.render(
+            request,
+            "sms_list.html",
+            pending=pending,
+            recent=[b for b in recent if b.state != "draft"],
+            may_draft=queries.may(ctx, actor, Action.DRAFT_BLAST),
+        )
 
     async def new(self, request: Request, actor: Account) -> Response:
         queries.require(self.c.ctx, actor, Action.DRAFT_BLAST)
         return self._form(request, actor, {})
 
-    def _form(self, request: Request, actor: Account, values: dict[str, object],
-              status: int = 200, message: str | None = None) -> Response:
+    def _form(
+        self,
+        request: Request,
+        actor: Account,
+        values: dict[str, object],
+        status: int = 200,
+        message: str | None = None,
+    ) -> Response:
         ctx = self.c.ctx
-        return self.c.render(request, "sms_new.html", status,
-                             areas=queries.visible_areas(ctx, actor), values=values,
-                             message=message, exercise_possible=bool(ctx.settings.sms.test_numbers))
+        return self.c.render(
+            request,
+            "sms_new.html",
+            status,
+            areas=queries.visible_areas(ctx, actor),
+            values=values,
+            message=message,
+            exercise_possible=bool(ctx.settings.sms.test_numbers),
+        )
 
     async def preview(self, request: Request, actor: Account) -> Response:
         form = request.state.form
@@ -108,27 +130,44 @@ class _Sms:
         areas = [a for a in form.getlist("area") if isinstance(a, str)][:50]
         for code in areas:
             self.c.ctx.registry.get(code)
-        preview = await self.c.call(live_preview, self.c.ctx, actor, body, areas,
-                                    unaccented=bool(form.get("unaccented")),
-                                    exercise=bool(form.get("exercise")))
+        preview = await self.c.call(
+            live_preview,
+            self.c.ctx,
+            actor,
+            body,
+            areas,
+            unaccented=bool(form.get("unaccented")),
+            exercise=bool(form.get("exercise")),
+        )
         return self.c.render(request, "sms_preview.html", preview=preview)
 
     async def draft(self, request: Request, actor: Account) -> Response:
         form = request.state.form
         body = form_text(form, "text", MAX_TEXT).strip()
         areas = [a for a in form.getlist("area") if isinstance(a, str)][:50]
-        values = {"text": body, "areas": areas, "exercise": bool(form.get("exercise")),
-                  "unaccented": bool(form.get("unaccented")),
-                  "urgent": bool(form.get("urgent"))}
+        values = {
+            "text": body,
+            "areas": areas,
+            "exercise": bool(form.get("exercise")),
+            "unaccented": bool(form.get("unaccented")),
+            "urgent": bool(form.get("urgent")),
+        }
         _ = self.c.gettext(request)
         if not body or not areas:
-            return self._form(request, actor, values, 400,
-                              _("Write the text and choose at least one area."))
+            return self._form(
+                request, actor, values, 400, _("Write the text and choose at least one area.")
+            )
         try:
             preview = await self.c.call(
-                operations.draft_blast, self.c.ctx, actor, areas=areas, text=body,
-                unaccented=bool(values["unaccented"]), exercise=bool(values["exercise"]),
-                priority=Priority.URGENT if values["urgent"] else Priority.ROUTINE)
+                operations.draft_blast,
+                self.c.ctx,
+                actor,
+                areas=areas,
+                text=body,
+                unaccented=bool(values["unaccented"]),
+                exercise=bool(values["exercise"]),
+                priority=Priority.URGENT if values["urgent"] else Priority.ROUTINE,
+            )
         except ValueError as exc:
             return self._form(request, actor, values, 400, str(exc))
         return RedirectResponse(f"{PREFIX}/sms/{preview.id}?done=drafted", status_code=303)
@@ -140,18 +179,26 @@ class _Sms:
         preview = await self.c.call(operations.blast_preview, ctx, actor, blast_id)
         status = await self.c.call(operations.blast_status, ctx, actor, blast_id)
         return self.c.render(
-            request, "sms_detail.html", blast=found, preview=preview, delivery=status,
+            request,
+            "sms_detail.html",
+            blast=found,
+            preview=preview,
+            delivery=status,
             areas=[ctx.registry.get(code) for code in found.areas],
             cost=operations.blast_cost(ctx, preview.per_carrier, preview.parts),
             may_approve=queries.may_approve_blast(ctx, actor, found),
             own=found.created_by_account == actor.id,
-            may_cancel=(found.state not in ("cancelled",)
-                        and queries.may(ctx, actor, Action.CANCEL_BLAST, found.areas)),
-            done=request.query_params.get("done"))
+            may_cancel=(
+                found.state not in ("cancelled",)
+                and queries.may(ctx, actor, Action.CANCEL_BLAST, found.areas)
+            ),
+            done=request.query_params.get("done"),
+        )
 
     async def status(self, request: Request, actor: Account) -> Response:
-        found = await self.c.call(operations.blast_status, self.c.ctx, actor,
-                                  request.path_params["id"])
+        found = await self.c.call(
+            operations.blast_status, self.c.ctx, actor, request.path_params["id"]
+        )
         return self.c.render(request, "sms_status.html", delivery=found)
 
     async def approve(self, request: Request, actor: Account) -> Response:

@@ -75,8 +75,16 @@ def set_level(ctx: Context, actor: Account, *, area: str, level: str, reason: st
             now=now,
             by_account=actor.id,
         )
-        _audit(conn, actor, Action.SET_LEVEL, f"area:{area}", now,
-               level=level, previous=change.previous, reason=change.reason)
+        _audit(
+            conn,
+            actor,
+            Action.SET_LEVEL,
+            f"area:{area}",
+            now,
+            level=level,
+            previous=change.previous,
+            reason=change.reason,
+        )
     return change
 
 
@@ -101,13 +109,31 @@ def draft_blast(
     now = ctx.now()
     with ctx.engine.begin() as conn:
         preview = blasts.draft(
-            conn, ctx.registry, ctx.router, ctx.settings.sms, areas=areas, body=text,
-            unaccented=unaccented, priority=priority, by=actor.name, exercise=exercise, now=now,
+            conn,
+            ctx.registry,
+            ctx.router,
+            ctx.settings.sms,
+            areas=areas,
+            body=text,
+            unaccented=unaccented,
+            priority=priority,
+            by=actor.name,
+            exercise=exercise,
+            now=now,
         )
         _set_actor(conn, "sms_blasts", "created_by_account", preview.id, actor)
-        _audit(conn, actor, Action.DRAFT_BLAST, f"blast:{preview.id}", now,
-               areas=list(areas), exercise=exercise, recipients=preview.recipients,
-               parts=preview.parts, priority=str(priority))
+        _audit(
+            conn,
+            actor,
+            Action.DRAFT_BLAST,
+            f"blast:{preview.id}",
+            now,
+            areas=list(areas),
+            exercise=exercise,
+            recipients=preview.recipients,
+            parts=preview.parts,
+            priority=str(priority),
+        )
     return preview
 
 
@@ -125,13 +151,20 @@ def approve_blast(ctx: Context, actor: Account, blast_id: int) -> int:
         row = _blast_row(conn, blast_id)
         check(actor, Action.APPROVE_BLAST, ctx.registry, _areas_of(row))
         if ctx.settings.sms.require_second_operator:
-            check_second_account(actor, row.created_by_account, row.created_by,
-                                 f"blast {blast_id}")
-        queued = blasts.approve(conn, ctx.router, ctx.settings.sms, blast_id,
-                                by=actor.name, now=now)
+            check_second_account(actor, row.created_by_account, row.created_by, f"blast {blast_id}")
+        queued = blasts.approve(
+            conn, ctx.router, ctx.settings.sms, blast_id, by=actor.name, now=now
+        )
         _set_actor(conn, "sms_blasts", "approved_by_account", blast_id, actor)
-        _audit(conn, actor, Action.APPROVE_BLAST, f"blast:{blast_id}", now,
-               queued=queued, exercise=bool(row.exercise))
+        _audit(
+            conn,
+            actor,
+            Action.APPROVE_BLAST,
+            f"blast:{blast_id}",
+            now,
+            queued=queued,
+            exercise=bool(row.exercise),
+        )
     return queued
 
 
@@ -159,11 +192,26 @@ def correct_blast(
     with ctx.engine.begin() as conn:
         row = _blast_row(conn, blast_id)
         check(actor, Action.CORRECT_BLAST, ctx.registry, _areas_of(row))
-        preview = draft_correction(conn, ctx.router, ctx.settings.sms, blast_id, body=text,
-                                   unaccented=unaccented, by=actor.name, now=now)
+        preview = draft_correction(
+            conn,
+            ctx.router,
+            ctx.settings.sms,
+            blast_id,
+            body=text,
+            unaccented=unaccented,
+            by=actor.name,
+            now=now,
+        )
         _set_actor(conn, "sms_blasts", "created_by_account", preview.id, actor)
-        _audit(conn, actor, Action.CORRECT_BLAST, f"blast:{preview.id}", now,
-               corrects=blast_id, recipients=preview.recipients)
+        _audit(
+            conn,
+            actor,
+            Action.CORRECT_BLAST,
+            f"blast:{preview.id}",
+            now,
+            corrects=blast_id,
+            recipients=preview.recipients,
+        )
     return preview
 
 
@@ -201,18 +249,37 @@ def issue_notice(
     now = ctx.now()
     with ctx.engine.begin() as conn:
         notice = create_notice(
-            conn, areas=areas, text=text, clip_file=str(path), clip_sha256=file_sha256(path),
-            duration=probe_duration(path), by=actor.name, now=now,
-            needs_approval=needs_approval, by_account=actor.id,
+            conn,
+            areas=areas,
+            text=text,
+            clip_file=str(path),
+            clip_sha256=file_sha256(path),
+            duration=probe_duration(path),
+            by=actor.name,
+            now=now,
+            needs_approval=needs_approval,
+            by_account=actor.id,
         )
-        _audit(conn, actor, Action.ISSUE_NOTICE, f"notice:{notice.id}", now,
-               areas=list(areas), text=text, state=notice.state.value)
+        _audit(
+            conn,
+            actor,
+            Action.ISSUE_NOTICE,
+            f"notice:{notice.id}",
+            now,
+            areas=list(areas),
+            text=text,
+            state=notice.state.value,
+        )
         previews = _notice_sms(ctx, conn, actor, areas, text, now) if text else []
     published = None
     if not needs_approval:
         published = _republish(ctx, affected_stations(ctx.registry, [notice]))
-    return NoticeIssued(notice, published, tuple(previews),
-                        bool(previews) and not ctx.settings.sms.require_second_operator)
+    return NoticeIssued(
+        notice,
+        published,
+        tuple(previews),
+        bool(previews) and not ctx.settings.sms.require_second_operator,
+    )
 
 
 def approve_notice(ctx: Context, actor: Account, notice_id: int) -> tuple[Notice, PublishReport]:
@@ -224,16 +291,15 @@ def approve_notice(ctx: Context, actor: Account, notice_id: int) -> tuple[Notice
     with ctx.engine.begin() as conn:
         pending = _notice(conn, notice_id)
         check(actor, Action.APPROVE_NOTICE, ctx.registry, pending.areas)
-        check_second_account(actor, _notice_drafter(conn, notice_id), pending.created_by,
-                             f"notice #{notice_id}")
+        check_second_account(
+            actor, _notice_drafter(conn, notice_id), pending.created_by, f"notice #{notice_id}"
+        )
         notice = store_approve(conn, notice_id, by=actor.name, now=now, by_account=actor.id)
         _audit(conn, actor, Action.APPROVE_NOTICE, f"notice:{notice_id}", now)
     return notice, _republish(ctx, affected_stations(ctx.registry, [notice]))
 
 
-def retract_notice(
-    ctx: Context, actor: Account, notice_id: int
-) -> tuple[Notice, PublishReport]:
+def retract_notice(ctx: Context, actor: Account, notice_id: int) -> tuple[Notice, PublishReport]:
     """Take a notice off the air at once (any role that may act on its areas; stopping
     needs no second account); its stations are republished without it."""
     from broadcaster.audio.notice import affected_stations
@@ -245,8 +311,13 @@ def retract_notice(
         check(actor, Action.RETRACT_NOTICE, ctx.registry, notice.areas)
         notice = store_retract(conn, notice_id, by=actor.name, now=now)
         _audit(conn, actor, Action.RETRACT_NOTICE, f"notice:{notice_id}", now)
-    log.warning("audio.notice_retracted", notice=notice.id, by=actor.name, account=actor.id,
-                areas=list(notice.areas))
+    log.warning(
+        "audio.notice_retracted",
+        notice=notice.id,
+        by=actor.name,
+        account=actor.id,
+        areas=list(notice.areas),
+    )
     return notice, _republish(ctx, affected_stations(ctx.registry, [notice]))
 
 
@@ -279,10 +350,19 @@ def approve_schedules(ctx: Context, actor: Account, *, sha256: str | None = None
         check(actor, Action.APPROVE_SCHEDULE, ctx.registry, found.areas)
         if sha256 is not None and sha256 != found.sha256:
             raise Forbidden("the schedule files changed since the review shown; review again")
-        accepted = sets.record(conn, found.files, account_id=actor.id, now=now,
-                               note=f"{len(found.files)} files")
-        _audit(conn, actor, Action.APPROVE_SCHEDULE, f"schedules:{accepted.id}", now,
-               sha256=found.sha256, files=sorted(found.files), **found.review.as_json())
+        accepted = sets.record(
+            conn, found.files, account_id=actor.id, now=now, note=f"{len(found.files)} files"
+        )
+        _audit(
+            conn,
+            actor,
+            Action.APPROVE_SCHEDULE,
+            f"schedules:{accepted.id}",
+            now,
+            sha256=found.sha256,
+            files=sorted(found.files),
+            **found.review.as_json(),
+        )
     request_reload(ctx.engine)
     return found
 
@@ -295,7 +375,6 @@ def login(ctx: Context, name: str, password: str, totp: str | None = None) -> Ac
     every failure is the same `NotAuthenticated`, counted, audited, and five in a row
     lock the account for a while."""
     return store.authenticate(ctx.engine, name, password, totp, now=ctx.now())
-
 
 
 def add_account(
@@ -320,11 +399,22 @@ def add_account(
                 raise Forbidden("the first account must be an admin (--role admin)")
         else:
             check_grant(actor, ctx.registry, areas)
-        made = store.add_account(conn, name=name, role=role, areas=areas,
-                                 unix_login=unix_login, now=now)
-        _audit(conn, actor or made, Action.MANAGE_ACCOUNTS, f"account:{made.id}", now,
-               op="add", name=made.name, role=made.role.value, areas=sorted(made.areas),
-               unix_login=unix_login, bootstrap=actor is None)
+        made = store.add_account(
+            conn, name=name, role=role, areas=areas, unix_login=unix_login, now=now
+        )
+        _audit(
+            conn,
+            actor or made,
+            Action.MANAGE_ACCOUNTS,
+            f"account:{made.id}",
+            now,
+            op="add",
+            name=made.name,
+            role=made.role.value,
+            areas=sorted(made.areas),
+            unix_login=unix_login,
+            bootstrap=actor is None,
+        )
     return made
 
 
@@ -350,8 +440,15 @@ def set_password(
         if target.id != actor.id:
             check_grant(actor, ctx.registry, target.areas)
         uri = store.set_password(conn, target.id, password, totp=totp)
-        _audit(conn, actor, Action.MANAGE_ACCOUNTS, f"account:{target.id}", now,
-               op="password", totp=totp)
+        _audit(
+            conn,
+            actor,
+            Action.MANAGE_ACCOUNTS,
+            f"account:{target.id}",
+            now,
+            op="password",
+            totp=totp,
+        )
     return uri
 
 
@@ -366,8 +463,15 @@ def issue_token(ctx: Context, actor: Account, ref: str | int, *, label: str = ""
         if target.disabled:
             raise Forbidden(f"account {target.name!r} is disabled")
         token = store.issue_token(conn, target.id, label=label or "cli", now=now)
-        _audit(conn, actor, Action.MANAGE_ACCOUNTS, f"account:{target.id}", now,
-               op="token", label=label)
+        _audit(
+            conn,
+            actor,
+            Action.MANAGE_ACCOUNTS,
+            f"account:{target.id}",
+            now,
+            op="token",
+            label=label,
+        )
     return token
 
 
@@ -381,13 +485,15 @@ def _audit(
 
 
 def _set_actor(conn: Connection, table: str, column: str, row_id: int, actor: Account) -> None:
-    conn.execute(text(f"UPDATE {table} SET {column} = :a WHERE id = :id"),
-                 {"a": actor.id, "id": row_id})
+    conn.execute(
+        text(f"UPDATE {table} SET {column} = :a WHERE id = :id"), {"a": actor.id, "id": row_id}
+    )
 
 
 def _blast_row(conn: Connection, blast_id: int) -> Any:
-    row = conn.execute(text("SELECT * FROM sms_blasts WHERE id = :id"),
-                       {"id": blast_id}).one_or_none()
+    row = conn.execute(
+        text("SELECT * FROM sms_blasts WHERE id = :id"), {"id": blast_id}
+    ).one_or_none()
     if row is None:
         raise NotFound(f"no blast {blast_id}")
     return row
@@ -414,8 +520,9 @@ def _notice(conn: Connection, notice_id: int) -> Notice:
 
 
 def _notice_drafter(conn: Connection, notice_id: int) -> int | None:
-    return conn.execute(text("SELECT created_by_account FROM audio_notices WHERE id = :id"),
-                        {"id": notice_id}).scalar_one_or_none()
+    return conn.execute(
+        text("SELECT created_by_account FROM audio_notices WHERE id = :id"), {"id": notice_id}
+    ).scalar_one_or_none()
 
 
 def _notice_needs_approval(settings: Settings) -> bool:
@@ -424,7 +531,11 @@ def _notice_needs_approval(settings: Settings) -> bool:
 
 
 def _notice_sms(
-    ctx: Context, conn: Connection, actor: Account, areas: Sequence[str], body: str,
+    ctx: Context,
+    conn: Connection,
+    actor: Account,
+    areas: Sequence[str],
+    body: str,
     now: datetime,
 ) -> list[blasts.Preview]:
     """Draft the SMS of notice-triggered programmes (seed 003) as the notice's account."""
@@ -436,18 +547,35 @@ def _notice_sms(
     except ScheduleError as exc:  # the loudspeaker notice stands; say why no SMS followed
         log.warning("notice.sms_skipped", detail=str(exc))
         return []
-    previews = draft_notice_sms(ctx.settings, conn, programmes, areas=list(areas), text=body,
-                                by=actor.name, now=now)
+    previews = draft_notice_sms(
+        ctx.settings, conn, programmes, areas=list(areas), text=body, by=actor.name, now=now
+    )
     for preview in previews:
         _set_actor(conn, "sms_blasts", "created_by_account", preview.id, actor)
-        _audit(conn, actor, Action.DRAFT_BLAST, f"blast:{preview.id}", now,
-               areas=list(areas), notice=True, recipients=preview.recipients)
+        _audit(
+            conn,
+            actor,
+            Action.DRAFT_BLAST,
+            f"blast:{preview.id}",
+            now,
+            areas=list(areas),
+            notice=True,
+            recipients=preview.recipients,
+        )
         if not ctx.settings.sms.require_second_operator:  # the config waives the second account
-            queued = blasts.approve(conn, ctx.router, ctx.settings.sms, preview.id,
-                                    by=actor.name, now=now)
+            queued = blasts.approve(
+                conn, ctx.router, ctx.settings.sms, preview.id, by=actor.name, now=now
+            )
             _set_actor(conn, "sms_blasts", "approved_by_account", preview.id, actor)
-            _audit(conn, actor, Action.APPROVE_BLAST, f"blast:{preview.id}", now,
-                   queued=queued, waived="sms.require_second_operator = false")
+            _audit(
+                conn,
+                actor,
+                Action.APPROVE_BLAST,
+                f"blast:{preview.id}",
+                now,
+                queued=queued,
+                waived="sms.require_second_operator = false",
+            )
     return previews
 
 
@@ -458,5 +586,6 @@ def _republish(ctx: Context, only: set[str]) -> PublishReport:
     from broadcaster.audio.settings import library_dir
 
     library = load_library(library_dir(ctx.settings.audio, ctx.settings.path))
-    return republish(ctx.engine, ctx.registry, publisher(ctx.settings), library,
-                     now=ctx.now(), only=only)
+    return republish(
+        ctx.engine, ctx.registry, publisher(ctx.settings), library, now=ctx.now(), only=only
+    )

@@ -50,5 +50,3 @@ class Context:
 
     def now(self) -> datetime:
         return self.clock()
-
-

@@ -31,8 +31,11 @@ def levels(ctx: Context, actor: Account) -> list[InForce]:
     from broadcaster.store.levels import load_changes
 
     latest = latest_changes(load_changes(ctx.engine))
-    return [level_in_force(a.code, ctx.registry, ctx.ladders, latest)
-            for a in ctx.registry.all() if covers(actor, ctx.registry, a.code)]
+    return [
+        level_in_force(a.code, ctx.registry, ctx.ladders, latest)
+        for a in ctx.registry.all()
+        if covers(actor, ctx.registry, a.code)
+    ]
 
 
 def level(ctx: Context, actor: Account, area: str) -> InForce:
@@ -54,10 +57,14 @@ def plan_day(ctx: Context, actor: Account, day: date, area: str) -> list[Occurre
     tz = ctx.settings.tz
     start = datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC)
-    occurrences = plan(load_checked(ctx.settings), load_changes(ctx.engine), ctx.registry,
-                       start, end, tz)
-    related = {area, *(a.code for a in ctx.registry.ancestors(area)),
-               *(a.code for a in ctx.registry.descendants(area))}
+    occurrences = plan(
+        load_checked(ctx.settings), load_changes(ctx.engine), ctx.registry, start, end, tz
+    )
+    related = {
+        area,
+        *(a.code for a in ctx.registry.ancestors(area)),
+        *(a.code for a in ctx.registry.descendants(area)),
+    }
     return [o for o in occurrences if o.area in related]
 
 
@@ -71,9 +78,10 @@ def text_preview(ctx: Context, actor: Account, text: str, unaccented: bool) -> T
 
 def blast_cost(ctx: Context, per_carrier: dict[str, int], parts: int) -> float:
     """What a blast costs: recipients × parts × each carrier's price per part."""
-    return sum(n * parts * (ctx.settings.carriers[c].price_per_part
-                            if c in ctx.settings.carriers else 0.0)
-               for c, n in per_carrier.items())
+    return sum(
+        n * parts * (ctx.settings.carriers[c].price_per_part if c in ctx.settings.carriers else 0.0)
+        for c, n in per_carrier.items()
+    )
 
 
 def stations(ctx: Context, actor: Account) -> list[dict[str, Any]]:
@@ -90,9 +98,16 @@ def stations(ctx: Context, actor: Account) -> list[dict[str, Any]]:
             continue
         current, upcoming = current_and_next(pub, code, now)
         slot = current or upcoming
-        rows.append({"station": code, "area": area.code, "name": area.name,
-                     "slot": slot.id if slot else None, "start": slot.start if slot else None,
-                     "on_air": current is not None})
+        rows.append(
+            {
+                "station": code,
+                "area": area.code,
+                "name": area.name,
+                "slot": slot.id if slot else None,
+                "start": slot.start if slot else None,
+                "on_air": current is not None,
+            }
+        )
     return rows
 
 
@@ -103,8 +118,11 @@ def asrun(ctx: Context, actor: Account, day: date, station: str | None) -> list[
     from broadcaster.store.audio import load_asrun
 
     tz = ctx.settings.tz
-    mine = {code for code, area in all_stations(ctx.registry).items()
-            if covers(actor, ctx.registry, area.code)}
+    mine = {
+        code
+        for code, area in all_stations(ctx.registry).items()
+        if covers(actor, ctx.registry, area.code)
+    }
     start = datetime.combine(day, time(), tzinfo=tz)
     end = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz)
     return [r for r in load_asrun(ctx.engine, station, start, end) if r.station in mine]
@@ -115,8 +133,11 @@ def notices(ctx: Context, actor: Account, limit: int = 100) -> list[Notice]:
     check(actor, Action.READ, ctx.registry)
     from broadcaster.store.audio import list_notices
 
-    return [n for n in list_notices(ctx.engine, limit=limit)
-            if any(covers(actor, ctx.registry, a) for a in n.areas if a in ctx.registry)]
+    return [
+        n
+        for n in list_notices(ctx.engine, limit=limit)
+        if any(covers(actor, ctx.registry, a) for a in n.areas if a in ctx.registry)
+    ]
 
 
 def audit(ctx: Context, actor: Account, limit: int = 200) -> list[AuditEntry]:

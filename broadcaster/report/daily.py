@@ -152,22 +152,86 @@ def as_csv(report: DailyReport, tz: tzinfo) -> str:
     """One table: a row per commune and programme, per offline stretch, per van, per carrier."""
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["section", "commune", "name", "station", "what", "planned", "aired", "missed",
-                "since", "until", "seconds"])
+    w.writerow(
+        [
+            "section",
+            "commune",
+            "name",
+            "station",
+            "what",
+            "planned",
+            "aired",
+            "missed",
+            "since",
+            "until",
+            "seconds",
+        ]
+    )
     for c in report.communes:
         for p in c.programmes:
-            w.writerow(["programme", c.code, c.name, c.station, p.programme, p.planned, p.aired,
-                        p.missed, "", "", ""])
+            w.writerow(
+                [
+                    "programme",
+                    c.code,
+                    c.name,
+                    c.station,
+                    p.programme,
+                    p.planned,
+                    p.aired,
+                    p.missed,
+                    "",
+                    "",
+                    "",
+                ]
+            )
         for a in c.away:
-            w.writerow(["offline", c.code, c.name, c.station, "", "", "", "",
-                        a.since.astimezone(tz).isoformat(timespec="seconds"),
-                        a.until.astimezone(tz).isoformat(timespec="seconds"), round(a.seconds)])
+            w.writerow(
+                [
+                    "offline",
+                    c.code,
+                    c.name,
+                    c.station,
+                    "",
+                    "",
+                    "",
+                    "",
+                    a.since.astimezone(tz).isoformat(timespec="seconds"),
+                    a.until.astimezone(tz).isoformat(timespec="seconds"),
+                    round(a.seconds),
+                ]
+            )
     for v in report.vans:
-        w.writerow(["van", "", "", v.station, "rounds", v.planned_rounds, v.aired_rounds,
-                    v.planned_rounds - v.aired_rounds, "", "", ""])
+        w.writerow(
+            [
+                "van",
+                "",
+                "",
+                v.station,
+                "rounds",
+                v.planned_rounds,
+                v.aired_rounds,
+                v.planned_rounds - v.aired_rounds,
+                "",
+                "",
+                "",
+            ]
+        )
     for s in report.sms:
-        w.writerow(["sms", "", "", "", s.carrier, s.counts["submitted"], s.counts["delivered"],
-                    s.counts["failed"] + s.counts["expired"], "", "", ""])
+        w.writerow(
+            [
+                "sms",
+                "",
+                "",
+                "",
+                s.carrier,
+                s.counts["submitted"],
+                s.counts["delivered"],
+                s.counts["failed"] + s.counts["expired"],
+                "",
+                "",
+                "",
+            ]
+        )
     return out.getvalue()
 
 
@@ -177,9 +241,11 @@ def as_html(report: DailyReport, tz: tzinfo) -> str:
     rows = []
     for c in report.communes:
         for p in c.programmes:
-            rows.append(f"<tr><td>{e(c.name)}</td><td>{e(c.station or '–')}</td>"
-                        f"<td>{e(p.programme)}</td><td>{p.planned}</td><td>{p.aired}</td>"
-                        f"<td{' class=missed' if p.missed else ''}>{p.missed}</td></tr>")
+            rows.append(
+                f"<tr><td>{e(c.name)}</td><td>{e(c.station or '–')}</td>"
+                f"<td>{e(p.programme)}</td><td>{p.planned}</td><td>{p.aired}</td>"
+                f"<td{' class=missed' if p.missed else ''}>{p.missed}</td></tr>"
+            )
     away = [
         f"<tr><td>{e(c.name)}</td><td>{e(c.station or '–')}</td>"
         f"<td>{a.since.astimezone(tz):%H:%M}</td><td>{a.until.astimezone(tz):%H:%M}</td>"
@@ -193,10 +259,13 @@ def as_html(report: DailyReport, tz: tzinfo) -> str:
         for c in report.communes
         for g in c.gaps
     ]
-    vans = [f"<tr><td>{e(v.station)}</td><td>{v.planned_rounds}</td><td>{v.aired_rounds}</td></tr>"
-            for v in report.vans]
+    vans = [
+        f"<tr><td>{e(v.station)}</td><td>{v.planned_rounds}</td><td>{v.aired_rounds}</td></tr>"
+        for v in report.vans
+    ]
     sms = [
-        f"<tr><td>{e(s.carrier)}</td>" + "".join(f"<td>{s.counts[k]}</td>" for k in SMS_STATES)
+        f"<tr><td>{e(s.carrier)}</td>"
+        + "".join(f"<td>{s.counts[k]}</td>" for k in SMS_STATES)
         + "</tr>"
         for s in report.sms
     ]

@@ -35,8 +35,15 @@ if TYPE_CHECKING:
     from broadcaster.config import Settings
 
 
-HEALTH_FIELDS = ("last_seen", "state", "cache_until", "last_aired", "last_aired_at", "player",
-                 "version")
+HEALTH_FIELDS = (
+    "last_seen",
+    "state",
+    "cache_until",
+    "last_aired",
+    "last_aired_at",
+    "player",
+    "version",
+)
 
 
 def thresholds(settings: Settings) -> Thresholds:
@@ -104,10 +111,14 @@ def day_gaps(
         if wanted is not None and code not in wanted:
             continue
         cue_list = planned(pub, code, day)
-        reports = [Aired(r.day, r.slot, r.item) for r in aired(engine, code, day, settings)
-                   if r.aired]
-        found.append(StationGaps(code, bool(cue_list),
-                                 tuple(gaps(code, cue_list, reports, now, day.isoformat()))))
+        reports = [
+            Aired(r.day, r.slot, r.item) for r in aired(engine, code, day, settings) if r.aired
+        ]
+        found.append(
+            StationGaps(
+                code, bool(cue_list), tuple(gaps(code, cue_list, reports, now, day.isoformat()))
+            )
+        )
     return found
 
 
@@ -117,16 +128,22 @@ def sms_by_carrier(engine: Engine, start: datetime, end: datetime) -> dict[str, 
         select(
             MessageRow.carrier,
             func.count(MessageRow.submitted_at),
-            *(func.sum(case((MessageRow.state == s, 1), else_=0))
-              for s in ("delivered", "failed", "expired")),
+            *(
+                func.sum(case((MessageRow.state == s, 1), else_=0))
+                for s in ("delivered", "failed", "expired")
+            ),
         )
         .where(MessageRow.queued_at >= start, MessageRow.queued_at < end)
         .group_by(MessageRow.carrier)
     )
     with session_scope(engine) as session:
         return {
-            carrier or "": {"submitted": int(sub), "delivered": int(d or 0), "failed": int(f or 0),
-                            "expired": int(x or 0)}
+            carrier or "": {
+                "submitted": int(sub),
+                "delivered": int(d or 0),
+                "failed": int(f or 0),
+                "expired": int(x or 0),
+            }
             for carrier, sub, d, f, x in session.execute(query)
         }
 
@@ -135,13 +152,16 @@ def last_beat_before(engine: Engine, station: str, moment: datetime) -> datetime
     with session_scope(engine) as session:
         return session.scalar(
             select(func.max(HeartbeatRow.at)).where(
-                HeartbeatRow.station == station, HeartbeatRow.at < moment,
-                HeartbeatRow.at >= moment - timedelta(days=1))
+                HeartbeatRow.station == station,
+                HeartbeatRow.at < moment,
+                HeartbeatRow.at >= moment - timedelta(days=1),
+            )
         )
 
 
-def build_daily(settings: Settings, engine: Engine, district: str, day: date,
-                now: datetime) -> DailyReport:
+def build_daily(
+    settings: Settings, engine: Engine, district: str, day: date, now: datetime
+) -> DailyReport:
     """Gather one district's day and build its report."""
     registry = settings.registry()
     area = registry.get(district)
@@ -159,10 +179,23 @@ def build_daily(settings: Settings, engine: Engine, district: str, day: date,
     inputs = []
     for c in communes:
         code = c.station.code if c.station else None
-        away = (away_periods(beats.get(code, []), start, end, limits,
-                             last_beat_before(engine, code, start)) if code else [])
-        inputs.append(CommuneInput(c.code, c.name, code, planned(pub, code, day) if code else (),
-                                   holes.get(code or "", ()), away))
+        away = (
+            away_periods(
+                beats.get(code, []), start, end, limits, last_beat_before(engine, code, start)
+            )
+            if code
+            else []
+        )
+        inputs.append(
+            CommuneInput(
+                c.code,
+                c.name,
+                code,
+                planned(pub, code, day) if code else (),
+                holes.get(code or "", ()),
+                away,
+            )
+        )
     van = VAN_PREFIX + district
     van_slots = {q.slot for q in planned(pub, van, day)}
     van_aired = {r.slot for r in aired(engine, van, day, settings) if r.aired}

@@ -49,8 +49,12 @@ def render(report: DailyReport, fmt: str, tz: tzinfo) -> str:
 class ReportWriter:
     """The daemon's morning report thread."""
 
-    def __init__(self, settings: Settings, engine: Engine,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._settings = settings
         self._engine = engine
         self._clock = clock
@@ -94,11 +98,16 @@ class ReportWriter:
                 continue
             report = build_daily(settings, self._engine, area.code, day, now)
             for fmt in ("json", "csv", "html"):
-                write_atomic(stem.with_suffix(f".{fmt}"),
-                             render(report, fmt, settings.tz).encode("utf-8"))
+                write_atomic(
+                    stem.with_suffix(f".{fmt}"), render(report, fmt, settings.tz).encode("utf-8")
+                )
             written.append(str(stem.with_suffix(".html")))
             kept = now - timedelta(days=settings.report.keep_days)
             prune_heartbeats(self._engine, kept)
-            log.info("report.daily_written", district=area.code, day=day.isoformat(),
-                     file=str(stem.with_suffix(".html")))
+            log.info(
+                "report.daily_written",
+                district=area.code,
+                day=day.isoformat(),
+                file=str(stem.with_suffix(".html")),
+            )
         return written

@@ -53,8 +53,10 @@ def draft_correction(
         if first is None:
             raise BlastError(f"no blast {blast_id}")
         if first.state == BlastState.DRAFT:
-            raise BlastError(f"blast {blast_id} is a draft and reached no one: cancel it and "
-                             "draft the right text instead")
+            raise BlastError(
+                f"blast {blast_id} is a draft and reached no one: cancel it and "
+                "draft the right text instead"
+            )
         queued = _count(conn, blast_id, f"m.{state_in((MessageState.QUEUED,))}")
         if first.state == BlastState.APPROVED and queued:
             raise BlastError(

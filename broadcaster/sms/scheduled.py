@@ -58,23 +58,43 @@ class SmsHandler:
     def _blast(self, programme: str, group: list[Occurrence]) -> None:
         accepted = latest(self.engine)
         if accepted is None or accepted.approved_by is None:
-            raise Forbidden(f"programme {programme!r}: no accepted schedule set approves it; "
-                            "run `broadcaster schedule approve`")
+            raise Forbidden(
+                f"programme {programme!r}: no accepted schedule set approves it; "
+                "run `broadcaster schedule approve`"
+            )
         approver = get_account(self.engine, accepted.approved_by)
         now = self.clock()
         with self.engine.begin() as conn:
-            preview = draft_for_programme(self.settings, conn, group,
-                                          areas=[o.area for o in group],
-                                          by=f"schedule:{programme}", now=now)
-            queued = blasts.approve(conn, self.router, self.settings.sms, preview.id,
-                                    by=approver.name, now=now)
-            conn.execute(text("UPDATE sms_blasts SET approved_by_account = :a WHERE id = :id"),
-                         {"a": approver.id, "id": preview.id})
-            record_audit(conn, approver.id, "sms.approve", f"blast:{preview.id}",
-                         {"programme": programme, "schedule_set": accepted.id, "queued": queued},
-                         now=now)
-        log.info("sms.scheduled_blast", programme=programme, blast=preview.id, queued=queued,
-                 approved_by=approver.id)
+            preview = draft_for_programme(
+                self.settings,
+                conn,
+                group,
+                areas=[o.area for o in group],
+                by=f"schedule:{programme}",
+                now=now,
+            )
+            queued = blasts.approve(
+                conn, self.router, self.settings.sms, preview.id, by=approver.name, now=now
+            )
+            conn.execute(
+                text("UPDATE sms_blasts SET approved_by_account = :a WHERE id = :id"),
+                {"a": approver.id, "id": preview.id},
+            )
+            record_audit(
+                conn,
+                approver.id,
+                "sms.approve",
+                f"blast:{preview.id}",
+                {"programme": programme, "schedule_set": accepted.id, "queued": queued},
+                now=now,
+            )
+        log.info(
+            "sms.scheduled_blast",
+            programme=programme,
+            blast=preview.id,
+            queued=queued,
+            approved_by=approver.id,
+        )
 
 
 def draft_for_programme(

@@ -117,8 +117,12 @@ class Agent:
         ]
         for thread in threads:
             thread.start()
-        log.info("station.agent_started", station=self.config.station, centre=self.config.centre,
-                 cues=len(self._state.cues))
+        log.info(
+            "station.agent_started",
+            station=self.config.station,
+            centre=self.config.centre,
+            cues=len(self._state.cues),
+        )
         try:
             self._play_loop()
         finally:
@@ -149,8 +153,9 @@ class Agent:
                     if time.monotonic() >= next_refresh:
                         self._refresh(client)
                         next_refresh = time.monotonic() + self.config.refresh
-                    self._watch_today(client, min(self.config.wait,
-                                                  max(next_refresh - time.monotonic(), 0.0)))
+                    self._watch_today(
+                        client, min(self.config.wait, max(next_refresh - time.monotonic(), 0.0))
+                    )
                 except FetchError as exc:
                     log.warning("station.centre_unreachable", detail=str(exc))
                     self.stop.wait(self.config.retry)
@@ -227,11 +232,15 @@ class Agent:
         with self._client() as client:
             while not self.stop.is_set():
                 try:
-                    response = client.post(f"{self.base}/heartbeat", json=self.heartbeat(),
-                                           timeout=10)
+                    response = client.post(
+                        f"{self.base}/heartbeat", json=self.heartbeat(), timeout=10
+                    )
                     if response.status_code != 204:
-                        log.warning("station.heartbeat_refused", status=response.status_code,
-                                    detail=response.text[:200])
+                        log.warning(
+                            "station.heartbeat_refused",
+                            status=response.status_code,
+                            detail=response.text[:200],
+                        )
                 except httpx.HTTPError as exc:
                     log.info("station.heartbeat_failed", detail=str(exc))
                 self.stop.wait(self.config.heartbeat)
@@ -288,9 +297,12 @@ class Agent:
         if wanted is not None and wanted.emergency and not playing.cue.emergency:
             self._interrupt("emergency notice", resume=True)
             self._start(wanted, wanted.source, fallback=False)
-        elif playing.cue.live and not playing.fallback and playing.started and (
-            now - playing.started
-        ).total_seconds() >= playing.source.duration - playing.offset:
+        elif (
+            playing.cue.live
+            and not playing.fallback
+            and playing.started
+            and (now - playing.started).total_seconds() >= playing.source.duration - playing.offset
+        ):
             self.player.stop()
             self._finished(now)
         elif playing.loaded is None and time.monotonic() - playing.asked > LOAD_SECONDS:
@@ -355,8 +367,12 @@ class Agent:
             playing.started = now
             self._state.player = "playing"
             self._report(playing.cue, "started", source=playing.source, started=now)
-            log.info("station.item_started", item=playing.source.name, slot=playing.cue.slot,
-                     emergency=playing.cue.emergency)
+            log.info(
+                "station.item_started",
+                item=playing.source.name,
+                slot=playing.cue.slot,
+                emergency=playing.cue.emergency,
+            )
         elif event.name == "end-file" and event.reason == "eof":
             if playing.cue.live and not playing.fallback:
                 self._failed("the stream ended early")
@@ -372,8 +388,13 @@ class Agent:
         self._state.player = "idle"
         self._state.last_item = playing.source.name
         self._state.last_aired = now
-        self._report(playing.cue, "finished", source=playing.source,
-                     started=playing.started or now, finished=now)
+        self._report(
+            playing.cue,
+            "finished",
+            source=playing.source,
+            started=playing.started or now,
+            finished=now,
+        )
         self._mark_done(playing.cue.key)
         log.info("station.item_finished", item=playing.source.name, slot=playing.cue.slot)
 
@@ -382,8 +403,9 @@ class Agent:
         assert playing is not None
         self._playing = None
         self._state.player = "idle"
-        self._report(playing.cue, "failed", source=playing.source, reason=reason,
-                     started=playing.started)
+        self._report(
+            playing.cue, "failed", source=playing.source, reason=reason, started=playing.started
+        )
         log.warning("station.item_failed", item=playing.source.name, reason=reason)
         self._after_failure(playing.cue, playing.fallback)
 
@@ -407,18 +429,32 @@ class Agent:
         self._playing = None
         self._state.player = "idle"
         now = self.clock()
-        self._report(playing.cue, "interrupted", source=playing.source, reason=reason,
-                     started=playing.started or now, finished=now)
-        log.info("station.item_interrupted", item=playing.source.name, reason=reason,
-                 position=position)
+        self._report(
+            playing.cue,
+            "interrupted",
+            source=playing.source,
+            reason=reason,
+            started=playing.started or now,
+            finished=now,
+        )
+        log.info(
+            "station.item_interrupted", item=playing.source.name, reason=reason, position=position
+        )
         if resume and not playing.fallback and not playing.cue.live:
             self._state.resume[playing.cue.key] = max(0.0, (position or 0.0) - 1.0)
         else:
             self._mark_done(playing.cue.key)
 
-    def _report(self, cue: Cue, event: str, *, source: Source | None = None,
-                started: datetime | None = None, finished: datetime | None = None,
-                reason: str | None = None) -> None:
+    def _report(
+        self,
+        cue: Cue,
+        event: str,
+        *,
+        source: Source | None = None,
+        started: datetime | None = None,
+        finished: datetime | None = None,
+        reason: str | None = None,
+    ) -> None:
         now = self.clock()
         body: dict[str, object] = {
             "item": (source.name if source else cue.item)[:256],

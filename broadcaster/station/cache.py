@@ -64,9 +64,7 @@ class Cache:
         except FileNotFoundError:
             return None
 
-    def fetch_day(
-        self, client: httpx.Client, url: str, day: date, wait: float = 0.0
-    ) -> bool:
+    def fetch_day(self, client: httpx.Client, url: str, day: date, wait: float = 0.0) -> bool:
         """Bring one day up to date; True when it changed. `wait` long-polls the centre."""
         headers = {"If-None-Match": tag} if (tag := self.etag(day)) else {}
         params = {"wait": f"{wait:g}"} if wait else {}
@@ -90,8 +88,9 @@ class Cache:
         if doc.get("date") != day.isoformat():
             raise FetchError(f"day {day}: the centre sent {doc.get('date')!r}")
         write_atomic(self.days_dir / f"{day.isoformat()}.json", response.content)
-        write_atomic(self.days_dir / f"{day.isoformat()}.etag",
-                     response.headers.get("etag", "").encode())
+        write_atomic(
+            self.days_dir / f"{day.isoformat()}.etag", response.headers.get("etag", "").encode()
+        )
         return True
 
     def _forget(self, day: date) -> bool:

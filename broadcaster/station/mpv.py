@@ -223,5 +223,3 @@ def _die_with_parent() -> None:
 
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
-
-

@@ -63,8 +63,11 @@ class Outbox:
                 log.info("station.reports_held", pending=len(files), detail=str(exc))
                 return sent
             if response.status_code != 202:
-                log.warning("station.reports_refused", status=response.status_code,
-                            detail=response.text[:300])
+                log.warning(
+                    "station.reports_refused",
+                    status=response.status_code,
+                    detail=response.text[:300],
+                )
                 return sent
             for path in files:
                 path.unlink(missing_ok=True)

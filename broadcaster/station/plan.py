@@ -101,8 +101,15 @@ def carried_over(cue: Cue, cues: Sequence[Cue], done: Collection[str], now: date
     """The same item in a republished day, if still to air: a notice may open a slot
     before it and move it there, and what plays should go on, not start again."""
     return next(
-        (c for c in cues if c.day == cue.day and c.item == cue.item and c.source == cue.source
-         and c.key not in done and now < c.deadline),
+        (
+            c
+            for c in cues
+            if c.day == cue.day
+            and c.item == cue.item
+            and c.source == cue.source
+            and c.key not in done
+            and now < c.deadline
+        ),
         None,
     )
 

@@ -188,8 +188,17 @@ def load_asrun(
     with session_scope(engine) as session:
         return [
             AsRun(
-                r.station, r.slot, r.item, r.started, r.finished, r.received, r.report_id,
-                AsRunEvent(r.event) if r.event else None, r.day, r.programme, r.reason,
+                r.station,
+                r.slot,
+                r.item,
+                r.started,
+                r.finished,
+                r.received,
+                r.report_id,
+                AsRunEvent(r.event) if r.event else None,
+                r.day,
+                r.programme,
+                r.reason,
             )
             for r in session.scalars(query)
         ]

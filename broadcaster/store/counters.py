@@ -48,8 +48,10 @@ class Counted:
     counters: str
 
     def backfill_sql(self) -> str:
-        return (f"INSERT INTO {self.counters} ({self.key}, state, n) "
-                f"SELECT {self.key}, state, count(*) FROM {self.table} GROUP BY {self.key}, state")
+        return (
+            f"INSERT INTO {self.counters} ({self.key}, state, n) "
+            f"SELECT {self.key}, state, count(*) FROM {self.table} GROUP BY {self.key}, state"
+        )
 
     def install_sql(self, dialect: str) -> list[str]:
         """Statements creating the triggers on `dialect` ("sqlite" or "postgresql")."""
@@ -68,9 +70,11 @@ DISPATCH = Counted("dispatch", "channel", "dispatch_counters")
 
 def _sqlite(c: Counted) -> list[str]:
     def add(row: str, delta: int) -> str:
-        return (f"INSERT INTO {c.counters} ({c.key}, state, n) "
-                f"VALUES ({row}.{c.key}, {row}.state, {delta}) "
-                f"ON CONFLICT ({c.key}, state) DO UPDATE SET n = n + {delta};")
+        return (
+            f"INSERT INTO {c.counters} ({c.key}, state, n) "
+            f"VALUES ({row}.{c.key}, {row}.state, {delta}) "
+            f"ON CONFLICT ({c.key}, state) DO UPDATE SET n = n + {delta};"
+        )
 
     return [
         f"CREATE TRIGGER {c.counters}_ins AFTER INSERT ON {c.table} BEGIN {add('NEW', 1)} END",
@@ -99,14 +103,19 @@ END $$ LANGUAGE plpgsql"""
     # DELETE only old ones, UPDATE both.
     shapes = {
         "ins": ("INSERT", "REFERENCING NEW TABLE AS new_rows", deltas("new_rows", "+")),
-        "upd": ("UPDATE", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
-                f"{deltas('old_rows', '-')} UNION ALL {deltas('new_rows', '+')}"),
+        "upd": (
+            "UPDATE",
+            "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
+            f"{deltas('old_rows', '-')} UNION ALL {deltas('new_rows', '+')}",
+        ),
         "del": ("DELETE", "REFERENCING OLD TABLE AS old_rows", deltas("old_rows", "-")),
     }
     statements = []
     for op, (event, referencing, rows) in shapes.items():
         name = f"{c.counters}_{op}"
         statements.append(function.replace("{name}", name).replace("{rows}", rows))
-        statements.append(f"CREATE TRIGGER {name} AFTER {event} ON {c.table} {referencing} "
-                          f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()")
+        statements.append(
+            f"CREATE TRIGGER {name} AFTER {event} ON {c.table} {referencing} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
+        )
     return statements

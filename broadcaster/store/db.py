@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 
-
 class SchemaOutdated(RuntimeError):
     """The database is behind the code; the message names the command that fixes it."""
 

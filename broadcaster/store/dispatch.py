@@ -102,28 +102,45 @@ def claim(
     items = list(by_key.values())
     with session_scope(engine) as session:
         for i in range(0, len(items), CHUNK):
-            rows = [{"programme": o.programme, "area": o.area, "at": o.at,
-                     "channel": o.channel.value, "state": state.value, "claimed_at": now,
-                     "node": node} for o in items[i:i + CHUNK]]
-            stmt = (insert(DispatchRow).values(rows)
-                    .on_conflict_do_nothing(index_elements=["programme", "area", "at"])
-                    .returning(DispatchRow.id, DispatchRow.programme, DispatchRow.area,
-                               DispatchRow.at))
+            rows = [
+                {
+                    "programme": o.programme,
+                    "area": o.area,
+                    "at": o.at,
+                    "channel": o.channel.value,
+                    "state": state.value,
+                    "claimed_at": now,
+                    "node": node,
+                }
+                for o in items[i : i + CHUNK]
+            ]
+            stmt = (
+                insert(DispatchRow)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["programme", "area", "at"])
+                .returning(DispatchRow.id, DispatchRow.programme, DispatchRow.area, DispatchRow.at)
+            )
             for row_id, programme, area, at in session.execute(stmt):
                 won.append(Claimed(row_id, by_key[(programme, area, at)]))
     return won
 
 
 def finish(
-    engine: Engine, ids: Iterable[int], state: DispatchState, now: datetime,
+    engine: Engine,
+    ids: Iterable[int],
+    state: DispatchState,
+    now: datetime,
     detail: str | None = None,
 ) -> None:
     """Record how claimed occurrences ended."""
     ids = list(ids)
     with session_scope(engine) as session:
         for i in range(0, len(ids), CHUNK):
-            session.execute(update(DispatchRow).where(DispatchRow.id.in_(ids[i:i + CHUNK]))
-                            .values(state=state.value, finished_at=now, detail=detail))
+            session.execute(
+                update(DispatchRow)
+                .where(DispatchRow.id.in_(ids[i : i + CHUNK]))
+                .values(state=state.value, finished_at=now, detail=detail)
+            )
 
 
 def release(engine: Engine, ids: Iterable[int]) -> None:
@@ -131,9 +148,12 @@ def release(engine: Engine, ids: Iterable[int]) -> None:
     ids = list(ids)
     with session_scope(engine) as session:
         for i in range(0, len(ids), CHUNK):
-            session.execute(delete(DispatchRow).where(
-                DispatchRow.id.in_(ids[i:i + CHUNK]),
-                DispatchRow.state == DispatchState.CLAIMED.value))
+            session.execute(
+                delete(DispatchRow).where(
+                    DispatchRow.id.in_(ids[i : i + CHUNK]),
+                    DispatchRow.state == DispatchState.CLAIMED.value,
+                )
+            )
 
 
 def counts(engine: Engine) -> dict[str, int]:
@@ -151,19 +171,29 @@ def rows_for(engine: Engine, programme: str | None = None) -> list[DispatchRow]:
         return list(session.scalars(query))
 
 
-def keys_in(engine: Engine, start: datetime, end: datetime,
-            states: Iterable[DispatchState]) -> set[tuple[str, str, datetime]]:
+def keys_in(
+    engine: Engine, start: datetime, end: datetime, states: Iterable[DispatchState]
+) -> set[tuple[str, str, datetime]]:
     """The (programme, area, at) keys of dispatch rows in [start, end) in `states`."""
     query = select(DispatchRow.programme, DispatchRow.area, DispatchRow.at).where(
-        DispatchRow.at >= start, DispatchRow.at < end,
-        DispatchRow.state.in_([s.value for s in states]))
+        DispatchRow.at >= start,
+        DispatchRow.at < end,
+        DispatchRow.state.in_([s.value for s in states]),
+    )
     with session_scope(engine) as session:
         return {(p, a, at) for p, a, at in session.execute(query)}
 
 
-def write_status(engine: Engine, *, now: datetime, report: dict[str, Any] | None = None,
-                 started: bool = False, stopped: bool = False, node: str = "",
-                 pid: int | None = None) -> None:
+def write_status(
+    engine: Engine,
+    *,
+    now: datetime,
+    report: dict[str, Any] | None = None,
+    started: bool = False,
+    stopped: bool = False,
+    node: str = "",
+    pid: int | None = None,
+) -> None:
     """Upsert the scheduler's status row: heartbeat, and the report when given."""
     with session_scope(engine) as session:
         row = session.get(DaemonStatusRow, SCHEDULER)
@@ -186,14 +216,18 @@ def read_status(engine: Engine) -> DaemonStatus | None:
 
 def reload_marker(engine: Engine) -> int:
     with session_scope(engine) as session:
-        return session.scalar(select(DaemonStatusRow.reloads)
-                              .where(DaemonStatusRow.name == SCHEDULER)) or 0
+        return (
+            session.scalar(select(DaemonStatusRow.reloads).where(DaemonStatusRow.name == SCHEDULER))
+            or 0
+        )
 
 
 def request_reload(engine: Engine) -> bool:
     """Ask the running daemon to re-read the schedules; False if none ever ran."""
     with session_scope(engine) as session:
-        result = session.execute(update(DaemonStatusRow)
-                                 .where(DaemonStatusRow.name == SCHEDULER)
-                                 .values(reloads=DaemonStatusRow.reloads + 1))
+        result = session.execute(
+            update(DaemonStatusRow)
+            .where(DaemonStatusRow.name == SCHEDULER)
+            .values(reloads=DaemonStatusRow.reloads + 1)
+        )
         return bool(cast(CursorResult[Any], result).rowcount)

@@ -24,7 +24,7 @@ from urllib.parse import unquote
 from broadcaster.levels import LevelChange
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _REVISION_LINE = re.compile(r"^(revision|down_revision)\s*=\s*(.+)$", re.MULTILINE)
@@ -66,8 +66,14 @@ class Reader:
 
     @classmethod
     @contextmanager
-    def of(cls, engine: Engine) -> Iterator[Reader]:
-        """Borrow a pooled connection of `engine` for the queries here."""
+    def of(cls, engine: Engine | Connection) -> Iterator[Reader]:
+        """Borrow a pooled connection of `engine` for the queries here; given a
+        connection, read on it, inside its transaction (and leave it open)."""
+        from sqlalchemy import Connection
+
+        if isinstance(engine, Connection):
+            yield cls(engine.connection.driver_connection)
+            return
         pooled = engine.raw_connection()
         try:
             yield cls(pooled.driver_connection)

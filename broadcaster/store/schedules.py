@@ -63,8 +63,9 @@ def latest(bind: Bind) -> ScheduleSet | None:
         row = session.scalar(select(ScheduleSetRow).order_by(ScheduleSetRow.id.desc()).limit(1))
         if row is None:
             return None
-        return ScheduleSet(row.id, row.sha256, json.loads(row.files), row.approved_by,
-                           row.approved_at)
+        return ScheduleSet(
+            row.id, row.sha256, json.loads(row.files), row.approved_by, row.approved_at
+        )
 
 
 def record(
@@ -72,9 +73,13 @@ def record(
 ) -> ScheduleSet:
     """Store an accepted set."""
     with session_scope(bind) as session:
-        row = ScheduleSetRow(sha256=digest(files),
-                             files=json.dumps(dict(files), ensure_ascii=False),
-                             approved_by=account_id, approved_at=now, note=note)
+        row = ScheduleSetRow(
+            sha256=digest(files),
+            files=json.dumps(dict(files), ensure_ascii=False),
+            approved_by=account_id,
+            approved_at=now,
+            note=note,
+        )
         session.add(row)
         session.flush()
         return ScheduleSet(row.id, row.sha256, dict(files), account_id, now)
@@ -83,8 +88,11 @@ def record(
 def recipients_by_commune(bind: Bind) -> dict[str, dict[str, int]]:
     """Subscribers per commune and carrier, for SMS counts and costs."""
     with transaction(bind) as conn:
-        rows = conn.execute(text("SELECT commune, carrier, count(*) AS n FROM subscribers "
-                                 "GROUP BY commune, carrier"))
+        rows = conn.execute(
+            text(
+                "SELECT commune, carrier, count(*) AS n FROM subscribers GROUP BY commune, carrier"
+            )
+        )
         out: dict[str, dict[str, int]] = {}
         for row in rows:
             out.setdefault(row.commune, {})[row.carrier] = int(row.n)

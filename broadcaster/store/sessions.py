@@ -60,9 +60,15 @@ def open_session(
 ) -> tuple[str, ConsoleSession]:
     """Start a session; returns the token for the cookie (shown once, kept as a hash)."""
     token = secrets.token_urlsafe(32)
-    row = SessionRow(token_sha256=_hash(token), account_id=account_id,
-                     csrf=secrets.token_urlsafe(32), client=client[:64], created_at=now,
-                     seen_at=now, ended_at=None)
+    row = SessionRow(
+        token_sha256=_hash(token),
+        account_id=account_id,
+        csrf=secrets.token_urlsafe(32),
+        client=client[:64],
+        created_at=now,
+        seen_at=now,
+        ended_at=None,
+    )
     with session_scope(bind) as session:
         session.add(row)
         session.flush()
@@ -95,7 +101,8 @@ def end_session(bind: Engine, token: str, *, now: datetime) -> bool:
         result = session.execute(
             update(SessionRow)
             .where(SessionRow.token_sha256 == _hash(token), SessionRow.ended_at.is_(None))
-            .values(ended_at=now))
+            .values(ended_at=now)
+        )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -105,7 +112,8 @@ def end_sessions_of(bind: Engine, account_id: int, *, now: datetime) -> int:
         result = session.execute(
             update(SessionRow)
             .where(SessionRow.account_id == account_id, SessionRow.ended_at.is_(None))
-            .values(ended_at=now))
+            .values(ended_at=now)
+        )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 

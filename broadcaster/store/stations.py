@@ -126,7 +126,12 @@ def prune_heartbeats(engine: Engine, before: datetime) -> int:
 
 def _beat(r: HeartbeatRow) -> Heartbeat:
     return Heartbeat(
-        r.station, r.at, r.version, r.cache_until, r.disk_free, r.player, r.last_item,
+        r.station,
+        r.at,
+        r.version,
+        r.cache_until,
+        r.disk_free,
+        r.player,
+        r.last_item,
         r.last_aired,
     )
-
