@@ -18,9 +18,11 @@ import pytest
 from sqlalchemy import Engine, text
 
 from broadcaster.accounts import Role
+from broadcaster.audio.tokens import Tokens
 from broadcaster.store import accounts as store
 from broadcaster.store.levels import load_changes
 from tests.account_fixtures import add_people
+from tests.audio_fixtures import SECRET
 from tests.conftest import REPO, write_config
 from tests.sms_fixtures import seed_subscribers
 
@@ -56,7 +58,11 @@ def server(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[Server]:
         store.issue_token(engine, a.id, label="t", now=now)
         for a in (operator, people.approver, local)
     ]
-    env = {**os.environ, "BROADCASTER_CONFIG": str(config)}
+    env = {
+        **os.environ,
+        "BROADCASTER_CONFIG": str(config),
+        "BROADCASTER_AUDIO_TOKEN_SECRET": SECRET,
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "broadcaster", "serve"],
         env=env,
@@ -213,3 +219,24 @@ def test_every_route_survives_schemathesis_without_a_server_error(
         cwd=tmp_path,  # its reports stay there
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+
+
+def test_stations_carry_the_centres_health_from_heartbeats(server: Server) -> None:
+    tokens = Tokens(SECRET.encode())
+    at = datetime.now(UTC).isoformat()
+    beat = {"at": at, "version": "9.9", "cache_until": "2026-12-02", "disk_free": 1,
+            "player": "playing", "last_item": "a.vi", "last_aired": at}  # fmt: skip
+    sent = httpx.post(
+        f"{server.base}/stations/linh-thong/heartbeat",
+        params={"token": tokens.for_station("linh-thong")},
+        json=beat,
+        timeout=30,
+    )
+    assert sent.status_code == 204
+    rows = {r["station"]: r for r in server.call("GET", "/stations", server.operator).json()}
+    assert rows["linh-thong"]["state"] == "online"
+    assert rows["linh-thong"]["cache_until"] == "2026-12-02"
+    assert rows["linh-thong"]["last_aired"] == "a.vi" and rows["linh-thong"]["player"] == "playing"
+    assert rows["cho-chu"]["state"] == "offline" and rows["cho-chu"]["last_seen"] is None
+    local = server.call("GET", "/stations", server.commune_operator).json()
+    assert [r["station"] for r in local] == ["cho-chu"]

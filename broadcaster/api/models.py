@@ -168,6 +168,13 @@ class StationOut(BaseModel):
     slot: str | None
     start: datetime | None
     on_air: bool
+    state: str = Field(description="online, late or offline ([stations] late_after, offline_after)")
+    last_seen: datetime | None = Field(description="last heartbeat or poll")
+    cache_until: str | None = Field(description="last day the station's cache holds")
+    last_aired: str | None
+    last_aired_at: datetime | None
+    player: str | None
+    version: str | None
 
 
 class AsRunOut(BaseModel):

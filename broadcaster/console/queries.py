@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from broadcaster.accounts import Account, Action, Forbidden, check, check_second_account, covers
 from broadcaster.areas import Area
@@ -22,9 +22,6 @@ from broadcaster.operations import Context
 from broadcaster.store.audio import Notice, NoticeState
 from broadcaster.store.db import session_scope
 from broadcaster.store.sms import BlastRow as StoredBlast
-
-LATE = timedelta(minutes=5)  # no word from a station for this long: late
-OFFLINE = timedelta(hours=1)  # … and for this long: offline
 
 
 def may(ctx: Context, actor: Account, action: Action, areas: Iterable[str] = ()) -> bool:
@@ -149,32 +146,19 @@ class StationHealth:
 
 
 def station_health(ctx: Context, actor: Account, *, everyone: bool = False) -> list[StationHealth]:
-    """Stations in the account's areas; only the late and offline ones unless `everyone`."""
-    seen = _last_seen(ctx)
-    now = ctx.now()
+    """Stations in the account's areas; only the late and offline ones unless `everyone`.
+
+    The state is the centre's one rule (`report.gather.station_health`: heartbeats
+    and polls against `[stations] late_after` / `offline_after`); a station never
+    heard of is "unknown" here, an online one "ok"."""
+    from broadcaster.report.gather import station_health as centre_health
+
+    health = centre_health(ctx.settings, ctx.engine, ctx.now())
     rows = []
     for code, area in visible_stations(ctx, actor):
-        last = seen.get(code)
-        state = (
-            "unknown"
-            if last is None
-            else "offline"
-            if now - last > OFFLINE
-            else "late"
-            if now - last > LATE
-            else "ok"
-        )
+        seen = health.get(code, {})
+        last = seen.get("last_seen")
+        state = "unknown" if last is None else {"online": "ok"}.get(seen["state"], seen["state"])
         if everyone or state in ("late", "offline"):
             rows.append(StationHealth(code, area, last, state))
     return rows
-
-
-def _last_seen(ctx: Context) -> dict[str, datetime]:
-    """When each station last reported what it aired (its sign of life so far)."""
-    from broadcaster.store.types import UTCDateTime
-
-    query = text("SELECT station, max(received) AS at FROM audio_asrun GROUP BY station").columns(
-        at=UTCDateTime()
-    )
-    with ctx.engine.connect() as conn:
-        return {r.station: r.at for r in conn.execute(query)}

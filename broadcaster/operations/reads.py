@@ -85,19 +85,23 @@ def blast_cost(ctx: Context, per_carrier: dict[str, int], parts: int) -> float:
 
 
 def stations(ctx: Context, actor: Account) -> list[dict[str, Any]]:
-    """Stations (and vans) in the actor's areas with their current or next slot."""
+    """Stations (and vans) in the actor's areas: health (last seen, state, cache,
+    last aired) and their current or next slot."""
     check(actor, Action.READ, ctx.registry)
     from broadcaster.audio.publish import current_and_next, publisher
     from broadcaster.audio.publish import stations as all_stations
+    from broadcaster.report.gather import HEALTH_FIELDS, station_health
 
     pub = publisher(ctx.settings)
     now = ctx.now()
+    health = station_health(ctx.settings, ctx.engine, now)
     rows = []
     for code, area in all_stations(ctx.registry).items():
         if not covers(actor, ctx.registry, area.code):
             continue
         current, upcoming = current_and_next(pub, code, now)
         slot = current or upcoming
+        seen = health.get(code) or dict.fromkeys(HEALTH_FIELDS) | {"state": "offline"}
         rows.append(
             {
                 "station": code,
@@ -106,6 +110,7 @@ def stations(ctx: Context, actor: Account) -> list[dict[str, Any]]:
                 "slot": slot.id if slot else None,
                 "start": slot.start if slot else None,
                 "on_air": current is not None,
+                **seen,
             }
         )
     return rows
