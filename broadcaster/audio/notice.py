@@ -30,9 +30,8 @@ from broadcaster.audio.publish import (
     publish,
     save_plan,
 )
-from broadcaster.audio.render import normalise
 from broadcaster.occurrence import Channel, Clips, Occurrence, Priority
-from broadcaster.store.audio import Notice, create_notice, live_notices, retract_notice
+from broadcaster.store.audio import Notice, live_notices
 
 log = structlog.get_logger(__name__)
 
@@ -79,80 +78,6 @@ def speak(text: str, target: Path) -> None:
         check=True,
         capture_output=True,
     )
-
-
-def issue_notice(
-    engine: Engine,
-    registry: AreaRegistry,
-    pub: Publisher,
-    library: Library,
-    *,
-    areas: Sequence[str],
-    audio: Path | None,
-    text: str | None,
-    by: str,
-    now: datetime,
-    needs_approval: bool,
-) -> tuple[Notice, PublishReport | None]:
-    """Record a notice and, unless it awaits approval, put it on the air now."""
-    if not by.strip():
-        raise ValueError("--by must name the operator issuing the notice")
-    if not areas:
-        raise ValueError("name at least one --area")
-    for code in areas:
-        registry.get(code)
-    path = notice_audio(pub.root.parent, audio=audio, text=text)
-    notice = create_notice(
-        engine,
-        areas=areas,
-        text=text,
-        clip_file=str(path),
-        clip_sha256=file_sha256(path),
-        duration=probe_duration(path),
-        by=by,
-        now=now,
-        needs_approval=needs_approval,
-    )
-    log.info(
-        "audio.notice_created", notice=notice.id, areas=list(areas), by=by, state=notice.state.value
-    )
-    # Normalise now, while the notice waits for its approver, so approval only republishes.
-    normalise(path, notice.clip_sha256, pub.target, pub.store)
-    if needs_approval:
-        return notice, None
-    return notice, republish(
-        engine, registry, pub, library, now=now, only=affected_stations(registry, [notice])
-    )
-
-
-def retract(
-    engine: Engine,
-    registry: AreaRegistry,
-    pub: Publisher,
-    library: Library,
-    notice_id: int,
-    *,
-    by: str,
-    now: datetime,
-) -> tuple[Notice, PublishReport]:
-    """Take a notice off the air: record the retraction, then republish its stations at once.
-
-    The daemon's publisher sees the retraction on its next notices poll too
-    and republishes everything, so the notice is gone from every station's
-    next poll even when this process's publication races another.
-    """
-    notice = retract_notice(engine, notice_id, by=by, now=now)
-    log.warning(
-        "audio.notice_retracted",
-        notice=notice.id,
-        by=by,
-        areas=list(notice.areas),
-        was_approved_by=notice.approved_by,
-    )
-    report = republish(
-        engine, registry, pub, library, now=now, only=affected_stations(registry, [notice])
-    )
-    return notice, report
 
 
 def republish(

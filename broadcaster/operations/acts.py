@@ -237,6 +237,7 @@ def issue_notice(
     of notice-triggered programmes are drafted by the same account."""
     from broadcaster.audio.notice import affected_stations, notice_audio
     from broadcaster.audio.publish import publisher
+    from broadcaster.audio.render import normalise
     from broadcaster.store.audio import create_notice
 
     if not areas:
@@ -271,6 +272,10 @@ def issue_notice(
             state=notice.state.value,
         )
         previews = _notice_sms(ctx, conn, actor, areas, text, now) if text else []
+    # Normalise now, while the notice waits for its approver, so approval only
+    # republishes (three ffmpeg passes at approval made stations hear it 13-21 s late).
+    pub = publisher(ctx.settings)
+    normalise(path, notice.clip_sha256, pub.target, pub.store)
     published = None
     if not needs_approval:
         published = _republish(ctx, affected_stations(ctx.registry, [notice]))
