@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from broadcaster.station.plan import item_id
+from tests.account_fixtures import add_people
 from tests.audio_fixtures import audio_config, seed_store
 from tests.conftest import REPO, free_port
 from tests.daemon_fixtures import (
@@ -103,6 +104,7 @@ def district(tmp_path_factory, normalised_store: Path) -> Iterator[District]:
     config.write_text(body, encoding="utf-8")
     seed_store(normalised_store, tmp / "data")
     broadcaster(config, "db", "upgrade")
+    add_people(f"sqlite:///{tmp / 'data' / 'broadcaster.db'}", config.parent)
     broadcaster(
         config,
         "audio",
@@ -254,9 +256,7 @@ def test_an_emergency_interrupts_a_long_item_within_ten_seconds(district: Distri
         "05440",
         "--text",
         "Thông báo khẩn: thử nghiệm",
-        "--by",
-        "alice",
-    ).stdout
+    ).stdout  # as the operator mapped to this Unix login
     notice_id = drafted.split("#")[1].split()[0]
     wait_for(
         lambda: any(
@@ -267,7 +267,8 @@ def test_an_emergency_interrupts_a_long_item_within_ten_seconds(district: Distri
         "the long item to start",
     )
     approved = now()  # just before: the delay measured is an upper bound
-    broadcaster(district.config, "notice", "approve", notice_id, "--by", "bob")
+    approver = district.config.parent / "approver.token"  # a second account
+    broadcaster(district.config, "notice", "approve", notice_id, "--token-file", str(approver))
     notice_item = f"notice-{notice_id}.vi"
     heard = wait_for(
         lambda: next(
@@ -283,12 +284,14 @@ def test_an_emergency_interrupts_a_long_item_within_ten_seconds(district: Distri
     assert ("long-talk.vi", "interrupted") in events
     resumed = wait_for(
         lambda: [
-            r for r in district.asrun() if r["item"] == "long-talk.vi" and r["event"] == "finished"
+            r
+            for r in district.asrun()
+            if (r["station"], r["item"], r["event"]) == ("linh-thong", "long-talk.vi", "finished")
         ],
         LONG_SECONDS + 20,
-        "the long item to resume and end",
+        "the interrupted long item to resume and end at linh-thong",
     )
-    assert resumed[0]["station"] == "linh-thong"
+    assert len(resumed) == 1
 
 
 def test_the_daily_report_shows_the_gaps_of_the_station_that_was_down(district: District) -> None:
