@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.account_fixtures import add_people
 from tests.conftest import REPO, write_config
 
 SKIPPED = ("sqlalchemy", "pydantic", "structlog", "alembic", "psycopg")
-SAMPLE_BLAST = ("--area", "167", "--text", "test", "--by", "A")
+SAMPLE_BLAST = ("--area", "167", "--text", "test")
 
 
 CLEAN = {
@@ -68,6 +69,7 @@ def upgraded(tmp_path: Path) -> Path:
     (the CLI tests run the reading path on PostgreSQL too)."""
     sample_config = write_config(tmp_path, f"sqlite:///{tmp_path / 'data' / 'broadcaster.db'}")
     run(sample_config, "db", "upgrade")
+    add_people(f"sqlite:///{tmp_path / 'data' / 'broadcaster.db'}", tmp_path)  # acts as the login
     run(
         sample_config,
         "subscribers",
@@ -75,7 +77,7 @@ def upgraded(tmp_path: Path) -> Path:
         str(REPO / "examples" / "subscribers.csv"),
         check=False,
     )  # the sample list holds a deliberately malformed number
-    run(sample_config, "level", "set", "167", "5.2", "--reason", "r", "--by", "A")
+    run(sample_config, "level", "set", "167", "5.2", "--reason", "r")
     run(sample_config, "sms", "draft", *SAMPLE_BLAST)
     return sample_config
 
@@ -84,7 +86,7 @@ def upgraded(tmp_path: Path) -> Path:
     ("argv", "expected"),
     [
         (("level", "show", "167"), "167  Huyện Định Hóa: level 5.2  (since "),
-        (("level", "history"), "167  5.1 -> 5.2  by A: r"),
+        (("level", "history"), "167  5.1 -> 5.2  by Nguyễn Văn A: r"),
         (("status",), "daemon: not running"),
         (("sms", "status", "1"), "blast 1 draft: total"),
         (("areas",), "19  Tỉnh Thái Nguyên"),
