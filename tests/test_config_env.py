@@ -21,6 +21,8 @@ TEXT_CANDIDATES = [
     "Europe/London",
     "127.0.0.1:9999",
     "12h",
+    "2m",
+    "06:15",
     "22:00-05:00",
     "other",
     "sqlite:///other.db",

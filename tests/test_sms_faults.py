@@ -139,7 +139,9 @@ def test_truncated_pdu_then_close_rebinds_and_names_the_cut(tmp_path, db_url, en
     assert_sound(run, engine, link_losses=1, binds_at_most=2)
     assert counts(engine, run.blast_id) == {"delivered": RECIPIENTS}
     (lost,) = run.events("sms.link_lost")
-    assert "closed_by_smsc" in lost["reason"] and "unfinished PDU" in lost["reason"]
+    # The SMSC's close arrives as a FIN or, with our bytes unread on its side, a reset.
+    assert "unfinished PDU" in lost["reason"]
+    assert "closed_by_smsc" in lost["reason"] or "ConnectionResetError" in lost["reason"]
 
 
 def test_bind_resp_of_4_bytes_is_a_failed_bind(tmp_path, db_url, engine):
