@@ -121,16 +121,14 @@ def draft_blast(
             exercise=exercise,
             now=now,
         )
-        _set_actor(conn, "sms_blasts", "created_by_account", preview.id, actor)
-        _audit(
+        _record_draft(
             conn,
             actor,
             Action.DRAFT_BLAST,
-            f"blast:{preview.id}",
+            preview,
             now,
             areas=list(areas),
             exercise=exercise,
-            recipients=preview.recipients,
             parts=preview.parts,
             priority=str(priority),
         )
@@ -202,16 +200,7 @@ def correct_blast(
             by=actor.name,
             now=now,
         )
-        _set_actor(conn, "sms_blasts", "created_by_account", preview.id, actor)
-        _audit(
-            conn,
-            actor,
-            Action.CORRECT_BLAST,
-            f"blast:{preview.id}",
-            now,
-            corrects=blast_id,
-            recipients=preview.recipients,
-        )
+        _record_draft(conn, actor, Action.CORRECT_BLAST, preview, now, corrects=blast_id)
     return preview
 
 
@@ -489,6 +478,19 @@ def _audit(
     store.record_audit(conn, actor.id, action.value, target, detail, now=now)
 
 
+def _record_draft(
+    conn: Connection,
+    actor: Account,
+    action: Action,
+    preview: blasts.Preview,
+    now: datetime,
+    **detail: Any,
+) -> None:
+    """A drafted blast names its account, and the audit trail says who drafted what for whom."""
+    _set_actor(conn, "sms_blasts", "created_by_account", preview.id, actor)
+    _audit(conn, actor, action, f"blast:{preview.id}", now, recipients=preview.recipients, **detail)
+
+
 def _set_actor(conn: Connection, table: str, column: str, row_id: int, actor: Account) -> None:
     conn.execute(
         text(f"UPDATE {table} SET {column} = :a WHERE id = :id"), {"a": actor.id, "id": row_id}
@@ -556,17 +558,7 @@ def _notice_sms(
         ctx.settings, conn, programmes, areas=list(areas), text=body, by=actor.name, now=now
     )
     for preview in previews:
-        _set_actor(conn, "sms_blasts", "created_by_account", preview.id, actor)
-        _audit(
-            conn,
-            actor,
-            Action.DRAFT_BLAST,
-            f"blast:{preview.id}",
-            now,
-            areas=list(areas),
-            notice=True,
-            recipients=preview.recipients,
-        )
+        _record_draft(conn, actor, Action.DRAFT_BLAST, preview, now, areas=list(areas), notice=True)
         if not ctx.settings.sms.require_second_operator:  # the config waives the second account
             queued = blasts.approve(
                 conn, ctx.router, ctx.settings.sms, preview.id, by=actor.name, now=now
