@@ -129,3 +129,48 @@ def test_on_sqlite_nothing_listens_and_polling_is_all(tmp_path) -> None:
     assert not listener.enabled
     assert "changes" not in {t.name for t in threading.enumerate()}
     listener.stop()
+
+
+@on_postgresql
+def test_a_notice_written_elsewhere_republishes_the_playlists_at_once(
+    engine: Engine, tmp_path, db_url: str, normalised_store
+) -> None:
+    """The playlist service polls every 30 s here: only the notification is in time."""
+    from broadcaster.audio.service import PlaylistService
+    from broadcaster.config import load_settings
+    from tests.audio_fixtures import audio_config, seed_store
+    from tests.conftest import free_port, write_config
+
+    settings = load_settings(audio_config(write_config(tmp_path, db_url), free_port()))
+    seed_store(normalised_store, tmp_path / "data")  # clips normalised once per session
+    service = PlaylistService(settings, engine, poll_seconds=30)
+    listener = ChangeListener(engine)
+    listener.subscribe([Topic.NOTICES], service.wake)
+    with structlog.testing.capture_logs() as logs:
+        service.start()
+        listener.start()
+        service.plan_changed([], [])
+
+        def published() -> int:
+            return sum(e["event"] == "audio.plan_published" for e in logs)
+
+        deadline = time.monotonic() + 20
+        while published() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert published() == 1, logs
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO audio_notices (areas, clip_file, clip_sha256, duration, state, "
+                    "created_by, created_at) VALUES ('[\"167\"]', 'n.wav', :sha, 5, 'pending', "
+                    "'op', now())"
+                ),
+                {"sha": "0" * 64},
+            )
+        committed = time.monotonic()
+        while published() < 2 and time.monotonic() - committed < 1.0:
+            time.sleep(0.02)
+        republished = published() == 2  # before stopping: a stop wakes the service too
+        listener.stop()
+        service.stop()
+    assert republished, "not republished within 1 s of the notice"
