@@ -174,8 +174,8 @@ class Daemon:
             self._leading = True
             return True
         log.info("daemon.standby", node=self.node)
-        self._markers = (change_marker(self.engine), store.reload_marker(self.engine))
-        self._replan("standby")
+        self._markers = (-1, -1)  # unread: the first poll that can read them replans
+        self._poll_changes()
         notify("READY=1")
         watchdog = watchdog_interval()
         poll = self.settings.planner.poll_interval

@@ -103,8 +103,6 @@ class ChangeListener:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        import psycopg
-
         delay = RECONNECT_FIRST
         while not self._stop.is_set():
             try:
@@ -117,7 +115,7 @@ class ChangeListener:
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=LISTEN_TICK):
                             self._deliver(note.payload)
-            except psycopg.Error as exc:
+            except Exception as exc:  # noqa: BLE001 - polling covers the gap; keep trying
                 log.warning(
                     "changes.listener_lost", error=f"{type(exc).__name__}: {exc}", retry_in=delay
                 )
