@@ -1,7 +1,7 @@
-"""Three `broadcaster run` processes on one PostgreSQL database hear each other's
-changes at once: a level set through one node is in every node's own plan within
-1 s, a missed notification is caught by polling, and a cancel stops the senders of
-every node."""
+"""Three `broadcaster run` processes on one database hear each other's changes: on
+PostgreSQL a level set through one node is in every node's own plan within 1 s, a
+missed notification is caught by polling, and a cancel stops the senders of every
+node; on SQLite polling alone brings the level to every node."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from tests.daemon_fixtures import DaemonProcess, daemon_factory, wait_for
 from tests.sms_fixtures import THANH_HOA, seed_subscribers, settings_for, write_config
 from tests.test_sms_sending import start_blast
 
-pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+on_postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 NODES = 3
 # A part written just before the cancel commits may reach the SMSC a little after it
@@ -138,6 +138,7 @@ def _set_level(cluster: Cluster, node: int, level: str, limit: float) -> list[fl
     return seen
 
 
+@on_postgresql
 def test_a_level_set_through_one_node_is_in_every_nodes_plan_within_a_second(
     start_cluster,
 ) -> None:
@@ -150,6 +151,7 @@ def test_a_level_set_through_one_node_is_in_every_nodes_plan_within_a_second(
         assert all(s is not None and s < 1.0 for s in seen), seen
 
 
+@on_postgresql
 def test_a_missed_notification_is_caught_by_polling(start_cluster, engine: Engine) -> None:
     """With the triggers gone nothing notifies: the level is not seen within 1 s on
     every node, but every node's poll (every 4 s) finds it."""
@@ -169,6 +171,7 @@ def test_a_missed_notification_is_caught_by_polling(start_cluster, engine: Engin
     assert all(s is not None and s < 1.0 for s in seen), "notifications again"
 
 
+@on_postgresql
 def test_a_cancel_through_one_node_stops_the_senders_of_every_node(
     start_cluster, engine: Engine, db_url: str, tmp_path: Path
 ) -> None:
@@ -193,3 +196,10 @@ def test_a_cancel_through_one_node_stops_the_senders_of_every_node(
     print(f"cancel: request {committed - before:.3f} s; last submit after commit {last}")
     late = [s for s in accepted if s.at > committed + ALLOWANCE]
     assert late == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_on_sqlite_polling_alone_brings_a_level_into_every_nodes_plan(start_cluster) -> None:
+    cluster = start_cluster(poll_interval=0.5)
+    seen = _set_level(cluster, 1, "2", 5)
+    assert all(s is not None for s in seen), seen
