@@ -4,8 +4,11 @@ APScheduler (3.11, in-memory job store) holds only the next `horizon` of the
 plan, one job per instant: every occurrence due at 06:00 fires in one job. The
 plan itself lives here and is rebuilt from the database and the schedule files
 (their SMS and emergency programmes as an approver last accepted them, see
-`schedule_review`) whenever a level changes (the `level_changes` max id, polled), the schedules
-are reloaded (`broadcaster reload` or SIGHUP) or the local date changes. A job
+`schedule_review`) whenever a level changes (the `level_changes` max id), the schedules
+are reloaded (`broadcaster reload` or SIGHUP) or the local date changes. Markers are
+polled every `planner.poll_interval`; on PostgreSQL a notification (`wake`, from
+`store.changes`) makes the poll happen at once. A standby keeps its own plan the same
+way, without jobs, so every node shows the plan in force (`plan_view`). A job
 looks up its instant in the current plan when it fires, so a replan never
 needs to chase jobs already queued. Each occurrence is claimed in the
 `dispatch` table before its handler runs; the claim is the only guard against
@@ -116,6 +119,7 @@ class Daemon:
         self._planned_at: datetime | None = None
         self._planned_day: date | None = None
         self._levels: dict[str, str] = {}
+        self._leading = False
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
             jobstores={"default": MemoryJobStore()},
@@ -153,21 +157,44 @@ class Daemon:
         self._stop.set()
         self._wake.set()
 
+    def wake(self) -> None:
+        """Look for changes now rather than at the next poll (a notification came)."""
+        self._wake.set()
+
+    def plan_view(self) -> dict[str, Any]:
+        """This node's own plan (levels, next occurrences), leader or standby."""
+        return {"node": self.node, "role": "leader" if self._leading else "standby"} | (
+            self._report()
+        )
+
     def _lead(self) -> bool:
         """Hold the scheduler lock, waiting in standby while another daemon holds it;
         False when told to stop first. A standby still sends SMS and serves stations."""
         if self.lock.acquire():
+            self._leading = True
             return True
         log.info("daemon.standby", node=self.node)
+        self._markers = (-1, -1)  # unread: the first poll that can read them replans
+        self._poll_changes()
         notify("READY=1")
         watchdog = watchdog_interval()
-        while not self._stop.wait(min(STANDBY_SECONDS, watchdog or STANDBY_SECONDS)):
+        poll = self.settings.planner.poll_interval
+        next_poll = monotonic_time.monotonic() + poll
+        while not self._stop.is_set():
+            woken = self._wake.wait(min(STANDBY_SECONDS, watchdog or STANDBY_SECONDS))
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             if watchdog:
                 notify("WATCHDOG=1")
             if self.lock.acquire():
                 log.info("daemon.took_over", node=self.node)
+                self._leading = True
                 self._reread_schedules()
                 return True
+            if woken or monotonic_time.monotonic() >= next_poll:
+                next_poll = monotonic_time.monotonic() + poll
+                self._poll_changes()
         return False
 
     def _reread_schedules(self) -> None:
@@ -205,10 +232,7 @@ class Daemon:
             self._wake.clear()
             if self._stop.is_set():
                 break
-            try:
-                self._check_for_changes()
-            except Exception as exc:  # noqa: BLE001 - the daemon outlives a bad poll
-                self._error("daemon.poll_failed", str(exc))
+            self._poll_changes()
             tick = monotonic_time.monotonic()
             if watchdog and tick - last_dog >= watchdog:
                 notify("WATCHDOG=1")
@@ -216,6 +240,12 @@ class Daemon:
             if tick - last_beat >= HEARTBEAT_SECONDS:
                 self._beat()
                 last_beat = tick
+
+    def _poll_changes(self) -> None:
+        try:
+            self._check_for_changes()
+        except Exception as exc:  # noqa: BLE001 - the daemon outlives a bad poll
+            self._error("daemon.poll_failed", str(exc))
 
     def _check_for_changes(self) -> None:
         markers = (change_marker(self.engine), store.reload_marker(self.engine))
@@ -287,13 +317,14 @@ class Daemon:
         buckets = dict(group_by_time(occurrences))
         with self._lock:
             self._buckets = buckets
-        self._sync_jobs(now, catch_up_since)
         self._planned_at = now
         self._planned_day = now.astimezone(self.tz).date()
         self._levels = self._levels_in_force(changes)
-        for observer in self.observers:
-            observer(self.programmes, changes)
-        self._beat()
+        if self._leading:  # a standby's plan is only shown; the leader's fires
+            self._sync_jobs(now, catch_up_since)
+            for observer in self.observers:
+                observer(self.programmes, changes)
+            self._beat()
         log.info(
             "planner.replanned",
             reason=reason,
@@ -436,6 +467,8 @@ class Daemon:
         self._errors.append({"at": self.clock().isoformat(), "event": event, "detail": detail})
 
     def _beat(self) -> None:
+        if not self._leading:  # the status row is the scheduler's
+            return
         try:
             store.write_status(self.engine, now=self.clock(), report=self._report())
         except Exception as exc:  # noqa: BLE001 - a busy database must not stop the daemon

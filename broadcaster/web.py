@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 import uvicorn
@@ -133,12 +134,14 @@ def make_app(
     areas: AreaRegistry | None = None,
     operations_api: ASGIApp | None = None,
     console: ASGIApp | None = None,
+    node_plan: Callable[[], dict[str, Any]] | None = None,
 ) -> Starlette:
     """Build the ASGI app; `clock` gives the aware current time (tests pass their own).
 
     With `areas` (and an engine) it also serves each station's notices;
     `operations_api` (`broadcaster.api.make_api`) is mounted at `/api/v1`, `console`
-    (`broadcaster.console.make_console`) at `/console/`.
+    (`broadcaster.console.make_console`) at `/console/`; `node_plan` (the daemon's
+    `plan_view`) is served at `/node/plan`: this node's own plan, not the database's.
     """
     metrics = Metrics(registry or CollectorRegistry())
     register_service_metrics(metrics.registry, engine)
@@ -155,10 +158,18 @@ def make_app(
             Route("/stations/{station}/notices.json", api.notices),
             Route("/stations/{station}/{which}.{ext}", api.relative_slot),
             Route("/stations/{station}/{day}/{slot}.{ext}", api.given_slot),
+            *([Route("/node/plan", _json_of(node_plan))] if node_plan else []),
             *([Mount("/api/v1", app=operations_api)] if operations_api else []),
             *([Mount("/console", app=console)] if console is not None else []),
         ]
     )
+
+
+def _json_of(view: Callable[[], dict[str, Any]]) -> Callable[[Request], Response]:
+    def serve(request: Request) -> Response:
+        return JSONResponse(view())
+
+    return serve
 
 
 class _Api:

@@ -4,7 +4,8 @@ The daemon tells the service when its plan changes; a thread of the service
 plans today and tomorrow in the operator's zone (stations must hold the whole
 day, not just the daemon's horizon) and republishes. It also polls the
 notices table, so a notice drafted or approved in another process, or one a
-concurrent publication overwrote, is on air within one poll.
+concurrent publication overwrote, is on air within one poll; on PostgreSQL a
+notification (`wake`, from `store.changes`) makes that poll happen at once.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class PlaylistService:
         """Observer the daemon calls after every replan; returns at once."""
         with self._lock:
             self._pending = (list(programmes), list(changes))
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Look at the notices now rather than at the next poll (a notification came)."""
         self._wake.set()
 
     def start(self) -> None:

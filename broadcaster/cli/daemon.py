@@ -34,6 +34,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     from broadcaster.schedule_files import ScheduleError
     from broadcaster.sms.scheduled import SmsHandler
     from broadcaster.sms.sender import run_senders
+    from broadcaster.store.changes import ChangeListener, Topic
     from broadcaster.web import BackgroundServer, make_app
 
     app.console_logs = True
@@ -53,6 +54,10 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
         )
     except ScheduleError as exc:
         raise click.ClickException("invalid schedules:\n" + str(exc)) from None
+    changes = ChangeListener(app.engine)
+    changes.subscribe([Topic.LEVELS, Topic.SCHEDULES], daemon.wake)
+    changes.subscribe([Topic.NOTICES], playlists.wake)
+    daemon.on_stop += (changes.stop,)
     senders = threading.Thread(
         target=run_senders, args=(settings, app.engine, sms_stop), name="sms-senders", daemon=True
     )
@@ -72,6 +77,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
                 areas=app.registry,
                 operations_api=make_api(app.ops),
                 console=make_console(app.ops),
+                node_plan=daemon.plan_view,
             ),
             settings.http.bind,
         )
@@ -81,6 +87,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     daemon.on_stop += (reports.stop,)
     reports.start()
     playlists.start()
+    changes.start()
     clean = daemon.run()
     if senders.is_alive():
         senders.join(timeout=1.5)
