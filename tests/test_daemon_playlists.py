@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -34,10 +34,10 @@ def daemon_with_web(tmp_path: Path, db_url: str, engine, normalised_store: Path,
     return config, f"http://127.0.0.1:{port}"
 
 
-def _day(base: str, station: str) -> dict:
+def _day(base: str, station: str, days_ahead: int = 0) -> dict:
     token = Tokens(SECRET.encode()).for_station(station)
-    today = datetime.now(UTC).astimezone(HCM).date().isoformat()
-    response = httpx.get(f"{base}/stations/{station}/{today}.json", params={"token": token})
+    day = datetime.now(UTC).astimezone(HCM).date() + timedelta(days=days_ahead)
+    response = httpx.get(f"{base}/stations/{station}/{day}.json", params={"token": token})
     return response.json() if response.status_code == 200 else {}
 
 
@@ -60,12 +60,13 @@ def test_daemon_publishes_every_station_and_serves_it_over_http(daemon_with_web)
 
 def test_level_change_republishes_van_rounds_within_five_seconds(daemon_with_web, people) -> None:
     config, base = daemon_with_web
-    before = wait_for(lambda: _day(base, "van-167"), 30, "the van's day")
+    # Tomorrow's day: today's rounds already past keep the level they aired at.
+    before = wait_for(lambda: _day(base, "van-167", 1), 30, "the van's day")
     rounds_before = len(before["slots"])
     broadcaster(config, "level", "set", "167", "5.3", "--reason", "Chỉ thị 16")
     changed = time.monotonic()
     after = wait_for(
-        lambda: (d := _day(base, "van-167")) and len(d["slots"]) > rounds_before and d,
+        lambda: (d := _day(base, "van-167", 1)) and len(d["slots"]) > rounds_before and d,
         5,
         "the van's rounds to follow degree 3",
     )
