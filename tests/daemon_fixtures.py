@@ -67,6 +67,10 @@ class DaemonProcess:
     env: dict[str, str] = field(default_factory=dict)
 
     def start(self, timeout: float = 60) -> DaemonProcess:
+        return self.launch(timeout).ready(timeout)
+
+    def launch(self, timeout: float = 60) -> DaemonProcess:
+        """Start the process without waiting for it: several daemons start side by side."""
         if self.notify_path.exists():
             self.notify_path.unlink()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -84,6 +88,10 @@ class DaemonProcess:
                 stderr=stderr,
             )
         self._sock = sock
+        return self
+
+    def ready(self, timeout: float = 60) -> DaemonProcess:
+        """Wait for READY=1 (a leader has planned; a standby serves and stands by)."""
         try:
             self.expect("READY=1", timeout)
         except (TimeoutError, OSError):
