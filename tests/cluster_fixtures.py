@@ -146,8 +146,9 @@ def seed_subscribers_by_carrier(
                 text(
                     "INSERT INTO subscribers (msisdn, commune, carrier) "
                     "SELECT :head || lpad(i::text, 7, '0'), "
-                    "  (:communes)[1 + i % cardinality(:communes)], :carrier "
-                    "FROM generate_series(0, :count - 1) AS i"
+                    "  c.codes[1 + i % cardinality(c.codes)], :carrier "
+                    "FROM generate_series(0, :count - 1) AS i, "
+                    "  (SELECT CAST(:communes AS text[]) AS codes) AS c"
                 ),
                 {
                     "head": f"84{prefix[1:]}",

@@ -95,6 +95,7 @@ class TestSmsc:
         self._count = 0
         self._next_id = 0x10000
         self._sessions: dict[str, smpp34.Esme] = {}
+        self._accounts: dict[str, str] = {}  # session id → system_id, kept past its unbind
         self._held: dict[str, list[tuple[Submit, str]]] = defaultdict(list)
         self.relay: FaultRelay | None = None
         self._tasks: set[asyncio.Future[None]] = set()
@@ -140,6 +141,7 @@ class TestSmsc:
 
     def _on_bind(self, esme: smpp34.Esme) -> None:
         self._sessions[esme.session_id] = esme
+        self._accounts[esme.session_id] = esme.system_id
         self.stats.binds += 1
         held = self._held.pop(esme.system_id, [])
         for submit, stat in held:
@@ -158,9 +160,10 @@ class TestSmsc:
             self._next_id += 1
             message_id = f"{self._next_id:x}"
             event.accept(message_id=message_id)
-            esme = self._sessions.get(event.session_id)
+            # the account, even when its bind died before the answer (a delay, a kill):
+            # the receipt is still owed to the account, on any of its binds
             submit = Submit(
-                system_id=esme.system_id if esme else "",
+                system_id=self._accounts.get(event.session_id, ""),
                 destination_addr=event.destination_addr,
                 source_addr=event.source_addr,
                 esm_class=event.esm_class,
