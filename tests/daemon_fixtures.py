@@ -46,15 +46,22 @@ def task_schedule(programme: str, times: str, command: str, level: str = "5.1") 
         """)
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll a condition on real state (file, database) until it holds."""
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    seen: Callable[[], object] | None = None,
+) -> Any:
+    """Poll a condition on real state (file, database) until it holds; on timeout say
+    what `seen` shows of that state."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            shown = f"; seen: {seen()}" if seen is not None else ""
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}{shown}")
         time.sleep(0.05)
 
 
