@@ -1,8 +1,8 @@
 """Three `broadcaster run` nodes on one PostgreSQL: kill -9 the leader mid-blast, mid-day.
 
 The day is compressed, not sped up: a task programme fires at each of the
-district's 24 communes every 2 s (480 occurrences in 40 s, four days of the
-sample district's 5.1 schedule), beside the sample schedules that give the
+district's 24 communes every 2 s (480 occurrences in 40 s; the sample
+district's day at level 5.1 has 122), beside the sample schedules that give the
 stations their published days. Every clock stays the real one, so what is
 tested is what runs: APScheduler's timing, leases, heartbeats, grace periods
 and the takeover all measure the same seconds. A sped-up clock would have to
@@ -12,8 +12,8 @@ takeover time it is meant to test.
 
 The leader is killed just after an instant's occurrences are done, between
 two instants: a kill between an occurrence's claim and its end leaves it
-`claimed` (the dispatch table fires at most once; see the README's
-"Several nodes" section), which is not what this test measures.
+`claimed` (the dispatch table fires at most once; README, "Several
+daemons"), which is not what this test measures.
 """
 
 from __future__ import annotations
