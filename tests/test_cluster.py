@@ -1,7 +1,7 @@
 """Three `broadcaster run` nodes on one PostgreSQL: kill -9 the leader mid-blast, mid-day.
 
 The day is compressed, not sped up: a task programme fires at each of the
-district's 24 communes every 2 s (480 occurrences in 40 s; the sample
+district's 24 communes every 2 s (600 occurrences in 50 s; the sample
 district's day at level 5.1 has 122), beside the sample schedules that give the
 stations their published days. Every clock stays the real one, so what is
 tested is what runs: APScheduler's timing, leases, heartbeats, grace periods
@@ -45,7 +45,7 @@ CARRIERS = {"viettel": "096", "vinaphone": "091", "mobifone": "090"}
 PER_CARRIER = 10_000  # 30,000 recipients in all
 WINDOW = 50
 TEXT = "BCD huyen Dinh Hoa: han che ra khoi nha, goi 1900 9095 khi co trieu chung."
-INSTANTS, STEP = 20, timedelta(seconds=2)
+INSTANTS, STEP = 25, timedelta(seconds=2)
 STATION = "linh-thong"
 SAMPLES = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "schedules").glob("*.toml")}
 
@@ -114,7 +114,7 @@ def test_killing_the_leader_of_three_nodes_mid_blast_loses_nothing_and_fires_not
     communes = [a.code for a in load_settings(config).registry().communes_under("167")]
     numbers = seed_subscribers_by_carrier(engine, CARRIERS, PER_CARRIER, communes)
     people = add_people(db_url, tmp_path)
-    env = {"BROADCASTER_SMS_LEASE_SECONDS": "5"}
+    env = {"BROADCASTER_SMS_LEASE_SECONDS": "8"}
     for carrier, smsc in smscs.items():
         key = f"BROADCASTER_CARRIERS_{carrier.upper()}_"
         env |= {key + "PORT": str(smsc.port), key + "RATE": "2000", key + "WINDOW": str(WINDOW)}
