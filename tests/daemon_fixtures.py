@@ -46,15 +46,22 @@ def task_schedule(programme: str, times: str, command: str, level: str = "5.1") 
         """)
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll a condition on real state (file, database) until it holds."""
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    seen: Callable[[], object] | None = None,
+) -> Any:
+    """Poll a condition on real state (file, database) until it holds; on timeout say
+    what `seen` shows of that state."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            shown = f"; seen: {seen()}" if seen is not None else ""
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}{shown}")
         time.sleep(0.05)
 
 
@@ -67,6 +74,10 @@ class DaemonProcess:
     env: dict[str, str] = field(default_factory=dict)
 
     def start(self, timeout: float = 60) -> DaemonProcess:
+        return self.launch(timeout).ready(timeout)
+
+    def launch(self, timeout: float = 60) -> DaemonProcess:
+        """Start the process without waiting for it: several daemons start side by side."""
         if self.notify_path.exists():
             self.notify_path.unlink()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -84,6 +95,10 @@ class DaemonProcess:
                 stderr=stderr,
             )
         self._sock = sock
+        return self
+
+    def ready(self, timeout: float = 60) -> DaemonProcess:
+        """Wait for READY=1 (a leader has planned; a standby serves and stands by)."""
         try:
             self.expect("READY=1", timeout)
         except (TimeoutError, OSError):

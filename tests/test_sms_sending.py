@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
+from datetime import timedelta
 from pathlib import Path
 
+import smpp34
 from sqlalchemy import Engine, text
 
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.link import utcnow
-from broadcaster.sms.sender import run_senders
+from broadcaster.sms.receipts import normalise_id
+from broadcaster.sms.sender import UNMATCHED_RETRY, CarrierSender, bind_configs, run_senders
 from broadcaster.sms.states import Priority
 from broadcaster.testing.faults import WireFaults
 from broadcaster.testing.smsc import SmscPolicy, SmscThread, TestSmsc, free_port
@@ -184,3 +189,64 @@ def test_kill_9_mid_blast_then_restart_loses_nothing_and_duplicates_at_most_a_wi
     assert set(dests) == set(numbers)
     assert len(dests) - len(set(dests)) <= window
     assert counts(engine, blast_id) == {"delivered": 3000}
+
+
+def _submit_as_another_node(port: int, msisdn: str) -> str:
+    """Bind the carrier's account from another process's point of view, submit one
+    message asking for a receipt, and leave; return the SMSC's message id."""
+
+    async def submit() -> str:
+        smsc = await smpp34.Client("127.0.0.1", port, "viettel", "test").connect()
+        response = await smsc.submit_sm(msisdn, b"Thong bao khan.", registered_delivery=1)
+        await smsc.unbind()
+        return str(response.message_id)
+
+    return asyncio.run(submit())
+
+
+def test_a_receipt_for_another_nodes_part_not_yet_recorded_is_answered_once_it_matches(
+    tmp_path, db_url, engine
+):
+    """Answered before its part exists, a receipt dies with the node that holds it in memory."""
+    smsc = TestSmsc(free_port())
+    config = write_config(tmp_path, db_url, {"viettel": smsc.port})
+    settings = settings_for(config)
+    [msisdn] = seed_subscribers(engine, 1)
+    blast_id = start_blast(engine, settings, "Thong bao khan.")
+    with engine.begin() as conn:  # the other node holds the message under its lease
+        conn.execute(
+            text(
+                "UPDATE sms_messages SET state = 'sending', lease_owner = 'other-node', "
+                "lease_until = :until"
+            ),
+            {"until": utcnow() + timedelta(hours=1)},
+        )
+    stop = threading.Event()
+    with SmscThread([smsc]):
+        sender = CarrierSender(bind_configs(settings)[0], engine, settings.sms, settings.tz, stop)
+        sender.start()
+        assert smsc.wait_for(lambda st: st.binds == 1, 10)  # first bound: receipts come here
+        smsc_id = _submit_as_another_node(smsc.port, msisdn)
+        time.sleep(2 * UNMATCHED_RETRY)
+        answered_early = smsc.stats.receipts_sent
+        with engine.begin() as conn:  # the other node commits its submission at last
+            message = conn.execute(text("SELECT id FROM sms_messages")).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO sms_parts (message_id, seq, carrier, smsc_id, submitted_at) "
+                    "VALUES (:m, 1, 'viettel', :sid, :at)"
+                ),
+                {"m": message, "sid": normalise_id(smsc_id), "at": utcnow()},
+            )
+            conn.execute(
+                text(
+                    "UPDATE sms_messages SET state = 'submitted', submitted_at = :at, "
+                    "lease_owner = NULL, lease_until = NULL"
+                ),
+                {"at": utcnow()},
+            )
+        assert smsc.wait_for(lambda st: st.receipts_sent == 1, 10)
+        stop.set()
+        sender.join(10)
+    assert answered_early == 0
+    assert counts(engine, blast_id) == {"delivered": 1}

@@ -105,7 +105,8 @@ def test_receipt_in_two_reads_is_acked_only_once_recorded():
     assert s.on_bytes(raw[20:], 1.0) == []
     outcomes, _, acks = s.take_outcomes()
     assert [r.smsc_id for r in outcomes.receipts] == ["1a2b3"]
-    assert [answer(a) for a in acks] == [(CommandId.DELIVER_SM_RESP, 0, 9)]
+    assert [answer(a.pdu) for a in acks] == [(CommandId.DELIVER_SM_RESP, 0, 9)]
+    assert [a.smsc_id for a in acks] == ["1a2b3"]
 
 
 def _claimed_one(s: SmppSession, text: str = "x" * 300) -> None:

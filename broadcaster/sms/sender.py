@@ -32,7 +32,7 @@ from broadcaster.sms.link import Backoff, Link, utcnow
 from broadcaster.sms.outbox import Outbox, StoreUnavailable
 from broadcaster.sms.pdu import enquire_link_pdu, hex_head, unbind_pdu
 from broadcaster.sms.receipts import Receipt
-from broadcaster.sms.session import BindConfig, LinkLost, SmppSession
+from broadcaster.sms.session import Ack, BindConfig, LinkLost, SmppSession
 from broadcaster.sms.settings import SmsSettings
 from broadcaster.store.checkpoint import WalCheckpointer
 
@@ -76,6 +76,7 @@ class CarrierSender:
         )
         self._thread = threading.Thread(target=self._run, name=f"smpp-{bind.carrier}", daemon=True)
         self._unmatched: dict[str, tuple[float, Receipt]] = {}
+        self._withheld: dict[str, list[bytes]] = {}  # answers owed on this link, by SMSC id
         self._next_claim = self._next_renew = self._next_expire = 0.0
         self._reconnect_at = self._bound_at = 0.0
         self._store_retry_at = 0.0
@@ -238,6 +239,10 @@ class CarrierSender:
             self._store_failed(exc)
             return
         self._store_answered()
+        waiting = {r.smsc_id for r in unknown}
+        settled = {r.smsc_id for r in retried} - waiting
+        for smsc_id in settled:
+            self._unmatched.pop(smsc_id, None)
         for receipt in unknown:
             first, _ = self._unmatched.get(receipt.smsc_id, (mono, receipt))
             if mono - first > UNMATCHED_GIVE_UP:
@@ -248,16 +253,32 @@ class CarrierSender:
                     stat=receipt.stat,
                 )
                 self._unmatched.pop(receipt.smsc_id, None)
+                waiting.discard(receipt.smsc_id)
+                settled.add(receipt.smsc_id)
             else:
                 self._unmatched[receipt.smsc_id] = (first, receipt)
-        matched = {r.smsc_id for r in retried} - set(self._unmatched)
-        for smsc_id in matched:
-            self._unmatched.pop(smsc_id, None)
         self.session.durable(parts)
-        if acks and self.link is not None and link is self.session.link:
-            self.link.send(b"".join(acks))
+        if self.link is not None and link is self.session.link:
+            self._answer(acks, waiting, settled)
         if outcomes.submitted or outcomes.failed or len(outcomes.receipts) > len(retried):
             self._last_progress = mono
+
+    def _answer(self, acks: list[Ack], waiting: set[str], settled: set[str]) -> None:
+        """Answer the receipts now recorded (or given up); withhold the answer to one that
+        matches no part yet. Its part may be another node's, not yet committed: were
+        it answered and this node killed before the part appears, the receipt would
+        be lost with our memory; unanswered, the SMSC delivers it again, to a live bind."""
+        assert self.link is not None
+        ready = []
+        for ack in acks:
+            if ack.smsc_id is not None and ack.smsc_id in waiting:
+                self._withheld.setdefault(ack.smsc_id, []).append(ack.pdu)
+            else:
+                ready.append(ack.pdu)
+        for smsc_id in settled:
+            ready += self._withheld.pop(smsc_id, [])
+        if ready:
+            self.link.send(b"".join(ready))
 
     def _chores(self, mono: float) -> None:
         """Claim when the queue runs low; renew leases, expire, drain."""
@@ -346,6 +367,7 @@ class CarrierSender:
             rebind_in=round(delay, 2),
         )
         session.detach()
+        self._withheld.clear()  # the SMSC delivers their receipts again on the next bind
         self._maybe_record(mono)
 
     def _check_timeouts(self, mono: float) -> None:

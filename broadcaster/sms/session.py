@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import structlog
 
@@ -40,7 +41,7 @@ from broadcaster.sms.pdu import (
     submit_sm_pdu,
 )
 from broadcaster.sms.ratelimit import TokenBucket
-from broadcaster.sms.receipts import NotAReceipt, normalise_id, parse_receipt
+from broadcaster.sms.receipts import NotAReceipt, Receipt, normalise_id, parse_receipt
 from broadcaster.sms.retry import GENERIC_NACK, RetryPolicy
 
 log = structlog.get_logger(__name__)
@@ -100,6 +101,15 @@ class LinkState:
     enquire_sent: float | None = None
 
 
+class Ack(NamedTuple):
+    """The answer to one deliver_sm, and the SMSC id of the receipt it acknowledges
+    (None when it carried no final receipt): the sender withholds the answer to a
+    receipt it cannot match yet, so that receipt is not lost with its memory."""
+
+    pdu: bytes
+    smsc_id: str | None
+
+
 class SmppSession:
     """Move one bind's parts between a ready queue, the SMSC and a list of outcomes."""
 
@@ -119,7 +129,7 @@ class SmppSession:
         self._held: dict[int, set[Outgoing]] = {}  # by blast: messages not yet finished
         self._pending = Outcomes()
         self._pending_parts = 0
-        self._pending_acks: list[bytes] = []
+        self._pending_acks: list[Ack] = []
 
     # -- blasts -----------------------------------------------------------------------
     def add_blast(self, blast_id: int, text: str, unaccented: bool) -> None:
@@ -295,8 +305,9 @@ class SmppSession:
             self._on_submit_resp(seq, status, message_id, now)
             return None
         if command_id == CommandId.DELIVER_SM:  # answered once the receipt is committed
-            self._on_deliver(raw)
-            self._pending_acks.append(deliver_sm_resp(seq))
+            receipt = self._on_deliver(raw)
+            smsc_id = receipt.smsc_id if receipt is not None and receipt.final else None
+            self._pending_acks.append(Ack(deliver_sm_resp(seq), smsc_id))
             return None
         if command_id == CommandId.ENQUIRE_LINK:
             return response_pdu(CommandId.ENQUIRE_LINK_RESP, 0, seq)
@@ -398,7 +409,7 @@ class SmppSession:
             if not held:
                 del self._held[out.claimed.blast_id]
 
-    def _on_deliver(self, raw: bytes) -> None:
+    def _on_deliver(self, raw: bytes) -> Receipt | None:
         deliver = read_deliver_sm(raw)
         receipted = deliver.tlvs.get(TLV_RECEIPTED_MESSAGE_ID)
         state = deliver.tlvs.get(TLV_MESSAGE_STATE)
@@ -410,8 +421,9 @@ class SmppSession:
             )
         except NotAReceipt:
             log.info("sms.mo_ignored", carrier=self.config.carrier)
-            return
+            return None
         self._pending.receipts.append(receipt)
+        return receipt
 
     # -- outcomes ---------------------------------------------------------------------
     @property
@@ -419,14 +431,14 @@ class SmppSession:
         """Return outcomes learnt since they were last taken."""
         return self._pending
 
-    def take_outcomes(self) -> tuple[Outcomes, int, list[bytes]]:
+    def take_outcomes(self) -> tuple[Outcomes, int, list[Ack]]:
         """Return outcomes to record, the window slots they hold and the receipt acks
         to send once they are committed (an unacknowledged receipt is sent again)."""
         taken = self._pending, self._pending_parts, self._pending_acks
         self._pending, self._pending_parts, self._pending_acks = Outcomes(), 0, []
         return taken
 
-    def restore(self, outcomes: Outcomes, parts: int, acks: list[bytes]) -> None:
+    def restore(self, outcomes: Outcomes, parts: int, acks: list[Ack]) -> None:
         """Take back outcomes that could not be recorded, ahead of newer ones."""
         self._pending = outcomes.then(self._pending)
         self._pending_parts += parts

@@ -95,6 +95,7 @@ class TestSmsc:
         self._count = 0
         self._next_id = 0x10000
         self._sessions: dict[str, smpp34.Esme] = {}
+        self._accounts: dict[str, str] = {}  # session id → system_id, kept past its unbind
         self._held: dict[str, list[tuple[Submit, str]]] = defaultdict(list)
         self.relay: FaultRelay | None = None
         self._tasks: set[asyncio.Future[None]] = set()
@@ -140,6 +141,7 @@ class TestSmsc:
 
     def _on_bind(self, esme: smpp34.Esme) -> None:
         self._sessions[esme.session_id] = esme
+        self._accounts[esme.session_id] = esme.system_id
         self.stats.binds += 1
         held = self._held.pop(esme.system_id, [])
         for submit, stat in held:
@@ -158,9 +160,10 @@ class TestSmsc:
             self._next_id += 1
             message_id = f"{self._next_id:x}"
             event.accept(message_id=message_id)
-            esme = self._sessions.get(event.session_id)
+            # the account, even when its bind died before the answer (a delay, a kill):
+            # the receipt is still owed to the account, on any of its binds
             submit = Submit(
-                system_id=esme.system_id if esme else "",
+                system_id=self._accounts.get(event.session_id, ""),
                 destination_addr=event.destination_addr,
                 source_addr=event.source_addr,
                 esm_class=event.esm_class,
@@ -182,17 +185,9 @@ class TestSmsc:
         task.add_done_callback(self._tasks.discard)
 
     async def _send_receipt(self, submit: Submit, stat: str) -> None:
-        esme = next(
-            (
-                s
-                for s in self._sessions.values()
-                if s.system_id == submit.system_id and s.can_receive
-            ),
-            None,
-        )
-        if esme is None:
-            self._held[submit.system_id].append((submit, stat))
-            return
+        """Deliver a receipt on a receiving bind of its account; if that bind has died,
+        on another one, as a carrier does when several nodes bind one account; held
+        for the next bind when none is left."""
         shown_id = (
             str(int(submit.message_id, 16)) if self.policy.receipt_id_decimal else submit.message_id
         )
@@ -207,19 +202,33 @@ class TestSmsc:
                 smpp34.Tlv(TLV_RECEIPTED_MESSAGE_ID, submit.message_id.encode() + b"\0"),
                 smpp34.Tlv(TLV_MESSAGE_STATE, bytes([2 if stat == "DELIVRD" else 5])),
             ]
-        try:
-            await esme.deliver_sm(
-                submit.source_addr,
-                text.encode(),
-                source_addr=submit.destination_addr,
-                esm_class=0x04,
-                tlvs=tlvs,
-            )
-        except smpp34.SmppError:
-            self._held[submit.system_id].append((submit, stat))
+        failed: set[str] = set()
+        while (esme := self._receiver(submit.system_id, failed)) is not None:
+            try:
+                await esme.deliver_sm(
+                    submit.source_addr,
+                    text.encode(),
+                    source_addr=submit.destination_addr,
+                    esm_class=0x04,
+                    tlvs=tlvs,
+                )
+            except smpp34.SmppError:
+                failed.add(esme.session_id)
+                continue
+            self.stats.receipts_sent += 1
+            self._notify()
             return
-        self.stats.receipts_sent += 1
-        self._notify()
+        self._held[submit.system_id].append((submit, stat))
+
+    def _receiver(self, system_id: str, failed: set[str]) -> smpp34.Esme | None:
+        return next(
+            (
+                s
+                for s in self._sessions.values()
+                if s.system_id == system_id and s.can_receive and s.session_id not in failed
+            ),
+            None,
+        )
 
     def _notify(self) -> None:
         with self.changed:
