@@ -107,11 +107,10 @@ class NodeBeacon:
             except Exception as exc:  # noqa: BLE001 - a busy database must not end the beacon
                 log.error("node.heartbeat_failed", node=self.name, detail=str(exc))
                 continue
-            if owned != self._owned:
-                self._owned = owned
-                if not owned:
-                    log.error(
-                        "node.name_taken",
-                        node=self.name,
-                        detail="another daemon took this node's row; rename one of them",
-                    )
+            if self._owned and not owned:  # said once: the row never comes back to us
+                self._owned = False
+                log.error(
+                    "node.name_taken",
+                    node=self.name,
+                    detail="another daemon took this node's row; rename one of them",
+                )
