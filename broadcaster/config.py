@@ -8,6 +8,7 @@ and nothing is written anywhere before the whole file is valid.
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -181,8 +182,13 @@ class ReportSettings(_Model):
     keep_days: int = Field(default=35, ge=2, le=3660)  # heartbeats kept this many days
 
 
+NodeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+
+
 class Settings(_Model):
     timezone: str = "Asia/Ho_Chi_Minh"
+    # This daemon's name in the `nodes` table (BROADCASTER_NODE); unset: the host name.
+    node: NodeName | None = None
     data_dir: Path = Path("data")
     storage: StorageSettings = StorageSettings()
     http: HttpSettings = HttpSettings()
@@ -217,6 +223,11 @@ class Settings(_Model):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def node_name(self) -> str:
+        """The name this daemon beats under; several on one machine need their own."""
+        return self.node or socket.gethostname()[:64]
 
     @property
     def storage_url(self) -> str:

@@ -34,10 +34,11 @@ def _scheduler_pid(engine: Engine) -> int | None:
 
 
 def _second_config(config: Path) -> Path:
-    """The same database and schedules, with a station API port of its own."""
+    """The same database and schedules, with a node name and station API port of its own."""
     other = config.with_name("other.toml")
     other.write_text(
-        re.sub(
+        'node = "standby"\n'
+        + re.sub(
             r'(?m)^bind = ".*"$',
             f'bind = "127.0.0.1:{free_port()}"',
             config.read_text(encoding="utf-8"),

@@ -148,7 +148,7 @@ def test_health_goes_503_on_the_standby_when_the_scheduler_stops_heartbeating(
     leader = daemons(config).start()
     standby = daemons(config)
     port = free_port()
-    standby.env = {"BROADCASTER_HTTP_BIND": f"127.0.0.1:{port}"}
+    standby.env = {"BROADCASTER_NODE": "standby", "BROADCASTER_HTTP_BIND": f"127.0.0.1:{port}"}
     standby.start()
     health = f"http://127.0.0.1:{port}/healthz"
     ok = wait_for(

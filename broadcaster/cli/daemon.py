@@ -27,14 +27,17 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
         PlaylistService,
         published_ahead_handler,
     )
+    from broadcaster.beacon import NodeBeacon
     from broadcaster.daemon import Daemon
     from broadcaster.dispatch import default_handlers
+    from broadcaster.nodes import NodeRole
     from broadcaster.occurrence import Channel
     from broadcaster.report.writer import ReportWriter
     from broadcaster.schedule_files import ScheduleError
     from broadcaster.sms.scheduled import SmsHandler
     from broadcaster.sms.sender import run_senders
     from broadcaster.store.changes import ChangeListener, Topic
+    from broadcaster.store.nodes import NodeNameTaken
     from broadcaster.web import BackgroundServer, make_app
 
     app.console_logs = True
@@ -58,6 +61,18 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     changes.subscribe([Topic.LEVELS, Topic.SCHEDULES], daemon.wake)
     changes.subscribe([Topic.NOTICES], playlists.wake)
     daemon.on_stop += (changes.stop,)
+    beacon = NodeBeacon(
+        app.engine,
+        settings.node_name,
+        None if no_web else settings.http.bind,
+        [] if no_sms else list(settings.carriers),
+        lambda: NodeRole.LEADER if daemon.lock.held else NodeRole.STANDBY,
+        app.now,
+    )
+    try:
+        beacon.start()  # before the senders: peers count this node before it sends
+    except NodeNameTaken as exc:
+        raise click.ClickException(str(exc)) from None
     senders = threading.Thread(
         target=run_senders, args=(settings, app.engine, sms_stop), name="sms-senders", daemon=True
     )
@@ -88,6 +103,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     reports.start()
     playlists.start()
     changes.start()
+    daemon.on_stop += (beacon.stop,)
     clean = daemon.run()
     if senders.is_alive():
         senders.join(timeout=1.5)
@@ -117,6 +133,12 @@ def status_cmd(app: App, fmt: str) -> None:
             f"  {item['at']}  {item['programme']}  {item['channel']}  {item['area']}  "
             f"{item['priority']}"
         )
+    for node in status["nodes"]:
+        shown = ", ".join(f"{c} {'up' if up else 'down'}" for c, up in node["binds"].items())
+        click.echo(
+            f"node {node['name']}: {node['role']}  {node['host']} pid {node['pid']}  "
+            f"http {node['http'] or '-'}  heartbeat {node['heartbeat']}  binds {shown or '-'}"
+        )
     for error in status["errors"]:
         click.echo(f"error: {error['at']} {error['event']}: {error['detail']}")
     if status["awaiting_approval"]:
@@ -126,16 +148,24 @@ def status_cmd(app: App, fmt: str) -> None:
 
 
 def status_of(app: App) -> dict[str, Any]:
-    from broadcaster.store.read import STALE_AFTER, daemon_status, dispatch_counts
+    from broadcaster.nodes import lost_after, state
+    from broadcaster.store.read import (
+        HEARTBEAT_SECONDS,
+        STALE_AFTER,
+        daemon_status,
+        dispatch_counts,
+        nodes,
+    )
 
     with app.reading() as db:
-        row, counts = daemon_status(db), dispatch_counts(db)
+        row, counts, members = daemon_status(db), dispatch_counts(db), nodes(db)
+    now, quiet_limit = app.now(), lost_after(HEARTBEAT_SECONDS)
     report: dict[str, Any] = json.loads(row.report) if row else {}
     running = bool(
         row
         and row.stopped_at is None
         and row.heartbeat_at is not None
-        and app.now() - row.heartbeat_at < STALE_AFTER
+        and now - row.heartbeat_at < STALE_AFTER
     )
     return {
         "running": running,
@@ -150,6 +180,19 @@ def status_of(app: App) -> dict[str, Any]:
         "counts": counts,
         "errors": report.get("errors", []),
         "awaiting_approval": report.get("awaiting_approval", []),
+        "nodes": [
+            {
+                "name": node.name,
+                "host": node.host,
+                "pid": node.pid,
+                "http": node.http_bind,
+                "role": state(node, now, quiet_limit).value,
+                "heartbeat": app.local(node.heartbeat_at),
+                "started": app.local(node.started_at),
+                "binds": dict(node.binds),
+            }
+            for node in members
+        ],
     }
 
 

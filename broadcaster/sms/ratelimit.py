@@ -1,6 +1,9 @@
 """A token bucket that backs off when the SMSC throttles us and recovers slowly.
 
-Pure: the time comes in as an argument (monotonic seconds).
+Pure: the time comes in as an argument (monotonic seconds). A carrier's
+`rate` is a cap per second, burst included: in any second a bucket lets
+through at most its burst plus its refill, so `within(cap)` refills at
+`cap - burst`. Nodes sharing a carrier each take a share (`resize`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,21 @@ class TokenBucket:
         self._last: float | None = None
         self._last_cut: float | None = None
         self._strikes = 0
+
+    @classmethod
+    def within(cls, cap: float) -> TokenBucket:
+        """A bucket that never lets more than `cap` through in any one second."""
+        burst, rate = _split(cap)
+        return cls(rate, burst)
+
+    def resize(self, cap: float) -> None:
+        """Take a new cap a second (this node's share changed), keeping any throttling:
+        a bucket at half its ceiling stays at half of the new one."""
+        burst, ceiling = _split(cap)
+        fraction = self.rate / self.ceiling
+        self.burst, self.ceiling = burst, ceiling
+        self.rate = min(ceiling, max(MIN_RATE, ceiling * fraction))
+        self.tokens = min(self.tokens, burst)
 
     def _refill(self, now: float) -> None:
         if self._last is not None:
@@ -56,3 +74,10 @@ class TokenBucket:
             self.rate = min(self.ceiling, self.rate + max(gained, self.ceiling * 0.001))
         self._strikes = 0
         self._refill(now)
+
+
+def _split(cap: float) -> tuple[float, float]:
+    """Burst and refill whose sum is `cap` (a burst of 1/20 s, at least one message;
+    below 2 msg/s the refill keeps half the cap and the sum exceeds it by under 1)."""
+    burst = max(1.0, cap / 20)
+    return burst, max(cap - burst, cap / 2)

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, tzinfo
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from broadcaster import binds
 from broadcaster.config import Settings
@@ -35,6 +36,7 @@ from broadcaster.sms.receipts import Receipt
 from broadcaster.sms.session import Ack, BindConfig, LinkLost, SmppSession
 from broadcaster.sms.settings import SmsSettings
 from broadcaster.store.checkpoint import WalCheckpointer
+from broadcaster.store.nodes import carrier_shares
 
 log = structlog.get_logger(__name__)
 UNMATCHED_RETRY = 1.0  # a receipt may overtake its submit_sm_resp: offer it again after this
@@ -42,6 +44,10 @@ UNMATCHED_GIVE_UP = 60.0
 SELECT_MAX = 0.05
 STORE_RETRY_FIRST, STORE_RETRY_MAX = 0.2, 5.0
 FINISH_WAIT = 5.0
+SHARE_REFRESH = 1.0  # seconds between reads of how many nodes share this carrier
+# A node new to a carrier waits this long before its first submit, so every peer has
+# read the larger count (and cut its own share) before the newcomer adds to the sum.
+SHARE_SETTLE = 2 * SHARE_REFRESH + 0.5
 
 
 class CarrierSender:
@@ -60,6 +66,7 @@ class CarrierSender:
         clock: Callable[[], datetime] = utcnow,
     ):
         self.bind = bind
+        self.engine = engine
         self.sms = sms
         self.tz = tz
         self.stop = stop
@@ -77,7 +84,9 @@ class CarrierSender:
         self._thread = threading.Thread(target=self._run, name=f"smpp-{bind.carrier}", daemon=True)
         self._unmatched: dict[str, tuple[float, Receipt]] = {}
         self._withheld: dict[str, list[bytes]] = {}  # answers owed on this link, by SMSC id
-        self._next_claim = self._next_renew = self._next_expire = 0.0
+        self._next_claim = self._next_renew = self._next_expire = self._next_share = 0.0
+        self._nodes = 0  # live nodes sending on this carrier, this one included; 0: not read
+        self._send_from = 0.0  # monotonic time the share lets this node submit from
         self._reconnect_at = self._bound_at = 0.0
         self._store_retry_at = 0.0
         self._store_wait = 0.0  # 0: the store answered last time
@@ -138,7 +147,8 @@ class CarrierSender:
         session, cfg, link = self.session, self.bind, self.link
         assert link is not None and session.link is not None
         mono = time.monotonic()
-        wire = session.fill(mono) if session.wants_to_send(mono) and self._check_cancels() else []
+        may_send = mono >= self._send_from and session.wants_to_send(mono)
+        wire = session.fill(mono) if may_send and self._check_cancels() else []
         if session.link.enquire_sent is None and mono - session.link.last_rx > cfg.enquire_link:
             wire.append(enquire_link_pdu(session.next_seq()))
             session.link.enquire_sent = mono
@@ -285,6 +295,8 @@ class CarrierSender:
         if not self._store_ready(mono):
             return
         try:
+            if mono >= self._next_share:
+                self._reshare(mono)
             self._claim(mono)
             now = self.clock()
             if mono >= self._next_renew:
@@ -296,13 +308,36 @@ class CarrierSender:
         except StoreUnavailable as exc:
             self._store_failed(exc)
 
+    def _reshare(self, mono: float) -> None:
+        """Take this node's share of the carrier's rate and window from the live node count
+        (the `nodes` table); a newcomer among peers first waits for them to count it."""
+        refusals: tuple[type[BaseException], ...] = (DBAPIError, *self.outbox.db_errors)
+        try:
+            nodes = max(1, carrier_shares(self.engine, self.clock()).get(self.bind.carrier, 0))
+        except refusals as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        self._next_share = mono + SHARE_REFRESH
+        if nodes == self._nodes:
+            return
+        if self._nodes == 0 and nodes > 1:
+            self._send_from = mono + SHARE_SETTLE
+        self._nodes = nodes
+        self.session.share(nodes)
+        log.info(
+            "sms.share_changed",
+            carrier=self.bind.carrier,
+            nodes=nodes,
+            rate=round(self.session.bucket.ceiling, 1),
+            window=self.session.window,
+        )
+
     def _claim(self, mono: float) -> None:
         session = self.session
-        if session.held >= 2 * self.bind.window or mono < self._next_claim or self.stop.is_set():
+        if session.held >= 2 * session.window or mono < self._next_claim or self.stop.is_set():
             return
         now = self.clock()
         claimed = self.outbox.claim(
-            now, 2 * self.bind.window, self.lease, self.sms.routine_allowed(now, self.tz)
+            now, 2 * session.window, self.lease, self.sms.routine_allowed(now, self.tz)
         )
         new = {c.blast_id for c in claimed if not session.knows_blast(c.blast_id)}
         for blast_id, (body, unaccented) in self.outbox.blasts(new).items():

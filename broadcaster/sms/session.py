@@ -115,7 +115,8 @@ class SmppSession:
 
     def __init__(self, config: BindConfig):
         self.config = config
-        self.bucket = TokenBucket(config.rate, burst=max(1.0, config.rate / 20))
+        self.bucket = TokenBucket.within(config.rate)
+        self.window = config.window  # this node's share of it (`share`)
         self.ready: deque[tuple[Outgoing, int]] = deque()
         self.retry: deque[tuple[float, Outgoing, int]] = deque()
         self.inflight: dict[int, tuple[Outgoing, int, float]] = {}
@@ -156,9 +157,15 @@ class SmppSession:
         """Tell whether nothing is held, in flight or unposted."""
         return not (self.ready or self.retry or self.inflight or self._pending)
 
+    def share(self, nodes: int) -> None:
+        """Take 1/nodes of the carrier's rate and window: its peers take theirs, so the
+        caps hold for the sum (the window rounds down, to one part at least)."""
+        self.window = max(1, self.config.window // nodes)
+        self.bucket.resize(self.config.rate / nodes)
+
     def capacity(self) -> int:
         """Return how many more parts the window allows right now."""
-        return self.config.window - len(self.inflight) - self.open_parts - self.undurable
+        return self.window - len(self.inflight) - self.open_parts - self.undurable
 
     def wants_to_send(self, now: float) -> bool:
         """Tell whether fill() may write something now (the sender checks cancels first)."""

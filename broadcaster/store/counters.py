@@ -7,7 +7,9 @@ on the counted tables keep them exact in the same transaction as the change,
 whoever makes it (senders, blasts, the scheduler, a CLI command, psql), with no
 code of ours on the write path. On PostgreSQL the triggers run once per
 statement over its transition tables (one upsert per carrier and state, in key
-order so that concurrent senders never deadlock); SQLite has only row triggers.
+order); a sender's transaction of several statements first locks its carrier's
+rows in that order too (`sms/outbox.py`), or senders on several nodes deadlock.
+SQLite has only row triggers.
 
 A migration that rebuilds a counted table (Alembic's batch mode on SQLite copies
 it into a new one) drops its triggers: run `install_sql` for it again there.

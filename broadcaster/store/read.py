@@ -12,6 +12,7 @@ queries through `Reader.of(engine)`, so every query is written once. SQL uses
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from broadcaster.levels import LevelChange
+from broadcaster.nodes import Node, NodeRole
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -196,6 +198,30 @@ def dispatch_counts(reader: Reader) -> dict[str, int]:
         "SELECT state, sum(n) FROM dispatch_counters GROUP BY state HAVING sum(n) != 0"
     )
     return {state: int(count) for state, count in rows}
+
+
+NODE_COLUMNS = "name, host, pid, http_bind, role, started_at, heartbeat_at, stopped_at, binds"
+
+
+def node_of(row: tuple[Any, ...]) -> Node:
+    """A `nodes` row (NODE_COLUMNS, in order) as a Node."""
+    name, host, pid, http_bind, role, started, beat, stopped, binds = row
+    return Node(
+        name,
+        host,
+        pid,
+        http_bind,
+        NodeRole(role),
+        utc(started),  # type: ignore[arg-type]
+        utc(beat),  # type: ignore[arg-type]
+        utc(stopped),
+        json.loads(binds or "{}"),
+    )
+
+
+def nodes(reader: Reader) -> list[Node]:
+    """Every node that ever beat on this database, by name (store/nodes.py writes them)."""
+    return [node_of(row) for row in reader.rows(f"SELECT {NODE_COLUMNS} FROM nodes ORDER BY name")]
 
 
 class NotFound(ValueError):
