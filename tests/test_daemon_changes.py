@@ -82,6 +82,7 @@ def start_cluster(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[Calla
             port = free_port()
             daemon = daemons(config)
             daemon.env = {
+                "BROADCASTER_NODE": f"node{n}",
                 "BROADCASTER_HTTP_BIND": f"127.0.0.1:{port}",
                 "BROADCASTER_CARRIERS_VIETTEL_SYSTEM_ID": f"node{n}",  # who sent, at the SMSC
             }
