@@ -189,10 +189,11 @@ class _Api:
 
     def health(self, request: Request) -> Response:
         """200 when the database answers and a scheduler heartbeats, else 503 with why."""
+        ever: bool | None
         try:
-            ever = published.revision(self.pub.engine) > 0
+            ever = published.ever_published(self.pub.engine)
         except Exception:  # noqa: BLE001 - the check below says why the database failed
-            ever = False
+            ever = None
         result = health.check(self.engine, self.node, self.clock(), ever)
         return JSONResponse(result.as_json(), status_code=200 if result.ok else 503)
 

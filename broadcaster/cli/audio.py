@@ -245,13 +245,13 @@ def stations_cmd(app: App, fmt: str) -> None:
     from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
     from broadcaster.report.gather import HEALTH_FIELDS, station_health
     from broadcaster.store.db import NoDatabase
-    from broadcaster.store.published import revision
+    from broadcaster.store.published import ever_published
 
     now = app.now()
     try:
         # Before the first publication there are no URLs to show, and building the
         # publisher would store the token secret: a listing must not write.
-        published = revision(app.engine) > 0
+        published = ever_published(app.engine)
         health = station_health(app.settings, app.engine, now)
     except NoDatabase:  # a fresh install: nothing published, no station heard of yet
         published, health = False, {}

@@ -178,6 +178,17 @@ def revision(engine: Engine) -> int:
         return int(found or 0)
 
 
+def ever_published(engine: Engine) -> bool:
+    """Whether a publication ever ran here (one of a plan that airs nothing writes no day)."""
+    with session_scope(engine) as session:
+        found = session.scalar(
+            select(PublishedStateRow.plan.is_not(None) | (PublishedStateRow.revision > 0)).where(
+                PublishedStateRow.id == 1
+            )
+        )
+        return bool(found)
+
+
 def missing_audio(engine: Engine, hashes: Iterable[str]) -> set[str]:
     wanted = set(hashes)
     if not wanted:
