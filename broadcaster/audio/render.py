@@ -107,6 +107,12 @@ class AudioStore:
         entry = self.index_dir / f"{key}.json"
         if entry.exists():
             rendered = Rendered(**json.loads(entry.read_text()))
+            if (
+                self.engine is not None
+                and self.path(rendered.sha256).exists()
+                and published.lookup_render(self.engine, key) is None
+            ):
+                self._share(key, rendered)  # made before the database held renders
         elif self.engine is not None and (found := published.lookup_render(self.engine, key)):
             rendered = Rendered(**found)
             write_atomic(entry, json.dumps(asdict(rendered)).encode())
@@ -117,8 +123,13 @@ class AudioStore:
     def remember(self, key: str, rendered: Rendered) -> None:
         write_atomic(self.index_dir / f"{key}.json", json.dumps(asdict(rendered)).encode())
         if self.engine is not None:
-            self.upload([rendered.sha256])
-            published.remember_render(self.engine, key, asdict(rendered))
+            self._share(key, rendered)
+
+    def _share(self, key: str, rendered: Rendered) -> None:
+        """Give every node this render: its bytes first, then the index row naming them."""
+        assert self.engine is not None
+        self.upload([rendered.sha256])
+        published.remember_render(self.engine, key, asdict(rendered))
 
     def fetch(self, sha256: str) -> Path | None:
         """The file of a hash, copied from the database into this node's cache when missing
