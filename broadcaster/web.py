@@ -243,6 +243,7 @@ class _Api:
         stations: 10,000 long-polls cost one query four times a second, not 40,000."""
         read_at, value = self._revision
         if time.monotonic() - read_at >= WAIT_STEP:
+            self._revision = (time.monotonic(), value)  # the others wait for this one read
             value = await run_in_threadpool(published.revision, self.pub.engine)
             self._revision = (time.monotonic(), value)
         return value
