@@ -4,6 +4,7 @@ on one PostgreSQL; a station fetching from the node that does not publish."""
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -109,8 +110,16 @@ def test_a_station_gets_the_same_bytes_from_every_node_before_and_after_the_lead
     decoded = mpv_decoded_seconds(str(playlist.url), tmp_path / "mpv")
     assert len(decoded) == len(urls) and all(s > 0.5 for s in decoded)
 
-    # A notice drafted from a third place (the CLI, a data_dir of its own) reaches every node.
+    # A notice drafted from a third place (the CLI, a data_dir of its own) reaches every node,
+    # and ends a station's long-poll held by the node that does not publish.
     add_people(db_url, tmp_path)
+    held = ThreadPoolExecutor(1).submit(
+        httpx.get,
+        f"{b}{day_path}",
+        params={"token": TOKEN, "wait": "50"},
+        headers={"If-None-Match": day.headers["etag"]},
+        timeout=60,
+    )
     cli_env = _node(tmp_path, "node-c", free_port())
     drafted = broadcaster(
         config, "notice", "--area", "05440", "--text", "Thông báo khẩn", env=cli_env
@@ -123,6 +132,7 @@ def test_a_station_gets_the_same_bytes_from_every_node_before_and_after_the_lead
 
     wait_for(lambda: noticed(a) and noticed(b), 30, "the notice on both nodes")
     before = _same(day_path, a, b)
+    assert held.result(30).content == before.content
 
     leader.process.kill()
     leader.process.wait(5)
