@@ -1,7 +1,9 @@
 """Benchmark publishing: a day of playlists for 10,000 communes, and a 2 h van loop.
 
-Run by hand: `.venv/bin/python bench/publish.py [--communes 10000]`. Prints figures;
-asserts nothing. Normalising the sample library happens first (cached by hash).
+Run by hand: `.venv/bin/python bench/publish.py [--communes 10000] [--db URL]`. Prints
+figures; asserts nothing. Normalising the sample library happens first (cached by hash).
+Days are published into a fresh SQLite database in a temporary folder, or into `--db`
+(an empty PostgreSQL schema, say), where every node serves them from.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from broadcaster.audio.render import render_sequence
 from broadcaster.audio.settings import AudioSettings
 from broadcaster.audio.tokens import Tokens
 from broadcaster.occurrence import Channel, Clips, Occurrence, Priority, Relay
+from broadcaster.store.db import make_engine, upgrade
 
 REPO = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -104,11 +107,16 @@ def plan(reg: AreaRegistry, day: datetime) -> list[Occurrence]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--communes", type=int, default=10_000)
+    parser.add_argument("--db", help="database URL (default: SQLite in a temporary folder)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-publish-"))
+    engine = make_engine(args.db or f"sqlite:///{work / 'bench.db'}")
+    upgrade(engine)
     try:
         settings = AudioSettings(days_ahead=1, render_slots=False)
-        pub = Publisher(work / "publish", "http://127.0.0.1:8080", TZ, Tokens(b"bench"), settings)
+        pub = Publisher(
+            work / "publish", "http://127.0.0.1:8080", TZ, Tokens(b"bench"), settings, engine
+        )
         library, rendered = prepare_library(load_library(REPO / "audio"), pub)
         van_loop(pub, library, rendered)
         reg = registry(args.communes)
@@ -138,6 +146,7 @@ def main() -> None:
             lambda: publish(reg, changed, library, now=now, pub=mixing, rendered=rendered),
         )
     finally:
+        engine.dispose()
         shutil.rmtree(work)
 
 
@@ -171,7 +180,7 @@ def timed(label: str, action) -> None:  # noqa: ANN001 - bench glue
         f"{label}: {seconds:.2f} s wall, {user + system:.2f} s CPU "
         f"({user:.2f} user + {system:.2f} sys) — {report.stations} stations, "
         f"{report.slots} slots, "
-        f"{report.written} files written, {report.unchanged} unchanged, "
+        f"{report.written} days written, {report.unchanged} unchanged, "
         f"{report.removed} removed"
     )
 

@@ -34,11 +34,12 @@ class Health:
         return {**status, **self.details}
 
 
-def check(engine: Engine | None, node: str, now: datetime, published: bool) -> Health:
-    """Check the database, the scheduler's heartbeat and that something is published."""
+def check(engine: Engine | None, node: str, now: datetime, published: bool | None) -> Health:
+    """Check the database, the scheduler's heartbeat and that something is published
+    (None: unknown, the database holding the publications did not answer)."""
     reasons: list[str] = []
     details: dict[str, Any] = {}
-    if not published:
+    if published is False:
         reasons.append("nothing published yet")
     if engine is None:
         return Health(tuple(reasons), details)

@@ -4,9 +4,12 @@ Stations pull. Each has a token (query `?token=` because VLC and Liquidsoap
 cannot send headers; mpv may use `Authorization: Bearer`). No token is 401,
 another station's token is 403. Playlists and manifests carry an ETag of
 their bytes and answer 304 to a matching If-None-Match; audio is immutable
-(named by hash) and served with Range by Starlette's FileResponse. Uvicorn's
-access log is off because request lines carry tokens; requests are logged
-here without them.
+(named by hash) and served with Range by Starlette's FileResponse. Everything
+a station fetches comes from the database (`store.published`), audio through
+this node's cache, and no header derives from this node (its file times, its
+paths): any node, or a balancer in front of several, gives the same bytes
+and ETags. Uvicorn's access log is off because request lines carry tokens;
+requests are logged here without them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -43,12 +45,12 @@ from broadcaster.audio.publish import (
     PublishedSlot,
     Publisher,
     current_and_next,
-    day_document,
     m3u,
     slot_manifest,
 )
 from broadcaster.metrics import register_service_metrics
 from broadcaster.station_metrics import StationCollector
+from broadcaster.store import published
 from broadcaster.store.audio import AsRun, AsRunEvent, NoticeState, recent_notices, record_asrun
 from broadcaster.store.stations import Heartbeat, record_heartbeat, record_polls
 
@@ -102,7 +104,9 @@ class HeartbeatIn(BaseModel):
 
 POLL_WRITE_SECONDS = 10.0  # a station's last poll is written at most this often
 WAIT_LIMIT = 60.0  # longest long-poll a station may ask for
-WAIT_STEP = 0.25  # how often a long-poll looks at the day file
+WAIT_STEP = 0.25  # how often a long-poll looks for a new revision of the published days
+# Audio never changes, so its one date is a constant: a file's time would differ by node.
+AUDIO_LAST_MODIFIED = "Thu, 01 Jan 1970 00:00:00 GMT"
 
 
 class Metrics:
@@ -192,10 +196,16 @@ class _Api:
         self.m = metrics
         self.node = f"{socket.gethostname()}:{os.getpid()}"  # as the daemon names itself
         self._polls_written: dict[str, float] = {}
+        self._revision = (-1.0, 0)  # (when read, revision): one query per WAIT_STEP per node
 
     def health(self, request: Request) -> Response:
         """200 when the database answers and a scheduler heartbeats, else 503 with why."""
-        result = health.check(self.engine, self.node, self.clock(), self.pub.root.is_dir())
+        ever: bool | None
+        try:
+            ever = published.ever_published(self.pub.engine)
+        except Exception:  # noqa: BLE001 - the check below says why the database failed
+            ever = None
+        result = health.check(self.engine, self.node, self.clock(), ever)
         return JSONResponse(result.as_json(), status_code=200 if result.ok else 503)
 
     def metrics(self, request: Request) -> Response:
@@ -229,26 +239,34 @@ class _Api:
         except ValueError:
             return self._status(400, "playlist", "wait must be a number of seconds")
         deadline = time.monotonic() + max(wait, 0.0)
-        path = self.pub.day_file(station, date.fromisoformat(day)) if _is_date(day) else None
         while True:
-            stamp = _stamp(path)
-            response = self._day(request, station, day)
+            seen = await self._published_revision()
+            response = await run_in_threadpool(self._day, request, station, day)
             if response.status_code != 304 or time.monotonic() >= deadline:
                 return response
-            while _stamp(path) == stamp and time.monotonic() < deadline:
+            while await self._published_revision() == seen and time.monotonic() < deadline:
                 if await request.is_disconnected():
                     return response
                 await asyncio.sleep(WAIT_STEP)
 
+    async def _published_revision(self) -> int:
+        """The published days' revision, read at most once per WAIT_STEP for all waiting
+        stations: 10,000 long-polls cost one query four times a second, not 40,000."""
+        read_at, value = self._revision
+        if time.monotonic() - read_at >= WAIT_STEP:
+            self._revision = (time.monotonic(), value)  # the others wait for this one read
+            value = await run_in_threadpool(published.revision, self.pub.engine)
+            self._revision = (time.monotonic(), value)
+        return value
+
     def _day(self, request: Request, station: str, day: str) -> Response:
-        """Serve a station's whole day, so it can air on when its link drops."""
+        """Serve a station's whole day as published, so it can air on when its link drops."""
         try:
-            doc = day_document(self.pub, station, date.fromisoformat(day))
-        except ValueError:
-            doc = None
-        if doc is None:
+            body = published.read_day(self.pub.engine, station, date.fromisoformat(day))
+        except ValueError:  # a date shaped right that is no date: 2021-02-30
+            body = None
+        if body is None:
             return self._status(404, "playlist", "nothing published for that day")
-        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return self._conditional(request, body, "application/json")
 
     async def _seen(self, station: str) -> None:
@@ -338,14 +356,18 @@ class _Api:
         station, name = request.path_params["station"], request.path_params["name"]
         if (refused := self._guard(request, station, "audio")) is not None:
             return refused
-        path = self.pub.store.root / name
-        if not AUDIO.match(name) or not path.is_file():
+        path = self.pub.store.fetch(name.removesuffix(".mp3")) if AUDIO.match(name) else None
+        if path is None:
             return self._status(404, "audio", "no such audio")
         self.m.polls.labels("audio", "200").inc()
         return FileResponse(
             path,
             media_type="audio/mpeg",
-            headers={"Cache-Control": "public, max-age=31536000, immutable"},
+            headers={
+                "Cache-Control": "public, max-age=31536000, immutable",
+                "ETag": f'"{name.removesuffix(".mp3")}"',
+                "Last-Modified": AUDIO_LAST_MODIFIED,
+            },
         )
 
     async def reports(self, request: Request) -> Response:
@@ -431,23 +453,6 @@ class _Api:
     def _status(self, status: int, kind: str, message: str) -> Response:
         self.m.polls.labels(kind, str(status)).inc()
         return JSONResponse({"error": message}, status_code=status)
-
-
-def _is_date(text: str) -> bool:
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return bool(DAY.match(text))
-
-
-def _stamp(path: Path | None) -> tuple[int, int] | None:
-    """The day file's change stamp, cheap enough to look at four times a second."""
-    try:
-        st = os.stat(path) if path is not None else None
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_size) if st else None
 
 
 def _bearer(request: Request) -> str | None:

@@ -22,6 +22,7 @@ from broadcaster.audio.publish import Publisher, prepare_library
 from broadcaster.audio.settings import AudioSettings
 from broadcaster.audio.tokens import Tokens
 from broadcaster.occurrence import Channel, Clips, Content, Occurrence, Priority, Relay
+from broadcaster.store.db import make_engine, upgrade
 from tests.conftest import free_port
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -99,8 +100,11 @@ SECRET = "test-secret-not-for-production"
 def normalised_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Normalise the sample library once per test session (real ffmpeg, ~10 s)."""
     root = tmp_path_factory.mktemp("publish")
-    pub = Publisher(root, "http://x", TZ, Tokens(b"s"), AudioSettings())
+    engine = make_engine(f"sqlite:///{root / 'normalised.db'}")
+    upgrade(engine)
+    pub = Publisher(root, "http://x", TZ, Tokens(b"s"), AudioSettings(), engine)
     prepare_library(load_library(REPO / "audio"), pub)
+    engine.dispose()
     return root / "audio"
 
 
@@ -182,7 +186,7 @@ def publish_plan(config: Path, occurrences: list[Any], now: datetime) -> Any:
         return republish(
             engine,
             settings.registry(),
-            publisher(settings),
+            publisher(settings, engine),
             load_library(library_dir(settings.audio, config)),
             now=now,
             occurrences=occurrences,

@@ -133,11 +133,14 @@ class DaemonProcess:
         self._sock.close()
 
 
-def broadcaster(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as another process, the way an operator does."""
+def broadcaster(
+    config: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as another process, the way an operator does (`env` over ours)."""
     return subprocess.run(
         [sys.executable, "-m", "broadcaster", "--config", str(config), *args],
         cwd=REPO,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,

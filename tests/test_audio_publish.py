@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 from structlog.testing import capture_logs
 
 from broadcaster.audio.library import load_library
 from broadcaster.audio.publish import (
     Publisher,
     current_and_next,
+    day_document,
     m3u,
     prepare_library,
     publish,
@@ -22,6 +25,7 @@ from broadcaster.audio.publish import (
 from broadcaster.audio.settings import AudioSettings
 from broadcaster.audio.tokens import Tokens
 from broadcaster.config import load_settings
+from broadcaster.store.published import read_audio, read_day, revision
 from tests.audio_fixtures import (
     REPO,
     TZ,
@@ -35,7 +39,7 @@ NOW = local("05:00")
 
 
 @pytest.fixture
-def pub(tmp_path: Path, normalised_store: Path) -> Publisher:
+def pub(tmp_path: Path, normalised_store: Path, engine: Engine) -> Publisher:
     seed_store(normalised_store, tmp_path)
     return Publisher(
         tmp_path / "publish",
@@ -43,6 +47,7 @@ def pub(tmp_path: Path, normalised_store: Path) -> Publisher:
         TZ,
         Tokens(b"k"),
         AudioSettings(render_slots=False),
+        engine,
     )
 
 
@@ -85,7 +90,8 @@ def test_communes_sharing_a_day_each_get_their_own_station_commune_and_token(pub
     _run(pub, registry, day_plan(local("06:00")))
     same = []
     for station, commune in (("cho-chu", "05437"), ("lam-vy", "05443")):
-        raw = pub.day_file(station, date(2021, 9, 1)).read_bytes()
+        raw = read_day(pub.engine, station, date(2021, 9, 1))
+        assert raw is not None
         doc = json.loads(raw)
         assert raw == json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
         slots = doc["slots"]
@@ -143,19 +149,28 @@ def test_van_round_lists_its_route_and_loops_to_fill_the_round(pub, registry):
 
 def test_republishing_the_same_plan_rewrites_nothing(pub, registry):
     _run(pub, registry, day_plan(local("06:00")))
-    path = pub.day_file("linh-thong", date(2021, 9, 1))
-    stamp = path.stat().st_mtime_ns
+    stamp = revision(pub.engine)
     report = _run(pub, registry, day_plan(local("06:00")))
     assert report.written == 0 and report.unchanged > 0
-    assert path.stat().st_mtime_ns == stamp
+    assert revision(pub.engine) == stamp > 0
     assert not [p for p in pub.root.rglob(".*") if p.is_file() and ".index" not in p.parts]
+
+
+def test_every_audio_file_a_day_names_is_in_the_database_for_every_node(pub, registry):
+    _run(pub, registry, day_plan(local("06:00")))
+    doc = day_document(pub, "linh-thong", date(2021, 9, 1))
+    named = {i["sha256"] for m in doc["slots"] for i in m["items"] if "sha256" in i}
+    assert named
+    for digest in named:
+        data = read_audio(pub.engine, digest)
+        assert data is not None and hashlib.sha256(data).hexdigest() == digest
 
 
 def test_a_slot_no_longer_planned_is_removed(pub, registry):
     _run(pub, registry, day_plan(local("06:00")))
     _run(pub, registry, day_plan(local("06:00"))[:2])
     assert [s.id for s in published_slots(pub, "linh-thong", date(2021, 9, 1))] == ["0600"]
-    assert not pub.day_file("van-167", date(2021, 9, 1)).exists()
+    assert read_day(pub.engine, "van-167", date(2021, 9, 1)) is None
 
 
 def test_tomorrow_is_published_too(pub, registry):
@@ -167,7 +182,7 @@ def test_tomorrow_is_published_too(pub, registry):
 def test_only_the_named_stations_are_written(pub, registry):
     report = _run(pub, registry, day_plan(local("06:00")), only={"lam-vy"})
     assert report.stations == 1
-    assert not pub.day_file("linh-thong", date(2021, 9, 1)).exists()
+    assert read_day(pub.engine, "linh-thong", date(2021, 9, 1)) is None
 
 
 def test_items_dropped_for_lack_of_time_are_logged(pub, registry):

@@ -109,10 +109,10 @@ def test_dispatch_counters_follow_claims_and_their_ends(engine: Engine) -> None:
     }
 
 
-def _app(tmp_path: Path, engine: Engine | None):
+def _app(tmp_path: Path, engine: Engine):
     published = tmp_path / "publish"
     published.mkdir()
-    pub = Publisher(published, "http://127.0.0.1", UTC, Tokens(b"x" * 32), AudioSettings())
+    pub = Publisher(published, "http://127.0.0.1", UTC, Tokens(b"x" * 32), AudioSettings(), engine)
     return make_app(pub, frozenset(), engine=engine, clock=lambda: datetime.now(UTC))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import Engine
 
 from broadcaster.audio.library import load_library
 from broadcaster.audio.publish import Publisher, prepare_library, publish
@@ -28,6 +29,8 @@ from broadcaster.levels import LevelChange
 from broadcaster.occurrence import Relay
 from broadcaster.planner import plan
 from broadcaster.schedule_files import load_programmes
+from broadcaster.store.db import make_engine
+from broadcaster.store.published import read_day
 from tests.audio_fixtures import (
     REPO,
     TZ,
@@ -274,19 +277,16 @@ def test_a_recorded_bulletin_airs_in_place_of_that_relay_only(
         load_programmes(settings), [], settings.registry(), start, start + timedelta(days=2), TZ
     )
     publish_plan(config, occurrences, start.astimezone(UTC))
-    pub_root = tmp_path / "data" / "publish"
-    day = json.loads((pub_root / "stations" / DAY.isoformat() / "linh-thong.json").read_text())
+    engine = make_engine(settings.storage_url)
+    day = json.loads(read_day(engine, "linh-thong", DAY) or b"null")
     items = {m["slot"]: [i for i in m["items"] if i["kind"] != "chime"] for m in day["slots"]}
     assert [(i["kind"], i["clip"], i.get("recorded")) for i in items["0600"]] == [
         ("clip", "district-bulletin-20210910-0600", True)
     ]
     assert [i["kind"] for i in items["1100"]] == ["relay"]
     assert [i["kind"] for i in items["1700"]] == ["relay"]
-    tomorrow = json.loads(
-        (
-            pub_root / "stations" / (DAY + timedelta(days=1)).isoformat() / "linh-thong.json"
-        ).read_text()
-    )
+    tomorrow = json.loads(read_day(engine, "linh-thong", DAY + timedelta(days=1)) or b"null")
+    engine.dispose()
     assert [i["kind"] for m in tomorrow["slots"] if m["slot"] == "0600" for i in m["items"]] == [
         "chime",
         "relay",
@@ -298,7 +298,7 @@ def test_a_recorded_bulletin_airs_in_place_of_that_relay_only(
 
 @pytest.mark.parametrize("config", ["config.toml", "examples/gia-lai.toml"])
 def test_every_level_of_the_sample_configs_passes_the_check_and_publishes_without_drops(
-    config: str, tmp_path: Path, normalised_store: Path
+    config: str, tmp_path: Path, normalised_store: Path, engine: Engine
 ):
     settings = load_settings(REPO / config)
     run = CliRunner().invoke(main, ["--config", str(REPO / config), "schedule", "check"])
@@ -310,7 +310,7 @@ def test_every_level_of_the_sample_configs_passes_the_check_and_publishes_withou
     audio = settings.audio.model_copy(update={"render_slots": False})
     start = datetime.combine(DAY, clock(0), tzinfo=TZ).astimezone(UTC)
     registry = settings.registry()
-    pub = Publisher(tmp_path / "publish", "http://x", TZ, Tokens(b"k"), audio)
+    pub = Publisher(tmp_path / "publish", "http://x", TZ, Tokens(b"k"), audio, engine)
     aired, rendered = prepare_library(library, pub)  # the durations stations will air
     levels = 0
     for ladder in settings.ladder_objects().values():

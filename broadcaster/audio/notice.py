@@ -3,7 +3,8 @@
 A notice becomes an emergency occurrence in every commune under its areas,
 at the moment it goes live; the playlist builder puts it at the head of the
 slot airing then (or opens a slot for it). Only the affected stations are
-republished, from the occurrences last published (`plan.json`), so the
+republished, from the occurrences last published (kept in the database, so
+any node can), so the
 notice reaches them in seconds without waiting for the planner, and a later
 full publication by the daemon keeps it because notices come from the
 database every time.
@@ -96,12 +97,12 @@ def republish(
     changes; `notice` calls it with none, to reuse the last published plan.
     """
     notices = live_notices(engine, since=now - timedelta(days=1))
-    plan = list(occurrences) if occurrences is not None else load_plan(pub.root)
+    plan = list(occurrences) if occurrences is not None else load_plan(pub.engine)
     extra = [occ for n in notices for occ in notice_occurrences(n, registry)]
     merged = library.with_clips(tuple(notice_clip(n) for n in notices))
     report = publish(registry, [*plan, *extra], merged, now=now, pub=pub, only=only)
     if occurrences is not None and only is None:
-        save_plan(pub.root, plan)
+        save_plan(pub.engine, plan)
     return report
 
 

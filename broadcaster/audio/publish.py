@@ -1,4 +1,4 @@
-"""Publish today's and tomorrow's playlists as files stations fetch over HTTP.
+"""Publish today's and tomorrow's playlists in the database, where every node serves them.
 
 For each station and slot a manifest: air times, durations, priorities,
 relay sources and absolute item URLs with the station's token in every one
@@ -7,27 +7,25 @@ relative items). The slot's `.m3u` is the manifest's playable items,
 produced by `m3u()` when a station asks. One playlist per slot, because
 Liquidsoap restarts a reloaded playlist from its first item.
 
-A station's manifests for one day are stored together in one file: at
-10,000 communes the number of files created is what costs (measured here:
-40,000 per-slot files took 18 s, mostly open and mkdir), and one document
-lets a station fetch its whole day before its link drops. Every file is
-written through a temporary file and a rename, and only when its bytes
-change, so a poll never sees half a file and ETags stay stable. Communes
+A station's manifests for one day are stored together in one document (one
+row of `published_days`): at 10,000 communes the number of writes is what
+costs, and one document lets a station fetch its whole day before its link
+drops. A document is written only when its bytes change, so ETags stay
+stable; the audio it names is in the database before it is. Communes
 hearing the same occurrences in the same languages share one rendering of
 their day (`manifest.DayTemplate`); what is left per station is joining its
-code and token in, comparing with the file and, when changed, the write.
+code and token in, hashing and, when changed, the write.
 
-Layout under `data_dir/publish/`:
-    audio/<sha256>.mp3                         immutable, content-addressed
-    stations/<YYYY-MM-DD>/<station>.json       {"station", "date", "slots": [manifest…]}
-    plan.json                                  the occurrences last published
+The publishing node renders; every node serves the stored bytes (the audio
+from a local cache filled from the database by hash), so any node, or a
+balancer in front of several, answers alike. `data_dir/publish/audio/` is
+that cache, plus the renders this node made.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import shutil
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,9 +34,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from sqlalchemy import Engine
 
 from broadcaster.areas import Area, AreaKind, AreaRegistry
-from broadcaster.audio.library import Clip, Library, write_atomic
+from broadcaster.audio.library import Clip, Library
 from broadcaster.audio.manifest import DayTemplate, Renderer
 from broadcaster.audio.playlist import Dropped, playlist, van_rounds, with_recordings
 from broadcaster.audio.render import (
@@ -58,6 +57,7 @@ from broadcaster.occurrence import (
     content_from_json,
     content_to_json,
 )
+from broadcaster.store import published
 
 if TYPE_CHECKING:
     from broadcaster.config import Settings
@@ -69,28 +69,23 @@ VAN_PREFIX = "van-"
 
 @dataclass(frozen=True)
 class Publisher:
-    """Where and how to publish: the folder, the public URL, tokens and audio settings."""
+    """Where and how to publish: the database, this node's audio folder, the public URL,
+    tokens and audio settings."""
 
     root: Path
     public_url: str
     tz: tzinfo
     tokens: Tokens
     audio: AudioSettings
+    engine: Engine
 
     @property
     def store(self) -> AudioStore:
-        return AudioStore(self.root / "audio")
+        return AudioStore(self.root / "audio", self.engine)
 
     @property
     def target(self) -> LoudnessTarget:
         return loudness_target(self.audio)
-
-    def day_file(self, station: str, day: date) -> Path:
-        return Path(self.day_path(station, day))
-
-    def day_path(self, station: str, day: date) -> str:
-        """The day file's path as text: pathlib costs more than the write at 10,000 files."""
-        return f"{self.root}/stations/{day.isoformat()}/{station}.json"
 
     def url(self, station: str, path: str) -> str:
         token = self.tokens.for_station(station)
@@ -113,12 +108,17 @@ def aired_durations(library: Library, settings: Settings) -> Library:
     return Library(library.root, tuple(clips))
 
 
-def publisher(settings: Settings) -> Publisher:
+def publisher(settings: Settings, engine: Engine) -> Publisher:
     """Build the publisher the daemon, `serve` and the CLI share, from the settings."""
     secret = settings.audio.token_secret
-    tokens = load_tokens(secret.get_secret_value() if secret else None, settings.data_dir)
+    tokens = load_tokens(secret.get_secret_value() if secret else None, settings.data_dir, engine)
     return Publisher(
-        settings.data_dir / "publish", settings.public_url, settings.tz, tokens, settings.audio
+        settings.data_dir / "publish",
+        settings.public_url,
+        settings.tz,
+        tokens,
+        settings.audio,
+        engine,
     )
 
 
@@ -182,7 +182,7 @@ def publish(
     for occ in with_recordings(occurrences, library):
         by_area[occ.area].append(occ)
     wanted = set(only) if only is not None else None
-    job = _Job(pub, rendered, PublishReport(), {})
+    job = _Job(pub, rendered, PublishReport(), {}, published.day_hashes(pub.engine, days))
     renderer = Renderer(pub.public_url, pub.tz, rendered, job.mix)
     shapes: dict[tuple[Hashable, ...], DayTemplate] = {}
     for code, area in stations(registry).items():
@@ -228,8 +228,10 @@ def publish(
                 )
                 template = renderer.van_day(area.code, day, rounds, pub.audio.gap_seconds)
                 job.write_day(code, day, template, template.fill(code, area.code, token))
+    job.flush()
     report = job.report
-    _remove_old_days(pub, today)
+    # Keep yesterday: a slot airing over midnight still needs it.
+    published.drop_days_before(pub.engine, today - timedelta(days=1))
     _log_dropped(report.dropped)
     log.info(
         "audio.published",
@@ -264,43 +266,45 @@ def _log_dropped(dropped: Sequence[tuple[str, str, Dropped]]) -> None:
         )
 
 
-def _remove_old_days(pub: Publisher, today: date) -> None:
-    """Drop days before yesterday: a slot airing over midnight still needs yesterday."""
-    folder = pub.root / "stations"
-    for old in folder.glob("????-??-??") if folder.is_dir() else ():
-        if old.name < (today - timedelta(days=1)).isoformat():
-            shutil.rmtree(old)
-
-
 @dataclass
 class _Job:
     pub: Publisher
     rendered: dict[tuple[str, str], Rendered]
     report: PublishReport
     mixes: dict[tuple[str, ...], Rendered | None]
+    stored: dict[tuple[str, str], str]  # (station, day) → hash of the published document
+    changed: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    uploaded: set[str] = field(default_factory=set)
 
     def write_day(self, station: str, day: date, template: DayTemplate, data: bytes) -> None:
-        """Write a station's slots for one day; a day with none leaves no file."""
-        path = self.pub.day_path(station, day)
+        """Store a station's slots for one day when they changed; a day with none has no row."""
+        key = (station, day.isoformat())
         for slot_id, dropped in template.slots:
             self.report.slots += 1
             self.report.dropped += [(station, slot_id, d) for d in dropped]
         if template.slots:
-            self._write(path, data)
-        elif os.path.exists(path):
-            os.unlink(path)
+            digest = hashlib.sha256(data).hexdigest()
+            if self.stored.get(key) == digest:
+                self.report.unchanged += 1
+                return
+            self.changed[key] = (data, digest)
+            self.report.written += 1
+        elif key in self.stored:
+            self.removed.append(key)
             self.report.removed += 1
+        if len(self.changed) + len(self.removed) >= published.CHUNK:
+            self.flush()
 
-    def _write(self, path: str, data: bytes) -> None:
-        try:
-            with open(path, "rb") as fh:
-                if fh.read() == data:
-                    self.report.unchanged += 1
-                    return
-        except FileNotFoundError:
-            pass
-        write_atomic(path, data)
-        self.report.written += 1
+    def flush(self) -> None:
+        """Store the audio the days name (before them: a station never gets a URL no node
+        can serve), then the days, in one transaction."""
+        audio = {r.sha256 for r in self.rendered.values()}
+        audio |= {m.sha256 for m in self.mixes.values() if m is not None}
+        self.pub.store.upload(audio - self.uploaded)
+        self.uploaded |= audio
+        published.write_days(self.pub.engine, self.changed, self.removed)
+        self.changed, self.removed = {}, []
 
     def mix(self, parts: list[Rendered]) -> Rendered | None:
         """Render a slot's audio once per distinct sequence of items, if configured."""
@@ -360,7 +364,7 @@ def _signature(occ: Occurrence) -> tuple[Hashable, ...]:
 AIRED = (Channel.LOUDSPEAKER, Channel.RELAY, Channel.VAN)
 
 
-def save_plan(root: Path, occurrences: Sequence[Occurrence]) -> None:
+def save_plan(engine: Engine, occurrences: Sequence[Occurrence]) -> None:
     """Keep the occurrences published, so an emergency can be added without the planner."""
     rows = [
         {
@@ -376,13 +380,13 @@ def save_plan(root: Path, occurrences: Sequence[Occurrence]) -> None:
         for o in occurrences
         if o.channel in AIRED
     ]
-    write_atomic(root / "plan.json", json.dumps(rows, ensure_ascii=False).encode("utf-8"))
+    published.save_plan(engine, json.dumps(rows, ensure_ascii=False))
 
 
-def load_plan(root: Path) -> list[Occurrence]:
-    """Read plan.json back; a file from an older version or a bad edit is no plan, logged."""
-    path = root / "plan.json"
-    if not path.exists():
+def load_plan(engine: Engine) -> list[Occurrence]:
+    """Read the saved plan back; one from an older version is no plan, logged."""
+    text = published.load_plan(engine)
+    if text is None:
         return []
     try:
         return [
@@ -396,10 +400,10 @@ def load_plan(root: Path) -> list[Occurrence]:
                 timedelta(seconds=r["duration"]) if r["duration"] else None,
                 r.get("level", ""),
             )
-            for r in json.loads(path.read_text(encoding="utf-8"))
+            for r in json.loads(text)
         ]
     except (ValueError, KeyError, TypeError) as exc:
-        log.error("audio.plan_unreadable", path=str(path), detail=f"{type(exc).__name__}: {exc}")
+        log.error("audio.plan_unreadable", detail=f"{type(exc).__name__}: {exc}")
         return []
 
 
@@ -420,10 +424,8 @@ class PublishedSlot:
 
 def day_document(pub: Publisher, station: str, day: date) -> dict[str, Any] | None:
     """Read a station's published day, or None when nothing is published for it."""
-    try:
-        return json.loads(pub.day_file(station, day).read_bytes())  # type: ignore[no-any-return]
-    except FileNotFoundError:
-        return None
+    body = published.read_day(pub.engine, station, day)
+    return json.loads(body) if body is not None else None  # type: ignore[no-any-return]
 
 
 def slot_manifest(pub: Publisher, station: str, day: date, slot_id: str) -> dict[str, Any] | None:

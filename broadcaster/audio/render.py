@@ -19,13 +19,15 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import structlog
+from sqlalchemy import Engine
 
 from broadcaster.audio.library import file_sha256, probe_duration, write_atomic
+from broadcaster.store import published
 
 log = structlog.get_logger(__name__)
 
@@ -74,11 +76,18 @@ class Loudness:
 
 
 class AudioStore:
-    """Immutable audio named by content hash, plus an index of how each was made."""
+    """Immutable audio named by content hash, plus an index of how each was made.
 
-    def __init__(self, root: Path) -> None:
+    With an engine the database holds the index and the bytes for every node
+    (`store.published`) and the folder is this node's cache of them: a node
+    finds there what another rendered (ffmpeg builds differ in their bytes, so
+    rendering again could change a hash stations already hold).
+    """
+
+    def __init__(self, root: Path, engine: Engine | None = None) -> None:
         self.root = root
         self.index_dir = root / ".index"
+        self.engine = engine
 
     def path(self, sha256: str) -> Path:
         return self.root / (sha256 + AUDIO_SUFFIX)
@@ -96,13 +105,52 @@ class AudioStore:
 
     def lookup(self, key: str) -> Rendered | None:
         entry = self.index_dir / f"{key}.json"
-        if not entry.exists():
+        if entry.exists():
+            rendered = Rendered(**json.loads(entry.read_text()))
+            if (
+                self.engine is not None
+                and self.path(rendered.sha256).exists()
+                and published.lookup_render(self.engine, key) is None
+            ):
+                self._share(key, rendered)  # made before the database held renders
+        elif self.engine is not None and (found := published.lookup_render(self.engine, key)):
+            rendered = Rendered(**found)
+            write_atomic(entry, json.dumps(asdict(rendered)).encode())
+        else:
             return None
-        rendered = Rendered(**json.loads(entry.read_text()))
-        return rendered if self.path(rendered.sha256).exists() else None
+        return rendered if self.fetch(rendered.sha256) is not None else None
 
     def remember(self, key: str, rendered: Rendered) -> None:
         write_atomic(self.index_dir / f"{key}.json", json.dumps(asdict(rendered)).encode())
+        if self.engine is not None:
+            self._share(key, rendered)
+
+    def _share(self, key: str, rendered: Rendered) -> None:
+        """Give every node this render: its bytes first, then the index row naming them."""
+        assert self.engine is not None
+        self.upload([rendered.sha256])
+        published.remember_render(self.engine, key, asdict(rendered))
+
+    def fetch(self, sha256: str) -> Path | None:
+        """The file of a hash, copied from the database into this node's cache when missing
+        here; None when neither holds it (or the stored bytes do not match their name)."""
+        path = self.path(sha256)
+        if path.exists():
+            return path
+        data = published.read_audio(self.engine, sha256) if self.engine is not None else None
+        if data is None or hashlib.sha256(data).hexdigest() != sha256:
+            return None
+        tmp = self.temp_path()  # a name of its own: several requests may fetch one hash
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return path
+
+    def upload(self, hashes: Iterable[str]) -> None:
+        """Copy into the database the files of `hashes` it lacks, so every node can serve them."""
+        if self.engine is None:
+            return
+        for digest in sorted(published.missing_audio(self.engine, hashes)):
+            published.put_audio(self.engine, digest, self.path(digest).read_bytes())
 
     def temp_path(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)

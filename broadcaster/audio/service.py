@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import structlog
 from sqlalchemy import Engine
@@ -28,6 +28,7 @@ from broadcaster.occurrence import Channel, Occurrence
 from broadcaster.planner import plan
 from broadcaster.programmes import Programme
 from broadcaster.store.audio import notices_marker
+from broadcaster.store.published import stations_published
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +50,7 @@ class PlaylistService:
         self._clock = clock
         self._poll = poll_seconds
         self._registry = settings.registry()
-        self._pub = publisher(settings)
+        self._pub = publisher(settings, engine)
         self._pending: tuple[list[Programme], list[LevelChange]] | None = None
         self._current: tuple[list[Programme], list[LevelChange]] | None = None
         self._lock = threading.Lock()
@@ -119,20 +120,24 @@ class PlaylistService:
         )
 
 
-def published_ahead_handler(settings: Settings) -> Callable[[Sequence[Occurrence]], Failures]:
+def published_ahead_handler(
+    settings: Settings, engine: Engine
+) -> Callable[[Sequence[Occurrence]], Failures]:
     """Handler for aired channels: the playlist went out ahead, so a due occurrence only
     checks that its station holds a published day, and fails when it does not."""
-    pub = publisher(settings)
     registry = settings.registry()
     tz = settings.tz
 
     def handle(occurrences: Sequence[Occurrence]) -> Failures:
         failures: dict[Key, str] = {}
+        held: dict[date, set[str]] = {}
         for o in occurrences:
+            day = o.at.astimezone(tz).date()
+            if day not in held:
+                held[day] = stations_published(engine, day)
             for commune in registry.communes_under(o.area):
                 station = commune.station.code if commune.station else None
-                day = o.at.astimezone(tz).date()
-                if station and not pub.day_file(station, day).exists():
+                if station and station not in held[day]:
                     failures[o.key] = f"no playlist published for station {station} on {day}"
         return failures
 

@@ -2,18 +2,23 @@
 
 A token is an HMAC of the station code under the secret; checking one needs
 no database and rotating the secret revokes every token at once. The secret
-comes from config (`audio.token_secret`) or is generated once into the data
-directory, readable by the daemon's user only.
+comes from config (`audio.token_secret`) or is generated once into the
+database, so every node issues and accepts the same tokens (item URLs carry
+them: a node of its own secret would serve other bytes). A secret an older
+version generated into the data directory is carried over, so stations keep
+their tokens.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy import Engine
+
+from broadcaster.store.published import token_secret
 
 SECRET_FILE = "station-token-secret"
 
@@ -37,14 +42,11 @@ class Tokens:
         return hmac.compare_digest(self.for_station(station), token)
 
 
-def load_tokens(configured: str | None, data_dir: Path) -> Tokens:
-    """Use the configured secret, else the one generated in `data_dir` on first use."""
+def load_tokens(configured: str | None, data_dir: Path, engine: Engine) -> Tokens:
+    """Use the configured secret, else the database's, stored on first use (the one an
+    older version left in `data_dir`, if any)."""
     if configured:
         return Tokens(configured.encode())
     path = data_dir / SECRET_FILE
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    return Tokens(path.read_text().strip().encode())
+    legacy = path.read_text().strip() if path.exists() else None
+    return Tokens(token_secret(engine, legacy).encode())

@@ -205,7 +205,7 @@ def publish_cmd(app: App) -> None:
     from broadcaster.audio.publish import publisher
 
     report = republish(
-        app.engine, app.registry, publisher(app.settings), _library(app), now=app.now()
+        app.engine, app.registry, publisher(app.settings, app.engine), _library(app), now=app.now()
     )
     click.echo(
         f"{report.stations} stations, {report.slots} slots: {report.written} files "
@@ -225,7 +225,7 @@ def serve(app: App) -> None:
 
     settings = app.settings
     web = make_app(
-        publisher(settings),
+        publisher(settings, app.engine),
         frozenset(stations(app.registry)),
         engine=app.engine,
         clock=app.now,
@@ -245,16 +245,17 @@ def stations_cmd(app: App, fmt: str) -> None:
     from broadcaster.audio.publish import current_and_next, playlist_url, publisher, stations
     from broadcaster.report.gather import HEALTH_FIELDS, station_health
     from broadcaster.store.db import NoDatabase
+    from broadcaster.store.published import ever_published
 
-    # Before the first publication there are no URLs to show, and building the
-    # publisher would generate the token secret: a listing must not write.
-    published = (app.settings.data_dir / "publish").is_dir()
-    pub = publisher(app.settings) if published else None
     now = app.now()
     try:
+        # Before the first publication there are no URLs to show, and building the
+        # publisher would store the token secret: a listing must not write.
+        published = ever_published(app.engine)
         health = station_health(app.settings, app.engine, now)
-    except NoDatabase:  # a fresh install: no station has been heard of yet
-        health = {}
+    except NoDatabase:  # a fresh install: nothing published, no station heard of yet
+        published, health = False, {}
+    pub = publisher(app.settings, app.engine) if published else None
     rows = []
     for code, area in stations(app.registry).items():
         current, upcoming = current_and_next(pub, code, now) if pub else (None, None)

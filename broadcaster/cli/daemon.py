@@ -44,7 +44,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     settings = app.settings
     app.save_essentials()
     handlers = default_handlers(settings)
-    aired = published_ahead_handler(settings)
+    aired = published_ahead_handler(settings, app.engine)
     for channel in AIRED_CHANNELS:
         handlers[channel] = aired
     handlers[Channel.SMS] = SmsHandler(settings, app.engine, app.now)
@@ -84,7 +84,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
 
         web = BackgroundServer(
             make_app(
-                publisher(settings),
+                publisher(settings, app.engine),
                 frozenset(stations(app.registry)),
                 engine=app.engine,
                 clock=app.now,

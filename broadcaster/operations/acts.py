@@ -233,7 +233,7 @@ def issue_notice(
         raise ValueError("name at least one area")
     check(actor, Action.ISSUE_NOTICE, ctx.registry, areas)
     needs_approval = _notice_needs_approval(ctx.settings)
-    path = notice_audio(publisher(ctx.settings).root.parent, audio=audio, text=text)
+    path = notice_audio(ctx.settings.data_dir, audio=audio, text=text)
     from broadcaster.audio.library import file_sha256, probe_duration
 
     now = ctx.now()
@@ -263,7 +263,7 @@ def issue_notice(
         previews = _notice_sms(ctx, conn, actor, areas, text, now) if text else []
     # Normalise now, while the notice waits for its approver, so approval only
     # republishes (three ffmpeg passes at approval made stations hear it 13-21 s late).
-    pub = publisher(ctx.settings)
+    pub = publisher(ctx.settings, ctx.engine)
     normalise(path, notice.clip_sha256, pub.target, pub.store)
     published = None
     if not needs_approval:
@@ -584,5 +584,10 @@ def _republish(ctx: Context, only: set[str]) -> PublishReport:
 
     library = load_library(library_dir(ctx.settings.audio, ctx.settings.path))
     return republish(
-        ctx.engine, ctx.registry, publisher(ctx.settings), library, now=ctx.now(), only=only
+        ctx.engine,
+        ctx.registry,
+        publisher(ctx.settings, ctx.engine),
+        library,
+        now=ctx.now(),
+        only=only,
     )

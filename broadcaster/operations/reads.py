@@ -92,7 +92,7 @@ def stations(ctx: Context, actor: Account) -> list[dict[str, Any]]:
     from broadcaster.audio.publish import stations as all_stations
     from broadcaster.report.gather import HEALTH_FIELDS, station_health
 
-    pub = publisher(ctx.settings)
+    pub = publisher(ctx.settings, ctx.engine)
     now = ctx.now()
     health = station_health(ctx.settings, ctx.engine, now)
     rows = []

@@ -104,7 +104,7 @@ def day_gaps(
     settings: Settings, engine: Engine, day: date, now: datetime, only: Iterable[str] | None = None
 ) -> list[StationGaps]:
     """Per station, the planned items of `day` no report says aired."""
-    pub = publisher(settings)
+    pub = publisher(settings, engine)
     wanted = set(only) if only is not None else None
     found = []
     for code in stations(settings.registry()):
@@ -175,7 +175,7 @@ def build_daily(
     holes = {g.station: g.gaps for g in day_gaps(settings, engine, day, now, codes)}
     beats = heartbeat_times(engine, start, end, codes)
     limits = thresholds(settings)
-    pub = publisher(settings)
+    pub = publisher(settings, engine)
     inputs = []
     for c in communes:
         code = c.station.code if c.station else None
