@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from broadcaster.cli import main
 from broadcaster.sms import blast as blasts
@@ -173,6 +174,26 @@ def test_expansion_into_a_blast_with_messages_adds_only_the_missing_recipients(e
         again = blasts.expand(conn, settings.sms, router, preview.id, now=NOW)
     assert (added, again) == (10, 0)
     assert counts(engine, preview.id) == {"queued": 110}
+
+
+def test_a_message_needs_its_blast_and_a_blast_keeps_its_messages(engine, settings):
+    seed_subscribers(engine, 3)
+    preview = draft(engine, settings)
+    blasts.approve(engine, router_of(settings), settings.sms, preview.id, by="binh", now=NOW)
+    orphan = (
+        "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, attempts) "
+        "SELECT :b, msisdn, carrier, 0, 'queued', queued_at, 0 FROM sms_messages"
+    )
+    refused = (
+        (orphan, {"b": preview.id + 1}),
+        ("DELETE FROM sms_blasts WHERE id = :b", {"b": preview.id}),
+        ("UPDATE sms_blasts SET id = id + 1 WHERE id = :b", {"b": preview.id}),
+        ("UPDATE sms_messages SET blast_id = :b", {"b": preview.id + 1}),
+    )
+    for statement, params in refused:
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(statement), params)
+    assert counts(engine, preview.id) == {"queued": 3}
 
 
 def test_cancel_stops_what_is_queued(engine, settings):
