@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -166,6 +167,8 @@ def main() -> None:
     if not args.url or not args.url.startswith("postgresql"):
         parser.error("a PostgreSQL URL: --url or BROADCASTER_TEST_PG_URL")
     smpp_bench.quiet_logs()
+    # A run stopped with kill still stops its nodes and SMSC and drops its schema.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
     schema = f"bench_scale_{uuid.uuid4().hex[:8]}"
     admin = create_engine(args.url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
