@@ -313,8 +313,8 @@ def _load(engine: Bind, blast_id: int):  # type: ignore[no-untyped-def]
 
 
 def _load_on(conn, blast_id: int, *, lock: bool = False):  # type: ignore[no-untyped-def]
-    # SQLite has no FOR UPDATE. It has one writer at a time, and a transaction that read
-    # before another's commit cannot write after it, so two expansions cannot both insert.
+    # SQLite has no FOR UPDATE; callers write the blast row first (approve), and the
+    # unique key refuses a racing second expansion there rather than doubling it.
     lock_clause = " FOR UPDATE" if lock and conn.dialect.name == "postgresql" else ""
     row = conn.execute(
         text(f"SELECT * FROM sms_blasts WHERE id = :id{lock_clause}"), {"id": blast_id}
