@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from broadcaster.cli import main
 from broadcaster.sms import blast as blasts
@@ -161,6 +162,40 @@ def test_expansion_is_one_row_per_recipient_and_idempotent(engine, settings):
     assert counts(engine, preview.id) == {"queued": 100}
 
 
+def test_expansion_into_a_blast_with_messages_adds_only_the_missing_recipients(engine, settings):
+    seed_subscribers(engine, 300)
+    preview = draft(engine, settings, areas=["05437"])
+    router = router_of(settings)
+    blasts.approve(engine, router, settings.sms, preview.id, by="binh", now=NOW)
+    seed_subscribers(engine, 30, prefix="086")  # ten more in 05437
+    with engine.begin() as conn:
+        added = blasts.expand(conn, settings.sms, router, preview.id, now=NOW)
+    with engine.begin() as conn:
+        again = blasts.expand(conn, settings.sms, router, preview.id, now=NOW)
+    assert (added, again) == (10, 0)
+    assert counts(engine, preview.id) == {"queued": 110}
+
+
+def test_a_message_needs_its_blast_and_a_blast_keeps_its_messages(engine, settings):
+    seed_subscribers(engine, 3)
+    preview = draft(engine, settings)
+    blasts.approve(engine, router_of(settings), settings.sms, preview.id, by="binh", now=NOW)
+    orphan = (
+        "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, attempts) "
+        "SELECT :b, msisdn, carrier, 0, 'queued', queued_at, 0 FROM sms_messages"
+    )
+    refused = (
+        (orphan, {"b": preview.id + 1}),
+        ("DELETE FROM sms_blasts WHERE id = :b", {"b": preview.id}),
+        ("UPDATE sms_blasts SET id = id + 1 WHERE id = :b", {"b": preview.id}),
+        ("UPDATE sms_messages SET blast_id = :b", {"b": preview.id + 1}),
+    )
+    for statement, params in refused:
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(statement), params)
+    assert counts(engine, preview.id) == {"queued": 3}
+
+
 def test_cancel_stops_what_is_queued(engine, settings):
     seed_subscribers(engine, 10)
     preview = draft(engine, settings)
@@ -209,7 +244,10 @@ def test_exercise_goes_only_to_test_numbers(engine, settings):
     seed_subscribers(engine, 50)
     preview = draft(engine, settings, exercise=True)
     assert preview.exercise and preview.recipients == 2
-    blasts.approve(engine, router_of(settings), settings.sms, preview.id, by="binh", now=NOW)
+    assert (
+        blasts.approve(engine, router_of(settings), settings.sms, preview.id, by="binh", now=NOW)
+        == 2
+    )
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT msisdn, carrier FROM sms_messages ORDER BY msisdn")).all()
     assert rows == [("84881111111", "vinaphone"), ("84961111111", "viettel")]

@@ -195,10 +195,7 @@ def approve(
             ).bindparams(bindparam("at", type_=_TS)),
             {"at": now, "by": by, "id": blast_id},
         )
-        expand(conn, sms, router, blast_id, now=now)
-        queued = conn.execute(
-            text("SELECT count(*) FROM sms_messages WHERE blast_id = :b"), {"b": blast_id}
-        ).scalar_one()
+        queued = expand(conn, sms, router, blast_id, now=now)
     log.info(
         "sms.blast_approved", blast=blast_id, by=by, queued=queued, exercise=bool(blast.exercise)
     )
@@ -207,45 +204,57 @@ def approve(
 
 def expand(
     conn: Connection, sms: SmsSettings, router: CarrierRouter, blast_id: int, *, now: datetime
-) -> None:
-    """Queue one message per recipient in one INSERT … SELECT; repeating adds nothing."""
-    blast = _load_on(conn, blast_id)
+) -> int:
+    """Queue one message per recipient in one INSERT … SELECT; return how many it added.
+
+    Repeating adds nothing. The blast row is locked first, so two expansions of
+    one blast take turns; the first into a blast with no messages inserts them
+    plainly, without ON CONFLICT, whose speculative insertion (a check of the
+    unique index and one more WAL record per row) was a sixth of the time of a
+    million-row expansion on PostgreSQL. Rows go in msisdn order so that the
+    unique (blast, msisdn) index grows at its right edge instead of everywhere.
+    """
+    blast = _load_on(conn, blast_id, lock=True)
+    fresh = (
+        conn.execute(
+            text("SELECT 1 FROM sms_messages WHERE blast_id = :b LIMIT 1"), {"b": blast_id}
+        ).first()
+        is None
+    )
+    skip_present = "" if fresh else " ON CONFLICT (blast_id, msisdn) DO NOTHING"
     rank = Priority(blast.priority).rank
     at = bindparam("at", type_=_TS)
+    columns = (
+        "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, attempts) "
+    )
     if blast.corrects is not None:  # exactly those the corrected blast may have reached
-        conn.execute(
+        return conn.execute(
             text(
-                "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
-                "attempts) SELECT :b, m.msisdn, m.carrier, :rank, 'queued', :at, 0 "
+                f"{columns}SELECT :b, m.msisdn, m.carrier, :rank, 'queued', :at, 0 "
                 f"FROM sms_messages m WHERE m.blast_id = :first AND {REACHED} "
-                "ON CONFLICT (blast_id, msisdn) DO NOTHING"
+                f"ORDER BY m.msisdn{skip_present}"
             ).bindparams(at),
             {"b": blast_id, "rank": rank, "at": now, "first": blast.corrects},
-        )
-        return
+        ).rowcount
     if blast.exercise:
         rows = [
             {"b": blast_id, "msisdn": m, "carrier": c, "rank": rank, "at": now}
             for m, c in _test_numbers(sms, router)
         ]
-        conn.execute(
+        return conn.execute(  # a few numbers, perhaps one twice: always ON CONFLICT
             text(
-                "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
-                "attempts) VALUES (:b, :msisdn, :carrier, :rank, 'queued', :at, 0) "
+                f"{columns}VALUES (:b, :msisdn, :carrier, :rank, 'queued', :at, 0) "
                 "ON CONFLICT (blast_id, msisdn) DO NOTHING"
             ).bindparams(at),
             rows,
-        )
-        return
-    conn.execute(
+        ).rowcount
+    return conn.execute(
         text(
-            "INSERT INTO sms_messages (blast_id, msisdn, carrier, rank, state, queued_at, "
-            "attempts) SELECT :b, msisdn, carrier, :rank, 'queued', :at, 0 "
-            "FROM subscribers WHERE commune IN :communes "
-            "ON CONFLICT (blast_id, msisdn) DO NOTHING"
+            f"{columns}SELECT :b, msisdn, carrier, :rank, 'queued', :at, 0 "
+            f"FROM subscribers WHERE commune IN :communes ORDER BY msisdn{skip_present}"
         ).bindparams(at, bindparam("communes", expanding=True)),
         {"b": blast_id, "rank": rank, "at": now, "communes": json.loads(blast.areas)["communes"]},
-    )
+    ).rowcount
 
 
 def cancel(engine: Bind, blast_id: int, *, by: str, now: datetime) -> int:
@@ -303,8 +312,13 @@ def _load(engine: Bind, blast_id: int):  # type: ignore[no-untyped-def]
         return _load_on(conn, blast_id)
 
 
-def _load_on(conn, blast_id: int):  # type: ignore[no-untyped-def]
-    row = conn.execute(text("SELECT * FROM sms_blasts WHERE id = :id"), {"id": blast_id})
+def _load_on(conn, blast_id: int, *, lock: bool = False):  # type: ignore[no-untyped-def]
+    # SQLite has no FOR UPDATE; callers write the blast row first (approve), and the
+    # unique key refuses a racing second expansion there rather than doubling it.
+    lock_clause = " FOR UPDATE" if lock and conn.dialect.name == "postgresql" else ""
+    row = conn.execute(
+        text(f"SELECT * FROM sms_blasts WHERE id = :id{lock_clause}"), {"id": blast_id}
+    )
     blast = row.one_or_none()
     if blast is None:
         raise BlastError(f"no blast {blast_id}")

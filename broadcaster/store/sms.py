@@ -72,6 +72,7 @@ class MessageRow(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    # On PostgreSQL checked once per INSERT statement by triggers (store/blast_key.py).
     blast_id: Mapped[int] = mapped_column(ForeignKey("sms_blasts.id"))
     msisdn: Mapped[str] = mapped_column(String(16))
     carrier: Mapped[str] = mapped_column(String(64))
