@@ -34,8 +34,9 @@ def daemons():
 
 
 def _node(base: Path, name: str, port: int) -> dict[str, str]:
-    """What sets a node apart on one machine: its own data_dir and bind."""
+    """What sets a node apart on one machine: its name, its own data_dir and bind."""
     return {
+        "BROADCASTER_NODE": name,
         "BROADCASTER_DATA_DIR": str(base / name),
         "BROADCASTER_HTTP_BIND": f"127.0.0.1:{port}",
     }
