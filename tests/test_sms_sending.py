@@ -250,3 +250,51 @@ def test_a_receipt_for_another_nodes_part_not_yet_recorded_is_answered_once_it_m
         sender.join(10)
     assert answered_early == 0
     assert counts(engine, blast_id) == {"delivered": 1}
+
+
+def test_a_stalled_sender_submits_none_of_the_messages_whose_lease_another_took(
+    tmp_path, db_url, engine
+):
+    """Stopped past its lease, a sender must ask what it still holds before writing more."""
+    smsc = TestSmsc(free_port())
+    config = write_config(
+        tmp_path, db_url, {"viettel": smsc.port}, rate=20, window=5, sms="lease_seconds = 1"
+    )
+    settings = settings_for(config)
+    numbers = seed_subscribers(engine, 120)
+    blast_id = start_blast(engine, settings, "Thong bao khan.")
+    env = {**os.environ, "BROADCASTER_CONFIG": str(config)}
+    command = [sys.executable, "-m", "broadcaster", "sms", "send", "--receipt-wait", "10"]
+    thief_lease = 4.0
+    with SmscThread([smsc]):
+        sender = subprocess.Popen(command, env=env, cwd=REPO, stderr=subprocess.DEVNULL)
+        assert smsc.wait_for(lambda st: len(st.accepted) >= 20, 30)
+        sender.send_signal(signal.SIGSTOP)
+        time.sleep(0.5)  # what it wrote before the stop has reached the SMSC
+        seen = {s.destination_addr for s in smsc.stats.accepted}
+        time.sleep(1.5)  # past its 1 s lease: another sender may take its messages
+        with engine.begin() as conn:
+            stolen = set(
+                conn.execute(
+                    text(
+                        "UPDATE sms_messages SET lease_owner = 'thief', lease_until = :until "
+                        "WHERE state = 'sending' AND lease_until < :now RETURNING msisdn"
+                    ),
+                    {"now": utcnow(), "until": utcnow() + timedelta(seconds=thief_lease)},
+                ).scalars()
+            )
+        stolen_at = time.monotonic()
+        unsent = stolen - seen
+        sender.send_signal(signal.SIGCONT)
+        time.sleep(thief_lease - 1 - (time.monotonic() - stolen_at))
+        during_theft = [s.destination_addr for s in smsc.stats.accepted]
+        assert sender.wait(120) == 0  # the thief's lease lapses: they return and go once
+    assert unsent
+    assert len(during_theft) > len(seen)  # the sender went on with what it still held
+    assert unsent.isdisjoint(during_theft)
+    dests = [s.destination_addr for s in smsc.stats.accepted]
+    assert set(dests) == set(numbers)
+    assert all(dests.count(msisdn) == 1 for msisdn in unsent)
+    assert counts(engine, blast_id) == {"delivered": 120}
+    events = [line for line in settings.log_file.read_text().splitlines() if "lease_lost" in line]
+    assert events and '"messages": ' in events[0]
