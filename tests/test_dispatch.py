@@ -80,6 +80,7 @@ def test_a_task_gets_only_what_its_programme_names_never_the_daemons_secrets(mon
         "BROADCASTER_PROGRAMME",
         "BROADCASTER_AREA",
         "BROADCASTER_AT",
+        "BROADCASTER_OCCURRENCE",
         "BROADCASTER_DATA_DIR",
     }
     assert (env["MAP_STYLE"], env["HTTPS_PROXY"], env["BROADCASTER_AREA"]) == (
