@@ -17,6 +17,8 @@ from sqlalchemy import Engine, text
 
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.link import utcnow
+from broadcaster.sms.outbox import Outbox
+from broadcaster.sms.outcomes import Outcomes
 from broadcaster.sms.receipts import normalise_id
 from broadcaster.sms.sender import UNMATCHED_RETRY, CarrierSender, bind_configs, run_senders
 from broadcaster.sms.states import Priority
@@ -298,3 +300,29 @@ def test_a_stalled_sender_submits_none_of_the_messages_whose_lease_another_took(
     assert counts(engine, blast_id) == {"delivered": 120}
     events = [line for line in settings.log_file.read_text().splitlines() if "lease_lost" in line]
     assert events and '"messages": ' in events[0]
+
+
+def test_a_sender_whose_lease_lapsed_and_was_taken_writes_no_outcome_over_the_new_owner(
+    tmp_path, db_url, engine
+):
+    config = write_config(tmp_path, db_url, {"viettel": free_port()})
+    settings = settings_for(config)
+    seed_subscribers(engine, 3)
+    blast_id = start_blast(engine, settings, "Thong bao khan.")
+    lease = timedelta(seconds=60)
+    stalled, taker = Outbox(engine, "viettel", "stalled"), Outbox(engine, "viettel", "taker")
+    held = stalled.claim(NOW, 3, lease, routine_allowed=True)
+    taken = taker.claim(NOW + 2 * lease, 2, lease, routine_allowed=True)  # two lapsed, taken
+    assert {c.id for c in taken} < {c.id for c in held}
+    assert stalled.renew(NOW + 2 * lease, lease) == set()  # the third went back to the queue
+    stalled.record(
+        Outcomes(submitted=[taken[0].id], failed=[(taken[1].id, 8, "ESME_RSYSERR")]), NOW
+    )
+    assert counts(engine, blast_id) == {"sending": 2, "queued": 1}
+    with engine.connect() as conn:
+        owners = conn.execute(
+            text("SELECT lease_owner FROM sms_messages WHERE state = 'sending'")
+        ).scalars()
+        assert list(owners) == ["taker", "taker"]
+    for outbox in (stalled, taker):
+        outbox.close()
