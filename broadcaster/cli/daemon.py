@@ -93,7 +93,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
         senders.join(timeout=1.5)
     if not clean:
         # Work still running after the stop deadline: leave now rather than hang;
-        # its rows stay claimed, so nothing fires twice.
+        # its rows stay claimed, and the next scheduler fires them again.
         os._exit(1)
 
 
@@ -116,6 +116,11 @@ def status_cmd(app: App, fmt: str) -> None:
         click.echo(
             f"  {item['at']}  {item['programme']}  {item['channel']}  {item['area']}  "
             f"{item['priority']}"
+        )
+    if takeover := status["takeover"]:
+        click.echo(
+            f"took over: {takeover['at']} from {', '.join(takeover['from'])}; "
+            f"{takeover['refire']} claim(s) fired again, {takeover['missed']} missed"
         )
     for error in status["errors"]:
         click.echo(f"error: {error['at']} {error['event']}: {error['detail']}")
@@ -150,6 +155,7 @@ def status_of(app: App) -> dict[str, Any]:
         "counts": counts,
         "errors": report.get("errors", []),
         "awaiting_approval": report.get("awaiting_approval", []),
+        "takeover": report.get("takeover"),
     }
 
 
