@@ -12,7 +12,9 @@ way, without jobs, so every node shows the plan in force (`plan_view`). A job
 looks up its instant in the current plan when it fires, so a replan never
 needs to chase jobs already queued. Each occurrence is claimed in the
 `dispatch` table before its handler runs; the claim is the only guard against
-firing twice, across restarts and daemons.
+firing twice, across restarts and daemons. A daemon taking the scheduler over
+adopts the claims its predecessor died holding and fires them again within
+their grace: at least once, with handlers that are safe to repeat.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from sqlalchemy import Engine
 from broadcaster.areas import AreaKind
 from broadcaster.cadence import parse_duration
 from broadcaster.config import Settings
-from broadcaster.dispatch import Handler, grace_periods, is_missed
+from broadcaster.dispatch import Handler, grace_periods, is_missed, too_late
 from broadcaster.levels import LevelChange, latest_changes, level_in_force
 from broadcaster.occurrence import Channel, Occurrence
 from broadcaster.planner import group_by_time, plan
@@ -120,6 +122,8 @@ class Daemon:
         self._planned_day: date | None = None
         self._levels: dict[str, str] = {}
         self._leading = False
+        self._adopted: dict[tuple[str, str, datetime], int] = {}  # orphaned claims to re-fire
+        self._takeover: dict[str, Any] | None = None
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
             jobstores={"default": MemoryJobStore()},
@@ -138,9 +142,11 @@ class Daemon:
         now = self.clock()
         since = catch_up_since(now, previous.heartbeat_at if previous else None, self.grace)
         store.write_status(self.engine, now=now, started=True, node=self.node, pid=os.getpid())
+        self._adopt_orphans(now)
         self._markers = (change_marker(self.engine), store.reload_marker(self.engine))
         self._scheduler.start()
         self._replan("start", catch_up_since=since)
+        self._settle_unplanned_orphans()
         notify("READY=1")
         if self.held:
             log.warning("schedule.awaiting_approval", programmes=list(self.held))
@@ -152,6 +158,55 @@ class Daemon:
         )
         self._loop()
         return self._shutdown()
+
+    def _adopt_orphans(self, now: datetime) -> None:
+        """Take over the claims a dead scheduler left unfinished: within their channel's
+        grace they fire again (the catch-up re-offers their instants), past it they are
+        recorded missed. Its handler may have run, all or part: handlers repeat safely."""
+        orphans = store.orphans(self.engine, self.node)
+        if not orphans:
+            return
+        store.adopt(self.engine, [o.id for o in orphans], node=self.node, now=now)
+        late = [o for o in orphans if too_late(Channel(o.channel), o.key[2], now, self.grace)]
+        if late:
+            store.finish(
+                self.engine,
+                [o.id for o in late],
+                store.DispatchState.MISSED,
+                now,
+                "its scheduler died before finishing it; past its grace at the takeover",
+            )
+        with self._lock:
+            self._adopted = {o.key: o.id for o in orphans if o not in late}
+        self._takeover = {
+            "at": now.isoformat(),
+            "from": sorted({o.node for o in orphans}),
+            "refire": len(self._adopted),
+            "missed": len(late),
+        }
+        log.warning("dispatch.takeover", **self._takeover)
+
+    def _settle_unplanned_orphans(self) -> None:
+        """Fail adopted claims the current plan no longer holds (a schedule or level
+        changed meanwhile): nothing would fire them, and `claimed` would stay forever."""
+        with self._lock:
+            planned = {o.key for items in self._buckets.values() for o in items}
+            gone = [i for k, i in self._adopted.items() if k not in planned]
+            self._adopted = {k: i for k, i in self._adopted.items() if k in planned}
+        if gone:
+            store.finish(
+                self.engine,
+                gone,
+                store.DispatchState.FAILED,
+                self.clock(),
+                "its scheduler died before finishing it; not in the plan at the takeover",
+            )
+
+    def _take_adopted(self, occurrences: Sequence[Occurrence]) -> list[store.Claimed]:
+        """Return (once) the adopted claims among these occurrences."""
+        with self._lock:
+            taken = [(self._adopted.pop(o.key, None), o) for o in occurrences]
+        return [store.Claimed(i, o) for i, o in taken if i is not None]
 
     def stop(self) -> None:
         self._stop.set()
@@ -400,6 +455,9 @@ class Daemon:
             recorded = store.claim(
                 self.engine, missed, now=now, node=self.node, state=store.DispatchState.MISSED
             )
+            late = self._take_adopted(missed)
+            if late:
+                store.finish(self.engine, [c.id for c in late], store.DispatchState.MISSED, now)
             if recorded:
                 log.warning(
                     "dispatch.missed",
@@ -417,7 +475,9 @@ class Daemon:
             self._run_handler(channel, occurrences)
 
     def _run_handler(self, channel: Channel, occurrences: list[Occurrence]) -> None:
+        refired = self._take_adopted(occurrences)
         claimed = store.claim(self.engine, occurrences, now=self.clock(), node=self.node)
+        claimed += refired
         if not claimed:
             return
         handler = self.handlers.get(channel)
@@ -458,6 +518,7 @@ class Daemon:
             at=occurrences[0].at.isoformat(),
             done=len(done),
             failed=len(claimed) - len(done),
+            refired=len(refired),
         )
 
     # --- status ------------------------------------------------------------------
@@ -502,4 +563,5 @@ class Daemon:
                 for o in upcoming
             ],
             "errors": list(self._errors),
+            "takeover": self._takeover,
         }

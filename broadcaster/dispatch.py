@@ -33,13 +33,26 @@ Handler = Callable[[Sequence[Occurrence]], Failures]
 
 def is_missed(occurrence: Occurrence, now: datetime, grace: Mapping[Channel, timedelta]) -> bool:
     """Say whether an occurrence is too late to act on, by its channel's grace period."""
-    return now - occurrence.at > grace.get(occurrence.channel, timedelta(0))
+    return too_late(occurrence.channel, occurrence.at, now, grace)
+
+
+def too_late(
+    channel: Channel, at: datetime, now: datetime, grace: Mapping[Channel, timedelta]
+) -> bool:
+    """Say whether what a channel was due to do at `at` is past the channel's grace."""
+    return now - at > grace.get(channel, timedelta(0))
+
+
+def occurrence_key(occurrence: Occurrence) -> str:
+    """Return the occurrence as one string a task can deduplicate by (programme/area/at)."""
+    return f"{occurrence.programme}/{occurrence.area}/{occurrence.at.isoformat()}"
 
 
 def grace_periods(settings: Settings) -> dict[Channel, timedelta]:
     return {Channel(name): parse_duration(text) for name, text in settings.planner.grace.items()}
 
 
+OCCURRENCE_HEADER = "Broadcaster-Occurrence"  # a URL task's deduplication key
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")  # copied when the daemon has them
 DEFAULT_ENV = {"PATH": os.defpath, "LANG": "C.UTF-8"}
 
@@ -53,7 +66,9 @@ def task_environment(
     passwords and the station token secret. It gets PATH, HOME, LANG, LC_ALL
     and TZ (PATH and LANG defaulted when the daemon has none), the variables
     its `pass_env` names copied from the daemon's, its own `env`, and the
-    occurrence in BROADCASTER_PROGRAMME, _AREA, _AT and _DATA_DIR.
+    occurrence in BROADCASTER_PROGRAMME, _AREA, _AT, _OCCURRENCE and _DATA_DIR.
+    A leader killed mid-task makes the next leader run it again:
+    BROADCASTER_OCCURRENCE is the key a task deduplicates by.
     """
     copied = (*BASE_ENV, *task.pass_env)
     return {
@@ -63,6 +78,7 @@ def task_environment(
         "BROADCASTER_PROGRAMME": occurrence.programme,
         "BROADCASTER_AREA": occurrence.area,
         "BROADCASTER_AT": occurrence.at.isoformat(),
+        "BROADCASTER_OCCURRENCE": occurrence_key(occurrence),
         "BROADCASTER_DATA_DIR": data_dir,
     }
 
@@ -105,7 +121,10 @@ class TaskHandler:
         if not isinstance(content, Task):
             raise TypeError(f"a task handler got {content.kind!r} content, not a task")
         if content.url:
-            with urllib.request.urlopen(content.url, timeout=self._timeout) as response:
+            request = urllib.request.Request(
+                content.url, headers={OCCURRENCE_HEADER: occurrence_key(occurrence)}
+            )
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 if not 200 <= response.status < 300:
                     raise RuntimeError(f"{content.url} answered HTTP {response.status}")
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, text
 from broadcaster.store import dispatch as store
 from tests.conftest import free_port
 from tests.daemon_fixtures import (
+    broadcaster,
     clock_times,
     config_factory,
     daemon_factory,
@@ -128,4 +130,50 @@ def test_an_instant_due_but_unclaimed_when_the_leader_dies_is_fired_by_the_stand
     )
     assert [r.at for r in rows] == [due]
     assert fired.read_text().split() == [due.isoformat()]
+    assert standby.terminate() == 0
+
+
+def test_a_task_running_when_the_leader_is_killed_is_fired_again_once_by_the_new_leader(
+    engine: Engine, tmp_path: Path, db_url: str, daemons
+) -> None:
+    """Killed between claim and finish, the leader leaves the row `claimed`; the new
+    leader adopts it, runs the task again with the same key, and records it done once."""
+    started, finished = tmp_path / "started.txt", tmp_path / "finished.txt"
+    command = (
+        f'echo "$BROADCASTER_OCCURRENCE" >> {started}; sleep 3; '
+        f'echo "$BROADCASTER_OCCURRENCE" >> {finished}'
+    )
+    config = config_factory(tmp_path, db_url)(
+        {"slow.toml": task_schedule("slow", clock_times(now() + timedelta(hours=12), 1), command)}
+    )
+    leader = daemons(config).start()
+    standby = daemons(_second_config(config)).start()
+    wait_for(lambda: "daemon.standby" in standby.stderr_path.read_text(), 10, "the standby")
+    due = (now() + timedelta(seconds=3)).replace(microsecond=0)
+    (tmp_path / "schedules" / "slow.toml").write_text(
+        task_schedule("slow", clock_times(due, 1), command), encoding="utf-8"
+    )
+    leader.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: started.exists(), 20, "the task to start")
+    [claimed] = store.rows_for(engine, "slow")
+    leader.process.kill()
+    leader.process.wait(5)
+    wait_for(lambda: _scheduler_pid(engine) == standby.process.pid, 10, "the takeover")
+    [row] = wait_for(
+        lambda: [r for r in store.rows_for(engine, "slow") if r.state == "done"],
+        20,
+        "the new leader to re-fire the task",
+    )
+    key = f"slow/167/{due.isoformat()}"
+    assert claimed.state == "claimed"
+    assert (row.id, row.at, row.attempts) == (claimed.id, due, 2)
+    assert (row.previous_node, row.node) == (
+        claimed.node,
+        f"{claimed.node.split(':')[0]}:{standby.process.pid}",
+    )
+    assert len(store.rows_for(engine, "slow")) == 1
+    assert started.read_text().split() == [key, key]  # once per leader, same key to dedupe by
+    takeover = json.loads(broadcaster(config, "status", "--format", "json").stdout)["takeover"]
+    assert (takeover["refire"], takeover["missed"], takeover["from"]) == (1, 0, [claimed.node])
+    assert "dispatch.takeover" in standby.stderr_path.read_text()
     assert standby.terminate() == 0

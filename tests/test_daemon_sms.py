@@ -15,6 +15,9 @@ from sqlalchemy import Engine, text
 
 from broadcaster import operations as ops
 from broadcaster.config import load_settings
+from broadcaster.occurrence import Channel, Occurrence, Priority, SmsText
+from broadcaster.sms.scheduled import SmsHandler
+from broadcaster.store import dispatch
 from broadcaster.store.dispatch import read_status
 from broadcaster.testing.smsc import SmscThread, TestSmsc
 from tests.account_fixtures import add_people
@@ -134,3 +137,46 @@ def test_schedule_edit_adding_sms_sends_nothing_until_an_approver_accepts_it(
     with engine.connect() as conn:
         approved_by = conn.execute(text("SELECT approved_by_account FROM sms_blasts")).scalar_one()
     assert approved_by == people.approver.id
+
+
+def test_a_scheduled_sms_fired_again_after_a_takeover_makes_no_second_blast(
+    tmp_path: Path, db_url: str, engine: Engine, daemons
+) -> None:
+    """The dead leader made the blast and died before finishing the claim: the new
+    leader fires the occurrence again and finds the blast already made."""
+    smsc = TestSmsc(free_port())
+    config = write_config(tmp_path, db_url, {"viettel": smsc.port})
+    due = (now() - timedelta(seconds=20)).replace(microsecond=0)
+    (tmp_path / "schedules").mkdir()
+    (tmp_path / "schedules" / "sms.toml").write_text(
+        _sms_schedule(clock_times(due, 1)), encoding="utf-8"
+    )
+    with config.open("a", encoding="utf-8") as out:
+        out.write(
+            f'\n[http]\nbind = "127.0.0.1:{free_port()}"\n[planner]\nschedules = "schedules"\n'
+        )
+    numbers = seed_subscribers(engine, 30)
+    people = add_people(db_url, tmp_path)
+    settings = load_settings(config)
+    ops.approve_schedules(ops.Context(settings, engine), people.approver)
+    occurrence = Occurrence(
+        "urgent-sms", Channel.SMS, "167", due, Priority.EMERGENCY, SmsText(TEXT), None, "1"
+    )
+    [dead] = dispatch.claim(engine, [occurrence], now=due, node="dead-leader:1")
+    assert SmsHandler(settings, engine, now)([occurrence]) == {}  # then it was killed
+    [first] = _blast_ids(engine)
+    with SmscThread([smsc]):
+        daemon = daemons(config).start()
+        [row] = wait_for(
+            lambda: [r for r in dispatch.rows_for(engine) if r.state == "done"],
+            20,
+            "the occurrence fired again",
+        )
+        wait_for(lambda: counts(engine, first).get("delivered") == 30, 30, "all 30 delivered")
+        assert daemon.terminate() == 0
+    assert (row.id, row.attempts, row.previous_node) == (dead.id, 2, "dead-leader:1")
+    assert _blast_ids(engine) == [first]
+    received = reassemble(smsc.stats.accepted)
+    assert sorted(received) == sorted(numbers)
+    assert all(bodies == [TEXT] for bodies in received.values())  # each once
+    assert "sms.scheduled_blast_exists" in daemon.stderr_path.read_text()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from broadcaster.daemon import CATCH_UP_LIMIT, catch_up_since
@@ -57,6 +59,33 @@ def test_task_handler_runs_commands_with_the_occurrence_in_the_environment(tmp_p
     assert failures == {("p", "168", AT): "exit status 3: nope"}
 
 
+def test_a_task_gets_the_occurrence_key_to_deduplicate_a_run_repeated_after_a_takeover(
+    tmp_path: Path,
+):
+    seen: list[str | None] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Broadcaster-Occurrence"))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    command = Task(command=("sh", "-c", 'echo "$BROADCASTER_OCCURRENCE" >> keys.txt'))
+    url = Task(url=f"http://127.0.0.1:{server.server_address[1]}/hook")
+    handler = TaskHandler(tmp_path, timedelta(seconds=10))
+    try:
+        assert handler([_occurrence("167", content=command), _occurrence("168", content=url)]) == {}
+    finally:
+        server.shutdown()
+    assert (tmp_path / "keys.txt").read_text() == f"p/167/{AT.isoformat()}\n"
+    assert seen == [f"p/168/{AT.isoformat()}"]
+
+
 def test_task_handler_gives_up_after_its_timeout(tmp_path: Path):
     slow = Task(command=("sh", "-c", "sleep 30"))
     failures = TaskHandler(tmp_path, timedelta(seconds=0.3))([_occurrence("1", content=slow)])
@@ -80,6 +109,7 @@ def test_a_task_gets_only_what_its_programme_names_never_the_daemons_secrets(mon
         "BROADCASTER_PROGRAMME",
         "BROADCASTER_AREA",
         "BROADCASTER_AT",
+        "BROADCASTER_OCCURRENCE",
         "BROADCASTER_DATA_DIR",
     }
     assert (env["MAP_STYLE"], env["HTTPS_PROXY"], env["BROADCASTER_AREA"]) == (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,8 @@ from sqlalchemy import Engine, text
 
 from broadcaster.sms import blast as blasts
 from broadcaster.sms.link import utcnow
+from broadcaster.sms.outbox import Outbox
+from broadcaster.sms.outcomes import Outcomes
 from broadcaster.sms.receipts import normalise_id
 from broadcaster.sms.sender import UNMATCHED_RETRY, CarrierSender, bind_configs, run_senders
 from broadcaster.sms.states import Priority
@@ -250,3 +253,85 @@ def test_a_receipt_for_another_nodes_part_not_yet_recorded_is_answered_once_it_m
         sender.join(10)
     assert answered_early == 0
     assert counts(engine, blast_id) == {"delivered": 1}
+
+
+def test_a_stalled_sender_submits_none_of_the_messages_whose_lease_another_took(
+    tmp_path, db_url, engine
+):
+    """Stopped past its lease, a sender must ask what it still holds before writing more."""
+    smsc = TestSmsc(free_port())
+    config = write_config(
+        tmp_path, db_url, {"viettel": smsc.port}, rate=20, window=5, sms="lease_seconds = 1"
+    )
+    settings = settings_for(config)
+    numbers = seed_subscribers(engine, 120)
+    blast_id = start_blast(engine, settings, "Thong bao khan.")
+    env = {**os.environ, "BROADCASTER_CONFIG": str(config)}
+    command = [sys.executable, "-m", "broadcaster", "sms", "send", "--receipt-wait", "10"]
+    thief_lease = 4.0
+    with SmscThread([smsc]):
+        sender = subprocess.Popen(command, env=env, cwd=REPO, stderr=subprocess.DEVNULL)
+        assert smsc.wait_for(lambda st: len(st.accepted) >= 20, 30)
+        sender.send_signal(signal.SIGSTOP)
+        time.sleep(0.5)  # what it wrote before the stop has reached the SMSC
+        seen = {s.destination_addr for s in smsc.stats.accepted}
+        time.sleep(1.5)  # past its 1 s lease: another sender may take its messages
+        with engine.begin() as conn:
+            stolen = set(
+                conn.execute(
+                    text(
+                        "UPDATE sms_messages SET lease_owner = 'thief', lease_until = :until "
+                        "WHERE state = 'sending' AND lease_until < :now RETURNING msisdn"
+                    ),
+                    {"now": utcnow(), "until": utcnow() + timedelta(seconds=thief_lease)},
+                ).scalars()
+            )
+        stolen_at = time.monotonic()
+        unsent = stolen - seen
+        sender.send_signal(signal.SIGCONT)
+        time.sleep(thief_lease - 1 - (time.monotonic() - stolen_at))
+        during_theft = [s.destination_addr for s in smsc.stats.accepted]
+        assert sender.wait(120) == 0  # the thief's lease lapses: they return and go once
+    assert unsent
+    assert len(during_theft) > len(seen)  # the sender went on with what it still held
+    assert unsent.isdisjoint(during_theft)
+    dests = [s.destination_addr for s in smsc.stats.accepted]
+    assert set(dests) == set(numbers)
+    assert all(dests.count(msisdn) == 1 for msisdn in unsent)
+    assert counts(engine, blast_id) == {"delivered": 120}
+    [lost] = [
+        json.loads(line)
+        for line in settings.log_file.read_text().splitlines()
+        if '"sms.lease_lost"' in line
+    ]
+    print(
+        f"\nstalled sender: {len(stolen)} leases taken, {len(unsent)} of them unsent; "
+        f"it dropped {lost['messages']}, sent {len(during_theft) - len(seen)} others meanwhile"
+    )
+    assert len(unsent) <= lost["messages"] <= len(stolen)  # and any still in flight
+
+
+def test_a_sender_whose_lease_lapsed_and_was_taken_writes_no_outcome_over_the_new_owner(
+    tmp_path, db_url, engine
+):
+    config = write_config(tmp_path, db_url, {"viettel": free_port()})
+    settings = settings_for(config)
+    seed_subscribers(engine, 3)
+    blast_id = start_blast(engine, settings, "Thong bao khan.")
+    lease = timedelta(seconds=60)
+    stalled, taker = Outbox(engine, "viettel", "stalled"), Outbox(engine, "viettel", "taker")
+    held = stalled.claim(NOW, 3, lease, routine_allowed=True)
+    taken = taker.claim(NOW + 2 * lease, 2, lease, routine_allowed=True)  # two lapsed, taken
+    assert {c.id for c in taken} < {c.id for c in held}
+    assert stalled.renew(NOW + 2 * lease, lease) == set()  # the third went back to the queue
+    stalled.record(
+        Outcomes(submitted=[taken[0].id], failed=[(taken[1].id, 8, "ESME_RSYSERR")]), NOW
+    )
+    assert counts(engine, blast_id) == {"sending": 2, "queued": 1}
+    with engine.connect() as conn:
+        owners = conn.execute(
+            text("SELECT lease_owner FROM sms_messages WHERE state = 'sending'")
+        ).scalars()
+        assert list(owners) == ["taker", "taker"]
+    for outbox in (stalled, taker):
+        outbox.close()

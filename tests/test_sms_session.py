@@ -268,3 +268,23 @@ def test_a_part_accepted_after_its_message_failed_still_frees_its_window_slot():
     assert outcomes.failed[0][0] == 11 and [p[:2] for p in outcomes.parts] == [(11, 2)]
     s.durable(parts)
     assert s.capacity() == 2
+
+
+def test_a_lost_message_writes_no_more_parts_records_its_answered_ones_and_no_outcome():
+    s = session(window=1)
+    _claimed_one(s)  # two parts
+    s.queue_claimed([Claimed(id=12, blast_id=1, msisdn="84961234568", rank=0)])
+    first = s.fill(1.0)
+    assert len(first) == 1
+    assert s.holding == {11, 12}
+    assert s.lose({11}) == 1
+    _respond(s, first)  # the part written before the loss is answered
+    outcomes, parts, _ = s.take_outcomes()
+    assert [p[:2] for p in outcomes.parts] == [(11, 1)]  # its receipt must find it
+    assert outcomes.submitted == outcomes.failed == outcomes.cancelled == []
+    s.durable(parts)
+    assert s.holding == {12} and s.capacity() == 1
+    rest = s.fill(3.0)
+    assert len(rest) == 1  # window 1: the next part is message 12's
+    _respond(s, rest)
+    assert all(p[0] == 12 for p in s.take_outcomes()[0].parts)

@@ -109,7 +109,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
         senders.join(timeout=1.5)
     if not clean:
         # Work still running after the stop deadline: leave now rather than hang;
-        # its rows stay claimed, so nothing fires twice.
+        # its rows stay claimed, and the next scheduler fires them again.
         os._exit(1)
 
 
@@ -138,6 +138,11 @@ def status_cmd(app: App, fmt: str) -> None:
         click.echo(
             f"node {node['name']}: {node['role']}  {node['host']} pid {node['pid']}  "
             f"http {node['http'] or '-'}  heartbeat {node['heartbeat']}  binds {shown or '-'}"
+        )
+    if takeover := status["takeover"]:
+        click.echo(
+            f"took over: {takeover['at']} from {', '.join(takeover['from'])}; "
+            f"{takeover['refire']} claim(s) fired again, {takeover['missed']} missed"
         )
     for error in status["errors"]:
         click.echo(f"error: {error['at']} {error['event']}: {error['detail']}")
@@ -193,6 +198,7 @@ def status_of(app: App) -> dict[str, Any]:
             }
             for node in members
         ],
+        "takeover": report.get("takeover"),
     }
 
 

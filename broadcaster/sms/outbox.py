@@ -66,13 +66,17 @@ _CLAIM = (
 _INSERT_PART = (
     "INSERT INTO sms_parts (message_id, seq, carrier, smsc_id, submitted_at) VALUES (?, ?, ?, ?, ?)"
 )
+# An outcome never lands on a row another sender now leases (ours lapsed and was taken):
+# that sender owns the message's fate. A submitted message has no owner; a receipt may
+# fail it, or fail one of ours still `sending`.
 _SUBMITTED = (
     "UPDATE sms_messages SET state = 'submitted', submitted_at = ?, lease_owner = NULL, "
-    f"lease_until = NULL WHERE id = ? AND {moving_to(SUBMITTED)}"
+    f"lease_until = NULL WHERE id = ? AND {moving_to(SUBMITTED)} AND lease_owner = ?"
 )
 _FAILED = (
     "UPDATE sms_messages SET state = 'failed', final_at = ?, status = ?, reason = ?, "
-    f"lease_owner = NULL, lease_until = NULL WHERE id = ? AND {moving_to(FAILED)}"
+    f"lease_owner = NULL, lease_until = NULL WHERE id = ? AND {moving_to(FAILED)} "
+    "AND (lease_owner IS NULL OR lease_owner = ?)"
 )
 _RELEASED = (
     "UPDATE sms_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL "
@@ -106,7 +110,10 @@ FIND_CHUNK = 500
 # every few seconds per node with three nodes on one carrier).
 _LOCK_COUNTERS = "SELECT n FROM sms_counters WHERE carrier = %s ORDER BY state FOR UPDATE"
 
-_RENEW = "UPDATE sms_messages SET lease_until = ? WHERE lease_owner = ? AND state = 'sending'"
+_RENEW = (
+    "UPDATE sms_messages SET lease_until = ? WHERE lease_owner = ? AND state = 'sending' "
+    "RETURNING id"
+)
 _EXPIRE = (
     "UPDATE sms_messages SET state = 'expired', final_at = ?, "
     "reason = 'no final delivery receipt within the validity period' "
@@ -228,10 +235,11 @@ class Outbox:
                 sql[_INSERT_PART], [(m, seq, carrier, sid, at) for m, seq, sid in outcomes.parts]
             )
         if outcomes.submitted:
-            cursor.executemany(sql[_SUBMITTED], [(at, m) for m in outcomes.submitted])
+            cursor.executemany(sql[_SUBMITTED], [(at, m, self.owner) for m in outcomes.submitted])
         if outcomes.failed:
             cursor.executemany(
-                sql[_FAILED], [(at, status, reason, m) for m, status, reason in outcomes.failed]
+                sql[_FAILED],
+                [(at, status, reason, m, self.owner) for m, status, reason in outcomes.failed],
             )
         if outcomes.released:
             cursor.executemany(sql[_RELEASED], [(m, self.owner) for m in outcomes.released])
@@ -318,7 +326,7 @@ class Outbox:
                     self._early.add(message_id)
             else:
                 reason = f"receipt stat:{receipt.stat} err:{receipt.err}"
-                failed.append((at, None, reason, message_id))
+                failed.append((at, None, reason, message_id, self.owner))
         if marks:
             cursor.executemany(self._sql[_MARK_PART], marks)
         if failed:
@@ -359,10 +367,15 @@ class Outbox:
                 by_id.setdefault(found[2], []).append(tuple(found))
         return by_id
 
-    def renew(self, now: datetime, lease: timedelta) -> None:
-        """Extend the lease on every message this sender still holds."""
+    def renew(self, now: datetime, lease: timedelta) -> set[int]:
+        """Extend the lease on every message this sender still holds; return their ids.
+
+        A message missing from the answer was taken by another sender after our
+        lease lapsed (this one starved or stalled): it is no longer ours to send.
+        """
         with self._cursor() as cursor:
             cursor.execute(self._sql[_RENEW], (self._at(now + lease), self.owner))
+            return {row[0] for row in cursor.fetchall()}
 
     def expire_overdue(self, now: datetime, validity: timedelta) -> int:
         """Mark submitted messages with no final receipt by the deadline as expired."""

@@ -3,9 +3,10 @@
 A scheduled SMS programme runs only as an approver accepted it (`schedule
 approve`, see `schedule_review`), so its blast is drafted by the schedule
 and approved in the name of the account that accepted the schedules, with
-an audit row; the dispatch table already guarantees each occurrence fires
-once. Occurrences of one programme due at one instant become one
-blast to all their areas.
+an audit row. Occurrences of one programme due at one instant become one
+blast to all their areas, keyed by that occurrence (`sms_blasts.occurrence`,
+unique): an occurrence fired again after its scheduler died mid-way finds
+the blast it already made and makes no second one.
 """
 
 from __future__ import annotations
@@ -64,7 +65,14 @@ class SmsHandler:
             )
         approver = get_account(self.engine, accepted.approved_by)
         now = self.clock()
+        occurrence = f"{programme}@{group[0].at.isoformat()}"
         with self.engine.begin() as conn:
+            made = conn.execute(
+                text("SELECT id FROM sms_blasts WHERE occurrence = :o"), {"o": occurrence}
+            ).scalar()
+            if made is not None:
+                log.info("sms.scheduled_blast_exists", programme=programme, blast=made)
+                return
             preview = draft_for_programme(
                 self.settings,
                 conn,
@@ -77,8 +85,10 @@ class SmsHandler:
                 conn, self.router, self.settings.sms, preview.id, by=approver.name, now=now
             )
             conn.execute(
-                text("UPDATE sms_blasts SET approved_by_account = :a WHERE id = :id"),
-                {"a": approver.id, "id": preview.id},
+                text(
+                    "UPDATE sms_blasts SET approved_by_account = :a, occurrence = :o WHERE id = :id"
+                ),
+                {"a": approver.id, "o": occurrence, "id": preview.id},
             )
             record_audit(
                 conn,

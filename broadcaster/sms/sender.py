@@ -87,6 +87,9 @@ class CarrierSender:
         self._next_claim = self._next_renew = self._next_expire = self._next_share = 0.0
         self._nodes = 0  # live nodes sending on this carrier, this one included; 0: not read
         self._send_from = 0.0  # monotonic time the share lets this node submit from
+        # Until when (monotonic) the leases of the messages in hand are surely ours: past
+        # it, nothing is written before a renewal says which are still held.
+        self._leased_until = 0.0
         self._reconnect_at = self._bound_at = 0.0
         self._store_retry_at = 0.0
         self._store_wait = 0.0  # 0: the store answered last time
@@ -148,7 +151,11 @@ class CarrierSender:
         assert link is not None and session.link is not None
         mono = time.monotonic()
         may_send = mono >= self._send_from and session.wants_to_send(mono)
-        wire = session.fill(mono) if may_send and self._check_cancels() else []
+        wire = (
+            session.fill(mono)
+            if may_send and self._check_cancels() and self._check_leases(mono)
+            else []
+        )
         if session.link.enquire_sent is None and mono - session.link.last_rx > cfg.enquire_link:
             wire.append(enquire_link_pdu(session.next_seq()))
             session.link.enquire_sent = mono
@@ -217,6 +224,40 @@ class CarrierSender:
                 messages=stopped,
             )
         return True
+
+    def _check_leases(self, mono: float) -> bool:
+        """Make sure the messages in hand are still leased before writing any of them;
+        False when the store cannot say.
+
+        Renewals come every third of the lease, so this asks the store only when
+        the sender was starved or stalled for about half a lease or more.
+        """
+        if mono < self._leased_until:
+            return True
+        if not self._store_ready(mono):
+            return False
+        try:
+            self._renew(mono)
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+            return False
+        self._store_answered()
+        return True
+
+    def _renew(self, mono: float) -> None:
+        """Renew the leases in hand and drop the messages another sender took meanwhile."""
+        held = self.outbox.renew(self.clock(), self.lease)
+        self._leased_until = mono + self.sms.lease_seconds / 2
+        self._next_renew = mono + self.sms.lease_seconds / 3
+        taken = self.session.holding - held
+        if taken:
+            lost = self.session.lose(taken)
+            log.warning(
+                "sms.lease_lost",
+                carrier=self.bind.carrier,
+                messages=lost,
+                still_held=len(self.session.holding),
+            )
 
     def _maybe_record(self, mono: float) -> None:
         """Commit what this turn learnt; retry receipts that overtook their response.
@@ -300,8 +341,7 @@ class CarrierSender:
             self._claim(mono)
             now = self.clock()
             if mono >= self._next_renew:
-                self.outbox.renew(now, self.lease)
-                self._next_renew = mono + self.sms.lease_seconds / 3
+                self._renew(mono)
             if mono >= self._next_expire:
                 self.outbox.expire_overdue(now, timedelta(hours=self.sms.validity_hours))
                 self._next_expire = mono + 10
@@ -336,9 +376,12 @@ class CarrierSender:
         if session.held >= 2 * session.window or mono < self._next_claim or self.stop.is_set():
             return
         now = self.clock()
+        empty_handed = not session.blasts_in_hand
         claimed = self.outbox.claim(
             now, 2 * session.window, self.lease, self.sms.routine_allowed(now, self.tz)
         )
+        if empty_handed:  # a fresh lease on all in hand: no renewal needed before sending
+            self._leased_until = mono + self.sms.lease_seconds / 2
         new = {c.blast_id for c in claimed if not session.knows_blast(c.blast_id)}
         for blast_id, (body, unaccented) in self.outbox.blasts(new).items():
             session.add_blast(blast_id, body, unaccented)

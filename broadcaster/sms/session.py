@@ -146,6 +146,28 @@ class SmppSession:
         """Return the blasts with messages this session holds and has not finished."""
         return list(self._held)
 
+    @property
+    def holding(self) -> set[int]:
+        """Return the ids of the messages this session holds and has not finished."""
+        return {out.claimed.id for outs in self._held.values() for out in outs}
+
+    def lose(self, message_ids: set[int]) -> int:
+        """Drop held messages whose lease another sender took; return how many.
+
+        No part of theirs is written from now on and no outcome of theirs is
+        recorded: the new owner sends them. Parts already answered stay recorded
+        (their receipts must find them); their window slots free at once, as
+        there is no outcome of ours to wait for.
+        """
+        lost = 0
+        for blast_id in list(self._held):
+            for out in [o for o in self._held[blast_id] if o.claimed.id in message_ids]:
+                out.done = True
+                self.open_parts -= out.acked
+                self._unhold(out)
+                lost += 1
+        return lost
+
     # -- queue state ------------------------------------------------------------------
     @property
     def held(self) -> int:
@@ -410,6 +432,9 @@ class SmppSession:
         self.open_parts -= out.acked
         self.undurable += out.acked
         self._pending_parts += out.acked
+        self._unhold(out)
+
+    def _unhold(self, out: Outgoing) -> None:
         held = self._held.get(out.claimed.blast_id)
         if held is not None:
             held.discard(out)

@@ -62,6 +62,8 @@ class DispatchRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     node: Mapped[str] = mapped_column(String(128))
     detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    previous_node: Mapped[str | None] = mapped_column(String(128))  # died holding the claim
 
 
 class DaemonStatusRow(Base):
@@ -123,6 +125,54 @@ def claim(
             for row_id, programme, area, at in session.execute(stmt):
                 won.append(Claimed(row_id, by_key[(programme, area, at)]))
     return won
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A claim whose daemon died before finishing it (its handler may have run)."""
+
+    id: int
+    key: tuple[str, str, datetime]
+    channel: str
+    node: str
+
+
+def orphans(engine: Engine, node: str) -> list[Orphan]:
+    """Return the rows left `claimed` by other daemons.
+
+    Only the scheduler claims, and the caller holds the scheduler lock, so the
+    daemon that claimed these has gone (its lock died with its session).
+    """
+    query = select(
+        DispatchRow.id,
+        DispatchRow.programme,
+        DispatchRow.area,
+        DispatchRow.at,
+        DispatchRow.channel,
+        DispatchRow.node,
+    ).where(DispatchRow.state == DispatchState.CLAIMED.value, DispatchRow.node != node)
+    with session_scope(engine) as session:
+        return [Orphan(i, (p, a, at), c, n) for i, p, a, at, c, n in session.execute(query)]
+
+
+def adopt(engine: Engine, ids: Iterable[int], *, node: str, now: datetime) -> None:
+    """Make orphaned claims this daemon's: one more attempt, the dead claimant kept."""
+    ids = list(ids)
+    with session_scope(engine) as session:
+        for i in range(0, len(ids), CHUNK):
+            session.execute(
+                update(DispatchRow)
+                .where(
+                    DispatchRow.id.in_(ids[i : i + CHUNK]),
+                    DispatchRow.state == DispatchState.CLAIMED.value,
+                )
+                .values(
+                    previous_node=DispatchRow.node,
+                    node=node,
+                    claimed_at=now,
+                    attempts=DispatchRow.attempts + 1,
+                )
+            )
 
 
 def finish(

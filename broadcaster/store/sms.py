@@ -37,6 +37,7 @@ class BlastRow(Base):
     """One SMS blast: its text, who drafted and approved it, and to where."""
 
     __tablename__ = "sms_blasts"
+    __table_args__ = (Index("uq_sms_blasts_occurrence", "occurrence", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     text: Mapped[str] = mapped_column(Text)
@@ -59,6 +60,9 @@ class BlastRow(Base):
     corrects: Mapped[int | None] = mapped_column(
         ForeignKey("sms_blasts.id", name="fk_sms_blasts_corrects")
     )
+    # "programme@instant" of the scheduled occurrence that made it: unique, so an
+    # occurrence re-fired after a takeover never makes a second blast
+    occurrence: Mapped[str | None] = mapped_column(String(160))
 
 
 class MessageRow(Base):
