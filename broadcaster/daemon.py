@@ -122,6 +122,7 @@ class Daemon:
         self._planned_day: date | None = None
         self._levels: dict[str, str] = {}
         self._leading = False
+        self._lock_lost = False
         self._adopted: dict[tuple[str, str, datetime], int] = {}  # orphaned claims to re-fire
         self._takeover: dict[str, Any] | None = None
         self._scheduler = BackgroundScheduler(
@@ -293,8 +294,20 @@ class Daemon:
                 notify("WATCHDOG=1")
                 last_dog = tick
             if tick - last_beat >= HEARTBEAT_SECONDS:
+                if not self.lock.still_held():
+                    self._lose_lock()
+                    break
                 self._beat()
                 last_beat = tick
+
+    def _lose_lock(self) -> None:
+        """Stop firing at once when the scheduler lock's session is gone: a standby may
+        already lead, and two schedulers would fire twice. The process then ends unclean
+        (exit 1), so systemd restarts it as a standby rather than it leading on its word."""
+        self._scheduler.pause()
+        self._leading = False
+        self._lock_lost = True
+        self._error("daemon.lock_lost", "the scheduler lock's database session ended")
 
     def _poll_changes(self) -> None:
         try:
@@ -332,10 +345,11 @@ class Daemon:
                 if callable(stop):
                     stop()
             finished = self._wait_idle(deadline + 1.5)
-        store.write_status(self.engine, now=self.clock(), stopped=True, report=self._report())
+        if not self._lock_lost:  # else the status row is the new leader's
+            store.write_status(self.engine, now=self.clock(), stopped=True, report=self._report())
         self.lock.release()
-        log.info("daemon.stopped", clean=finished)
-        return finished
+        log.info("daemon.stopped", clean=finished and not self._lock_lost)
+        return finished and not self._lock_lost
 
     def _wait_idle(self, deadline: float) -> bool:
         with self._idle:

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from broadcaster.store import dispatch as store
+from broadcaster.store.leader import LOCK_KEY
 from tests.conftest import free_port
 from tests.daemon_fixtures import (
     broadcaster,
@@ -176,4 +177,50 @@ def test_a_task_running_when_the_leader_is_killed_is_fired_again_once_by_the_new
     takeover = json.loads(broadcaster(config, "status", "--format", "json").stdout)["takeover"]
     assert (takeover["refire"], takeover["missed"], takeover["from"]) == (1, 0, [claimed.node])
     assert "dispatch.takeover" in standby.stderr_path.read_text()
+    assert standby.terminate() == 0
+
+
+def _terminate_lock_session(engine: Engine) -> int:
+    """End the session holding this schema's scheduler lock, as a PostgreSQL restart or an
+    admin's pg_terminate_backend would; return how many sessions were ended."""
+    with engine.begin() as connection:
+        return len(
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND granted AND classid::text::bigint = :k"
+                    " AND objid::text::bigint = (hashtext(current_schema())::bigint + 4294967296)"
+                    " % 4294967296"
+                ),
+                {"k": LOCK_KEY},
+            ).all()
+        )
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_leader_whose_lock_session_ends_stops_firing_and_exits_for_the_standby(
+    engine: Engine, tmp_path: Path, db_url: str, daemons
+) -> None:
+    fired = tmp_path / "fired.txt"
+    slots = 14
+    first = now() + timedelta(seconds=3)
+    command = f'echo "$BROADCASTER_AT" >> {fired}'
+    config = config_factory(tmp_path, db_url)(
+        {"tick.toml": task_schedule("tick", clock_times(first, slots), command)}
+    )
+    leader = daemons(config).start()
+    standby = daemons(_second_config(config)).start()
+    wait_for(lambda: fired.exists() and len(fired.read_text().split()) >= 2, 20, "two ticks")
+    assert _terminate_lock_session(engine) == 1
+    assert leader.process.wait(10) == 1  # unclean: systemd restarts it, as a standby
+    assert "daemon.lock_lost" in leader.stderr_path.read_text()
+    wait_for(lambda: _scheduler_pid(engine) == standby.process.pid, 10, "the takeover")
+    last = (first + timedelta(seconds=slots - 1)).replace(microsecond=0)
+    wait_for(
+        lambda: any(r.at == last and r.state == "done" for r in store.rows_for(engine, "tick")),
+        30,
+        "the last tick",
+    )
+    lines = fired.read_text().split()
+    assert len(lines) == len(set(lines)), f"fired twice: {lines}"
     assert standby.terminate() == 0

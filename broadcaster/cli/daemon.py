@@ -108,8 +108,9 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
     if senders.is_alive():
         senders.join(timeout=1.5)
     if not clean:
-        # Work still running after the stop deadline: leave now rather than hang;
-        # its rows stay claimed, and the next scheduler fires them again.
+        # Work still running after the stop deadline, or the scheduler lock lost: leave
+        # now rather than hang; claimed rows stay claimed, and the next scheduler fires
+        # them again.
         os._exit(1)
 
 

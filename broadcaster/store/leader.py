@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
 
 LOCK_KEY = 0x62636173  # "bcas"; with the schema's hash: one scheduler per database schema
@@ -40,9 +41,25 @@ class SchedulerLock:
             return self._acquire_advisory()
         return self._acquire_flock()
 
+    def still_held(self) -> bool:
+        """Whether the lock's session still answers: a PostgreSQL restart, or an admin's
+        pg_terminate_backend, ends the session and with it the lock, while this process
+        runs on and a standby may already lead. A file lock lives as long as its descriptor."""
+        if self._connection is None:
+            return self._fd is not None
+        try:
+            self._connection.execute(text("SELECT 1"))
+            self._connection.commit()
+        except DBAPIError:
+            return False
+        return True
+
     def release(self) -> None:
         if self._connection is not None:
-            self._connection.close()  # ends the session: PostgreSQL drops the lock
+            try:
+                self._connection.close()  # ends the session: PostgreSQL drops the lock
+            except DBAPIError:
+                pass  # a session already gone holds no lock
             self._connection = None
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
