@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+from contextlib import suppress
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 LOCK_KEY = 0x62636173  # "bcas"; with the schema's hash: one scheduler per database schema
 
@@ -56,10 +57,10 @@ class SchedulerLock:
 
     def release(self) -> None:
         if self._connection is not None:
-            try:
-                self._connection.close()  # ends the session: PostgreSQL drops the lock
-            except DBAPIError:
-                pass  # a session already gone holds no lock
+            # Closing ends the session and PostgreSQL drops the lock; a session already
+            # gone holds none.
+            with suppress(DBAPIError):
+                self._connection.close()
             self._connection = None
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
