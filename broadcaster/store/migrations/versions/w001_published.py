@@ -25,6 +25,7 @@ def upgrade() -> None:
     op.create_table(
         "published_audio",
         sa.Column("sha256", sa.String(64), primary_key=True),
+        sa.Column("part", sa.Integer, primary_key=True),
         sa.Column("data", sa.LargeBinary, nullable=False),
     )
     op.create_table(
