@@ -21,6 +21,7 @@ from sqlalchemy import (
     BigInteger,
     Engine,
     Float,
+    Index,
     LargeBinary,
     String,
     Text,
@@ -43,12 +44,14 @@ class PublishedDayRow(Base):
     """One station's published day: the exact bytes served, and their hash."""
 
     __tablename__ = "published_days"
+    # Covers `day_hashes`: comparing 10,000 hashes must not read past 10,000 bodies.
+    __table_args__ = (Index("ix_published_days_day_hash", "day", "station", "sha256"),)
 
     station: Mapped[str] = mapped_column(String(64), primary_key=True)
-    day: Mapped[str] = mapped_column(String(10), primary_key=True, index=True)
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64))
     revision: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class PublishedAudioRow(Base):
