@@ -137,11 +137,17 @@ class AudioStore:
         path = self.path(sha256)
         if path.exists():
             return path
-        data = published.read_audio(self.engine, sha256) if self.engine is not None else None
-        if data is None or hashlib.sha256(data).hexdigest() != sha256:
+        if self.engine is None:
             return None
         tmp = self.temp_path()  # a name of its own: several requests may fetch one hash
-        tmp.write_bytes(data)
+        digest, size = hashlib.sha256(), 0
+        with tmp.open("wb") as out:
+            for data in published.read_audio(self.engine, sha256):
+                digest.update(data)
+                size += out.write(data)
+        if not size or digest.hexdigest() != sha256:  # not stored, or not these bytes
+            tmp.unlink()
+            return None
         os.replace(tmp, path)
         return path
 
@@ -150,7 +156,8 @@ class AudioStore:
         if self.engine is None:
             return
         for digest in sorted(published.missing_audio(self.engine, hashes)):
-            published.put_audio(self.engine, digest, self.path(digest).read_bytes())
+            with self.path(digest).open("rb") as source:
+                published.put_audio(self.engine, digest, source)
 
     def temp_path(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -13,14 +13,15 @@ commit in order and a watcher never skips one.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import (
     BigInteger,
     Engine,
     Float,
+    Index,
     LargeBinary,
     String,
     Text,
@@ -36,26 +37,33 @@ from broadcaster.store.db import session_scope
 from broadcaster.store.models import Base
 
 CHUNK = 1000  # rows per statement: bounded memory, few round trips
+AUDIO_PART = 1 << 20  # bytes of audio per row
 
 
 class PublishedDayRow(Base):
     """One station's published day: the exact bytes served, and their hash."""
 
     __tablename__ = "published_days"
+    # Covers `day_hashes`: comparing 10,000 hashes must not read past 10,000 bodies.
+    __table_args__ = (Index("ix_published_days_day_hash", "day", "station", "sha256"),)
 
     station: Mapped[str] = mapped_column(String(64), primary_key=True)
-    day: Mapped[str] = mapped_column(String(10), primary_key=True, index=True)
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64))
     revision: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class PublishedAudioRow(Base):
-    """An audio file stations fetch, named by the SHA-256 of its bytes."""
+    """A part of an audio file stations fetch, the file named by the SHA-256 of its bytes.
+
+    Parts of AUDIO_PART bytes, so a 2 h van loop (58 MB) is never one value in memory.
+    """
 
     __tablename__ = "published_audio"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    part: Mapped[int] = mapped_column(primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -196,24 +204,38 @@ def missing_audio(engine: Engine, hashes: Iterable[str]) -> set[str]:
     with session_scope(engine) as session:
         have = set(
             session.scalars(
-                select(PublishedAudioRow.sha256).where(PublishedAudioRow.sha256.in_(wanted))
+                select(PublishedAudioRow.sha256).where(
+                    PublishedAudioRow.sha256.in_(wanted), PublishedAudioRow.part == 0
+                )
             )
         )
     return wanted - have
 
 
-def put_audio(engine: Engine, sha256: str, data: bytes) -> None:
-    """Store an audio file once; a second node storing the same hash changes nothing."""
-    stmt = _insert(engine)(PublishedAudioRow).values(sha256=sha256, data=data)
+def put_audio(engine: Engine, sha256: str, source: BinaryIO) -> None:
+    """Store an audio file once, part by part in one transaction (a reader sees all parts
+    or none); a second node storing the same hash changes nothing."""
+    insert = _insert(engine)
     with session_scope(engine) as session:
-        session.execute(stmt.on_conflict_do_nothing(index_elements=["sha256"]))
+        for part, data in enumerate(iter(lambda: source.read(AUDIO_PART), b"")):
+            stmt = insert(PublishedAudioRow).values(sha256=sha256, part=part, data=data)
+            session.execute(stmt.on_conflict_do_nothing(index_elements=["sha256", "part"]))
 
 
-def read_audio(engine: Engine, sha256: str) -> bytes | None:
-    with session_scope(engine) as session:
-        return session.scalar(
-            select(PublishedAudioRow.data).where(PublishedAudioRow.sha256 == sha256)
-        )
+def read_audio(engine: Engine, sha256: str) -> Iterator[bytes]:
+    """Yield an audio file's parts in order, one query each; nothing when it is not stored."""
+    part = 0
+    while True:
+        with session_scope(engine) as session:
+            data = session.scalar(
+                select(PublishedAudioRow.data).where(
+                    PublishedAudioRow.sha256 == sha256, PublishedAudioRow.part == part
+                )
+            )
+        if data is None:
+            return
+        yield data
+        part += 1
 
 
 def remember_render(engine: Engine, key: str, fields: Mapping[str, Any]) -> None:

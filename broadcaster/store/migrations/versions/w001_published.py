@@ -17,14 +17,16 @@ def upgrade() -> None:
         "published_days",
         sa.Column("station", sa.String(64), primary_key=True),
         sa.Column("day", sa.String(10), primary_key=True),
-        sa.Column("body", sa.LargeBinary, nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("revision", sa.BigInteger, nullable=False),
+        sa.Column("body", sa.LargeBinary, nullable=False),  # last: SQLite reads past nothing
     )
-    op.create_index("ix_published_days_day", "published_days", ["day"])
+    # Covers the publisher's hash comparison, which must not read 10,000 bodies.
+    op.create_index("ix_published_days_day_hash", "published_days", ["day", "station", "sha256"])
     op.create_table(
         "published_audio",
         sa.Column("sha256", sa.String(64), primary_key=True),
+        sa.Column("part", sa.Integer, primary_key=True),
         sa.Column("data", sa.LargeBinary, nullable=False),
     )
     op.create_table(
