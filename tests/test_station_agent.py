@@ -31,6 +31,9 @@ from tests.daemon_fixtures import (
 )
 from tests.station_fixtures import AgentProcess, day_document, loudspeaker_schedule, seconds
 
+# One district (daemon, agents, slot clock) serves every test here, in order: one worker.
+pytestmark = pytest.mark.xdist_group("station-agent-district")
+
 STATIONS = {"cho-chu": "05437", "linh-thong": "05440"}
 LEAD = timedelta(seconds=35)  # daemon start, publication and the agents' first fetch fit in it
 SLOT_GAP = timedelta(seconds=45)
