@@ -18,7 +18,7 @@ from broadcaster.audio.settings import AudioSettings
 from broadcaster.audio.tokens import Tokens
 from broadcaster.store.db import make_engine
 from broadcaster.web import make_app
-from tests.conftest import free_port
+from tests.conftest import STORAGE_AGNOSTIC, free_port
 from tests.daemon_fixtures import (
     broadcaster,
     config_factory,
@@ -125,6 +125,7 @@ def test_health_fails_with_the_reason_when_the_database_is_unreachable(tmp_path:
     assert body["reasons"][0].startswith("database unreachable: OperationalError")
 
 
+@STORAGE_AGNOSTIC
 def test_metrics_show_build_process_and_no_binds_without_senders(served) -> None:
     """Binds are per process, so the witness is a fresh `broadcaster serve`, which runs
     no sender: the test process itself holds whatever binds earlier tests' senders made."""
