@@ -103,6 +103,13 @@ def broadcaster_cmd() -> list[str]:
     return [sys.executable, "-m", "broadcaster"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`long_running` modules first: under xdist a module is one unit of work, and one
+    that waits minutes of real time, handed out last, would run on alone after every
+    other worker had finished."""
+    items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
+
+
 # --- audio (issue 5): its fixtures live in tests/audio_fixtures.py ----------------------
 pytest_plugins = [
     "tests.audio_fixtures",

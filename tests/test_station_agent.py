@@ -31,13 +31,13 @@ from tests.daemon_fixtures import (
 )
 from tests.station_fixtures import AgentProcess, day_document, loudspeaker_schedule, seconds
 
-# One district (daemon, agents, slot clock) serves every test here, in order: one worker.
-pytestmark = pytest.mark.xdist_group("station-agent-district")
+# One district (daemon, agents, slot clock) serves every test here, in order, for minutes.
+pytestmark = pytest.mark.long_running
 
 STATIONS = {"cho-chu": "05437", "linh-thong": "05440"}
 LEAD = timedelta(seconds=35)  # daemon start, publication and the agents' first fetch fit in it
 SLOT_GAP = timedelta(seconds=45)
-LONG_SECONDS = 90  # the long item an emergency interrupts
+LONG_SECONDS = 50  # the long item an emergency interrupts (approved soon after it starts)
 LATE, OFFLINE = 4, 12  # the test config's [stations] thresholds, in seconds
 
 
