@@ -127,13 +127,17 @@ def test_notice_needs_text_or_audio_and_a_known_area(served, people):
 
 def test_text_that_looks_like_an_espeak_option_is_spoken_not_obeyed(tmp_path: Path):
     secret = tmp_path / "hostname"
-    secret.write_text("Xin chào bà con. " * 40, encoding="utf-8")
+    secret.write_text("Xin chào bà con. " * 100, encoding="utf-8")
     hostile = f"-f{secret}"
     spoken = probe_duration(notice_audio(tmp_path / "data", audio=None, text=hostile))
     speak(secret.read_text(encoding="utf-8"), tmp_path / "file-read-aloud.wav")
     read_aloud = probe_duration(tmp_path / "file-read-aloud.wav")
-    assert read_aloud > 20  # what obeying `-f` would have aired
-    assert spoken < 8, f"{spoken:.1f} s: espeak-ng read {secret} instead of speaking its name"
+    assert read_aloud > 45  # what obeying `-f` would have aired
+    # Speaking the path's name takes ~1 s per 10 characters, and pytest's tmp paths grow
+    # (an xdist worker adds popen-gwN/): compare with the file, not a fixed length.
+    assert spoken < read_aloud / 3, (
+        f"{spoken:.1f} s of {read_aloud:.1f} s: espeak-ng read {secret} instead of its name"
+    )
 
 
 def test_notice_text_is_bounded(tmp_path: Path):
