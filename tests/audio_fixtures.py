@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -98,13 +99,26 @@ SECRET = "test-secret-not-for-production"
 
 @pytest.fixture(scope="session")
 def normalised_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Normalise the sample library once per test session (real ffmpeg, ~10 s)."""
+    """The sample library normalised once per test run (real ffmpeg, ~10 s of CPU).
+
+    xdist workers share the run's temp folder: the first to take the lock normalises
+    there, and each worker copies the result into its own store, which its tests may
+    add renders to."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    once = shared / "normalised-library"
+    with (shared / "normalised-library.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (once / "done").exists():
+            once.mkdir(exist_ok=True)
+            engine = make_engine(f"sqlite:///{once / 'normalised.db'}")
+            upgrade(engine)
+            pub = Publisher(once, "http://x", TZ, Tokens(b"s"), AudioSettings(), engine)
+            prepare_library(load_library(REPO / "audio"), pub)
+            engine.dispose()
+            (once / "done").touch()
     root = tmp_path_factory.mktemp("publish")
-    engine = make_engine(f"sqlite:///{root / 'normalised.db'}")
-    upgrade(engine)
-    pub = Publisher(root, "http://x", TZ, Tokens(b"s"), AudioSettings(), engine)
-    prepare_library(load_library(REPO / "audio"), pub)
-    engine.dispose()
+    shutil.copytree(once / "audio", root / "audio")
     return root / "audio"
 
 

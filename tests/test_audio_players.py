@@ -11,8 +11,10 @@ from click.testing import CliRunner
 
 from broadcaster.cli import main
 from tests.audio_fixtures import day_plan, mpv_decoded_seconds, publish_plan
+from tests.conftest import STORAGE_AGNOSTIC
 
 
+@STORAGE_AGNOSTIC
 def test_mpv_decodes_every_item_of_the_published_m3u_at_its_manifest_duration(
     served, tmp_path: Path
 ):

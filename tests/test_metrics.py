@@ -18,7 +18,7 @@ from broadcaster.audio.settings import AudioSettings
 from broadcaster.audio.tokens import Tokens
 from broadcaster.store.db import make_engine
 from broadcaster.web import make_app
-from tests.conftest import free_port
+from tests.conftest import STORAGE_AGNOSTIC, free_port
 from tests.daemon_fixtures import (
     broadcaster,
     config_factory,
@@ -125,10 +125,12 @@ def test_health_fails_with_the_reason_when_the_database_is_unreachable(tmp_path:
     assert body["reasons"][0].startswith("database unreachable: OperationalError")
 
 
-def test_metrics_show_build_process_and_no_binds_without_senders(
-    tmp_path: Path, engine: Engine
-) -> None:
-    text_ = TestClient(_app(tmp_path, engine)).get("/metrics").text
+@STORAGE_AGNOSTIC
+def test_metrics_show_build_process_and_no_binds_without_senders(served) -> None:
+    """Binds are per process, so the witness is a fresh `broadcaster serve`, which runs
+    no sender: the test process itself holds whatever binds earlier tests' senders made."""
+    _, base = served
+    text_ = httpx.get(f"{base}/metrics").text
     assert 'broadcaster_build_info{version="' in text_
     assert "process_cpu_seconds_total" in text_
     assert "broadcaster_carrier_bound{" not in text_

@@ -31,6 +31,11 @@ from tests.daemon_fixtures import (
 )
 from tests.station_fixtures import AgentProcess, day_document, loudspeaker_schedule, seconds
 
+# One district (daemon, agents, slot clock) serves every test here, in order, for minutes.
+# Run first, its setup may also normalise the run's sample library: more than the
+# default 300 s on a loaded machine.
+pytestmark = [pytest.mark.long_running, pytest.mark.timeout(600)]
+
 STATIONS = {"cho-chu": "05437", "linh-thong": "05440"}
 LEAD = timedelta(seconds=35)  # daemon start, publication and the agents' first fetch fit in it
 SLOT_GAP = timedelta(seconds=45)

@@ -10,7 +10,7 @@ import httpx
 
 from broadcaster.occurrence import Relay
 from tests.audio_fixtures import TZ, occ, publish_plan
-from tests.conftest import free_port
+from tests.conftest import STORAGE_AGNOSTIC, free_port
 from tests.daemon_fixtures import broadcaster, wait_for
 from tests.station_fixtures import AgentProcess, Icecast, seconds, token
 
@@ -18,6 +18,7 @@ STATION = "linh-thong"
 RELAY_SECONDS = 6
 
 
+@STORAGE_AGNOSTIC
 def test_a_relay_airs_the_stream_for_its_length_and_the_fallback_when_icecast_is_down(
     served,
     tmp_path: Path,
