@@ -23,6 +23,8 @@ from broadcaster.nodes import Node, NodeRole
 from broadcaster.store import nodes as store
 from broadcaster.store.read import HEARTBEAT_SECONDS
 
+ROLE_CHECK_SECONDS = 0.2  # the role is in memory: looking costs nothing
+
 log = structlog.get_logger(__name__)
 
 
@@ -61,6 +63,7 @@ class NodeBeacon:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="node-beacon", daemon=True)
         self._owned = True
+        self._registered_role = NodeRole.STANDBY
 
     def start(self) -> None:
         """Register (NodeNameTaken if a live namesake beats) and start beating."""
@@ -76,6 +79,7 @@ class NodeBeacon:
             binds=self._binds(),
         )
         store.register(self.engine, node, self.incarnation, is_dead=dead_here)
+        self._registered_role = node.role
         log.info("node.registered", node=self.name, role=node.role.value, http=self.http_bind)
         self._thread.start()
 
@@ -89,19 +93,34 @@ class NodeBeacon:
         except Exception as exc:  # noqa: BLE001 - unreachable now: the row goes lost instead
             log.error("node.stop_unrecorded", node=self.name, detail=str(exc))
 
+    def _wait_beat(self, shown: NodeRole) -> bool:
+        """Wait for the next heartbeat, or less when the role differs from the one last
+        written (a takeover, the lock lost): status shows the new leader at once, not up
+        to a beat later. False once stopped."""
+        waited = 0.0
+        while waited < HEARTBEAT_SECONDS:
+            if self._stop.wait(ROLE_CHECK_SECONDS):
+                return False
+            waited += ROLE_CHECK_SECONDS
+            if self.role() != shown:
+                break
+        return True
+
     def _binds(self) -> dict[str, bool]:
         up = binds.BINDS.snapshot()
         return {carrier: up.get(carrier, False) for carrier in self.carriers}
 
     def _run(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
+        shown = self._registered_role
+        while self._wait_beat(shown):
+            shown = self.role()
             try:
                 owned = store.beat(
                     self.engine,
                     self.name,
                     self.incarnation,
                     now=self.clock(),
-                    role=self.role(),
+                    role=shown,
                     binds=self._binds(),
                 )
             except Exception as exc:  # noqa: BLE001 - a busy database must not end the beacon
