@@ -22,10 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from broadcaster.sms import blast as blasts  # noqa: E402
 from broadcaster.sms.link import utcnow  # noqa: E402
-from broadcaster.sms.states import Priority  # noqa: E402
 from broadcaster.sms.subscribers import import_csv  # noqa: E402
 from broadcaster.store.db import make_engine, upgrade  # noqa: E402
-from tests.sms_fixtures import router_of, settings_for, write_config  # noqa: E402
+from tests.sms_fixtures import draft_blast, router_of, settings_for, write_config  # noqa: E402
 
 COMMUNES = ("05437", "05440", "05443")
 PREFIXES = ("096", "086", "088", "091", "090")
@@ -67,21 +66,9 @@ def main() -> None:
     report = import_csv(engine, csv_path, router, set(COMMUNES))
     print(f"re-import (idempotent): {time.perf_counter() - start:.1f} s")
 
-    preview = blasts.draft(
-        engine,
-        settings.registry(),
-        router,
-        settings.sms,
-        areas=["167"],
-        body="Thong bao khan.",
-        unaccented=False,
-        priority=Priority.URGENT,
-        by="a",
-        exercise=False,
-        now=utcnow(),
-    )
+    blast_id = draft_blast(engine, settings, "Thong bao khan.", now=utcnow())
     start = time.perf_counter()
-    queued = blasts.approve(engine, router, settings.sms, preview.id, by="b", now=utcnow())
+    queued = blasts.approve(engine, router, settings.sms, blast_id, by="b", now=utcnow())
     expanded = time.perf_counter() - start
     print(f"expansion: {queued:,} recipients queued in {expanded:.1f} s")
 

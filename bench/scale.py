@@ -37,11 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 from broadcaster.sms import blast as blasts  # noqa: E402
 from broadcaster.sms.link import utcnow  # noqa: E402
-from broadcaster.sms.states import Priority  # noqa: E402
 from broadcaster.store.db import make_engine, upgrade  # noqa: E402
 from broadcaster.testing.smsc import free_port  # noqa: E402
 from tests.daemon_fixtures import DaemonProcess  # noqa: E402
-from tests.sms_fixtures import router_of, settings_for, write_config  # noqa: E402
+from tests.sms_fixtures import draft_blast, router_of, settings_for, write_config  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("bench_smpp", ROOT / "bench" / "smpp.py")
 assert _spec is not None and _spec.loader is not None
@@ -125,21 +124,9 @@ def expand_blast(config: Path, engine: Engine) -> tuple[float, int]:
     """Draft and approve a blast to every subscriber; return (seconds approving, queued)."""
     settings = settings_for(config)
     router = router_of(settings)
-    preview = blasts.draft(
-        engine,
-        settings.registry(),
-        router,
-        settings.sms,
-        areas=["167"],
-        body="Thong bao khan.",
-        unaccented=False,
-        priority=Priority.URGENT,
-        by="a",
-        exercise=False,
-        now=utcnow(),
-    )
+    blast_id = draft_blast(engine, settings, "Thong bao khan.", now=utcnow())
     start = time.perf_counter()
-    queued = blasts.approve(engine, router, settings.sms, preview.id, by="b", now=utcnow())
+    queued = blasts.approve(engine, router, settings.sms, blast_id, by="b", now=utcnow())
     return time.perf_counter() - start, queued
 
 

@@ -34,10 +34,15 @@ sys.path.insert(0, str(ROOT))
 from broadcaster.sms import blast as blasts  # noqa: E402
 from broadcaster.sms.link import utcnow  # noqa: E402
 from broadcaster.sms.sender import run_senders  # noqa: E402
-from broadcaster.sms.states import Priority  # noqa: E402
 from broadcaster.store.db import make_engine, upgrade  # noqa: E402
 from broadcaster.testing.smsc import free_port  # noqa: E402
-from tests.sms_fixtures import router_of, seed_subscribers, settings_for, write_config  # noqa: E402
+from tests.sms_fixtures import (  # noqa: E402
+    draft_blast,
+    router_of,
+    seed_subscribers,
+    settings_for,
+    write_config,
+)
 
 
 def start_smsc(port: int, delay_ms: float, receipts: list[str]) -> subprocess.Popen[bytes]:
@@ -123,20 +128,8 @@ def our_sender(port: int, count: int, window: int, receipts_on: bool = True) -> 
     upgrade(engine)
     seed_subscribers(engine, count)
     router = router_of(settings)
-    preview = blasts.draft(
-        engine,
-        settings.registry(),
-        router,
-        settings.sms,
-        areas=["167"],
-        body="Thong bao khan.",
-        unaccented=False,
-        priority=Priority.URGENT,
-        by="a",
-        exercise=False,
-        now=utcnow(),
-    )
-    blasts.approve(engine, router, settings.sms, preview.id, by="b", now=utcnow())
+    blast_id = draft_blast(engine, settings, "Thong bao khan.", now=utcnow())
+    blasts.approve(engine, router, settings.sms, blast_id, by="b", now=utcnow())
     stop = threading.Event()
     runner = threading.Thread(target=run_senders, args=(settings, engine, stop), daemon=True)
     start, cpu = time.perf_counter(), time.process_time()

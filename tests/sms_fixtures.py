@@ -9,8 +9,10 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from broadcaster.config import Settings, load_settings
+from broadcaster.sms import blast as blasts
 from broadcaster.sms.encoding import decode_payload, read_segment
 from broadcaster.sms.numbers import CarrierRouter, build_router
+from broadcaster.sms.states import Priority
 from broadcaster.testing.smsc import Submit
 
 THANH_HOA = (
@@ -64,6 +66,45 @@ def router_of(settings: Settings) -> CarrierRouter:
     return build_router(
         {n: c.prefixes for n, c in settings.carriers.items()}, settings.sms.overrides
     )
+
+
+def draft_blast(
+    engine: Engine,
+    settings: Settings,
+    body: str,
+    *,
+    by: str = "an",
+    priority: Priority = Priority.URGENT,
+    now: datetime = NOW,
+) -> int:
+    """Draft a blast to the whole district (tests and benches approve it themselves)."""
+    return blasts.draft(
+        engine,
+        settings.registry(),
+        router_of(settings),
+        settings.sms,
+        areas=["167"],
+        body=body,
+        unaccented=False,
+        priority=priority,
+        by=by,
+        exercise=False,
+        now=now,
+    ).id
+
+
+def start_blast(
+    engine: Engine,
+    settings: Settings,
+    body: str,
+    by: str = "an",
+    priority: Priority = Priority.URGENT,
+    now: datetime = NOW,
+) -> int:
+    """Draft a district blast and have a second operator approve it: queued to send."""
+    blast_id = draft_blast(engine, settings, body, by=by, priority=priority, now=now)
+    blasts.approve(engine, router_of(settings), settings.sms, blast_id, by="binh", now=now)
+    return blast_id
 
 
 def seed_subscribers(

@@ -21,8 +21,7 @@ from broadcaster.store import accounts as store
 from broadcaster.testing.smsc import SmscThread, TestSmsc
 from tests.conftest import free_port
 from tests.daemon_fixtures import DaemonProcess, daemon_factory, wait_for
-from tests.sms_fixtures import THANH_HOA, seed_subscribers, settings_for, write_config
-from tests.test_sms_sending import start_blast
+from tests.sms_fixtures import THANH_HOA, seed_subscribers, settings_for, start_blast, write_config
 
 on_postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 

@@ -14,9 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from broadcaster.sms import blast as blasts
 from broadcaster.sms.link import utcnow
-from broadcaster.sms.states import Priority
 from broadcaster.testing.smsc import SmscPolicy, SmscThread, TestSmsc
 from tests.conftest import free_port
 from tests.daemon_fixtures import (
@@ -28,7 +26,7 @@ from tests.daemon_fixtures import (
     task_schedule,
     wait_for,
 )
-from tests.sms_fixtures import counts, router_of, seed_subscribers, settings_for, write_config
+from tests.sms_fixtures import counts, seed_subscribers, settings_for, start_blast, write_config
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
@@ -68,23 +66,9 @@ def sharing(daemon: DaemonProcess, nodes: int) -> bool:
 
 
 def approve_blast(engine: Engine, config: Path) -> int:
-    settings = settings_for(config)
-    router, now = router_of(settings), utcnow()
-    preview = blasts.draft(
-        engine,
-        settings.registry(),
-        router,
-        settings.sms,
-        areas=["167"],
-        body="Thong bao khan: nghi hoc ngay mai.",
-        unaccented=False,
-        priority=Priority.URGENT,
-        by="an",
-        exercise=False,
-        now=now,
+    return start_blast(
+        engine, settings_for(config), "Thong bao khan: nghi hoc ngay mai.", now=utcnow()
     )
-    blasts.approve(engine, router, settings.sms, preview.id, by="binh", now=now)
-    return preview.id
 
 
 def test_three_nodes_on_one_carrier_send_at_most_its_rate_summed_in_every_second(

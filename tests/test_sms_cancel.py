@@ -13,8 +13,8 @@ from broadcaster.sms import blast as blasts
 from broadcaster.sms.encoding import read_segment
 from broadcaster.sms.link import utcnow
 from broadcaster.testing.smsc import SmscThread, TestSmsc, free_port
-from tests.sms_fixtures import THANH_HOA, seed_subscribers, settings_for, write_config
-from tests.test_sms_sending import send_all, start_blast
+from tests.sms_fixtures import THANH_HOA, seed_subscribers, settings_for, start_blast, write_config
+from tests.test_sms_sending import send_all
 
 # The sender checks for a cancel before each write; a part written just before the
 # commit may reach the SMSC's clock a little after it (one part at 20 msg/s is 50 ms).

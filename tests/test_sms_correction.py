@@ -25,6 +25,7 @@ from tests.sms_fixtures import (
     router_of,
     seed_subscribers,
     settings_for,
+    start_blast,
     write_config,
 )
 
@@ -39,22 +40,7 @@ def _cli(config, *args: str, expect: int = 0) -> str:
 
 
 def _first_blast(engine: Engine, settings) -> int:
-    router = router_of(settings)
-    preview = blasts.draft(
-        engine,
-        settings.registry(),
-        router,
-        settings.sms,
-        areas=["167"],
-        body=WRONG,
-        unaccented=False,
-        priority=Priority.URGENT,
-        by="an",
-        exercise=False,
-        now=NOW,
-    )
-    blasts.approve(engine, router, settings.sms, preview.id, by="binh", now=NOW)
-    return preview.id
+    return start_blast(engine, settings, WRONG)
 
 
 def _numbers(engine: Engine, blast_id: int, states: tuple[str, ...]) -> set[str]:

@@ -25,8 +25,8 @@ from structlog.testing import capture_logs
 from broadcaster.sms.pdu import CommandId, CommandStatus
 from broadcaster.testing.faults import WireFaults
 from broadcaster.testing.smsc import SmscPolicy, SmscThread, TestSmsc, free_port
-from tests.sms_fixtures import counts, seed_subscribers, settings_for, write_config
-from tests.test_sms_sending import REPO, send_all, start_blast
+from tests.sms_fixtures import counts, seed_subscribers, settings_for, start_blast, write_config
+from tests.test_sms_sending import REPO, send_all
 
 WINDOW = 5
 RECIPIENTS = 20

@@ -16,7 +16,6 @@ from pathlib import Path
 import smpp34
 from sqlalchemy import Engine, text
 
-from broadcaster.sms import blast as blasts
 from broadcaster.sms.link import utcnow
 from broadcaster.sms.outbox import Outbox
 from broadcaster.sms.outcomes import Outcomes
@@ -30,34 +29,13 @@ from tests.sms_fixtures import (
     THANH_HOA,
     counts,
     reassemble,
-    router_of,
     seed_subscribers,
     settings_for,
+    start_blast,
     write_config,
 )
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def start_blast(
-    engine: Engine, settings, body: str, by: str = "an", priority: Priority = Priority.URGENT
-) -> int:
-    router = router_of(settings)
-    preview = blasts.draft(
-        engine,
-        settings.registry(),
-        router,
-        settings.sms,
-        areas=["167"],
-        body=body,
-        unaccented=False,
-        priority=priority,
-        by=by,
-        exercise=False,
-        now=NOW,
-    )
-    blasts.approve(engine, router, settings.sms, preview.id, by="binh", now=NOW)
-    return preview.id
 
 
 def send_all(settings, engine: Engine, receipt_wait: float = 10.0, clock=utcnow) -> None:
