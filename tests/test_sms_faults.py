@@ -101,9 +101,11 @@ def test_malformed_deliver_sm_after_every_bind_never_floods(tmp_path, db_url, en
     assert drops >= 2
     assert_sound(run, engine, link_losses=drops, binds_at_most=drops + 1)
     assert counts(engine, run.blast_id) == {"delivered": RECIPIENTS}
-    assert len(run.smsc.wire_stats.answers) == run.binds  # one error answer per bind
-    assert {s for _, s in run.smsc.wire_stats.answers} == {CommandStatus.ESME_RINVCMDLEN}
-    assert len(run.events("sms.pdu_malformed")) == run.binds
+    # One error answer per malformed PDU read, never more; the last bind's may come after
+    # the blast is delivered and the sender has stopped reading.
+    answers = run.smsc.wire_stats.answers
+    assert len(answers) == len(run.events("sms.pdu_malformed")) in (run.binds - 1, run.binds)
+    assert {s for _, s in answers} == {CommandStatus.ESME_RINVCMDLEN}
 
 
 @pytest.mark.parametrize("length", [0x7FFFFFFF, 8])
