@@ -13,6 +13,7 @@ the public port in front of the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import threading
@@ -280,7 +281,10 @@ class SmscThread:
 
     def __exit__(self, *exc: object) -> None:
         if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+            # The loop may close between the check and the call (its servers ended on
+            # their own): then there is nothing left to stop.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
 
