@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 from broadcaster.store import dispatch as store
 from tests.audio_fixtures import seed_store
 from tests.conftest import free_port
-from tests.daemon_fixtures import DaemonProcess, wait_for
+from tests.daemon_fixtures import DaemonProcess, node_env, wait_for
 
 
 @dataclass
@@ -117,12 +117,7 @@ def cluster_factory(
             daemon = DaemonProcess(
                 config,
                 Path(f"/tmp/bcast-notify-{os.getpid()}-{len(made)}-{i}"),
-                env={
-                    **env,
-                    "BROADCASTER_NODE": name,
-                    "BROADCASTER_HTTP_BIND": f"127.0.0.1:{port}",
-                    "BROADCASTER_DATA_DIR": str(data_dir),
-                },
+                env={**env, **node_env(name, port, data_dir)},
             )
             cluster.nodes.append(Node(name, daemon, port, data_dir))
         made.append(cluster)

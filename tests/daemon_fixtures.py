@@ -65,6 +65,15 @@ def wait_for(
         time.sleep(0.05)
 
 
+def node_env(name: str, port: int, data_dir: Path | None = None) -> dict[str, str]:
+    """What sets a node apart among several on one machine: its name, its station API
+    port and, as on a machine of its own, its data folder."""
+    env = {"BROADCASTER_NODE": name, "BROADCASTER_HTTP_BIND": f"127.0.0.1:{port}"}
+    if data_dir is not None:
+        env["BROADCASTER_DATA_DIR"] = str(data_dir)
+    return env
+
+
 @dataclass
 class DaemonProcess:
     config: Path

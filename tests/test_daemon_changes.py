@@ -20,7 +20,7 @@ from broadcaster.accounts import Role
 from broadcaster.store import accounts as store
 from broadcaster.testing.smsc import SmscThread, TestSmsc
 from tests.conftest import free_port
-from tests.daemon_fixtures import DaemonProcess, daemon_factory, wait_for
+from tests.daemon_fixtures import DaemonProcess, daemon_factory, node_env, wait_for
 from tests.sms_fixtures import THANH_HOA, seed_subscribers, settings_for, start_blast, write_config
 
 on_postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -81,8 +81,7 @@ def start_cluster(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[Calla
             port = free_port()
             daemon = daemons(config)
             daemon.env = {
-                "BROADCASTER_NODE": f"node{n}",
-                "BROADCASTER_HTTP_BIND": f"127.0.0.1:{port}",
+                **node_env(f"node{n}", port),
                 "BROADCASTER_CARRIERS_VIETTEL_SYSTEM_ID": f"node{n}",  # who sent, at the SMSC
             }
             nodes.append(Node(daemon.start(), f"http://127.0.0.1:{port}"))

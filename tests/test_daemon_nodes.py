@@ -24,6 +24,7 @@ from tests.daemon_fixtures import (
     clock_times,
     config_factory,
     daemon_factory,
+    node_env,
     now,
     task_schedule,
     wait_for,
@@ -35,13 +36,9 @@ def daemons():
     yield from daemon_factory()
 
 
-def node_env(name: str) -> dict[str, str]:
-    return {"BROADCASTER_NODE": name, "BROADCASTER_HTTP_BIND": f"127.0.0.1:{free_port()}"}
-
-
 def start(daemons: Any, config: Path, name: str) -> DaemonProcess:
     daemon: DaemonProcess = daemons(config)
-    daemon.env = node_env(name)
+    daemon.env = node_env(name, free_port())
     return daemon.start()
 
 
@@ -105,7 +102,7 @@ def test_a_daemon_under_the_name_of_a_live_node_refuses_to_start(
     live = start(daemons, config, "hue-a")
     twin = subprocess.run(
         [sys.executable, "-m", "broadcaster", "--config", str(config), "run"],
-        env={**os.environ, **node_env("hue-a")},
+        env={**os.environ, **node_env("hue-a", free_port())},
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -22,6 +22,7 @@ from tests.daemon_fixtures import (
     broadcaster,
     clock_times,
     daemon_factory,
+    node_env,
     now,
     task_schedule,
     wait_for,
@@ -50,7 +51,7 @@ def start_node(daemons: Any, config: Path, name: str, *, own_account: bool) -> D
     SMSC's record tells which node sent each message (but holds the receipts of a
     killed node's account for its next bind, as a carrier would)."""
     daemon: DaemonProcess = daemons(config)
-    daemon.env = {"BROADCASTER_NODE": name, "BROADCASTER_HTTP_BIND": f"127.0.0.1:{free_port()}"}
+    daemon.env = node_env(name, free_port())
     if own_account:
         daemon.env["BROADCASTER_CARRIERS_VIETTEL_SYSTEM_ID"] = name
     return daemon.start()

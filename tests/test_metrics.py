@@ -23,6 +23,7 @@ from tests.daemon_fixtures import (
     broadcaster,
     config_factory,
     daemon_factory,
+    node_env,
     task_schedule,
     wait_for,
 )
@@ -150,7 +151,7 @@ def test_health_goes_503_on_the_standby_when_the_scheduler_stops_heartbeating(
     leader = daemons(config).start()
     standby = daemons(config)
     port = free_port()
-    standby.env = {"BROADCASTER_NODE": "standby", "BROADCASTER_HTTP_BIND": f"127.0.0.1:{port}"}
+    standby.env = node_env("standby", port)
     standby.start()
     health = f"http://127.0.0.1:{port}/healthz"
     ok = wait_for(

@@ -18,7 +18,13 @@ from broadcaster.store import dispatch as store
 from tests.account_fixtures import add_people
 from tests.audio_fixtures import SECRET, audio_config, mpv_decoded_seconds, seed_store
 from tests.conftest import REPO, free_port
-from tests.daemon_fixtures import broadcaster, config_factory, daemon_factory, wait_for
+from tests.daemon_fixtures import (
+    broadcaster,
+    config_factory,
+    daemon_factory,
+    node_env,
+    wait_for,
+)
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 SAMPLES = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "schedules").glob("*.toml")}
@@ -31,15 +37,6 @@ SAME = ("etag", "content-type", "content-length", "cache-control", "last-modifie
 @pytest.fixture
 def daemons():
     yield from daemon_factory()
-
-
-def _node(base: Path, name: str, port: int) -> dict[str, str]:
-    """What sets a node apart on one machine: its name, its own data_dir and bind."""
-    return {
-        "BROADCASTER_NODE": name,
-        "BROADCASTER_DATA_DIR": str(base / name),
-        "BROADCASTER_HTTP_BIND": f"127.0.0.1:{port}",
-    }
 
 
 def _get(base: str, path: str) -> httpx.Response:
@@ -81,10 +78,10 @@ def test_a_station_gets_the_same_bytes_from_every_node_before_and_after_the_lead
     )
     seed_store(normalised_store, tmp_path / "node-a")  # the leader rendered before; the peer not
     leader = daemons(config)
-    leader.env = _node(tmp_path, "node-a", leader_port)
+    leader.env = node_env("node-a", leader_port, tmp_path / "node-a")
     leader.start()
     peer = daemons(config)
-    peer.env = _node(tmp_path, "node-b", peer_port)
+    peer.env = node_env("node-b", peer_port, tmp_path / "node-b")
     peer.start()
     assert _scheduler_pid(engine) == leader.process.pid
     a, b = f"http://127.0.0.1:{leader_port}", f"http://127.0.0.1:{peer_port}"
@@ -121,7 +118,7 @@ def test_a_station_gets_the_same_bytes_from_every_node_before_and_after_the_lead
         headers={"If-None-Match": day.headers["etag"]},
         timeout=60,
     )
-    cli_env = _node(tmp_path, "node-c", free_port())
+    cli_env = node_env("node-c", free_port(), tmp_path / "node-c")
     drafted = broadcaster(
         config, "notice", "--area", "05440", "--text", "Thông báo khẩn", env=cli_env
     ).stdout
