@@ -95,14 +95,16 @@ def bare_copy(engine: Engine) -> float:
     return elapsed
 
 
-def remaining(engine: Engine) -> int:
-    # By carrier and state, so the count reads the claim index, not the whole table.
+def remaining(engine: Engine) -> bool:
+    """Whether any message is still to send. EXISTS stops at the first entry of the claim
+    index: a count(*) polled every 0.2 s over 10^5–10^6 queued rows kept one PostgreSQL
+    backend at 93% of a core, a core taken from the nodes being measured."""
     query = text(
-        "SELECT count(*) FROM sms_messages WHERE carrier = 'viettel' "
-        "AND state IN ('queued', 'sending')"
+        "SELECT EXISTS (SELECT 1 FROM sms_messages WHERE carrier = 'viettel' "
+        "AND state IN ('queued', 'sending'))"
     )
     with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+        return bool(conn.execute(query).scalar_one())
 
 
 def start_nodes(config: Path, count: int) -> list[DaemonProcess]:
