@@ -195,7 +195,9 @@ def test_unbind_mid_blast_is_answered_and_the_blast_finishes(tmp_path, db_url, e
     assert counts(engine, run.blast_id) == {"delivered": RECIPIENTS}
     assert (CommandId.UNBIND_RESP, 0) in run.smsc.wire_stats.answers
     assert run.events("sms.smsc_unbind")
-    assert run.events("sms.link_lost")[0]["reason"] == "smsc_unbind"
+    # Answers the SMSC had already written behind its unbind may be named after the reason
+    # ("; N bytes of an unfinished PDU …"); the cause is the unbind either way.
+    assert run.events("sms.link_lost")[0]["reason"].split(";")[0] == "smsc_unbind"
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
