@@ -6,7 +6,7 @@ import json
 import re
 import signal
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from broadcaster.store import dispatch as store
 from broadcaster.store.leader import LOCK_KEY
 from tests.conftest import free_port
 from tests.daemon_fixtures import (
+    DaemonProcess,
     broadcaster,
     clock_times,
     config_factory,
@@ -51,25 +52,23 @@ def _second_config(config: Path) -> Path:
     return other
 
 
-def test_a_second_daemon_stands_by_and_takes_over_after_kill_9(
-    engine: Engine, tmp_path: Path, db_url: str, daemons
-) -> None:
+def _ticking_pair(
+    tmp_path: Path, db_url: str, daemons, slots: int
+) -> tuple[Path, datetime, DaemonProcess, DaemonProcess]:
+    """A leader and a standby on a task ticking every second from 3 s on, each tick
+    appending its instant to a file; (file, first tick, leader, standby)."""
     fired = tmp_path / "fired.txt"
-    slots = 12
     first = now() + timedelta(seconds=3)
     command = f'echo "$BROADCASTER_AT" >> {fired}'
     config = config_factory(tmp_path, db_url)(
         {"tick.toml": task_schedule("tick", clock_times(first, slots), command)}
     )
-    other = _second_config(config)
     leader = daemons(config).start()
-    standby = daemons(other).start()
-    assert _scheduler_pid(engine) == leader.process.pid
-    wait_for(lambda: "daemon.standby" in standby.stderr_path.read_text(), 10, "the standby")
-    wait_for(lambda: fired.exists() and len(fired.read_text().split()) >= 2, 20, "two ticks")
-    leader.process.kill()
-    leader.process.wait(5)
-    wait_for(lambda: _scheduler_pid(engine) == standby.process.pid, 10, "the takeover")
+    standby = daemons(_second_config(config)).start()
+    return fired, first, leader, standby
+
+
+def _each_tick_fired_once(engine: Engine, fired: Path, first: datetime, slots: int) -> None:
     last = (first + timedelta(seconds=slots - 1)).replace(microsecond=0)
     wait_for(
         lambda: any(r.at == last and r.state == "done" for r in store.rows_for(engine, "tick")),
@@ -78,6 +77,20 @@ def test_a_second_daemon_stands_by_and_takes_over_after_kill_9(
     )
     lines = fired.read_text().split()
     assert len(lines) == len(set(lines)), f"fired twice: {lines}"
+
+
+def test_a_second_daemon_stands_by_and_takes_over_after_kill_9(
+    engine: Engine, tmp_path: Path, db_url: str, daemons
+) -> None:
+    slots = 12
+    fired, first, leader, standby = _ticking_pair(tmp_path, db_url, daemons, slots)
+    assert _scheduler_pid(engine) == leader.process.pid
+    wait_for(lambda: "daemon.standby" in standby.stderr_path.read_text(), 10, "the standby")
+    wait_for(lambda: fired.exists() and len(fired.read_text().split()) >= 2, 20, "two ticks")
+    leader.process.kill()
+    leader.process.wait(5)
+    wait_for(lambda: _scheduler_pid(engine) == standby.process.pid, 10, "the takeover")
+    _each_tick_fired_once(engine, fired, first, slots)
     assert len(store.rows_for(engine, "tick")) == slots
     assert standby.terminate() == 0
 
@@ -201,26 +214,12 @@ def _terminate_lock_session(engine: Engine) -> int:
 def test_a_leader_whose_lock_session_ends_stops_firing_and_exits_for_the_standby(
     engine: Engine, tmp_path: Path, db_url: str, daemons
 ) -> None:
-    fired = tmp_path / "fired.txt"
     slots = 14
-    first = now() + timedelta(seconds=3)
-    command = f'echo "$BROADCASTER_AT" >> {fired}'
-    config = config_factory(tmp_path, db_url)(
-        {"tick.toml": task_schedule("tick", clock_times(first, slots), command)}
-    )
-    leader = daemons(config).start()
-    standby = daemons(_second_config(config)).start()
+    fired, first, leader, standby = _ticking_pair(tmp_path, db_url, daemons, slots)
     wait_for(lambda: fired.exists() and len(fired.read_text().split()) >= 2, 20, "two ticks")
     assert _terminate_lock_session(engine) == 1
     assert leader.process.wait(10) == 1  # unclean: systemd restarts it, as a standby
     assert "daemon.lock_lost" in leader.stderr_path.read_text()
     wait_for(lambda: _scheduler_pid(engine) == standby.process.pid, 10, "the takeover")
-    last = (first + timedelta(seconds=slots - 1)).replace(microsecond=0)
-    wait_for(
-        lambda: any(r.at == last and r.state == "done" for r in store.rows_for(engine, "tick")),
-        30,
-        "the last tick",
-    )
-    lines = fired.read_text().split()
-    assert len(lines) == len(set(lines)), f"fired twice: {lines}"
+    _each_tick_fired_once(engine, fired, first, slots)
     assert standby.terminate() == 0
