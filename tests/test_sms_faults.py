@@ -101,10 +101,15 @@ def test_malformed_deliver_sm_after_every_bind_never_floods(tmp_path, db_url, en
     assert drops >= 2
     assert_sound(run, engine, link_losses=drops, binds_at_most=drops + 1)
     assert counts(engine, run.blast_id) == {"delivered": RECIPIENTS}
-    # One error answer per malformed PDU read, never more; the last bind's may come after
-    # the blast is delivered and the sender has stopped reading.
+    # Each malformed PDU is read and logged once; the last bind's may come after the blast
+    # is delivered and the sender has stopped reading.
+    malformed = run.events("sms.pdu_malformed")
+    sequences = [e["sequence"] for e in malformed]
+    assert len(set(sequences)) == len(sequences) in (run.binds - 1, run.binds)
+    # One error answer per malformed PDU, never more. An answer written just as the relay
+    # cuts the link dies with that link (seen in CI): at most one such loss per cut.
     answers = run.smsc.wire_stats.answers
-    assert len(answers) == len(run.events("sms.pdu_malformed")) in (run.binds - 1, run.binds)
+    assert len(malformed) - drops <= len(answers) <= len(malformed)
     assert {s for _, s in answers} == {CommandStatus.ESME_RINVCMDLEN}
 
 
