@@ -21,7 +21,7 @@ from broadcaster.sms.pdu import (
     read_message_id,
 )
 from broadcaster.sms.retry import GENERIC_NACK, RetryPolicy, Verdict, status_key
-from broadcaster.sms.session import BindConfig, LinkLost, SmppSession
+from broadcaster.sms.session import UNBIND_GRACE, BindConfig, LinkLost, SmppSession
 from broadcaster.sms.settings import SmsSettings
 
 
@@ -206,6 +206,33 @@ def test_backoff_jitter_stays_within_half_to_full_delay():
     assert [low.next_delay() for _ in range(3)] == [0.5, 1.0, 2.0]
 
 
+def test_an_smsc_unbind_is_answered_at_once_and_its_answers_to_written_parts_still_count():
+    s = session()
+    _claimed_one(s)  # two parts, both written
+    wire = s.fill(1.0)
+    first, *rest = wire
+    unbind = header(CommandId.UNBIND, 40)
+    answers = b"".join(header(CommandId.SUBMIT_SM_RESP, answer(p)[2], b"ab\0") for p in rest)
+    (reply,) = s.on_bytes(unbind + answers, 2.0)
+    assert answer(reply) == (CommandId.UNBIND_RESP, 0, 40)
+    assert not s.wants_to_send(2.0) and not s.unbind_over(2.0)  # one part still unanswered
+    s.on_bytes(header(CommandId.SUBMIT_SM_RESP, answer(first)[2], b"ab\0"), 2.5)
+    assert s.unbind_over(2.5)
+    outcomes, _, _ = s.take_outcomes()
+    assert outcomes.submitted and not s.inflight  # nothing goes back to be sent twice
+
+
+def test_an_unbound_link_gives_up_on_missing_answers_after_the_grace():
+    s = session()
+    _claimed_one(s)
+    s.fill(1.0)
+    s.on_bytes(header(CommandId.UNBIND, 40), 2.0)
+    assert not s.unbind_over(2.0 + UNBIND_GRACE - 0.01)
+    assert s.unbind_over(2.0 + UNBIND_GRACE)
+    s.detach()
+    assert len(s.ready) == 2  # resent on the next bind, as on any lost link
+
+
 # -- fuzzing -------------------------------------------------------------------------
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MAX_REPLY = 17  # deliver_sm_resp: header and an empty message_id
@@ -215,7 +242,7 @@ def _assert_bounded(s: SmppSession, data: bytes) -> None:
     try:
         replies = s.on_bytes(data, 1.0)
     except LinkLost as exc:
-        assert "framing lost" in exc.reason or exc.reason == "smsc_unbind"
+        assert "framing lost" in exc.reason
         return
     assert len(replies) <= len(data) // 16
     assert all(len(r) <= MAX_REPLY for r in replies)

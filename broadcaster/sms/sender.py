@@ -33,7 +33,7 @@ from broadcaster.sms.link import Backoff, Link, utcnow
 from broadcaster.sms.outbox import Outbox, StoreUnavailable
 from broadcaster.sms.pdu import enquire_link_pdu, hex_head, unbind_pdu
 from broadcaster.sms.receipts import Receipt
-from broadcaster.sms.session import Ack, BindConfig, LinkLost, SmppSession
+from broadcaster.sms.session import UNBIND_GRACE, Ack, BindConfig, LinkLost, SmppSession
 from broadcaster.sms.settings import SmsSettings
 from broadcaster.store.checkpoint import WalCheckpointer
 from broadcaster.store.nodes import carrier_shares
@@ -156,9 +156,14 @@ class CarrierSender:
             if may_send and self._check_cancels() and self._check_leases(mono)
             else []
         )
-        if session.link.enquire_sent is None and mono - session.link.last_rx > cfg.enquire_link:
+        state = session.link
+        if (
+            state.enquire_sent is None
+            and state.unbound_at is None
+            and mono - state.last_rx > cfg.enquire_link
+        ):
             wire.append(enquire_link_pdu(session.next_seq()))
-            session.link.enquire_sent = mono
+            state.enquire_sent = mono
         if wire:
             link.send(b"".join(wire))
         self._chores(mono)
@@ -170,12 +175,16 @@ class CarrierSender:
             if replies:
                 link.send(b"".join(replies))
         self._maybe_record(time.monotonic())
+        if session.unbind_over(time.monotonic()):
+            raise LinkLost("smsc_unbind")
 
     def _timeout(self, mono: float) -> float:
         """Return how long to wait for the SMSC: until a part may go, at most SELECT_MAX
         (while the store is refusing nothing goes, so wait until it is asked again)."""
         session = self.session
         timeout = SELECT_MAX
+        if session.link is not None and session.link.unbound_at is not None:
+            return max(0.0, min(timeout, session.link.unbound_at + UNBIND_GRACE - mono))
         if not self._store_ready(mono):
             return max(0.0, min(timeout, self._store_retry_at - mono))
         if session.capacity() <= 0:  # only an answer can free a slot: wait for it
@@ -434,6 +443,8 @@ class CarrierSender:
         delay = self.backoff.link_lost(mono - self._bound_at, session.answered)
         self._reconnect_at = mono + delay
         reason = exc.reason
+        if session.link is not None and session.link.unbound_at is not None:
+            reason = "smsc_unbind" + ("" if reason == "smsc_unbind" else f"; then {reason}")
         if session.link is not None and session.link.buffer:
             partial = session.link.buffer
             reason += f"; {len(partial)} bytes of an unfinished PDU ({hex_head(partial)})"

@@ -47,6 +47,9 @@ from broadcaster.sms.retry import GENERIC_NACK, RetryPolicy
 log = structlog.get_logger(__name__)
 _REQUEST_IDS = frozenset(c for c in CommandId if not c & 0x80000000)
 _UNANSWERED = frozenset({CommandId.ALERT_NOTIFICATION, CommandId.OUTBIND})
+# After the SMSC's unbind, how long its answers to parts already written are awaited:
+# each one read is a message not sent twice on the next bind.
+UNBIND_GRACE = 2.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class LinkState:
     buffer: bytearray = field(default_factory=bytearray)
     last_rx: float = 0.0
     enquire_sent: float | None = None
+    unbound_at: float | None = None  # the SMSC asked to unbind: nothing more is written
 
 
 class Ack(NamedTuple):
@@ -191,7 +195,7 @@ class SmppSession:
 
     def wants_to_send(self, now: float) -> bool:
         """Tell whether fill() may write something now (the sender checks cancels first)."""
-        if self.link is None or self.capacity() <= 0:
+        if self.link is None or self.link.unbound_at is not None or self.capacity() <= 0:
             return False
         return bool(self.ready) or bool(self.retry and self.retry[0][0] <= now)
 
@@ -343,9 +347,15 @@ class SmppSession:
         if command_id == CommandId.ENQUIRE_LINK_RESP:
             self.link.enquire_sent = None  # type: ignore[union-attr]
             return None
-        if command_id == CommandId.UNBIND:
-            log.warning("sms.smsc_unbind", carrier=self.config.carrier, sequence=seq)
-            raise LinkLost("smsc_unbind", response_pdu(CommandId.UNBIND_RESP, 0, seq))
+        if command_id == CommandId.UNBIND:  # answered at once; its answers still read
+            log.warning(
+                "sms.smsc_unbind",
+                carrier=self.config.carrier,
+                sequence=seq,
+                inflight=len(self.inflight),
+            )
+            self.link.unbound_at = now  # type: ignore[union-attr]
+            return response_pdu(CommandId.UNBIND_RESP, 0, seq)
         if command_id == CommandId.GENERIC_NACK:
             log.warning(
                 "sms.generic_nack",
@@ -481,6 +491,15 @@ class SmppSession:
         self.undurable -= parts
 
     # -- the link ---------------------------------------------------------------------
+    def unbind_over(self, now: float) -> bool:
+        """Tell whether an unbound link is done: every written part answered, or the
+        grace spent. SMSCs answer the submits they already read after their unbind;
+        dropping the link at once would send those messages a second time."""
+        link = self.link
+        if link is None or link.unbound_at is None:
+            return False
+        return not self.inflight or now - link.unbound_at >= UNBIND_GRACE
+
     def attach(self, now: float) -> None:
         """Start a new link (just bound)."""
         self.link = LinkState(last_rx=now)
