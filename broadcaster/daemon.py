@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time as monotonic_time
 from collections import Counter, defaultdict, deque
@@ -108,7 +107,7 @@ class Daemon:
         self.tz = settings.tz
         self.grace = grace_periods(settings)
         self.horizon = parse_duration(settings.planner.horizon)
-        self.node = f"{socket.gethostname()}:{os.getpid()}"
+        self.node = f"{settings.node_name}:{os.getpid()}"  # this incarnation of the node
         self.programmes, self.held = running(settings, engine)
         self._buckets: dict[datetime, list[Occurrence]] = {}
         self._lock = threading.Lock()

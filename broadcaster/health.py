@@ -34,7 +34,7 @@ class Health:
         return {**status, **self.details}
 
 
-def check(engine: Engine | None, node: str, now: datetime, published: bool | None) -> Health:
+def check(engine: Engine | None, node: str | None, now: datetime, published: bool | None) -> Health:
     """Check the database, the scheduler's heartbeat and that something is published
     (None: unknown, the database holding the publications did not answer)."""
     reasons: list[str] = []

@@ -14,11 +14,23 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 LOST_BEATS = 3  # heartbeats a node may miss before it is shown lost
+NAME_MAX = 64  # the `nodes.name` column
+SENDER_SUFFIX = "/sms-send"
+
+
+def sender_name(node_name: str) -> str:
+    """Name the node of a `broadcaster sms send` run: beside its host's daemon, never it.
+
+    It registers like a daemon so that daemons sending on the same carriers
+    count it and leave it its share of the rate and window.
+    """
+    return node_name[: NAME_MAX - len(SENDER_SUFFIX)] + SENDER_SUFFIX
 
 
 class NodeRole(StrEnum):
     LEADER = "leader"  # holds the scheduler lock: plans and fires
     STANDBY = "standby"  # sends SMS and serves stations, waits for the lock
+    SENDER = "sender"  # `broadcaster sms send`: sends SMS, never schedules nor serves
     LOST = "lost"  # no heartbeat for LOST_BEATS heartbeats
     STOPPED = "stopped"  # stopped cleanly
 
@@ -58,7 +70,7 @@ def state(node: Node, now: datetime, quiet_limit: timedelta) -> NodeRole:
 
 
 def is_live(node: Node, now: datetime, quiet_limit: timedelta) -> bool:
-    return state(node, now, quiet_limit) in (NodeRole.LEADER, NodeRole.STANDBY)
+    return state(node, now, quiet_limit) in (NodeRole.LEADER, NodeRole.STANDBY, NodeRole.SENDER)
 
 
 def may_replace(

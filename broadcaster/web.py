@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -139,19 +137,21 @@ def make_app(
     operations_api: ASGIApp | None = None,
     console: ASGIApp | None = None,
     node_plan: Callable[[], dict[str, Any]] | None = None,
+    node: str | None = None,
 ) -> Starlette:
     """Build the ASGI app; `clock` gives the aware current time (tests pass their own).
 
     With `areas` (and an engine) it also serves each station's notices;
     `operations_api` (`broadcaster.api.make_api`) is mounted at `/api/v1`, `console`
     (`broadcaster.console.make_console`) at `/console/`; `node_plan` (the daemon's
-    `plan_view`) is served at `/node/plan`: this node's own plan, not the database's.
+    `plan_view`) is served at `/node/plan`: this node's own plan, not the database's;
+    `node` is the in-process daemon's `node` (so `/healthz` can say it schedules).
     """
     metrics = Metrics(registry or CollectorRegistry())
     register_service_metrics(metrics.registry, engine)
     if engine is not None:
         metrics.registry.register(StationCollector(engine))
-    api = _Api(pub, stations, engine, clock, max_body, metrics, areas)
+    api = _Api(pub, stations, engine, clock, max_body, metrics, areas, node)
     return Starlette(
         routes=[
             Route("/healthz", api.health),
@@ -186,6 +186,7 @@ class _Api:
         max_body: int,
         metrics: Metrics,
         areas: AreaRegistry | None,
+        node: str | None,
     ) -> None:
         self.pub = pub
         self.areas = areas
@@ -194,7 +195,7 @@ class _Api:
         self.clock = clock
         self.max_body = max_body
         self.m = metrics
-        self.node = f"{socket.gethostname()}:{os.getpid()}"  # as the daemon names itself
+        self.node = node
         self._polls_written: dict[str, float] = {}
         self._revision = (-1.0, 0)  # (when read, revision): one query per WAIT_STEP per node
 

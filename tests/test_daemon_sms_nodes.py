@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +19,7 @@ from sqlalchemy import Engine, text
 
 from broadcaster.sms.link import utcnow
 from broadcaster.testing.smsc import SmscPolicy, SmscThread, TestSmsc
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 from tests.daemon_fixtures import (
     DaemonProcess,
     broadcaster,
@@ -103,6 +106,55 @@ def test_three_nodes_on_one_carrier_send_at_most_its_rate_summed_in_every_second
     assert max(per_second.values()) > 2 * rate / 3  # …at once: over two nodes' shares summed
     for node in nodes:  # nor did their senders deadlock on the carrier's counter rows
         assert "sms.store_unavailable" not in node.stderr_path.read_text(errors="replace")
+
+
+def test_sms_send_beside_a_daemon_is_a_node_and_takes_its_share_of_the_rate(
+    tmp_path: Path, db_url: str, engine: Engine, daemons: Any
+) -> None:
+    rate, messages = 200, 3000
+    smsc = TestSmsc(free_port(), SmscPolicy(delay=0.02))
+    config = sms_config(tmp_path, db_url, smsc.port, rate, window=40, sms="")
+    seed_subscribers(engine, messages)
+    log = tmp_path / "sms-send.log"
+    with SmscThread([smsc]):
+        daemon = start_node(daemons, config, "n1", own_account=True)
+        wait_for(lambda: nodes_shown(config)["n1"]["binds"] == {"viettel": True}, 20, "n1 bound")
+        blast = approve_blast(engine, config)
+        assert smsc.wait_for(lambda st: len(st.accepted) >= 100, 30)
+        env = {**os.environ, "BROADCASTER_NODE": "n1"}
+        env["BROADCASTER_CARRIERS_VIETTEL_SYSTEM_ID"] = "send"
+        with log.open("wb") as err:
+            send = subprocess.Popen(
+                [sys.executable, "-m", "broadcaster", "--config", str(config)]
+                + ["sms", "send", "--receipt-wait", "5"],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+            try:
+                seen = wait_for(
+                    lambda: (
+                        nodes_shown(config).get("n1/sms-send", {}).get("binds") == {"viettel": True}
+                        and nodes_shown(config)["n1/sms-send"]
+                    ),
+                    20,
+                    "sms send listed as a bound node",
+                )
+                wait_for(lambda: sharing(daemon, 2), 10, "the daemon to leave it half")
+                assert send.wait(90) == 0, log.read_text(errors="replace")[-2000:]
+            finally:
+                send.kill()
+        wait_for(lambda: counts(engine, blast).get("delivered") == messages, 60, "all delivered")
+    assert seen["role"] == "sender" and seen["http"] is None
+    assert nodes_shown(config)["n1/sms-send"]["role"] == "stopped"  # peers stop counting it
+    accepted = smsc.stats.accepted
+    per_second = Counter(math.floor(s.at) for s in accepted)
+    by_sender = Counter(s.system_id for s in accepted)
+    print("per second:", sorted(per_second.items()), "by sender:", dict(by_sender))
+    assert len({s.destination_addr for s in accepted}) == messages
+    assert by_sender["send"] > rate  # it sent several seconds' worth…
+    assert max(per_second.values()) <= rate  # …and the two together kept the contract
 
 
 def test_a_killed_nodes_messages_are_sent_by_its_peer_after_their_lease(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -160,7 +161,7 @@ def test_health_goes_503_on_the_standby_when_the_scheduler_stops_heartbeating(
         "the standby to report a healthy scheduler (once published)",
     )
     assert ok.json()["role"] == "standby"
-    assert ok.json()["scheduler"]["node"].endswith(f":{leader.process.pid}")
+    assert ok.json()["scheduler"]["node"] == f"{socket.gethostname()}:{leader.process.pid}"
     metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     beat = next(
         line

@@ -11,7 +11,15 @@ import pytest
 from sqlalchemy import Engine
 
 from broadcaster.beacon import dead_here
-from broadcaster.nodes import Node, NodeRole, lost_after, may_replace, senders_per_carrier, state
+from broadcaster.nodes import (
+    Node,
+    NodeRole,
+    lost_after,
+    may_replace,
+    sender_name,
+    senders_per_carrier,
+    state,
+)
 from broadcaster.store import nodes as store
 
 T0 = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
@@ -66,8 +74,15 @@ def test_each_carrier_is_shared_by_the_live_nodes_running_its_sender_bound_or_no
         node("c", binds={}),  # --no-sms
         node("d", binds={"viettel": True}, heartbeat_at=T0 - timedelta(seconds=10)),  # lost
         node("e", binds={"viettel": True}, stopped_at=T0),
+        node("a/sms-send", role=NodeRole.SENDER, http_bind=None, binds={"mobifone": True}),
     ]
-    assert senders_per_carrier(nodes, T0, LIMIT) == {"viettel": 2, "mobifone": 1}
+    assert senders_per_carrier(nodes, T0, LIMIT) == {"viettel": 2, "mobifone": 2}
+
+
+def test_an_sms_send_run_is_named_beside_its_hosts_daemon_within_the_column() -> None:
+    assert sender_name("hue-1") == "hue-1/sms-send"
+    long = sender_name("x" * 64)
+    assert len(long) == 64 and long.endswith("/sms-send")
 
 
 # --- the table, on both databases ---------------------------------------------------

@@ -93,6 +93,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
                 operations_api=make_api(app.ops),
                 console=make_console(app.ops),
                 node_plan=daemon.plan_view,
+                node=daemon.node,
             ),
             settings.http.bind,
         )

@@ -211,13 +211,33 @@ def _watch(app: App, blast_id: int, report: dict[str, object]) -> dict[str, obje
 )
 @pass_app
 def send_cmd(app: App, carriers: tuple[str, ...], receipt_wait: float) -> None:
-    """Run the senders until every queued message is submitted and receipted."""
-    from broadcaster.sms.sender import run_senders
+    """Run the senders until every queued message is submitted and receipted.
 
+    The run is a node of its own (`<node>/sms-send`, role `sender`): daemons
+    sending on the same carriers count it, so the carriers' caps hold summed.
+    """
+    from broadcaster.beacon import NodeBeacon
+    from broadcaster.nodes import NodeRole, sender_name
+    from broadcaster.sms.sender import run_senders
+    from broadcaster.store.nodes import NodeNameTaken
+
+    settings = app.settings
+    beacon = NodeBeacon(
+        app.engine,
+        sender_name(settings.node_name),
+        None,
+        [c for c in settings.carriers if not carriers or c in carriers],
+        lambda: NodeRole.SENDER,
+        app.now,
+    )
+    try:
+        beacon.start()
+    except NodeNameTaken as exc:
+        raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     try:
         run_senders(
-            app.settings,
+            settings,
             app.engine,
             stop,
             drain=True,
@@ -226,6 +246,8 @@ def send_cmd(app: App, carriers: tuple[str, ...], receipt_wait: float) -> None:
         )
     except KeyboardInterrupt:
         stop.set()
+    finally:
+        beacon.stop()
     click.echo("senders finished")
 
 
