@@ -17,7 +17,7 @@ from broadcaster.sms.blast import BlastError
 from broadcaster.sms.outbox import Outbox
 from broadcaster.sms.outcomes import Outcomes
 from broadcaster.sms.settings import SmsSettings
-from broadcaster.sms.states import Priority
+from broadcaster.sms.states import MessageState, Priority
 from broadcaster.sms.subscribers import ImportFileError, import_csv
 from tests.sms_fixtures import (
     NOW,
@@ -238,6 +238,30 @@ def test_cancelled_blast_messages_held_or_lapsed_end_cancelled_never_requeued(en
     }
     for outbox in (holder, crashed, other):
         outbox.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_senders_first_counted_transaction_makes_every_state_counter_it_will_lock(
+    engine, settings
+):
+    """Senders lock their carrier's counter rows in order before moving messages; a row a
+    trigger inserted later (the first `delivered`) escaped that order and let three nodes
+    deadlock. PostgreSQL only: SQLite has one writer and no row locks."""
+    seed_subscribers(engine, 3)
+    preview = draft(engine, settings)
+    blasts.approve(engine, router_of(settings), settings.sms, preview.id, by="binh", now=NOW)
+    counters = text("SELECT state, n FROM sms_counters WHERE carrier = 'viettel'")
+    with engine.connect() as conn:
+        before = dict(conn.execute(counters).all())
+    outbox = Outbox(engine, "viettel", "me")
+    outbox.claim(NOW, 1, timedelta(seconds=60), routine_allowed=True)
+    outbox.close()
+    with engine.connect() as conn:
+        after = dict(conn.execute(counters).all())
+    assert set(before) == {"queued"}
+    assert set(after) == {s.value for s in MessageState}
+    assert after["sending"] == 1 and after["queued"] == before["queued"] - 1  # counts intact
+    assert sum(after.values()) == before["queued"]
 
 
 def test_exercise_goes_only_to_test_numbers(engine, settings):

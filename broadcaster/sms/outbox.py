@@ -109,6 +109,14 @@ FIND_CHUNK = 500
 # senders on several nodes deadlocked on them (measured: one 1 s deadlock timeout
 # every few seconds per node with three nodes on one carrier).
 _LOCK_COUNTERS = "SELECT n FROM sms_counters WHERE carrier = %s ORDER BY state FOR UPDATE"
+# Only rows that exist can be locked: a state's row first inserted by a trigger mid-run
+# (the first `delivered`) was locked by one sender before the others' ordered locks,
+# and three nodes still deadlocked now and then (seen in CI). So every state's row is
+# made, at 0, before a sender's first counted transaction.
+_MAKE_COUNTERS = (
+    "INSERT INTO sms_counters (carrier, state, n) SELECT %s, state, 0 "
+    "FROM unnest(%s::text[]) AS state ON CONFLICT DO NOTHING"
+)
 
 _RENEW = (
     "UPDATE sms_messages SET lease_until = ? WHERE lease_owner = ? AND state = 'sending' "
@@ -159,6 +167,7 @@ class Outbox:
         self._claim = self._native(_CLAIM.format(lock=lock))
         self._to_db = _TS.bind_processor(engine.dialect)
         self._raw: Any = None  # the DBAPI connection record() keeps (sender thread only)
+        self._counters_made = False  # this carrier's counter row of every state exists
         # Messages with a part receipt recorded before the message itself was: only
         # these need the completeness check when their submission is recorded.
         self._early: set[int] = set()
@@ -277,6 +286,12 @@ class Outbox:
             cursor = raw.cursor()
             try:
                 if counted and self.engine.dialect.name == "postgresql":
+                    if not self._counters_made:
+                        cursor.execute(
+                            _MAKE_COUNTERS, (self.carrier, [s.value for s in MessageState])
+                        )
+                        raw.commit()
+                        self._counters_made = True
                     cursor.execute(_LOCK_COUNTERS, (self.carrier,))
                 yield cursor
             finally:
