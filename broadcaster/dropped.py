@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from broadcaster.areas import AreaRegistry
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from broadcaster.clashes import Drop, Layout
     from broadcaster.config import Settings
     from broadcaster.occurrence import Occurrence
@@ -24,9 +26,9 @@ if TYPE_CHECKING:
 Key = tuple[str, str, datetime]
 
 
-def slot_layout(settings: Settings) -> Layout:
-    """How the publisher lays out slots: the library with the durations it airs (those it
-    has normalised so far; the catalogue's for the rest), the chime, the gap.
+def slot_layout(settings: Settings, engine: Engine | None) -> Layout:
+    """How the publisher lays out slots: the library with the durations it airs (those
+    normalised so far, by any node; the catalogue's for the rest), the chime, the gap.
     Raises `LibraryError` for a broken library."""
     from broadcaster.audio.library import load_library
     from broadcaster.audio.publish import aired_durations
@@ -34,7 +36,7 @@ def slot_layout(settings: Settings) -> Layout:
     from broadcaster.clashes import Layout
 
     audio = settings.audio
-    library = aired_durations(load_library(library_dir(audio, settings.path)), settings)
+    library = aired_durations(load_library(library_dir(audio, settings.path)), settings, engine)
     return Layout(library, audio.chime, audio.gap_seconds, audio.van_round_minutes * 60)
 
 
@@ -58,10 +60,13 @@ def drops_by_occurrence(drops: Iterable[Drop], registry: AreaRegistry) -> dict[K
 
 
 def planned_drops(
-    settings: Settings, registry: AreaRegistry, occurrences: list[Occurrence]
+    settings: Settings,
+    registry: AreaRegistry,
+    occurrences: list[Occurrence],
+    engine: Engine | None,
 ) -> dict[Key, list[Drop]]:
     """Lay out the stations' slots for these occurrences; what each occurrence loses."""
     from broadcaster.clashes import find_drops
 
-    found = find_drops(occurrences, registry, slot_layout(settings), settings.tz)
+    found = find_drops(occurrences, registry, slot_layout(settings, engine), settings.tz)
     return drops_by_occurrence(found, registry)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from broadcaster.audio.publish import loudness_target
+from broadcaster.audio.render import normalised_key
 from broadcaster.clashes import Drop
-from broadcaster.dropped import drops_by_occurrence
+from broadcaster.dropped import drops_by_occurrence, slot_layout
+from broadcaster.store import published
 from tests.planner_fixtures import settings
 
 REGISTRY = settings().registry()
@@ -30,3 +33,20 @@ def test_a_district_occurrence_keeps_only_the_stations_under_it():
     assert found[("district-bulletin", "167", AT)][0].stations == {"linh-thong", "cho-chu"}
     assert found[("district-bulletin", "05437", AT)][0].stations == {"cho-chu"}
     assert ("van-round", "167", AT) in found and ("van-round", "05440", AT) not in found
+
+
+def test_every_node_lays_slots_out_with_the_durations_any_node_rendered(tmp_path, engine):
+    """A node that never normalised a clip (its own cache empty) still lays slots out with
+    the trimmed duration another node aired, read from `published_renders`."""
+    node = settings().model_copy(update={"data_dir": tmp_path / "node-b"})
+    clip = slot_layout(node, None).library.clips[0]
+    key = normalised_key(clip.sha256, loudness_target(node.audio))
+    trimmed = round(clip.duration - 0.75, 3)
+    published.remember_render(
+        engine, key, {"sha256": "ab" * 32, "duration": trimmed, "lufs": -16.0, "true_peak": -1.0}
+    )
+    shared = {c.sha256: c.duration for c in slot_layout(node, engine).library.clips}
+    assert shared[clip.sha256] == trimmed
+    assert {c.sha256: c.duration for c in slot_layout(node, None).library.clips}[
+        clip.sha256
+    ] == clip.duration  # its own cache knows nothing: the catalogue's duration

@@ -96,15 +96,24 @@ def loudness_target(a: AudioSettings) -> LoudnessTarget:
     return LoudnessTarget(a.loudness_lufs, a.true_peak_dbtp, a.loudness_range_lu, a.bitrate_kbps)
 
 
-def aired_durations(library: Library, settings: Settings) -> Library:
-    """The library with the durations stations air, where the publisher has normalised
-    a clip already (normalising trims silence); the catalogue's elsewhere. Reads only."""
-    store = AudioStore(settings.data_dir / "publish" / "audio")
+def aired_durations(library: Library, settings: Settings, engine: Engine | None) -> Library:
+    """The library with the durations stations air, where a publisher has normalised a
+    clip already (normalising trims silence); the catalogue's elsewhere. Reads only.
+
+    With the database, what any node rendered counts (its `published_renders`), so
+    every node lays slots out alike; without it, this node's own renders."""
     target = loudness_target(settings.audio)
+    keys = {clip.sha256: normalised_key(clip.sha256, target) for clip in library.clips}
+    if engine is not None:
+        durations = published.render_durations(engine, keys.values())
+    else:
+        store = AudioStore(settings.data_dir / "publish" / "audio")
+        local = {key: store.lookup(key) for key in keys.values()}
+        durations = {key: done.duration for key, done in local.items() if done is not None}
     clips = []
     for clip in library.clips:
-        done = store.lookup(normalised_key(clip.sha256, target))
-        clips.append(replace(clip, duration=done.duration) if done else clip)
+        duration = durations.get(keys[clip.sha256])
+        clips.append(clip if duration is None else replace(clip, duration=duration))
     return Library(library.root, tuple(clips))
 
 

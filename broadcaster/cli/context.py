@@ -112,6 +112,19 @@ class App:
             self._engines[True] = engine
         return self._engines[True]
 
+    def engine_if_ready(self) -> Engine | None:
+        """The engine if the database answers at this code's schema, else None: for
+        commands that work on the files alone too (`schedule check` before `db upgrade`)
+        and only read better figures from the database when there is one."""
+        from sqlalchemy.exc import DBAPIError
+
+        from broadcaster.store.db import SchemaOutdated
+
+        try:
+            return self.engine
+        except (SchemaOutdated, DBAPIError):
+            return None
+
     @contextmanager
     def reading(self) -> Iterator[Reader]:
         """The database for reading commands, checked against the schema.

@@ -26,7 +26,7 @@ def layout_or_fail(app: App) -> Layout:
     from broadcaster.dropped import slot_layout
 
     try:
-        return slot_layout(app.settings)
+        return slot_layout(app.settings, app.engine_if_ready())
     except LibraryError as exc:
         raise click.ClickException(f"invalid audio library:\n{exc}") from None
 

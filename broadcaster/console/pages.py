@@ -115,7 +115,7 @@ class _Pages:
             found.update((o.key, o) for o in operations.plan_day(ctx, actor, day, root))
         occurrences = sorted(found.values(), key=lambda o: o.at)
         missed = keys_in(ctx.engine, start, end, [DispatchState.MISSED])
-        dropped = set(planned_drops(ctx.settings, ctx.registry, occurrences))
+        dropped = set(planned_drops(ctx.settings, ctx.registry, occurrences, ctx.engine))
         title = ctx.registry.get(area).name if area else ""
         return timeline_svg(
             occurrences,

@@ -259,6 +259,19 @@ def lookup_render(engine: Engine, key: str) -> dict[str, Any] | None:
         }
 
 
+def render_durations(engine: Engine, keys: Iterable[str]) -> dict[str, float]:
+    """The aired duration of each of `keys` some node has rendered (missing: none has)."""
+    wanted = sorted(set(keys))
+    found: dict[str, float] = {}
+    with session_scope(engine) as session:
+        for i in range(0, len(wanted), 500):
+            query = select(RenderRow.key, RenderRow.duration).where(
+                RenderRow.key.in_(wanted[i : i + 500])
+            )
+            found.update((key, duration) for key, duration in session.execute(query))
+    return found
+
+
 def save_plan(engine: Engine, plan: str) -> None:
     with session_scope(engine) as session:
         session.execute(
