@@ -160,6 +160,14 @@ class PlannerSettings(_Model):
     # How late an occurrence may still go out after downtime; older ones are recorded missed.
     grace: dict[ChannelName, DurationText] = Field(default_factory=lambda: dict(DEFAULT_GRACE))
     task_timeout: DurationText = "5m"  # a task command or URL call longer than this fails
+    # PostgreSQL: a standby ends the lock session of a leader silent this long (fencing.py).
+    fence_after: DurationText = "15s"
+
+    @model_validator(mode="after")
+    def _fence_after_beats(self) -> PlannerSettings:
+        if parse_duration(self.fence_after).total_seconds() < 6:
+            raise ValueError("fence_after must be at least 6s: 3 heartbeats of 2 s")
+        return self
 
 
 class StationsSettings(_Model):

@@ -38,6 +38,7 @@ from broadcaster.areas import AreaKind
 from broadcaster.cadence import parse_duration
 from broadcaster.config import Settings
 from broadcaster.dispatch import Handler, grace_periods, is_missed, too_late
+from broadcaster.fencing import LeaderWatch
 from broadcaster.levels import LevelChange, latest_changes, level_in_force
 from broadcaster.occurrence import Channel, Occurrence
 from broadcaster.planner import group_by_time, plan
@@ -107,6 +108,8 @@ class Daemon:
         self.tz = settings.tz
         self.grace = grace_periods(settings)
         self.horizon = parse_duration(settings.planner.horizon)
+        fence_after = parse_duration(settings.planner.fence_after).total_seconds()
+        self._leader_watch = LeaderWatch(fence_after)
         self.node = f"{settings.node_name}:{os.getpid()}"  # this incarnation of the node
         self.programmes, self.held = running(settings, engine)
         self._buckets: dict[datetime, list[Occurrence]] = {}
@@ -242,7 +245,7 @@ class Daemon:
                 break
             if watchdog:
                 notify("WATCHDOG=1")
-            if self.lock.acquire():
+            if self.lock.acquire() or (self._fence_silent_leader() and self.lock.acquire()):
                 log.info("daemon.took_over", node=self.node)
                 self._leading = True
                 self._reread_schedules()
@@ -251,6 +254,29 @@ class Daemon:
                 next_poll = monotonic_time.monotonic() + poll
                 self._poll_changes()
         return False
+
+    def _fence_silent_leader(self) -> bool:
+        """End the lock session of a leader that holds the lock but no longer beats
+        (frozen, or cut off from the database); True once its session was ended."""
+        try:
+            holder = self.lock.holder()
+            row = store.read_status(self.engine)
+            heartbeat = row.heartbeat_at if row else None
+            if not self._leader_watch.stalled(holder, heartbeat, monotonic_time.monotonic()):
+                return False
+            assert holder is not None
+            quiet = (self.clock() - heartbeat).total_seconds() if heartbeat else None
+            log.warning(
+                "daemon.fencing_leader",
+                node=self.node,
+                leader=row.node if row else None,
+                backend=holder,
+                quiet_seconds=round(quiet, 1) if quiet is not None else None,
+            )
+            return self.lock.fence(holder)
+        except Exception as exc:  # noqa: BLE001 - the standby outlives a failed look
+            self._error("daemon.fence_failed", f"{type(exc).__name__}: {exc}")
+            return False
 
     def _reread_schedules(self) -> None:
         """Take over with the schedules as they are now, not as they were at our start

@@ -96,6 +96,42 @@ def test_a_second_daemon_stands_by_and_takes_over_after_kill_9(
     assert standby.terminate() == 0
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_frozen_leader_is_fenced_and_the_standby_takes_over_and_fires_each_tick_once(
+    engine: Engine, tmp_path: Path, db_url: str, daemons
+) -> None:
+    """SIGSTOP keeps the leader's process, socket and so its lock session alive, as a hung
+    process or a network cut does: only fencing moves the scheduler. PostgreSQL only:
+    SQLite's file lock is on one machine, where the systemd watchdog ends a hung daemon."""
+    slots, fence_after = 24, 6
+    fired = tmp_path / "fired.txt"
+    first = now() + timedelta(seconds=3)
+    command = f'echo "$BROADCASTER_AT" >> {fired}'
+    config = config_factory(tmp_path, db_url)(
+        {"tick.toml": task_schedule("tick", clock_times(first, slots), command)},
+        planner=f'fence_after = "{fence_after}s"',
+    )
+    leader = daemons(config).start()
+    standby = daemons(_second_config(config)).start()
+    wait_for(lambda: "daemon.standby" in standby.stderr_path.read_text(), 10, "the standby")
+    wait_for(lambda: fired.exists() and len(fired.read_text().split()) >= 2, 20, "two ticks")
+    leader.process.send_signal(signal.SIGSTOP)
+    frozen = time.monotonic()
+    try:
+        wait_for(lambda: _scheduler_pid(engine) == standby.process.pid, 30, "the takeover")
+        took = time.monotonic() - frozen
+    finally:
+        leader.process.send_signal(signal.SIGCONT)
+    # Not before the leader was silent for most of fence_after (its last beat came up to
+    # one heartbeat before the freeze), and soon after it.
+    assert fence_after - 2.5 <= took <= fence_after + 5, took
+    assert "daemon.fencing_leader" in standby.stderr_path.read_text()
+    assert leader.process.wait(20) == 1  # woke without its session: stood down
+    assert "daemon.lock_lost" in leader.stderr_path.read_text()
+    _each_tick_fired_once(engine, fired, first, slots)
+    assert standby.terminate() == 0
+
+
 def _claims_waiting(engine: Engine) -> int:
     with engine.connect() as connection:
         return connection.execute(

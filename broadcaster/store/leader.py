@@ -55,6 +55,28 @@ class SchedulerLock:
             return False
         return True
 
+    def holder(self) -> int | None:
+        """The backend pid whose session holds the lock (PostgreSQL); None when the lock
+        is free, or on SQLite, whose lock is a file on one machine."""
+        if self._engine.dialect.name != "postgresql":
+            return None
+        with self._engine.connect() as connection:
+            return connection.execute(
+                text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND classid = :k AND objid = hashtext(current_schema())::oid "
+                    "AND objsubid = 2 AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())"
+                ),
+                {"k": LOCK_KEY},
+            ).scalar()
+
+    def fence(self, pid: int) -> bool:
+        """End the session of the backend `pid` (a silent leader's), so its lock is freed."""
+        with self._engine.connect() as connection:
+            ended = connection.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            return bool(ended.scalar())
+
     def release(self) -> None:
         if self._connection is not None:
             # Closing ends the session and PostgreSQL drops the lock; a session already
