@@ -75,13 +75,22 @@ def approve_blast(engine: Engine, config: Path) -> int:
     )
 
 
+def rated_carrier(
+    tmp_path: Path, db_url: str, engine: Engine, rate: float, window: int, messages: int
+) -> tuple[TestSmsc, Path]:
+    """A test SMSC answering in 20 ms, a config with its carrier at `rate`, and as many
+    subscribers as `messages`."""
+    smsc = TestSmsc(free_port(), SmscPolicy(delay=0.02))
+    config = sms_config(tmp_path, db_url, smsc.port, rate, window=window, sms="")
+    seed_subscribers(engine, messages)
+    return smsc, config
+
+
 def test_three_nodes_on_one_carrier_send_at_most_its_rate_summed_in_every_second(
     tmp_path: Path, db_url: str, engine: Engine, daemons: Any
 ) -> None:
     rate, messages = 300, 3000
-    smsc = TestSmsc(free_port(), SmscPolicy(delay=0.02))
-    config = sms_config(tmp_path, db_url, smsc.port, rate, window=60, sms="")
-    seed_subscribers(engine, messages)
+    smsc, config = rated_carrier(tmp_path, db_url, engine, rate, window=60, messages=messages)
     names = ["n1", "n2", "n3"]
     with SmscThread([smsc]):
         nodes = [start_node(daemons, config, name, own_account=True) for name in names]
@@ -112,9 +121,7 @@ def test_sms_send_beside_a_daemon_is_a_node_and_takes_its_share_of_the_rate(
     tmp_path: Path, db_url: str, engine: Engine, daemons: Any
 ) -> None:
     rate, messages = 200, 3000
-    smsc = TestSmsc(free_port(), SmscPolicy(delay=0.02))
-    config = sms_config(tmp_path, db_url, smsc.port, rate, window=40, sms="")
-    seed_subscribers(engine, messages)
+    smsc, config = rated_carrier(tmp_path, db_url, engine, rate, window=40, messages=messages)
     log = tmp_path / "sms-send.log"
     with SmscThread([smsc]):
         daemon = start_node(daemons, config, "n1", own_account=True)
