@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from broadcaster.store import dispatch as store
-from broadcaster.store.leader import LOCK_KEY
+from broadcaster.store.leader import SchedulerLock
 from tests.conftest import free_port
 from tests.daemon_fixtures import (
     DaemonProcess,
@@ -247,21 +248,47 @@ def test_a_task_running_when_the_leader_is_killed_is_fired_again_once_by_the_new
     assert standby.terminate() == 0
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_lock_session_is_watched_by_tcp_on_both_ends_and_found_by_standbys(
+    engine: Engine,
+) -> None:
+    """Cut off, a leader must learn it within seconds (its end gives up on unacknowledged
+    data after 10 s) and the server must free the lock (its keepalives end the session
+    after 5 + 2 × 3 s), not after TCP's default of hours."""
+    lock = SchedulerLock(engine)
+    assert lock.acquire()
+    held = lock._connection
+    assert held is not None
+    try:
+        sock = socket.socket(fileno=os.dup(held.pgconn.socket))
+        with sock:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 5
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 2
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 10_000
+        server = {
+            name: held.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+            for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_user_timeout")
+        }
+        assert server == {
+            "tcp_keepalives_idle": "5",
+            "tcp_keepalives_interval": "2",
+            "tcp_user_timeout": "10000",
+        }
+        assert SchedulerLock(engine).holder() == held.info.backend_pid
+        assert not SchedulerLock(engine).acquire()
+    finally:
+        lock.release()
+    assert SchedulerLock(engine).holder() is None
+
+
 def _terminate_lock_session(engine: Engine) -> int:
     """End the session holding this schema's scheduler lock, as a PostgreSQL restart or an
     admin's pg_terminate_backend would; return how many sessions were ended."""
-    with engine.begin() as connection:
-        return len(
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
-                    " AND granted AND classid::text::bigint = :k"
-                    " AND objid::text::bigint = (hashtext(current_schema())::bigint + 4294967296)"
-                    " % 4294967296"
-                ),
-                {"k": LOCK_KEY},
-            ).all()
-        )
+    lock = SchedulerLock(engine)
+    holder = lock.holder()
+    return int(holder is not None and lock.fence(holder))
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)

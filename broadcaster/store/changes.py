@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import Engine
 
+from broadcaster.store.db import dedicated_connection
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -125,19 +127,7 @@ class ChangeListener:
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
         """Open a connection outside the engine's pool, with keepalives, so a peer that
         vanished without a word is noticed in about 25 s (polling covers the meantime)."""
-        import psycopg
-
-        args, params = self._engine.dialect.create_connect_args(self._engine.url)
-        return psycopg.connect(
-            *args,
-            **params,
-            autocommit=True,
-            connect_timeout=5,
-            keepalives=1,
-            keepalives_idle=10,
-            keepalives_interval=5,
-            keepalives_count=3,
-        )
+        return dedicated_connection(self._engine, idle=10, interval=5, count=3)
 
     def _deliver(self, payload: str) -> None:
         try:

@@ -21,7 +21,30 @@ from broadcaster.store import read
 from broadcaster.store.read import MIGRATIONS, Reader, expected_heads
 
 if TYPE_CHECKING:
+    import psycopg
     from alembic.config import Config
+
+
+def dedicated_connection(
+    engine: Engine, *, idle: int, interval: int, count: int, user_timeout_ms: int = 0
+) -> psycopg.Connection[tuple[Any, ...]]:
+    """A PostgreSQL connection of its own, outside the engine's pool (autocommit), whose
+    TCP probes an idle peer after `idle` s, every `interval` s, `count` times, and with
+    `user_timeout_ms` gives up on data unacknowledged that long: for a session that
+    must learn within seconds, not TCP's minutes, that the other end is gone."""
+    import psycopg
+
+    args, params = engine.dialect.create_connect_args(engine.url)
+    libpq: dict[str, Any] = {
+        "connect_timeout": 5,
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": interval,
+        "keepalives_count": count,
+    }
+    if user_timeout_ms:
+        libpq["tcp_user_timeout"] = user_timeout_ms
+    return psycopg.connect(*args, **{**params, **libpq}, autocommit=True)
 
 
 class SchemaOutdated(RuntimeError):

@@ -14,12 +14,27 @@ import fcntl
 import os
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+
+from broadcaster.store.db import dedicated_connection
+
+if TYPE_CHECKING:
+    import psycopg
 
 LOCK_KEY = 0x62636173  # "bcas"; with the schema's hash: one scheduler per database schema
+# The lock connection's TCP watch: probe after 5 s idle, every 2 s, 3 times; give up on
+# data unacknowledged for 10 s. The leader writes on it every heartbeat (2 s).
+SILENCE_IDLE, SILENCE_INTERVAL, SILENCE_COUNT = 5, 2, 3
+USER_TIMEOUT_MS = 10_000
+_SERVER_SIDE = {
+    "tcp_keepalives_idle": SILENCE_IDLE,
+    "tcp_keepalives_interval": SILENCE_INTERVAL,
+    "tcp_keepalives_count": SILENCE_COUNT,
+    "tcp_user_timeout": USER_TIMEOUT_MS,
+}
 
 
 class SchedulerLock:
@@ -27,7 +42,7 @@ class SchedulerLock:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._connection: Connection | None = None
+        self._connection: psycopg.Connection[tuple[Any, ...]] | None = None
         self._fd: int | None = None
 
     @property
@@ -49,9 +64,8 @@ class SchedulerLock:
         if self._connection is None:
             return self._fd is not None
         try:
-            self._connection.execute(text("SELECT 1"))
-            self._connection.commit()
-        except DBAPIError:
+            self._connection.execute("SELECT 1")
+        except self._errors():
             return False
         return True
 
@@ -81,7 +95,7 @@ class SchedulerLock:
         if self._connection is not None:
             # Closing ends the session and PostgreSQL drops the lock; a session already
             # gone holds none.
-            with suppress(DBAPIError):
+            with suppress(*self._errors()):
                 self._connection.close()
             self._connection = None
         if self._fd is not None:
@@ -89,18 +103,31 @@ class SchedulerLock:
             self._fd = None
 
     def _acquire_advisory(self) -> bool:
-        connection = self._engine.connect()
+        connection = dedicated_connection(
+            self._engine,
+            idle=SILENCE_IDLE,
+            interval=SILENCE_INTERVAL,
+            count=SILENCE_COUNT,
+            user_timeout_ms=USER_TIMEOUT_MS,
+        )
         # Advisory locks are database-wide: keyed by the schema too, so deployments (or
         # tests) sharing a database in schemas of their own each get their own scheduler.
         got = connection.execute(
-            text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"), {"k": LOCK_KEY}
-        )
-        if got.scalar():
-            connection.commit()
+            "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))", (LOCK_KEY,)
+        ).fetchone()
+        if got and got[0]:
+            for setting, value in _SERVER_SIDE.items():  # the server's end of the same watch
+                connection.execute(f"SET {setting} = {value}")
             self._connection = connection
             return True
         connection.close()
         return False
+
+    @staticmethod
+    def _errors() -> tuple[type[BaseException], ...]:
+        import psycopg
+
+        return (psycopg.Error, OSError)
 
     def _acquire_flock(self) -> bool:
         database = make_url(str(self._engine.url)).database
