@@ -43,6 +43,7 @@ class SchedulerLock:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._connection: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._waiting: psycopg.Connection[tuple[Any, ...]] | None = None
         self._fd: int | None = None
 
     @property
@@ -92,35 +93,44 @@ class SchedulerLock:
             return bool(ended.scalar())
 
     def release(self) -> None:
-        if self._connection is not None:
-            # Closing ends the session and PostgreSQL drops the lock; a session already
-            # gone holds none.
-            with suppress(*self._errors()):
-                self._connection.close()
-            self._connection = None
+        for connection in (self._connection, self._waiting):
+            if connection is not None:
+                # Closing ends the session and PostgreSQL drops the lock; a session
+                # already gone holds none.
+                with suppress(*self._errors()):
+                    connection.close()
+        self._connection = self._waiting = None
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
 
     def _acquire_advisory(self) -> bool:
-        connection = dedicated_connection(
-            self._engine,
-            idle=SILENCE_IDLE,
-            interval=SILENCE_INTERVAL,
-            count=SILENCE_COUNT,
-            user_timeout_ms=USER_TIMEOUT_MS,
-        )
+        connection = self._waiting
+        if connection is None or connection.closed:
+            connection = dedicated_connection(
+                self._engine,
+                idle=SILENCE_IDLE,
+                interval=SILENCE_INTERVAL,
+                count=SILENCE_COUNT,
+                user_timeout_ms=USER_TIMEOUT_MS,
+            )
+        self._waiting = None
         # Advisory locks are database-wide: keyed by the schema too, so deployments (or
         # tests) sharing a database in schemas of their own each get their own scheduler.
-        got = connection.execute(
-            "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))", (LOCK_KEY,)
-        ).fetchone()
+        try:
+            got = connection.execute(
+                "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))", (LOCK_KEY,)
+            ).fetchone()
+        except self._errors():  # the kept session died (a server restart): a new one next time
+            with suppress(*self._errors()):
+                connection.close()
+            return False
         if got and got[0]:
             for setting, value in _SERVER_SIDE.items():  # the server's end of the same watch
                 connection.execute(f"SET {setting} = {value}")
             self._connection = connection
             return True
-        connection.close()
+        self._waiting = connection  # a standby asks again each second: on the same session
         return False
 
     @staticmethod
