@@ -13,8 +13,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import smpp34
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from broadcaster.sms.link import utcnow
 from broadcaster.sms.outbox import Outbox
@@ -233,6 +235,35 @@ def test_a_receipt_for_another_nodes_part_not_yet_recorded_is_answered_once_it_m
     assert counts(engine, blast_id) == {"delivered": 1}
 
 
+def _steal_lapsed_leases(engine: Engine, lease: float) -> set[str] | None:
+    """Take every lapsed `sending` lease as another sender would; None when a frozen
+    process holds a lock the theft needs (SQLite's write lock, PostgreSQL row locks):
+    waiting would only wait for the freeze."""
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        kept = conn.exec_driver_sql("PRAGMA busy_timeout").scalar() if sqlite else None
+        conn.rollback()
+        try:
+            with conn.begin():
+                conn.exec_driver_sql(
+                    "PRAGMA busy_timeout = 300" if sqlite else "SET LOCAL lock_timeout = '300ms'"
+                )
+                return set(
+                    conn.execute(
+                        text(
+                            "UPDATE sms_messages SET lease_owner = 'thief', lease_until = :until "
+                            "WHERE state = 'sending' AND lease_until < :now RETURNING msisdn"
+                        ),
+                        {"now": utcnow(), "until": utcnow() + timedelta(seconds=lease)},
+                    ).scalars()
+                )
+        except OperationalError:
+            return None
+        finally:
+            if sqlite:  # the pooled connection goes back with its usual patience
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(kept)}")
+
+
 def test_a_stalled_sender_submits_none_of_the_messages_whose_lease_another_took(
     tmp_path, db_url, engine
 ):
@@ -250,20 +281,18 @@ def test_a_stalled_sender_submits_none_of_the_messages_whose_lease_another_took(
     with SmscThread([smsc]):
         sender = subprocess.Popen(command, env=env, cwd=REPO, stderr=subprocess.DEVNULL)
         assert smsc.wait_for(lambda st: len(st.accepted) >= 20, 30)
-        sender.send_signal(signal.SIGSTOP)
-        time.sleep(0.5)  # what it wrote before the stop has reached the SMSC
-        seen = {s.destination_addr for s in smsc.stats.accepted}
-        time.sleep(1.5)  # past its 1 s lease: another sender may take its messages
-        with engine.begin() as conn:
-            stolen = set(
-                conn.execute(
-                    text(
-                        "UPDATE sms_messages SET lease_owner = 'thief', lease_until = :until "
-                        "WHERE state = 'sending' AND lease_until < :now RETURNING msisdn"
-                    ),
-                    {"now": utcnow(), "until": utcnow() + timedelta(seconds=thief_lease)},
-                ).scalars()
-            )
+        for _ in range(5):
+            sender.send_signal(signal.SIGSTOP)
+            time.sleep(0.5)  # what it wrote before the stop has reached the SMSC
+            seen = {s.destination_addr for s in smsc.stats.accepted}
+            time.sleep(1.5)  # past its 1 s lease: another sender may take its messages
+            stolen = _steal_lapsed_leases(engine, thief_lease)
+            if stolen is not None:
+                break
+            sender.send_signal(signal.SIGCONT)  # frozen inside a write: let it finish
+            time.sleep(0.3)
+        else:
+            pytest.fail("the sender froze inside a database write five times running")
         stolen_at = time.monotonic()
         unsent = stolen - seen
         sender.send_signal(signal.SIGCONT)
