@@ -14,7 +14,8 @@ stand ready; the drain is timed from the approval's commit until no message is
 queued or sending (receipts may still be arriving). Printed for each: msg/s,
 the CPU seconds each node process spent per 10,000 messages
 (`/proc/<pid>/stat`, which a loaded machine disturbs far less than msg/s),
-and the same SMSC's rate with a bare smpplib loop (`bench/smpp.py`) as the
+the same for all of this machine's PostgreSQL processes, the rate of each
+minute of the drain, and the same SMSC's rate with a bare smpplib loop (`bench/smpp.py`) as the
 ceiling of one bind.
 """
 
@@ -62,6 +63,20 @@ def cpu_seconds(pid: int) -> float:
     """Return the user and system CPU a process has used (fields 14 and 15 of its stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def server_cpu() -> float:
+    """CPU seconds of every PostgreSQL process on this machine (backends, autovacuum,
+    WAL writer…): the database's side of a drain, which the nodes' own figures miss."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            line = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if line.split(" (", 1)[1].startswith("postgres)"):
+            total += cpu_seconds(int(stat.parent.name))
+    return total
 
 
 def seed(engine: Engine, recipients: int) -> None:
@@ -143,14 +158,18 @@ def waiting(engine: Engine) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def drain(engine: Engine, nodes: list[DaemonProcess], messages: int) -> tuple[float, list[float]]:
-    """Wait until the nodes have submitted every message; return msg/s and CPU s per 10,000.
+def drain(
+    engine: Engine, nodes: list[DaemonProcess], messages: int
+) -> tuple[float, list[float], float]:
+    """Wait until the nodes have submitted every message; return msg/s, CPU s per 10,000
+    of each node and of the database server.
 
     Prints the rate of each minute on the way: a drain that slows as it goes (dead
     rows, a server without autovacuum) shows here, not only in the average."""
     start = time.perf_counter()
     pids = [node.process.pid for node in nodes if node.process is not None]
     cpu_start = [cpu_seconds(pid) for pid in pids]
+    server_start = server_cpu()
     mark, left = start, waiting(engine)
     while remaining(engine):
         time.sleep(0.2)
@@ -167,7 +186,8 @@ def drain(engine: Engine, nodes: list[DaemonProcess], messages: int) -> tuple[fl
         (cpu_seconds(pid) - before) / messages * 10_000
         for pid, before in zip(pids, cpu_start, strict=True)
     ]
-    return messages / elapsed, per_node
+    server = (server_cpu() - server_start) / messages * 10_000
+    return messages / elapsed, per_node, server
 
 
 def main() -> None:
@@ -222,14 +242,14 @@ def main() -> None:
                     f"(bare copy {bare:.1f} s, ratio {expansion / bare:.1f})",
                     flush=True,
                 )
-                rate, per_node = drain(engine, nodes, queued)
+                rate, per_node, server = drain(engine, nodes, queued)
             finally:
                 for node in nodes:
                     node.terminate(timeout=60)
                     node.kill()
             print(
                 f"{count} node(s): drain {rate:,.0f} msg/s; CPU per 10,000 messages per node: "
-                f"{', '.join(f'{c:.1f} s' for c in per_node)}",
+                f"{', '.join(f'{c:.1f} s' for c in per_node)}; database server {server:.1f} s",
                 flush=True,
             )
         engine.dispose()
