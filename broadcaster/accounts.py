@@ -41,6 +41,7 @@ class Action(StrEnum):
     ISSUE_NOTICE = "notice.issue"
     APPROVE_NOTICE = "notice.approve"
     RETRACT_NOTICE = "notice.retract"
+    IMPORT_CLIP = "audio.import"
     APPROVE_SCHEDULE = "schedule.approve"
     MANAGE_ACCOUNTS = "accounts.manage"
 
@@ -57,6 +58,7 @@ _OPERATE = frozenset(
         Action.CORRECT_BLAST,
         Action.ISSUE_NOTICE,
         Action.RETRACT_NOTICE,
+        Action.IMPORT_CLIP,
     }
 )
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {

@@ -30,13 +30,12 @@ def slot_layout(settings: Settings, engine: Engine | None) -> Layout:
     """How the publisher lays out slots: the library with the durations it airs (those
     normalised so far, by any node; the catalogue's for the rest), the chime, the gap.
     Raises `LibraryError` for a broken library."""
-    from broadcaster.audio.library import load_library
     from broadcaster.audio.publish import aired_durations
-    from broadcaster.audio.settings import library_dir
+    from broadcaster.audio.sharing import node_library
     from broadcaster.clashes import Layout
 
     audio = settings.audio
-    library = aired_durations(load_library(library_dir(audio, settings.path)), settings, engine)
+    library = aired_durations(node_library(settings, engine), settings, engine)
     return Layout(library, audio.chime, audio.gap_seconds, audio.van_round_minutes * 60)
 
 

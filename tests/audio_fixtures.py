@@ -190,7 +190,7 @@ def publish_plan(config: Path, occurrences: list[Any], now: datetime) -> Any:
     """Publish `occurrences` with the config's settings, as the daemon does on a plan change."""
     from broadcaster.audio.notice import republish
     from broadcaster.audio.publish import publisher
-    from broadcaster.audio.settings import library_dir
+    from broadcaster.audio.sharing import node_library
     from broadcaster.config import load_settings
     from broadcaster.store.db import make_engine
 
@@ -201,7 +201,7 @@ def publish_plan(config: Path, occurrences: list[Any], now: datetime) -> Any:
             engine,
             settings.registry(),
             publisher(settings, engine),
-            load_library(library_dir(settings.audio, config)),
+            node_library(settings, engine),
             now=now,
             occurrences=occurrences,
         )

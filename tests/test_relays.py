@@ -223,7 +223,7 @@ def test_relay_manifest_points_at_a_fallback_the_station_api_serves(served, tmp_
 
 
 def test_a_recorded_bulletin_airs_in_place_of_that_relay_only(
-    tmp_path: Path, db_url: str, engine, normalised_store: Path
+    tmp_path: Path, db_url: str, engine, normalised_store: Path, people
 ):
     library = tmp_path / "audio"
     shutil.copytree(REPO / "audio", library)

@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -83,6 +83,20 @@ class Library:
     def with_clips(self, extra: tuple[Clip, ...], root: Path | None = None) -> Library:
         """Return a library that also holds `extra` (files stored elsewhere, by absolute path)."""
         return Library(root or self.root, self.clips + extra)
+
+
+def overlaid(library: Library, shared: tuple[Clip, ...]) -> Library:
+    """The folder's clips with the shared ones laid over them. A clip imported on any
+    node replaces the folder's of the same id and language; when both hold the same bytes
+    the folder's file is used under the shared entry (no copy). Pure."""
+    own = {(c.id, c.language): c for c in library.clips}
+    merged = dict(own)
+    for clip in shared:
+        mine = own.get((clip.id, clip.language))
+        if mine is not None and mine.sha256 == clip.sha256:
+            clip = replace(clip, file=mine.file)
+        merged[(clip.id, clip.language)] = clip
+    return Library(library.root, tuple(merged.values()))
 
 
 class _Entry(BaseModel):
@@ -197,8 +211,12 @@ def import_clip(
     valid_until: date | None = None,
     replace: bool = False,
     recorded_for: tuple[str, datetime] | None = None,
+    held: Library | None = None,
 ) -> tuple[Library, Clip]:
-    """Copy `source` into the library and catalogue it with its duration and hash."""
+    """Copy `source` into the library and catalogue it with its duration and hash.
+
+    `held` is everything the node airs (the folder and the clips shared by other
+    nodes): an id held there is refused unless `replace`, though the file goes here."""
     if not source.is_file():
         raise LibraryError(f"{source}: no such audio file")
     clip_id = clip_id or _slug(source.stem)
@@ -206,11 +224,13 @@ def import_clip(
         raise LibraryError(f"--id {clip_id!r}: use lowercase letters, digits, '.', '_' or '-'")
     if not re.match(LANGUAGE, language):
         raise LibraryError(f"--language {language!r}: use an ISO 639 code such as vi or tyz")
-    existing = next((c for c in library.clips if (c.id, c.language) == (clip_id, language)), None)
+    existing = next(
+        (c for c in (held or library).clips if (c.id, c.language) == (clip_id, language)), None
+    )
     if existing and not replace:
         raise LibraryError(
             f"clip {clip_id!r} in {language!r} is already in the library "
-            f"({existing.file}); pass --replace to swap it"
+            f"({existing.file.name}); pass --replace to swap it"
         )
     name = Path(f"{clip_id}.{language}{source.suffix.lower()}")
     clip = Clip(

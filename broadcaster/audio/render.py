@@ -140,16 +140,7 @@ class AudioStore:
         if self.engine is None:
             return None
         tmp = self.temp_path()  # a name of its own: several requests may fetch one hash
-        digest, size = hashlib.sha256(), 0
-        with tmp.open("wb") as out:
-            for data in published.read_audio(self.engine, sha256):
-                digest.update(data)
-                size += out.write(data)
-        if not size or digest.hexdigest() != sha256:  # not stored, or not these bytes
-            tmp.unlink()
-            return None
-        os.replace(tmp, path)
-        return path
+        return path if published.copy_audio(self.engine, sha256, tmp, path) else None
 
     def upload(self, hashes: Iterable[str]) -> None:
         """Copy into the database the files of `hashes` it lacks, so every node can serve them."""

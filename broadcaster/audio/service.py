@@ -3,9 +3,10 @@
 The daemon tells the service when its plan changes; a thread of the service
 plans today and tomorrow in the operator's zone (stations must hold the whole
 day, not just the daemon's horizon) and republishes. It also polls the
-notices table, so a notice drafted or approved in another process, or one a
-concurrent publication overwrote, is on air within one poll; on PostgreSQL a
-notification (`wake`, from `store.changes`) makes that poll happen at once.
+notices and the shared clip library, so a notice drafted or approved in another
+process, one a concurrent publication overwrote, or a clip imported on another
+node is on air within one poll; on PostgreSQL a notification (`wake`, from
+`store.changes`) makes that poll happen at once.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from datetime import UTC, date, datetime, time, timedelta
 import structlog
 from sqlalchemy import Engine
 
-from broadcaster.audio.library import load_library
 from broadcaster.audio.notice import republish
 from broadcaster.audio.publish import publisher
-from broadcaster.audio.settings import library_dir
+from broadcaster.audio.sharing import node_library
 from broadcaster.config import Settings
 from broadcaster.dispatch import Failures, Key
 from broadcaster.levels import LevelChange
@@ -28,6 +28,7 @@ from broadcaster.occurrence import Channel, Occurrence
 from broadcaster.planner import plan
 from broadcaster.programmes import Programme
 from broadcaster.store.audio import notices_marker
+from broadcaster.store.library import library_marker
 from broadcaster.store.published import stations_published
 
 log = structlog.get_logger(__name__)
@@ -56,7 +57,7 @@ class PlaylistService:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._marker: tuple[int, int, int] | None = None
+        self._marker: tuple[tuple[int, int, int], tuple[int, int]] | None = None
         self._thread = threading.Thread(target=self._run, name="playlists", daemon=True)
 
     def plan_changed(self, programmes: Sequence[Programme], changes: Sequence[LevelChange]) -> None:
@@ -84,7 +85,7 @@ class PlaylistService:
             with self._lock:
                 pending, self._pending = self._pending, None
             try:
-                marker = notices_marker(self._engine)
+                marker = (notices_marker(self._engine), library_marker(self._engine))
                 if pending is not None:
                     self._current = pending
                 elif marker == self._marker or self._current is None:
@@ -106,7 +107,7 @@ class PlaylistService:
             )
             if o.channel in AIRED_CHANNELS
         ]
-        library = load_library(library_dir(self._settings.audio, self._settings.path))
+        library = node_library(self._settings, self._engine)
         report = republish(
             self._engine, self._registry, self._pub, library, now=now, occurrences=occurrences
         )

@@ -75,11 +75,24 @@ def _read_token(path: Path) -> str:
 def acting(func: F) -> F:
     """Give a command `--by` and `--token-file` and hand it the acting `Account` as
     its `actor` keyword; use below `pass_app`'s App argument."""
+    return _with_actor(func, resolve_actor)
 
+
+def acting_if_stored(func: F) -> F:
+    """Like `acting`, for a command that also works on files alone: its `actor` is None
+    when no database answers at this code's schema (nothing shared, nothing audited)."""
+
+    def resolve(app: App, by: str | None, token_file: Path | None) -> Account | None:
+        return None if app.engine_if_ready() is None else resolve_actor(app, by, token_file)
+
+    return _with_actor(func, resolve)
+
+
+def _with_actor(func: F, resolve: Callable[[App, str | None, Path | None], Account | None]) -> F:
     def wrapper(
         app: App, *args: Any, by: str | None, token_file: Path | None, **kwargs: Any
     ) -> Any:
-        return func(app, *args, actor=resolve_actor(app, by, token_file), **kwargs)
+        return func(app, *args, actor=resolve(app, by, token_file), **kwargs)
 
     update_wrapper(wrapper, func)
     wrapper = click.option(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from broadcaster.accounts import Account
 from broadcaster.audio.kinds import ClipKind
-from broadcaster.cli.actor import acting
+from broadcaster.cli.actor import acting, acting_if_stored
 from broadcaster.cli.context import App, config_option, format_option, pass_app
 
 if TYPE_CHECKING:
@@ -32,10 +32,11 @@ class _AudioGroup(click.Group):
 
 
 def _library(app: App) -> Library:
-    from broadcaster.audio.library import load_library
-    from broadcaster.audio.settings import library_dir
+    """What this node airs from: its folder, and the clips shared by every node when a
+    database answers."""
+    from broadcaster.audio.sharing import node_library
 
-    return load_library(library_dir(app.settings.audio, app.settings.path))
+    return node_library(app.settings, app.engine_if_ready())
 
 
 @click.group("audio", cls=_AudioGroup)
@@ -71,8 +72,10 @@ def audio() -> None:
     help="With --for: the local date and time of the relay it replaces.",
 )
 @pass_app
+@acting_if_stored
 def import_cmd(
     app: App,
+    actor: Account | None,
     file: Path,
     title: str | None,
     language: str | None,
@@ -84,16 +87,20 @@ def import_cmd(
     for_programme: str | None,
     at: tuple[str, str] | None,
 ) -> None:
-    """Copy FILE into the library with its duration and SHA-256.
+    """Copy FILE into the library with its duration and SHA-256, and share it with every
+    node through the database (as your account; on files alone, the folder only).
 
     With --for PROGRAMME --at DATE TIME the file is a recorded bulletin: it airs
     as an ordinary clip in place of that relay occurrence only.
     """
     from broadcaster.audio.library import import_clip
+    from broadcaster.operations import acts
 
     recorded_for = None
+    areas: tuple[str, ...] = ()
     if for_programme is not None or at is not None:
         programme, moment = _recording_target(app, for_programme, at)
+        areas = programme.areas
         recorded_for = (programme.id, moment)
         local = moment.astimezone(app.settings.tz)
         clip_id = clip_id or f"{programme.id}-{local:%Y%m%d-%H%M}"
@@ -102,27 +109,29 @@ def import_cmd(
         kind = ClipKind.RECORDING.value
     if title is None or language is None:
         raise click.UsageError("--title and --language are required (unless --for … --at …)")
-    _, clip = import_clip(
-        _library(app),
-        file,
-        clip_id=clip_id,
-        title=title,
-        language=language,
-        kind=ClipKind(kind),
-        replace=replace,
-        valid_from=valid_from.date() if valid_from else None,
-        valid_until=valid_until.date() if valid_until else None,
-        recorded_for=recorded_for,
-    )
+    fields: dict[str, Any] = {
+        "clip_id": clip_id,
+        "title": title,
+        "language": language,
+        "kind": ClipKind(kind),
+        "replace": replace,
+        "valid_from": valid_from.date() if valid_from else None,
+        "valid_until": valid_until.date() if valid_until else None,
+        "recorded_for": recorded_for,
+    }
+    if actor is None:
+        _, clip = import_clip(_library(app), file, **fields)
+        shared = "the folder only: no database to share it through"
+    else:
+        clip = acts.import_clip(app.ops, actor, file, areas=areas, **fields)
+        shared = f"shared with every node as {actor.name}; the scheduling daemon republishes"
     click.echo(
         f"{clip.id} [{clip.language}] {clip.kind} {clip.duration:.2f}s "
-        f"sha256 {clip.sha256[:12]}… -> {clip.file}"
+        f"sha256 {clip.sha256[:12]}… -> {clip.file} ({shared})"
     )
     if recorded_for is not None:
         click.echo(
-            f"airs in place of the relay of {recorded_for[0]!r} at "
-            f"{app.local(recorded_for[1])}; run `broadcaster audio publish` "
-            "(the daemon republishes on its next plan change)"
+            f"airs in place of the relay of {recorded_for[0]!r} at {app.local(recorded_for[1])}"
         )
 
 

@@ -59,7 +59,7 @@ def run_cmd(app: App, no_web: bool, no_sms: bool) -> None:
         raise click.ClickException("invalid schedules:\n" + str(exc)) from None
     changes = ChangeListener(app.engine)
     changes.subscribe([Topic.LEVELS, Topic.SCHEDULES], daemon.wake)
-    changes.subscribe([Topic.NOTICES], playlists.wake)
+    changes.subscribe([Topic.NOTICES, Topic.LIBRARY], playlists.wake)
     daemon.on_stop += (changes.stop,)
     beacon = NodeBeacon(
         app.engine,

@@ -38,6 +38,7 @@ from broadcaster.store.audio import Notice
 from broadcaster.store.levels import set_level as store_set_level
 
 if TYPE_CHECKING:
+    from broadcaster.audio.library import Clip
     from broadcaster.audio.publish import PublishReport
     from broadcaster.config import Settings
     from broadcaster.schedule_approval import Pending
@@ -318,6 +319,56 @@ def retract_notice(ctx: Context, actor: Account, notice_id: int) -> tuple[Notice
 # --- schedules ------------------------------------------------------------------
 
 
+def import_clip(
+    ctx: Context,
+    actor: Account,
+    source: Path,
+    *,
+    areas: Sequence[str] = (),
+    **clip: Any,
+) -> Clip:
+    """Import `source` into this node's library folder and share it with every node: its
+    bytes first, then its row with the audit record, so whichever node schedules airs it
+    (a recorded bulletin names the relay programme's `areas`, which the actor must
+    cover). `clip` holds `import_clip`'s keywords (id, title, language, kind, …)."""
+    from broadcaster.audio.library import import_clip as add_to_folder
+    from broadcaster.audio.library import load_library
+    from broadcaster.audio.settings import library_dir
+    from broadcaster.audio.sharing import node_library, shared_form
+    from broadcaster.store import published
+    from broadcaster.store.library import share_clip
+
+    check(actor, Action.IMPORT_CLIP, ctx.registry, areas)
+    held = node_library(ctx.settings, ctx.engine)
+    folder = load_library(library_dir(ctx.settings.audio, ctx.settings.path))
+    updated, imported = add_to_folder(folder, source, held=held, **clip)
+    if published.missing_audio(ctx.engine, [imported.sha256]):
+        with updated.path(imported).open("rb") as stored:
+            published.put_audio(ctx.engine, imported.sha256, stored)
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        share_clip(
+            conn,
+            shared_form(imported, source),
+            account_id=actor.id,
+            node=ctx.settings.node_name,
+            now=now,
+        )
+        _audit(
+            conn,
+            actor,
+            Action.IMPORT_CLIP,
+            f"clip:{imported.id}/{imported.language}",
+            now,
+            kind=imported.kind.value,
+            sha256=imported.sha256,
+            duration=round(imported.duration, 3),
+            for_programme=imported.for_programme,
+            airs_at=imported.airs_at,
+        )
+    return imported
+
+
 def schedule_review(ctx: Context, actor: Account) -> Pending:
     """What accepting the schedule files now would change (SMS and emergency programmes
     added, changed, removed; SMS count and cost a day per level)."""
@@ -577,17 +628,15 @@ def _notice_sms(
 
 
 def _republish(ctx: Context, only: set[str]) -> PublishReport:
-    from broadcaster.audio.library import load_library
     from broadcaster.audio.notice import republish
     from broadcaster.audio.publish import publisher
-    from broadcaster.audio.settings import library_dir
+    from broadcaster.audio.sharing import node_library
 
-    library = load_library(library_dir(ctx.settings.audio, ctx.settings.path))
     return republish(
         ctx.engine,
         ctx.registry,
         publisher(ctx.settings, ctx.engine),
-        library,
+        node_library(ctx.settings, ctx.engine),
         now=ctx.now(),
         only=only,
     )

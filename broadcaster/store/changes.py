@@ -45,6 +45,7 @@ class Topic(StrEnum):
     LEVELS = "levels"  # a level change set
     NOTICES = "notices"  # a notice drafted, approved (live) or retracted
     SCHEDULES = "schedules"  # schedules approved, or a reload asked for
+    LIBRARY = "library"  # a clip imported or replaced on any node
 
 
 # (table, trigger event, topic): each fires once per statement, at commit.
@@ -53,12 +54,14 @@ TRIGGERS: tuple[tuple[str, str, Topic], ...] = (
     ("audio_notices", "INSERT OR UPDATE", Topic.NOTICES),
     ("schedule_sets", "INSERT", Topic.SCHEDULES),
     ("daemon_status", "UPDATE OF reloads", Topic.SCHEDULES),
+    ("library_clips", "INSERT OR UPDATE", Topic.LIBRARY),
 )
 _FUNCTION = "broadcaster_notify_change"
 
 
-def install_sql() -> list[str]:
-    """Statements creating the notifying triggers (PostgreSQL only)."""
+def install_sql(tables: Iterable[str] | None = None) -> list[str]:
+    """Statements creating the notifying triggers of `tables` (all when None; PostgreSQL
+    only): a migration names the tables that exist at its revision."""
     function = (
         f"CREATE OR REPLACE FUNCTION {_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ "
         f"BEGIN PERFORM pg_notify('{CHANNEL_PREFIX}' || TG_TABLE_SCHEMA, TG_ARGV[0]); "
@@ -68,6 +71,7 @@ def install_sql() -> list[str]:
         f"CREATE TRIGGER {table}_notify AFTER {event} ON {table} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {_FUNCTION}('{topic.value}')"
         for table, event, topic in TRIGGERS
+        if tables is None or table in tables
     ]
 
 

@@ -12,9 +12,12 @@ commit in order and a watcher never skips one.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import (
@@ -236,6 +239,21 @@ def read_audio(engine: Engine, sha256: str) -> Iterator[bytes]:
             return
         yield data
         part += 1
+
+
+def copy_audio(engine: Engine, sha256: str, tmp: Path, target: Path) -> bool:
+    """Write the stored file of `sha256` through `tmp` (a name of the caller's own) to
+    `target`; False, and nothing written, when it is not stored or not these bytes."""
+    digest, size = hashlib.sha256(), 0
+    with tmp.open("wb") as out:
+        for data in read_audio(engine, sha256):
+            digest.update(data)
+            size += out.write(data)
+    if not size or digest.hexdigest() != sha256:
+        tmp.unlink()
+        return False
+    os.replace(tmp, target)
+    return True
 
 
 def remember_render(engine: Engine, key: str, fields: Mapping[str, Any]) -> None:

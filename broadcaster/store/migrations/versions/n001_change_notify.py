@@ -18,7 +18,9 @@ depends_on = None
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        for statement in install_sql():
+        for statement in install_sql(
+            ("level_changes", "audio_notices", "schedule_sets", "daemon_status")
+        ):
             op.execute(statement)
 
 
