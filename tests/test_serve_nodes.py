@@ -4,6 +4,8 @@ on one PostgreSQL; a station fetching from the node that does not publish."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,8 +131,38 @@ def test_a_station_gets_the_same_bytes_from_every_node_before_and_after_the_lead
         return any(i.get("programme") == notice for s in doc["slots"] for i in s["items"])
 
     wait_for(lambda: noticed(a) and noticed(b), 30, "the notice on both nodes")
+    assert held.result(30).content == _same(day_path, a, b).content
+
+    # A clip replaced from a third node's own library folder airs from every node; the peer,
+    # whose folder still holds the old recording, airs the new one after it takes over.
+    old = next(i for s in day.json()["slots"] for i in s["items"] if i["kind"] == "clip")
+    folder = tmp_path / "node-c-audio"
+    shutil.copytree(REPO / "audio", folder)
+    tone = tmp_path / "replacement.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "22050", "-c", "1", str(tone), "synth", "6", "sine", "440"], check=True
+    )
+    broadcaster(
+        config,
+        *("audio", "import", str(tone), "--id", old["clip"], "--language", old["language"]),
+        *("--title", "Bản tin thay thế", "--replace"),
+        env=cli_env | {"BROADCASTER_AUDIO_LIBRARY_DIR": str(folder)},
+    )
+
+    def replaced(base: str) -> list[dict[str, str]]:
+        doc = _get(base, day_path).json()
+        return [i for s in doc["slots"] for i in s["items"] if i.get("clip") == old["clip"]]
+
+    wait_for(
+        lambda: all(i["title"] == "Bản tin thay thế" for i in replaced(a) + replaced(b)),
+        60,
+        "the replaced clip in both nodes' days",
+    )
     before = _same(day_path, a, b)
-    assert held.result(30).content == before.content
+    new = replaced(b)[0]
+    assert new["sha256"] != old["sha256"]
+    heard = mpv_decoded_seconds(new["url"], tmp_path / "mpv-new", playlist=False)
+    assert heard == [pytest.approx(6.0, abs=0.3)]  # the 6 s replacement, not the old words
 
     leader.process.kill()
     leader.process.wait(5)
