@@ -35,7 +35,7 @@ def slot_layout(settings: Settings, engine: Engine | None) -> Layout:
     from broadcaster.clashes import Layout
 
     audio = settings.audio
-    library = aired_durations(node_library(settings, engine), settings, engine)
+    library = aired_durations(node_library(settings, engine, fetch=False), settings, engine)
     return Layout(library, audio.chime, audio.gap_seconds, audio.van_round_minutes * 60)
 
 

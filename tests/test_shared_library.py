@@ -116,6 +116,9 @@ def test_a_clip_imported_on_one_node_is_in_every_nodes_library_as_the_importer(
     )
     assert (empty / imported.file).is_file()  # the importing node's folder holds it too
 
+    listed = node_library(airing, engine, fetch=False)  # a reader of entries writes nothing
+    assert listed.variant("tin-moi", "vi", date.today()) is not None
+    assert not (airing.data_dir / "library").exists()
     library = node_library(airing, engine)
     clip = library.variant("tin-moi", "vi", date.today())
     assert clip is not None and clip.title == "Tin mới"

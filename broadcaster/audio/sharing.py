@@ -27,14 +27,18 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-def node_library(settings: Settings, engine: Engine | None) -> Library:
+def node_library(settings: Settings, engine: Engine | None, *, fetch: bool = True) -> Library:
     """The folder's catalogue with the shared clips over it; a shared clip whose bytes
-    this node cannot get is left out (the folder's version, if any, stays) and logged."""
+    this node cannot get is left out (the folder's version, if any, stays) and logged.
+    `fetch=False` is for readers of entries only (slot layouts, listings): it writes
+    nothing, so it works for a login that may not write `data_dir`."""
     folder = load_library(library_dir(settings.audio, settings.path))
     if engine is None:
         return folder
     cache = settings.data_dir / "library"
     library = overlaid(folder, tuple(_clip(s, cache) for s in shared_clips(engine)))
+    if not fetch:
+        return library
     missing = [c for c in library.clips if c.file.is_absolute() and not _fetched(engine, c)]
     if not missing:
         return library

@@ -31,12 +31,12 @@ class _AudioGroup(click.Group):
             raise click.ClickException(str(exc)) from exc
 
 
-def _library(app: App) -> Library:
+def _library(app: App, *, fetch: bool = True) -> Library:
     """What this node airs from: its folder, and the clips shared by every node when a
-    database answers."""
+    database answers (`fetch`: with their bytes in this node's cache)."""
     from broadcaster.audio.sharing import node_library
 
-    return node_library(app.settings, app.engine_if_ready())
+    return node_library(app.settings, app.engine_if_ready(), fetch=fetch)
 
 
 @click.group("audio", cls=_AudioGroup)
@@ -176,7 +176,7 @@ def _recording_target(
 @pass_app
 def list_cmd(app: App, fmt: str) -> None:
     """List the clips in the library."""
-    clips = sorted(_library(app).clips, key=lambda c: (c.id, c.language))
+    clips = sorted(_library(app, fetch=False).clips, key=lambda c: (c.id, c.language))
     if fmt == "json":
         app.echo_json(
             [
