@@ -125,6 +125,7 @@ class Daemon:
         self._levels: dict[str, str] = {}
         self._leading = False
         self._lock_lost = False
+        self._lock_unavailable = False  # said once per outage: the database refused the lock
         self._adopted: dict[tuple[str, str, datetime], int] = {}  # orphaned claims to re-fire
         self._takeover: dict[str, Any] | None = None
         self._scheduler = BackgroundScheduler(
@@ -245,7 +246,7 @@ class Daemon:
                 break
             if watchdog:
                 notify("WATCHDOG=1")
-            if self.lock.acquire() or (self._fence_silent_leader() and self.lock.acquire()):
+            if self._try_lock():
                 log.info("daemon.took_over", node=self.node)
                 self._leading = True
                 self._reread_schedules()
@@ -254,6 +255,22 @@ class Daemon:
                 next_poll = monotonic_time.monotonic() + poll
                 self._poll_changes()
         return False
+
+    def _try_lock(self) -> bool:
+        """Take the lock if it is free or its holder is fenced; a database that refuses
+        connections (a restart, a cut) keeps this daemon standing by, not dead: it asks
+        again next second and says once per outage why it cannot."""
+        try:
+            got = self.lock.acquire() or (self._fence_silent_leader() and self.lock.acquire())
+        except Exception as exc:  # noqa: BLE001 - the standby outlives an unreachable database
+            if not self._lock_unavailable:
+                self._error("daemon.lock_unavailable", f"{type(exc).__name__}: {exc}")
+            self._lock_unavailable = True
+            return False
+        if self._lock_unavailable:
+            log.info("daemon.lock_available", node=self.node)
+        self._lock_unavailable = False
+        return got
 
     def _fence_silent_leader(self) -> bool:
         """End the lock session of a leader that holds the lock but no longer beats

@@ -7,8 +7,10 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
 from collections import Counter
+from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -56,7 +58,7 @@ def _second_config(config: Path) -> Path:
 
 
 def _ticking_pair(
-    tmp_path: Path, db_url: str, daemons, slots: int
+    tmp_path: Path, db_url: str, daemons, slots: int, standby_env: dict[str, str] | None = None
 ) -> tuple[Path, datetime, DaemonProcess, DaemonProcess]:
     """A leader and a standby on a task ticking every second from 3 s on, each tick
     appending its instant to a file; (file, first tick, leader, standby)."""
@@ -67,8 +69,9 @@ def _ticking_pair(
         {"tick.toml": task_schedule("tick", clock_times(first, slots), command)}
     )
     leader = daemons(config).start()
-    standby = daemons(_second_config(config)).start()
-    return fired, first, leader, standby
+    standby = daemons(_second_config(config))
+    standby.env = standby_env or {}
+    return fired, first, leader, standby.start()
 
 
 def _each_tick_fired_once(
@@ -301,3 +304,55 @@ def test_a_leader_whose_lock_session_ends_stops_firing_and_exits_for_the_standby
     wait_for(lambda: _scheduler_pid(engine) == standby.process.pid, 10, "the takeover")
     _each_tick_fired_once(engine, fired, first, slots, gone=leader)
     assert standby.terminate() == 0
+
+
+def _forwarder(port: int) -> subprocess.Popen[bytes]:
+    """socat in a session of its own on `port`, forwarding to PostgreSQL; killing its
+    process group cuts every forwarded connection and refuses new ones, as a database
+    restarting does."""
+    process = subprocess.Popen(
+        ["socat", f"TCP-LISTEN:{port},fork,reuseaddr,bind=127.0.0.1", "TCP:127.0.0.1:5432"],
+        start_new_session=True,
+    )
+
+    def listening() -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listening, 10, "socat to listen")
+    return process
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_standby_outlives_a_database_that_refuses_it_and_takes_over_once_it_answers(
+    engine: Engine, tmp_path: Path, db_url: str, daemons
+) -> None:
+    """A database restart cuts every session and refuses new ones for a while: the
+    standby keeps standing by (saying why once) instead of dying with it."""
+    slots, port = 24, free_port()
+    forwarder = _forwarder(port)
+    try:
+        via = {"BROADCASTER_STORAGE_URL": db_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}")}
+        fired, first, leader, standby = _ticking_pair(tmp_path, db_url, daemons, slots, via)
+        wait_for(lambda: fired.exists() and len(fired.read_text().split()) >= 2, 20, "two ticks")
+        os.killpg(forwarder.pid, signal.SIGKILL)
+        forwarder.wait(5)
+        wait_for(
+            lambda: "daemon.lock_unavailable" in standby.stderr_path.read_text(), 10, "the refusal"
+        )
+        time.sleep(3)  # three more asks for the lock against a refusing database
+        assert standby.process.poll() is None, standby.stderr_path.read_text()[-2000:]
+        assert standby.stderr_path.read_text().count("daemon.lock_unavailable") == 1
+        forwarder = _forwarder(port)
+        wait_for(
+            lambda: "daemon.lock_available" in standby.stderr_path.read_text(), 10, "the answer"
+        )
+        leader.process.kill()
+        leader.process.wait(5)
+        wait_for(lambda: _scheduler_pid(engine) == standby.process.pid, 10, "the takeover")
+        _each_tick_fired_once(engine, fired, first, slots, gone=leader)
+        assert standby.terminate() == 0
+    finally:
+        with suppress(ProcessLookupError):  # killed already when the test failed mid-outage
+            os.killpg(forwarder.pid, signal.SIGKILL)
+        forwarder.wait(5)
