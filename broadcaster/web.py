@@ -330,7 +330,7 @@ class _Api:
         )
 
     def _slot_file(self, request: Request, slot: PublishedSlot, ext: str) -> Response:
-        manifest = slot_manifest(self.pub, slot.station, slot.day, slot.id)
+        manifest = slot.manifest or slot_manifest(self.pub, slot.station, slot.day, slot.id)
         if manifest is None:
             return self._status(404, "playlist", "no such slot")
         body = (

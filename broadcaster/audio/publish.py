@@ -418,13 +418,18 @@ def load_plan(engine: Engine) -> list[Occurrence]:
 
 @dataclass(frozen=True)
 class PublishedSlot:
-    """A published slot as found on disk, for the API and `broadcaster stations`."""
+    """A published slot as found on disk, for the API and `broadcaster stations`.
+
+    A listed slot keeps the manifest it was read from: a republish (a notice) may
+    rename or drop the slot between two reads, and a station asking for its current
+    slot must get the slot that was current, never a 404."""
 
     station: str
     day: date
     id: str
     start: datetime
     duration: float
+    manifest: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def finish(self) -> datetime:
@@ -447,7 +452,7 @@ def published_slots(pub: Publisher, station: str, day: date) -> list[PublishedSl
     doc = day_document(pub, station, day)
     found = [
         PublishedSlot(
-            station, day, m["slot"], datetime.fromisoformat(m["start"]), float(m["duration"])
+            station, day, m["slot"], datetime.fromisoformat(m["start"]), float(m["duration"]), m
         )
         for m in (doc["slots"] if doc else [])
     ]
