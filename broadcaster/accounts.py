@@ -42,6 +42,8 @@ class Action(StrEnum):
     APPROVE_NOTICE = "notice.approve"
     RETRACT_NOTICE = "notice.retract"
     IMPORT_CLIP = "audio.import"
+    APPROVE_CLIP = "audio.approve"
+    WITHDRAW_CLIP = "audio.withdraw"
     APPROVE_SCHEDULE = "schedule.approve"
     MANAGE_ACCOUNTS = "accounts.manage"
 
@@ -59,14 +61,21 @@ _OPERATE = frozenset(
         Action.ISSUE_NOTICE,
         Action.RETRACT_NOTICE,
         Action.IMPORT_CLIP,
+        Action.WITHDRAW_CLIP,
     }
 )
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.OPERATOR: _OPERATE,
     Role.APPROVER: _OPERATE
-    | {Action.APPROVE_BLAST, Action.APPROVE_NOTICE, Action.APPROVE_SCHEDULE},
+    | {Action.APPROVE_BLAST, Action.APPROVE_NOTICE, Action.APPROVE_SCHEDULE, Action.APPROVE_CLIP},
     Role.ADMIN: frozenset(
-        {Action.READ, Action.MANAGE_ACCOUNTS, Action.CANCEL_BLAST, Action.RETRACT_NOTICE}
+        {
+            Action.READ,
+            Action.MANAGE_ACCOUNTS,
+            Action.CANCEL_BLAST,
+            Action.RETRACT_NOTICE,
+            Action.WITHDRAW_CLIP,
+        }
     ),
 }
 

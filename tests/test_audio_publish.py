@@ -223,9 +223,7 @@ def test_current_and_next_slot_are_found_from_the_published_files(pub, registry)
     assert (current, upcoming.id) == (None, "0700")
 
 
-def test_the_current_slot_is_served_as_read_even_if_a_republish_drops_it_meanwhile(
-    pub, registry
-):
+def test_the_current_slot_is_served_as_read_even_if_a_republish_drops_it_meanwhile(pub, registry):
     """CI saw current.json answer 404 'no such slot': a notice republished the day
     between the listing that chose the slot and the read of its manifest."""
     _run(pub, registry, day_plan(local("06:00")))

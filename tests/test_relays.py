@@ -256,6 +256,12 @@ def test_a_recorded_bulletin_airs_in_place_of_that_relay_only(
     )
     assert run.exit_code == 0, run.output
     assert "district-bulletin-20210910-0600 [vi] recording" in run.output
+    assert "`broadcaster audio approve 1`" in run.output  # it airs on a second account's word
+    approved = CliRunner().invoke(
+        main, ["--config", str(config), "audio", "approve", "1", *people.as_approver]
+    )
+    assert approved.exit_code == 0, approved.output
+    assert f"approved by {people.approver.name}" in approved.output
     bad = CliRunner().invoke(
         main,
         [

@@ -112,7 +112,7 @@ def test_a_station_gets_the_same_bytes_from_every_node_before_and_after_the_lead
 
     # A notice drafted from a third place (the CLI, a data_dir of its own) reaches every node,
     # and ends a station's long-poll held by the node that does not publish.
-    add_people(db_url, tmp_path)
+    people = add_people(db_url, tmp_path)
     held = ThreadPoolExecutor(1).submit(
         httpx.get,
         f"{b}{day_path}",
@@ -142,12 +142,15 @@ def test_a_station_gets_the_same_bytes_from_every_node_before_and_after_the_lead
     subprocess.run(
         ["sox", "-n", "-r", "22050", "-c", "1", str(tone), "synth", "6", "sine", "440"], check=True
     )
-    broadcaster(
+    imported = broadcaster(
         config,
         *("audio", "import", str(tone), "--id", old["clip"], "--language", old["language"]),
         *("--title", "Bản tin thay thế", "--replace"),
         env=cli_env | {"BROADCASTER_AUDIO_LIBRARY_DIR": str(folder)},
-    )
+    ).stdout
+    version = re.search(r"clip version #(\d+)", imported)
+    assert version is not None, imported
+    broadcaster(config, "audio", "approve", version.group(1), *people.as_approver, env=cli_env)
 
     def replaced(base: str) -> list[dict[str, str]]:
         doc = _get(base, day_path).json()

@@ -109,8 +109,8 @@ def district(tmp_path_factory, normalised_store: Path) -> Iterator[District]:
     config.write_text(body, encoding="utf-8")
     seed_store(normalised_store, tmp / "data")
     broadcaster(config, "db", "upgrade")
-    add_people(f"sqlite:///{tmp / 'data' / 'broadcaster.db'}", config.parent)
-    broadcaster(
+    people = add_people(f"sqlite:///{tmp / 'data' / 'broadcaster.db'}", config.parent)
+    imported = broadcaster(
         config,
         "audio",
         "import",
@@ -121,10 +121,13 @@ def district(tmp_path_factory, normalised_store: Path) -> Iterator[District]:
         "vi",
         "--id",
         "long-talk",
-    )
-    # normalises the new clip before the clock runs (minutes on a busy machine)
+    ).stdout
+    assert "`broadcaster audio approve 1`" in imported, imported
+    # a second account puts it on the air, republishing: that normalises the new clip
+    # before the clock runs (minutes on a busy machine)
     subprocess.run(
-        [sys.executable, "-m", "broadcaster", "--config", str(config), "audio", "publish"],
+        [sys.executable, "-m", "broadcaster", "--config", str(config), "audio", "approve", "1"]
+        + list(people.as_approver),
         cwd=REPO,
         capture_output=True,
         check=True,

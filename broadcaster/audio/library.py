@@ -20,6 +20,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -199,8 +200,8 @@ def save_library(library: Library) -> None:
     write_atomic(library.root / CATALOGUE, text.encode("utf-8"))
 
 
-def import_clip(
-    library: Library,
+def catalogue_entry(
+    held: Library,
     source: Path,
     *,
     clip_id: str | None,
@@ -211,12 +212,9 @@ def import_clip(
     valid_until: date | None = None,
     replace: bool = False,
     recorded_for: tuple[str, datetime] | None = None,
-    held: Library | None = None,
-) -> tuple[Library, Clip]:
-    """Copy `source` into the library and catalogue it with its duration and hash.
-
-    `held` is everything the node airs (the folder and the clips shared by other
-    nodes): an id held there is refused unless `replace`, though the file goes here."""
+) -> Clip:
+    """Describe `source` as a clip (duration and hash measured), refusing bad ids and
+    languages, undecodable audio, and an id `held` already has unless `replace`."""
     if not source.is_file():
         raise LibraryError(f"{source}: no such audio file")
     clip_id = clip_id or _slug(source.stem)
@@ -224,30 +222,33 @@ def import_clip(
         raise LibraryError(f"--id {clip_id!r}: use lowercase letters, digits, '.', '_' or '-'")
     if not re.match(LANGUAGE, language):
         raise LibraryError(f"--language {language!r}: use an ISO 639 code such as vi or tyz")
-    existing = next(
-        (c for c in (held or library).clips if (c.id, c.language) == (clip_id, language)), None
-    )
+    existing = next((c for c in held.clips if (c.id, c.language) == (clip_id, language)), None)
     if existing and not replace:
         raise LibraryError(
             f"clip {clip_id!r} in {language!r} is already in the library "
             f"({existing.file.name}); pass --replace to swap it"
         )
-    name = Path(f"{clip_id}.{language}{source.suffix.lower()}")
-    clip = Clip(
+    return Clip(
         clip_id,
         language,
         kind,
         title,
-        name,
+        Path(f"{clip_id}.{language}{source.suffix.lower()}"),
         probe_duration(source),
         file_sha256(source),
         valid_from,
         valid_until,
         *(recorded_for or (None, None)),
     )
+
+
+def import_clip(library: Library, source: Path, **entry: Any) -> tuple[Library, Clip]:
+    """Copy `source` into the library folder and catalogue it (`catalogue_entry`'s
+    keywords): the way to add a clip where there is no database."""
+    clip = catalogue_entry(library, source, **entry)
     library.root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, library.root / clip.file)
-    kept = tuple(c for c in library.clips if (c.id, c.language) != (clip_id, language))
+    kept = tuple(c for c in library.clips if (c.id, c.language) != (clip.id, clip.language))
     updated = Library(library.root, kept + (clip,))
     save_library(updated)
     return updated, clip

@@ -47,6 +47,11 @@ class AudioSettings(BaseModel):
         description="a notice airs only after a second operator approves; "
         "unset: the same rule as SMS (sms.require_second_operator)",
     )
+    clip_requires_approval: bool | None = Field(
+        default=None,
+        description="a clip imported with a database airs only after a second account "
+        "approves it; unset: the same rule as SMS (sms.require_second_operator)",
+    )
     max_report_bytes: int = Field(
         default=65536, ge=1024, description="largest playback report body"
     )

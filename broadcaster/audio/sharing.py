@@ -1,8 +1,9 @@
-"""The library a node airs from: its own folder with every node's imports laid over it.
+"""The library a node airs from: its own folder with the live imports laid over it.
 
 A clip imported on one node must air whichever node schedules, so imports are
-also kept in the database (`store.library`, bytes in `published_audio`), and
-each node copies the bytes it lacks into `data_dir/library/` once, by hash.
+kept in the database (`store.library`, bytes in `published_audio`), and each
+node copies the bytes it lacks into `data_dir/library/` once, by hash. Only
+live versions air: approved by a second account, unless the config waives it.
 Without a database (files only) the folder is the whole library.
 """
 
@@ -17,7 +18,7 @@ from broadcaster.audio.kinds import ClipKind
 from broadcaster.audio.library import Clip, Library, load_library, overlaid
 from broadcaster.audio.settings import library_dir
 from broadcaster.store import published
-from broadcaster.store.library import SharedClip, shared_clips
+from broadcaster.store.library import SharedClip, live_clips
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -36,7 +37,7 @@ def node_library(settings: Settings, engine: Engine | None, *, fetch: bool = Tru
     if engine is None:
         return folder
     cache = settings.data_dir / "library"
-    library = overlaid(folder, tuple(_clip(s, cache) for s in shared_clips(engine)))
+    library = overlaid(folder, tuple(_clip(s, cache) for s in live_clips(engine)))
     if not fetch:
         return library
     missing = [c for c in library.clips if c.file.is_absolute() and not _fetched(engine, c)]

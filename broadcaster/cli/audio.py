@@ -24,10 +24,11 @@ class _AudioGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         from broadcaster.audio.library import LibraryError
         from broadcaster.audio.render import RenderError
+        from broadcaster.store.library import VersionRefused
 
         try:
             return super().invoke(ctx)
-        except (LibraryError, RenderError) as exc:
+        except (LibraryError, RenderError, VersionRefused) as exc:
             raise click.ClickException(str(exc)) from exc
 
 
@@ -87,14 +88,16 @@ def import_cmd(
     for_programme: str | None,
     at: tuple[str, str] | None,
 ) -> None:
-    """Copy FILE into the library with its duration and SHA-256, and share it with every
-    node through the database (as your account; on files alone, the folder only).
+    """Add FILE to the library with its duration and SHA-256. With a database it is kept
+    there, for every node, as a new version under your account that airs once a second
+    account runs `audio approve` (unless [audio] clip_requires_approval = false); on
+    files alone it is copied into the library folder and airs at the next publish.
 
     With --for PROGRAMME --at DATE TIME the file is a recorded bulletin: it airs
     as an ordinary clip in place of that relay occurrence only.
     """
+    from broadcaster import operations as ops
     from broadcaster.audio.library import import_clip
-    from broadcaster.operations import acts
 
     recorded_for = None
     areas: tuple[str, ...] = ()
@@ -121,14 +124,25 @@ def import_cmd(
     }
     if actor is None:
         _, clip = import_clip(_library(app), file, **fields)
-        shared = "the folder only: no database to share it through"
+        click.echo(
+            f"{clip.id} [{clip.language}] {clip.kind} {clip.duration:.2f}s "
+            f"sha256 {clip.sha256[:12]}… -> {clip.file} (the folder only: no database)"
+        )
     else:
-        clip = acts.import_clip(app.ops, actor, file, areas=areas, **fields)
-        shared = f"shared with every node as {actor.name}; the scheduling daemon republishes"
-    click.echo(
-        f"{clip.id} [{clip.language}] {clip.kind} {clip.duration:.2f}s "
-        f"sha256 {clip.sha256[:12]}… -> {clip.file} ({shared})"
-    )
+        made = ops.import_clip(app.ops, actor, file, areas=areas, **fields)
+        shared = made.version.clip
+        click.echo(
+            f"clip version #{made.version.version}: {shared.id} [{shared.language}] "
+            f"{shared.kind} {shared.duration:.2f}s sha256 {shared.sha256[:12]}… "
+            f"imported by {actor.name}"
+        )
+        if made.report is None:
+            click.echo(
+                f"it airs once a second account approves it: "
+                f"`broadcaster audio approve {made.version.version}`"
+            )
+        else:
+            click.echo(f"on the air: {made.report.stations} stations republished")
     if recorded_for is not None:
         click.echo(
             f"airs in place of the relay of {recorded_for[0]!r} at {app.local(recorded_for[1])}"
@@ -204,6 +218,78 @@ def list_cmd(app: App, fmt: str) -> None:
             else ""
         )
         click.echo(f"{c.id:<20} {c.language:<4} {c.kind:<9} {c.duration:7.2f}s  {c.title}{valid}")
+
+
+@audio.command("approve")
+@click.argument("version", type=int)
+@pass_app
+@acting
+def approve_cmd(app: App, version: int, actor: Account) -> None:
+    """Put an imported clip version on the air as a second account: it replaces the
+    clip's live version and every station is republished with it."""
+    from broadcaster import operations as ops
+
+    made, report = ops.approve_clip(app.ops, actor, version)
+    click.echo(
+        f"clip version #{made.version} ({made.clip.id} [{made.clip.language}]) approved by "
+        f"{actor.name}; on the air: {report.stations} stations republished"
+    )
+
+
+@audio.command("withdraw")
+@click.argument("version", type=int)
+@pass_app
+@acting
+def withdraw_cmd(app: App, version: int, actor: Account) -> None:
+    """Take a clip version off the air, or out of the approval queue, at once (no second
+    account needed); the folder's clip of that id, if any, airs again."""
+    from broadcaster import operations as ops
+
+    made, report = ops.withdraw_clip(app.ops, actor, version)
+    click.echo(
+        f"clip version #{made.version} ({made.clip.id} [{made.clip.language}]) withdrawn by "
+        f"{actor.name}; {report.stations} stations republished without it"
+    )
+
+
+@audio.command("versions")
+@click.option("--all", "everything", is_flag=True, help="Also superseded and withdrawn ones.")
+@format_option
+@pass_app
+def versions_cmd(app: App, everything: bool, fmt: str) -> None:
+    """List the imported clip versions: pending (awaiting a second account) and live."""
+    from broadcaster.store.library import VersionState, versions
+
+    states = () if everything else (VersionState.PENDING, VersionState.LIVE)
+    found = versions(app.engine, *states)
+    if fmt == "json":
+        app.echo_json(
+            [
+                {
+                    "version": v.version,
+                    "id": v.clip.id,
+                    "language": v.clip.language,
+                    "kind": v.clip.kind,
+                    "title": v.clip.title,
+                    "duration": v.clip.duration,
+                    "sha256": v.clip.sha256,
+                    "state": v.state.value,
+                    "areas": list(v.areas),
+                    "imported_at": app.local(v.imported_at),
+                    "imported_by": v.imported_name,
+                    "node": v.node,
+                    "decided_at": app.local(v.decided_at),
+                }
+                for v in found
+            ]
+        )
+        return
+    for v in found:
+        click.echo(
+            f"#{v.version:<5} {v.state.value:<10} {v.clip.id:<20} {v.clip.language:<4} "
+            f"{v.clip.duration:7.2f}s  {v.clip.title}  (by {v.imported_name}, "
+            f"{app.local(v.imported_at)})"
+        )
 
 
 @audio.command("publish")

@@ -10,9 +10,11 @@ blast or notice `NotFound`, bad input `ValueError` naming what is wrong.
 """
 
 from broadcaster.operations.acts import (
+    ClipImported,
     NoticeIssued,
     add_account,
     approve_blast,
+    approve_clip,
     approve_notice,
     approve_schedules,
     blast_preview,
@@ -21,6 +23,7 @@ from broadcaster.operations.acts import (
     correct_blast,
     disable_account,
     draft_blast,
+    import_clip,
     issue_notice,
     issue_token,
     login,
@@ -28,6 +31,7 @@ from broadcaster.operations.acts import (
     schedule_review,
     set_level,
     set_password,
+    withdraw_clip,
 )
 from broadcaster.operations.context import Context, NotFound, utc_now
 from broadcaster.operations.reads import (
@@ -44,12 +48,14 @@ from broadcaster.operations.reads import (
 )
 
 __all__ = [
+    "ClipImported",
     "Context",
     "NotFound",
     "NoticeIssued",
     "TextPreview",
     "add_account",
     "approve_blast",
+    "approve_clip",
     "approve_notice",
     "approve_schedules",
     "asrun",
@@ -61,6 +67,7 @@ __all__ = [
     "correct_blast",
     "disable_account",
     "draft_blast",
+    "import_clip",
     "issue_notice",
     "issue_token",
     "level",
@@ -75,4 +82,5 @@ __all__ = [
     "stations",
     "text_preview",
     "utc_now",
+    "withdraw_clip",
 ]

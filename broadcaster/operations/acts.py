@@ -36,9 +36,9 @@ from broadcaster.sms.states import Priority
 from broadcaster.store import accounts as store
 from broadcaster.store.audio import Notice
 from broadcaster.store.levels import set_level as store_set_level
+from broadcaster.store.library import Version
 
 if TYPE_CHECKING:
-    from broadcaster.audio.library import Clip
     from broadcaster.audio.publish import PublishReport
     from broadcaster.config import Settings
     from broadcaster.schedule_approval import Pending
@@ -319,38 +319,54 @@ def retract_notice(ctx: Context, actor: Account, notice_id: int) -> tuple[Notice
 # --- schedules ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ClipImported:
+    """An import's version; `report` is the republication when it went on the air at
+    once (no second account needed), None while it waits for one."""
+
+    version: Version
+    report: PublishReport | None
+
+
 def import_clip(
     ctx: Context,
     actor: Account,
     source: Path,
     *,
     areas: Sequence[str] = (),
-    **clip: Any,
-) -> Clip:
-    """Import `source` into this node's library folder and share it with every node: its
-    bytes first, then its row with the audit record, so whichever node schedules airs it
-    (a recorded bulletin names the relay programme's `areas`, which the actor must
-    cover). `clip` holds `import_clip`'s keywords (id, title, language, kind, …)."""
-    from broadcaster.audio.library import import_clip as add_to_folder
-    from broadcaster.audio.library import load_library
-    from broadcaster.audio.settings import library_dir
+    **entry: Any,
+) -> ClipImported:
+    """Keep `source` in the shared library as a new version of its clip: its bytes first,
+    then its row with the audit record. It airs, from whichever node schedules, once a
+    second account approves it (unless the config waives that). A recorded bulletin names
+    its relay programme's `areas`, which the importer and the approver must cover.
+    `entry` holds `catalogue_entry`'s keywords (clip_id, title, language, kind, …)."""
+    from broadcaster.audio.library import LibraryError, catalogue_entry
     from broadcaster.audio.sharing import node_library, shared_form
-    from broadcaster.store import published
-    from broadcaster.store.library import share_clip
+    from broadcaster.store import library, published
 
     check(actor, Action.IMPORT_CLIP, ctx.registry, areas)
-    held = node_library(ctx.settings, ctx.engine)
-    folder = load_library(library_dir(ctx.settings.audio, ctx.settings.path))
-    updated, imported = add_to_folder(folder, source, held=held, **clip)
-    if published.missing_audio(ctx.engine, [imported.sha256]):
-        with updated.path(imported).open("rb") as stored:
-            published.put_audio(ctx.engine, imported.sha256, stored)
+    clip = catalogue_entry(node_library(ctx.settings, ctx.engine, fetch=False), source, **entry)
+    current = library.current(ctx.engine, clip.id, clip.language)
+    waiting = [v for v in current if v.state is library.VersionState.PENDING]
+    if waiting and not entry.get("replace"):
+        raise LibraryError(
+            f"clip {clip.id!r} in {clip.language!r} has version #{waiting[0].version} "
+            "awaiting approval; pass --replace to import another"
+        )
+    if published.missing_audio(ctx.engine, [clip.sha256]):
+        with source.open("rb") as stored:
+            published.put_audio(ctx.engine, clip.sha256, stored)
+    live = not _needs_second_account(ctx.settings, ctx.settings.audio.clip_requires_approval)
     now = ctx.now()
     with ctx.engine.begin() as conn:
-        share_clip(
+        number = library.add_version(
             conn,
-            shared_form(imported, source),
+            shared_form(clip, source),
+            live=live,
+            areas=tuple(areas),
             account_id=actor.id,
+            account_name=actor.name,
             node=ctx.settings.node_name,
             now=now,
         )
@@ -358,15 +374,60 @@ def import_clip(
             conn,
             actor,
             Action.IMPORT_CLIP,
-            f"clip:{imported.id}/{imported.language}",
+            f"clip-version:{number}",
             now,
-            kind=imported.kind.value,
-            sha256=imported.sha256,
-            duration=round(imported.duration, 3),
-            for_programme=imported.for_programme,
-            airs_at=imported.airs_at,
+            clip=f"{clip.id}/{clip.language}",
+            kind=clip.kind.value,
+            sha256=clip.sha256,
+            duration=round(clip.duration, 3),
+            for_programme=clip.for_programme,
+            airs_at=clip.airs_at,
+            live=live,
         )
-    return imported
+        version = _clip_version(conn, number)
+    log.info(
+        "audio.clip_imported",
+        version=number,
+        clip=f"{clip.id}/{clip.language}",
+        by=actor.name,
+        account=actor.id,
+        live=live,
+    )
+    return ClipImported(version, _republish(ctx) if live else None)
+
+
+def approve_clip(ctx: Context, actor: Account, number: int) -> tuple[Version, PublishReport]:
+    """Put a pending clip version on the air as a second account (covering a recording's
+    areas); the live version of its clip steps down in the same transaction, and every
+    station is republished with it."""
+    from broadcaster.store import library
+
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        pending = _clip_version(conn, number)
+        check(actor, Action.APPROVE_CLIP, ctx.registry, pending.areas)
+        check_second_account(
+            actor, pending.imported_by, pending.imported_name, f"clip version #{number}"
+        )
+        version = library.approve_version(conn, number, account_id=actor.id, now=now)
+        _audit(conn, actor, Action.APPROVE_CLIP, f"clip-version:{number}", now)
+    log.info("audio.clip_approved", version=number, by=actor.name, account=actor.id)
+    return version, _republish(ctx)
+
+
+def withdraw_clip(ctx: Context, actor: Account, number: int) -> tuple[Version, PublishReport]:
+    """Take a clip version off the air, or out of the queue, at once: one account of any
+    role that may act on its areas (stopping needs no second account); every station is
+    republished without it, the folder's clip of that id airing again if there is one."""
+    from broadcaster.store import library
+
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        check(actor, Action.WITHDRAW_CLIP, ctx.registry, _clip_version(conn, number).areas)
+        version = library.withdraw_version(conn, number, account_id=actor.id, now=now)
+        _audit(conn, actor, Action.WITHDRAW_CLIP, f"clip-version:{number}", now)
+    log.warning("audio.clip_withdrawn", version=number, by=actor.name, account=actor.id)
+    return version, _republish(ctx)
 
 
 def schedule_review(ctx: Context, actor: Account) -> Pending:
@@ -584,8 +645,21 @@ def _notice_drafter(conn: Connection, notice_id: int) -> int | None:
 
 
 def _notice_needs_approval(settings: Settings) -> bool:
-    needs = settings.audio.notice_requires_approval
-    return settings.sms.require_second_operator if needs is None else needs
+    return _needs_second_account(settings, settings.audio.notice_requires_approval)
+
+
+def _needs_second_account(settings: Settings, specific: bool | None) -> bool:
+    """A key of its own where set; the SMS rule otherwise, so one switch serves a site."""
+    return settings.sms.require_second_operator if specific is None else specific
+
+
+def _clip_version(conn: Connection, number: int) -> Version:
+    from broadcaster.store.library import load_version
+
+    version = load_version(conn, number)
+    if version is None:
+        raise NotFound(f"no clip version #{number}")
+    return version
 
 
 def _notice_sms(
@@ -627,7 +701,7 @@ def _notice_sms(
     return previews
 
 
-def _republish(ctx: Context, only: set[str]) -> PublishReport:
+def _republish(ctx: Context, only: set[str] | None = None) -> PublishReport:
     from broadcaster.audio.notice import republish
     from broadcaster.audio.publish import publisher
     from broadcaster.audio.sharing import node_library
