@@ -167,10 +167,11 @@ class Daemon:
         """Take over the claims a dead scheduler left unfinished: within their channel's
         grace they fire again (the catch-up re-offers their instants), past it they are
         recorded missed. Its handler may have run, all or part: handlers repeat safely."""
-        orphans = store.orphans(self.engine, self.node)
+        listed = store.orphans(self.engine, self.node)
+        adopted = store.adopt(self.engine, [o.id for o in listed], node=self.node, now=now)
+        orphans = [o for o in listed if o.id in adopted]  # not those finished meanwhile
         if not orphans:
             return
-        store.adopt(self.engine, [o.id for o in orphans], node=self.node, now=now)
         late = [o for o in orphans if too_late(Channel(o.channel), o.key[2], now, self.grace)]
         if late:
             store.finish(

@@ -42,6 +42,19 @@ def test_finish_and_release_move_only_what_they_name(engine):
     assert store.claim(engine, [_occurrence("2")], now=AT, node="b")  # released: claimable
 
 
+def test_adopting_skips_a_claim_its_claimant_finished_after_it_was_listed(engine):
+    """A leader that lost its lock runs on until its next heartbeat and may finish a
+    claim between the new leader's listing and its adoption: that one must not be
+    returned for firing again (CI saw a tick run twice, attempts 1)."""
+    won = store.claim(engine, [_occurrence("1"), _occurrence("2")], now=AT, node="old")
+    listed = store.orphans(engine, "new")
+    store.finish(engine, [won[0].id], store.DispatchState.DONE, AT)
+    adopted = store.adopt(engine, [o.id for o in listed], node="new", now=AT)
+    assert adopted == {won[1].id}
+    rows = {r.area: (r.state, r.attempts, r.previous_node) for r in store.rows_for(engine)}
+    assert rows == {"1": ("done", 1, None), "2": ("claimed", 2, "old")}
+
+
 def test_sms_is_late_within_thirty_minutes_and_missed_after():
     grace = {Channel.SMS: timedelta(minutes=30)}
     sms = _occurrence("167", Channel.SMS)

@@ -155,24 +155,32 @@ def orphans(engine: Engine, node: str) -> list[Orphan]:
         return [Orphan(i, (p, a, at), c, n) for i, p, a, at, c, n in session.execute(query)]
 
 
-def adopt(engine: Engine, ids: Iterable[int], *, node: str, now: datetime) -> None:
-    """Make orphaned claims this daemon's: one more attempt, the dead claimant kept."""
+def adopt(engine: Engine, ids: Iterable[int], *, node: str, now: datetime) -> set[int]:
+    """Make orphaned claims this daemon's: one more attempt, the dead claimant kept.
+
+    Returns the ids adopted: a claimant that lost its lock but still ran may have
+    finished a claim since it was listed, and that one must not fire again."""
     ids = list(ids)
+    adopted: set[int] = set()
     with session_scope(engine) as session:
         for i in range(0, len(ids), CHUNK):
-            session.execute(
-                update(DispatchRow)
-                .where(
-                    DispatchRow.id.in_(ids[i : i + CHUNK]),
-                    DispatchRow.state == DispatchState.CLAIMED.value,
-                )
-                .values(
-                    previous_node=DispatchRow.node,
-                    node=node,
-                    claimed_at=now,
-                    attempts=DispatchRow.attempts + 1,
+            adopted.update(
+                session.scalars(
+                    update(DispatchRow)
+                    .where(
+                        DispatchRow.id.in_(ids[i : i + CHUNK]),
+                        DispatchRow.state == DispatchState.CLAIMED.value,
+                    )
+                    .values(
+                        previous_node=DispatchRow.node,
+                        node=node,
+                        claimed_at=now,
+                        attempts=DispatchRow.attempts + 1,
+                    )
+                    .returning(DispatchRow.id)
                 )
             )
+    return adopted
 
 
 def finish(

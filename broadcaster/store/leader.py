@@ -93,10 +93,13 @@ class SchedulerLock:
             return bool(ended.scalar())
 
     def release(self) -> None:
+        """Free the lock before returning: a standby may take it at once. The server
+        drops a closed session's locks only once its backend has exited, later."""
         for connection in (self._connection, self._waiting):
             if connection is not None:
-                # Closing ends the session and PostgreSQL drops the lock; a session
-                # already gone holds none.
+                # a session already gone holds none
+                with suppress(*self._errors()):
+                    connection.execute("SELECT pg_advisory_unlock_all()")
                 with suppress(*self._errors()):
                     connection.close()
         self._connection = self._waiting = None
